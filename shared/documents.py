@@ -1,0 +1,109 @@
+"""Documents, chunks, search hits and per-document status."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.ingest import MetadataValue
+
+Vector = NDArray[np.float32]
+
+
+class LoadedDocument(BaseModel):
+    """A loader's output: plain text plus where pages and sections begin.
+
+    ``pages`` and ``sections`` are ``(char_offset, value)`` pairs in ascending
+    offset order; ``breaks`` are offsets where a chunk boundary is preferred
+    (e.g. Markdown headings).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    title: str | None = None
+    pages: list[tuple[int, int]] = Field(default_factory=list)
+    sections: list[tuple[int, str]] = Field(default_factory=list)
+    breaks: list[int] = Field(default_factory=list)
+
+
+class Chunk(BaseModel):
+    """One retrievable piece of a document, as stored in the vector index."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    doc_id: str
+    generation: str
+    ordinal: int = Field(ge=0)
+    text: str
+    start: int = Field(ge=0, description="Offset of the first character in the loaded text.")
+    end: int = Field(ge=0, description="Offset one past the last character.")
+    page: int | None = None
+    section: str | None = None
+    title: str | None = None
+    source_uri: str | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddedChunk:
+    chunk: Chunk
+    vector: Vector
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A retrieved chunk. ``store_id`` is the backend's own id (for deletes)."""
+
+    chunk: Chunk
+    score: float
+    store_id: str = ""
+    rank_sources: tuple[str, ...] = field(default=())
+
+
+class DocState(StrEnum):
+    QUEUED = "queued"
+    INDEXED = "indexed"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class DocumentStatus(BaseModel):
+    """Why a document is (or isn't) searchable. Queryable by doc id."""
+
+    doc_id: str
+    state: DocState
+    generation: str | None = None
+    chunk_count: int = 0
+    reason: str | None = None
+    error_code: str | None = None
+    title: str | None = None
+    source_uri: str | None = None
+    content_type: str | None = None
+    message_id: str | None = None
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    indexed_at: datetime | None = None
+
+
+def content_generation(content: bytes, settings_fingerprint: str) -> str:
+    """Generation = hash of the document bytes and everything that shapes its chunks.
+
+    Changing the chunker or the embedder therefore re-indexes on the next
+    delivery, while re-sending identical content is recognised as a no-op.
+    """
+    h = hashlib.sha256()
+    h.update(settings_fingerprint.encode())
+    h.update(b"\0")
+    h.update(content)
+    return h.hexdigest()[:24]
+
+
+def chunk_id_for(doc_id: str, generation: str, ordinal: int) -> str:
+    return hashlib.sha256(f"{doc_id}\0{generation}\0{ordinal}".encode()).hexdigest()[:32]

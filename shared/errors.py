@@ -1,0 +1,105 @@
+"""The product's error tree.
+
+    RagError
+    ├── InvalidMessage          a producer's ingest message is malformed (poison: never retried)
+    ├── InvalidAction           a client's WebSocket frame is malformed or unknown
+    ├── DocumentError           a document can't be indexed as sent (poison: never retried)
+    │   ├── UnsupportedContentType
+    │   ├── DocumentTooLarge
+    │   └── EmptyDocument
+    ├── ConfigurationError      settings are missing or inconsistent (start-up error)
+    │   └── DimensionMismatch   the index's vector size differs from the embedder's
+    ├── TransientError          worth retrying: a dependency is down or throttling
+    │   ├── IndexUnavailable
+    │   └── QueueUnavailable
+    ├── IndexWriteError         some bulk items failed (carries which)
+    ├── ModelError              the chat or embedding model failed mid-request
+    └── ConnectionGone          the WebSocket client has left
+
+Errors from libraries are mapped to these at the adapter boundary and raised
+``from`` the original, so callers never catch botocore or opensearch-py types.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    code = "internal_error"
+
+
+class InvalidMessage(RagError):
+    """An ingest message failed validation. ``errors`` lists each problem."""
+
+    code = "invalid_message"
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class InvalidAction(RagError):
+    """A WebSocket frame is not valid JSON, not an object, or not a known action."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DocumentError(RagError):
+    """The document itself can't be indexed; retrying won't help."""
+
+    code = "document_error"
+
+
+class UnsupportedContentType(DocumentError):
+    code = "unsupported_content_type"
+
+
+class DocumentTooLarge(DocumentError):
+    code = "document_too_large"
+
+
+class EmptyDocument(DocumentError):
+    code = "empty_document"
+
+
+class ConfigurationError(RagError):
+    code = "configuration_error"
+
+
+class DimensionMismatch(ConfigurationError):
+    code = "dimension_mismatch"
+
+
+class TransientError(RagError):
+    """A dependency failed in a way that a retry may fix."""
+
+    code = "unavailable"
+
+
+class IndexUnavailable(TransientError):
+    code = "index_unavailable"
+
+
+class QueueUnavailable(TransientError):
+    code = "queue_unavailable"
+
+
+class IndexWriteError(RagError):
+    """Some items of a bulk write failed; ``failures`` holds their reasons."""
+
+    code = "index_write_failed"
+
+    def __init__(self, message: str, failures: list[str]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+class ModelError(RagError):
+    code = "model_error"
+
+
+class ConnectionGone(RagError):
+    code = "connection_gone"

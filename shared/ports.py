@@ -1,0 +1,157 @@
+"""The ports: one small Protocol per outside system.
+
+Real adapters live in ``shared.adapters`` (one module each); fakes for tests
+live in ``tests/``. Services depend on these Protocols only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from shared.documents import DocumentStatus, EmbeddedChunk, SearchHit, Vector
+from shared.protocol import FilterValue, StopReason
+from shared.protocol import ServerEvent as ServerEvent  # re-export for sinks
+
+Filters = dict[str, FilterValue | list[FilterValue]]
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Chunks with vectors, searchable by k-NN and keywords.
+
+    Writes never choose ids and never force a refresh (Amazon OpenSearch
+    Serverless forbids both), so a write may become searchable only later.
+    """
+
+    async def ensure_index(self, dimension: int) -> None:
+        """Create the index if missing (idempotent, race-safe); raise
+        DimensionMismatch if it exists with another vector size."""
+
+    async def write(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        """Bulk-write; raise IndexWriteError listing failed items."""
+
+    async def generations(self, doc_id: str) -> dict[str, int]:
+        """Chunk count per stored generation of one document."""
+
+    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
+        """Delete the document's chunks, except those of ``keep_generation``.
+        Returns how many were deleted."""
+
+    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]: ...
+
+    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]: ...
+
+    async def close(self) -> None: ...
+
+
+class StatusStore(Protocol):
+    """Per-document status records, queryable by doc id."""
+
+    async def put(self, status: DocumentStatus) -> None: ...
+
+    async def get(self, doc_id: str) -> DocumentStatus | None: ...
+
+    async def list(self, limit: int = 1000) -> list[DocumentStatus]: ...
+
+
+class Embedder(Protocol):
+    @property
+    def model_id(self) -> str:
+        """Stable name; part of each chunk's generation."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        """Shape (len(texts), dimension), L2-normalised float32."""
+
+    async def embed_query(self, text: str) -> Vector:
+        """Shape (dimension,), L2-normalised float32."""
+
+
+class TokenCounter(Protocol):
+    """Tokenises text as the embedding model does (for chunk sizing)."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token, special tokens excluded."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 512
+    temperature: float = 0.6
+    top_p: float = 0.9
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelToken:
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelFinish:
+    stop_reason: StopReason
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+ModelEvent = ModelToken | ModelFinish
+
+
+class ChatModel(Protocol):
+    """One streaming method. Cancel by leaving the loop: the caller closes the
+    iterator (``aclose``) and the adapter stops generating within one token."""
+
+    @property
+    def family(self) -> str:
+        """Prompt template family: "llama2", "chatml", "llama3"."""
+
+    def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        """Yield ModelToken events, then exactly one ModelFinish. Raise ModelError."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Approximate prompt size in the model's tokens (for context budgets)."""
+        ...
+
+
+class ConnectionSink(Protocol):
+    """Where server events for one WebSocket connection go."""
+
+    async def send(self, event: ServerEvent) -> None:
+        """Deliver one event; raise ConnectionGone if the client has left."""
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int = 1
+
+
+class Queue(Protocol):
+    async def send(self, body: str) -> str:
+        """Enqueue; returns the message id."""
+
+    async def receive(
+        self, max_messages: int, wait_seconds: float, visibility_timeout_s: int
+    ) -> list[QueueMessage]: ...
+
+    async def delete(self, message: QueueMessage) -> None: ...
+
+    async def extend(self, message: QueueMessage, visibility_timeout_s: int) -> None:
+        """Keep a message invisible while a long document is processed."""
+
+    async def release(self, message: QueueMessage) -> None:
+        """Make a message visible again now (graceful shutdown)."""
+
+
+class BlobStore(Protocol):
+    """Large document bodies referenced by ingest messages (S3)."""
+
+    async def get(self, bucket: str, key: str, version_id: str | None, max_bytes: int) -> bytes:
+        """Raise DocumentTooLarge past max_bytes, DocumentError if missing."""

@@ -1,0 +1,217 @@
+"""The WebSocket protocol, version 1, shared by the Lambda and the local server.
+
+Clients send JSON objects routed on ``action`` (API Gateway's
+``$request.body.action``): ``ask``, ``cancel``, ``ping``. The server answers
+with JSON objects tagged by ``event``: ``accepted``, ``token``, ``sources``,
+``done``, ``error``, ``pong``. Per ``ask`` the order is always::
+
+    accepted, token*, sources, done        (or: accepted?, token*, error, done)
+
+``error`` never closes the connection. ``docs/schema/`` holds the JSON Schema
+generated from these models (``python -m shared.schema``).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from shared.errors import InvalidAction
+
+PROTOCOL_VERSION: Literal[1] = 1
+MAX_QUESTION_CHARS = 4000
+MAX_K = 50
+
+RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+FilterValue = str | int | float | bool
+# {"team": "hr"} matches metadata.team == "hr"; {"team": ["hr", "it"]} matches either.
+Filters = dict[
+    Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+    FilterValue | list[FilterValue],
+]
+
+
+class ErrorCode(StrEnum):
+    INVALID_JSON = "invalid_json"
+    UNKNOWN_ACTION = "unknown_action"
+    INVALID_REQUEST = "invalid_request"
+    QUESTION_TOO_LONG = "question_too_long"
+    BAD_FILTER = "bad_filter"
+    UNKNOWN_PRESET = "unknown_preset"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    DUPLICATE_REQUEST = "duplicate_request"
+    UNKNOWN_REQUEST = "unknown_request"
+    RETRIEVAL_FAILED = "retrieval_failed"
+    MODEL_FAILED = "model_failed"
+    FRAME_TOO_LARGE = "frame_too_large"
+    INTERNAL_ERROR = "internal_error"
+
+
+class StopReason(StrEnum):
+    END = "end"  # the model finished its answer
+    LENGTH = "length"  # max new tokens reached
+    STOP_SEQUENCE = "stop_sequence"
+    CANCELLED = "cancelled"  # the client sent cancel
+    ERROR = "error"  # an error event preceded this done
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- client actions ---------------------------------------------------------
+
+
+class AskAction(_Msg):
+    action: Literal["ask"]
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    request_id: RequestId | None = Field(
+        default=None, description="Echoed on every event of this answer; generated if absent."
+    )
+    k: int | None = Field(default=None, ge=1, le=MAX_K, description="Chunks to retrieve.")
+    filters: Filters = Field(default_factory=dict, description="Metadata equality filters.")
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=128)
+    mode: Literal["knn", "hybrid"] | None = Field(default=None, description="Search mode.")
+    preset: str | None = Field(default=None, max_length=64, description="System prompt preset.")
+    v: Literal[1] = 1
+
+
+class CancelAction(_Msg):
+    action: Literal["cancel"]
+    request_id: RequestId
+    v: Literal[1] = 1
+
+
+class PingAction(_Msg):
+    action: Literal["ping"]
+    v: Literal[1] = 1
+
+
+ClientAction = Annotated[AskAction | CancelAction | PingAction, Field(discriminator="action")]
+_CLIENT: TypeAdapter[AskAction | CancelAction | PingAction] = TypeAdapter(ClientAction)
+KNOWN_ACTIONS = ("ask", "cancel", "ping")
+
+
+# ---- server events ----------------------------------------------------------
+
+
+class AcceptedEvent(_Msg):
+    event: Literal["accepted"] = "accepted"
+    request_id: str
+    conversation_id: str | None = None
+
+
+class TokenEvent(_Msg):
+    event: Literal["token"] = "token"
+    request_id: str
+    seq: int = Field(ge=0, description="0, 1, 2… per answer; one event may carry several tokens")
+    text: str
+
+
+class Citation(_Msg):
+    n: int | None = Field(description="The [n] the answer cites it by; null if not cited.")
+    cited: bool
+    doc_id: str
+    title: str | None = None
+    uri: str | None = None
+    page: int | None = None
+    excerpt: str
+    score: float
+
+
+class SourcesEvent(_Msg):
+    event: Literal["sources"] = "sources"
+    request_id: str
+    citations: list[Citation]
+
+
+class DoneEvent(_Msg):
+    event: Literal["done"] = "done"
+    request_id: str
+    stop_reason: StopReason
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    time_to_first_token_ms: float | None = None
+    total_ms: float
+
+
+class ErrorEvent(_Msg):
+    event: Literal["error"] = "error"
+    request_id: str | None = None
+    code: ErrorCode
+    message: str
+
+
+class PongEvent(_Msg):
+    event: Literal["pong"] = "pong"
+
+
+ServerEvent = Annotated[
+    AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
+    Field(discriminator="event"),
+]
+_SERVER: TypeAdapter[
+    AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent
+] = TypeAdapter(ServerEvent)
+
+
+def parse_client_action(frame: str | bytes) -> AskAction | CancelAction | PingAction:
+    """Parse one client frame; raise :class:`InvalidAction` with a protocol error code."""
+    try:
+        raw: Any = json.loads(frame)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidAction(ErrorCode.INVALID_JSON, f"frame is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidAction(ErrorCode.INVALID_JSON, "frame must be a JSON object")
+    action = raw.get("action")
+    if action not in KNOWN_ACTIONS:
+        raise InvalidAction(
+            ErrorCode.UNKNOWN_ACTION,
+            f"unknown action {action!r}; expected one of {', '.join(KNOWN_ACTIONS)}",
+        )
+    try:
+        return _CLIENT.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidAction(_code_for(exc), _describe(exc)) from exc
+
+
+def _code_for(exc: ValidationError) -> ErrorCode:
+    for err in exc.errors():
+        field = err["loc"][1] if len(err["loc"]) > 1 else None
+        if field == "question" and err["type"] == "string_too_long":
+            return ErrorCode.QUESTION_TOO_LONG
+        if field == "filters":
+            return ErrorCode.BAD_FILTER
+    return ErrorCode.INVALID_REQUEST
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(frame)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def parse_server_event(
+    frame: str | bytes,
+) -> AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent:
+    """For clients and tests: parse one server frame."""
+    return _SERVER.validate_json(frame)
+
+
+def encode_event(
+    event: AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
+) -> str:
+    return event.model_dump_json(exclude_none=False)
+
+
+def client_action_schema() -> dict[str, Any]:
+    return _CLIENT.json_schema()
+
+
+def server_event_schema() -> dict[str, Any]:
+    return _SERVER.json_schema()

