@@ -1,0 +1,54 @@
+"""Build adapters from settings. Imports are lazy so that a Lambda only loads
+the adapters its configuration selects (no apsw or llama.cpp in AWS).
+
+Each adapter module exposes ``from_settings(settings)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, cast
+
+from shared.ports import BlobStore, ChatModel, Embedder, Queue, StatusStore, VectorIndex
+from shared.settings import Settings
+
+
+def _build(module: str, settings: Settings) -> Any:
+    return importlib.import_module(f"shared.adapters.{module}").from_settings(settings)
+
+
+def build_vector_index(settings: Settings) -> VectorIndex:
+    name = {"embedded": "sqlite_store", "opensearch": "opensearch"}[settings.index.backend]
+    return cast(VectorIndex, _build(name, settings))
+
+
+def build_status_store(settings: Settings) -> StatusStore:
+    name = {
+        "embedded": "sqlite_status",
+        "dynamodb": "dynamodb_status",
+        "opensearch": "opensearch_status",
+    }[settings.status.backend]
+    return cast(StatusStore, _build(name, settings))
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    name = {"minilm": "minilm", "sagemaker": "sagemaker_embedder", "bedrock": "bedrock_embedder"}[
+        settings.embedder.backend
+    ]
+    return cast(Embedder, _build(name, settings))
+
+
+def build_chat_model(settings: Settings) -> ChatModel:
+    name = {"local": "llamacpp", "sagemaker": "sagemaker_chat", "bedrock": "bedrock_chat"}[
+        settings.model.backend
+    ]
+    return cast(ChatModel, _build(name, settings))
+
+
+def build_queue(settings: Settings) -> Queue:
+    name = {"embedded": "sqlite_queue", "sqs": "sqs"}[settings.queue.backend]
+    return cast(Queue, _build(name, settings))
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    return cast(BlobStore, _build("s3", settings))
