@@ -1,0 +1,1 @@
+"""Fakes of the ports in shared.ports, for unit tests of logic only."""
