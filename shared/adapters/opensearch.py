@@ -1,0 +1,230 @@
+"""VectorIndex on OpenSearch: Amazon OpenSearch Serverless, managed or self-managed.
+
+Thin async I/O around the pure builders of ``opensearch_requests``. Works
+unchanged on AOSS: it never sets ``_id``, never refreshes, and deletes by
+searching for store ids then bulk-deleting them (no delete_by_query).
+Library errors are mapped to the product's error tree here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from opensearchpy import AsyncHttpConnection, AsyncOpenSearch
+from opensearchpy import exceptions as os_errors
+from opensearchpy.helpers import async_bulk
+
+from shared.adapters import opensearch_requests as req
+from shared.documents import EmbeddedChunk, SearchHit, Vector
+from shared.errors import ConfigurationError, DimensionMismatch, IndexUnavailable, RagError
+from shared.ports import Filters
+from shared.settings import IndexSettings, Settings
+
+T = TypeVar("T")
+# Statuses worth retrying: throttling and server-side trouble.
+_TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+_DELETE_PAGE = 1000
+
+
+def map_error(exc: Exception, action: str) -> RagError:
+    """An opensearch-py exception as the product's error (raise it ``from`` exc)."""
+    if isinstance(exc, os_errors.ConnectionError | TimeoutError):
+        return IndexUnavailable(f"OpenSearch unreachable while trying to {action}: {exc}")
+    if isinstance(exc, os_errors.AuthenticationException | os_errors.AuthorizationException):
+        return ConfigurationError(
+            f"OpenSearch refused to {action} ({exc}); check RAG_INDEX__AUTH, the credentials "
+            "and, on AOSS, the collection's data access policy"
+        )
+    if isinstance(exc, os_errors.TransportError):
+        status = exc.status_code
+        if not isinstance(status, int) or status in _TRANSIENT_STATUSES:
+            return IndexUnavailable(f"OpenSearch failed to {action} (status {status}): {exc}")
+        return ConfigurationError(f"OpenSearch rejected the request to {action}: {exc}")
+    return IndexUnavailable(f"OpenSearch failed to {action}: {exc!r}")
+
+
+def _is_already_exists(exc: os_errors.TransportError) -> bool:
+    return "resource_already_exists_exception" in str(exc.error) or (
+        "already exists" in str(exc.info)
+    )
+
+
+def _sigv4_auth(settings: Settings) -> Any:
+    # Imported here so that deployments without SigV4 don't load botocore's session.
+    import botocore.session
+    from opensearchpy import AWSV4SignerAsyncAuth
+
+    credentials = botocore.session.Session().get_credentials()
+    if credentials is None:
+        raise ConfigurationError(
+            "RAG_INDEX__AUTH=sigv4 but no AWS credentials were found (environment, profile "
+            "or instance role)"
+        )
+    return AWSV4SignerAsyncAuth(credentials, settings.aws.region, settings.index.sigv4_service)
+
+
+def build_client(settings: Settings) -> AsyncOpenSearch:
+    index = settings.index
+    url = index.opensearch_url
+    if not url:
+        raise ConfigurationError("RAG_INDEX__OPENSEARCH_URL is required for the OpenSearch index")
+    auth: Any = None
+    if index.auth == "basic":
+        if not index.username or index.password is None:
+            raise ConfigurationError(
+                "RAG_INDEX__AUTH=basic needs RAG_INDEX__USERNAME and RAG_INDEX__PASSWORD"
+            )
+        auth = (index.username, index.password.get_secret_value())
+    elif index.auth == "sigv4":
+        auth = _sigv4_auth(settings)
+    return AsyncOpenSearch(
+        hosts=[url],
+        http_auth=auth,
+        use_ssl=url.startswith("https"),
+        verify_certs=index.verify_certs,
+        ssl_show_warn=False,
+        connection_class=AsyncHttpConnection,
+        timeout=index.request_timeout_s,
+        max_retries=2,
+        retry_on_timeout=True,
+        maxsize=32,
+    )
+
+
+class OpenSearchVectorIndex:
+    """The VectorIndex port on one OpenSearch index."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client_factory: Callable[[Settings], AsyncOpenSearch] = build_client,
+    ) -> None:
+        self._settings = settings
+        self._index_settings: IndexSettings = settings.index
+        self._factory = client_factory
+        self._client: AsyncOpenSearch | None = None
+        self._ready_dimension: int | None = None
+
+    @property
+    def index_name(self) -> str:
+        return self._index_settings.index_name
+
+    def _os(self) -> AsyncOpenSearch:
+        # Created on first use: building the adapter never touches the network.
+        if self._client is None:
+            self._client = self._factory(self._settings)
+        return self._client
+
+    async def _call(self, action: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except os_errors.OpenSearchException as exc:
+            raise map_error(exc, action) from exc
+        except OSError as exc:  # TimeoutError included
+            raise map_error(exc, action) from exc
+
+    async def _search(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            action, lambda: self._os().search(index=self.index_name, body=body)
+        )
+        return result
+
+    async def ensure_index(self, dimension: int) -> None:
+        if self._ready_dimension == dimension:
+            return
+        existing = await self._existing_dimension()
+        if existing is None:
+            body = req.build_index_body(dimension, self._index_settings)
+            try:
+                await self._os().indices.create(index=self.index_name, body=body)
+            except os_errors.RequestError as exc:
+                # Another worker created it first: fine, as long as it matches.
+                if not _is_already_exists(exc):
+                    raise map_error(exc, "create the index") from exc
+                existing = await self._existing_dimension()
+            except os_errors.OpenSearchException as exc:
+                raise map_error(exc, "create the index") from exc
+        if existing is not None and existing != dimension:
+            raise DimensionMismatch(
+                f"index {self.index_name!r} stores {existing}-d vectors but the embedder makes "
+                f"{dimension}-d ones; use another RAG_INDEX__INDEX_NAME or re-create the index"
+            )
+        self._ready_dimension = dimension
+
+    async def _existing_dimension(self) -> int | None:
+        try:
+            mapping = await self._os().indices.get_mapping(index=self.index_name)
+        except os_errors.NotFoundError:
+            return None
+        except os_errors.OpenSearchException as exc:
+            raise map_error(exc, "read the index mapping") from exc
+        dim = req.mapped_dimension(mapping, self.index_name)
+        if dim is None:
+            raise DimensionMismatch(f"index {self.index_name!r} exists without a vector field")
+        return dim
+
+    async def write(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        if chunks:
+            await self._bulk(req.build_bulk_actions(chunks, self.index_name), "write chunks")
+
+    async def _bulk(self, actions: list[dict[str, Any]], action: str) -> None:
+        async def send() -> tuple[int, Any]:
+            return await async_bulk(
+                self._os(),
+                actions,
+                raise_on_error=False,
+                max_retries=3,  # 429 items only, with backoff
+                initial_backoff=1,
+                max_backoff=8,
+                chunk_size=500,
+                max_chunk_bytes=8 * 1024 * 1024,
+            )
+
+        _ok, errors = await self._call(action, send)
+        req.check_bulk_errors(errors, action)
+
+    async def generations(self, doc_id: str) -> dict[str, int]:
+        response = await self._search("count generations", req.build_generations_query(doc_id))
+        return req.parse_generations(response)
+
+    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
+        deleted = 0
+        async for ids in self._store_id_pages(doc_id, keep_generation):
+            await self._bulk(req.build_delete_actions(ids, self.index_name), "delete chunks")
+            deleted += len(ids)
+        return deleted
+
+    async def _store_id_pages(
+        self, doc_id: str, keep_generation: str | None
+    ) -> AsyncIterator[list[str]]:
+        # search_after is keyed on (generation, ordinal) values, so deleting a
+        # page before fetching the next one cannot make the paging skip chunks.
+        search_after: list[Any] | None = None
+        while True:
+            body = req.build_ids_query(doc_id, keep_generation, _DELETE_PAGE, search_after)
+            response = await self._search("find chunks to delete", body)
+            ids, search_after = req.parse_ids_page(response)
+            if ids:
+                yield ids
+            if len(ids) < _DELETE_PAGE or search_after is None:
+                return
+
+    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
+        body = req.build_knn_query(vector, k, filters)
+        response = await self._search("search by vector", body)
+        return req.parse_hits(response, "knn")
+
+    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
+        body = req.build_keyword_query(text, k, filters)
+        response = await self._search("search by keywords", body)
+        return req.parse_hits(response, "keyword")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+
+def from_settings(settings: Settings) -> OpenSearchVectorIndex:
+    return OpenSearchVectorIndex(settings)

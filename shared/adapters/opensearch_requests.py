@@ -1,0 +1,242 @@
+"""Pure request builders and response interpreters for the OpenSearch vector index.
+
+Nothing here does I/O, so every request the adapter sends (and every response
+it reads) is unit-tested without a server. The adapter in
+``shared.adapters.opensearch`` only sends these bodies.
+
+Constraints of Amazon OpenSearch Serverless shape every builder: no
+client-chosen ``_id`` (bulk actions carry none), no ``refresh``, no
+``number_of_shards``/``replicas`` settings, and searches may lag writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
+from shared.errors import IndexWriteError
+from shared.ports import Filters
+from shared.settings import IndexSettings
+
+VECTOR_FIELD = "vector"
+# Fields returned with hits; the vector is large and never needed by callers.
+SOURCE_EXCLUDES = [VECTOR_FIELD]
+# Largest page OpenSearch returns without index.max_result_window changes.
+MAX_PAGE = 10_000
+# Distinct generations of one document are few (current + a crashed leftover or two).
+MAX_GENERATIONS = 100
+
+
+def build_index_body(dimension: int, settings: IndexSettings) -> dict[str, Any]:
+    """The product's index: one knn_vector plus the chunk's fields and metadata."""
+    parameters: dict[str, Any] = {"m": settings.hnsw_m, "ef_construction": settings.ef_construction}
+    index_settings: dict[str, Any] = {"knn": True}
+    if settings.engine == "faiss":
+        # faiss reads ef_search from the mapping; nmslib only from the index setting.
+        parameters["ef_search"] = settings.ef_search
+    else:
+        index_settings["knn.algo_param.ef_search"] = settings.ef_search
+    return {
+        "settings": {"index": index_settings},
+        "mappings": {
+            "dynamic_templates": [
+                # Metadata strings are exact-match filter values, not prose.
+                {
+                    "metadata_strings": {
+                        "path_match": "metadata.*",
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "keyword", "ignore_above": 1024},
+                    }
+                },
+                # An integer first seen must not make a later 1.5 fail or truncate.
+                {
+                    "metadata_numbers": {
+                        "path_match": "metadata.*",
+                        "match_mapping_type": "long",
+                        "mapping": {"type": "double"},
+                    }
+                },
+            ],
+            "properties": {
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": settings.engine,
+                        "space_type": settings.space_type,
+                        "parameters": parameters,
+                    },
+                },
+                "chunk_id": {"type": "keyword"},
+                "doc_id": {"type": "keyword"},
+                "generation": {"type": "keyword"},
+                "ordinal": {"type": "integer"},
+                "text": {"type": "text"},
+                "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "start": {"type": "integer"},
+                "end": {"type": "integer"},
+                "page": {"type": "integer"},
+                "section": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "source_uri": {"type": "keyword"},
+                "metadata": {"type": "object", "dynamic": True},
+            },
+        },
+    }
+
+
+def mapped_dimension(mapping_response: dict[str, Any], index: str) -> int | None:
+    """The vector dimension of an existing index, from a get_mapping response."""
+    for name, body in mapping_response.items():
+        # The response may be keyed by a concrete index behind an alias.
+        if name != index and len(mapping_response) > 1:
+            continue
+        props = body.get("mappings", {}).get("properties", {})
+        dim = props.get(VECTOR_FIELD, {}).get("dimension")
+        return int(dim) if dim is not None else None
+    return None
+
+
+def chunk_source(item: EmbeddedChunk) -> dict[str, Any]:
+    source: dict[str, Any] = item.chunk.model_dump(mode="json")
+    source[VECTOR_FIELD] = [float(x) for x in item.vector]
+    return source
+
+
+def build_bulk_actions(chunks: Sequence[EmbeddedChunk], index: str) -> list[dict[str, Any]]:
+    """Index actions without ``_id``: AOSS vector collections assign ids themselves."""
+    return [{"_op_type": "index", "_index": index, "_source": chunk_source(c)} for c in chunks]
+
+
+def build_delete_actions(store_ids: Iterable[str], index: str) -> list[dict[str, Any]]:
+    return [{"_op_type": "delete", "_index": index, "_id": i} for i in store_ids]
+
+
+def build_filter(filters: Filters) -> list[dict[str, Any]]:
+    """``{"team": "hr", "year": [2023, 2024]}`` → term/terms clauses on ``metadata.*``."""
+    clauses: list[dict[str, Any]] = []
+    for key, value in sorted(filters.items()):
+        field = f"metadata.{key}"
+        if isinstance(value, list):
+            clauses.append({"terms": {field: value}})
+        else:
+            clauses.append({"term": {field: value}})
+    return clauses
+
+
+def build_knn_query(vector: Vector, k: int, filters: Filters) -> dict[str, Any]:
+    """k-NN with efficient filtering: the filter sits inside the knn clause, so the
+    engine returns k matching neighbours rather than k neighbours filtered after."""
+    knn: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
+    clauses = build_filter(filters)
+    if clauses:
+        knn["filter"] = {"bool": {"filter": clauses}}
+    return {
+        "size": k,
+        "_source": {"excludes": SOURCE_EXCLUDES},
+        "query": {"knn": {VECTOR_FIELD: knn}},
+    }
+
+
+def build_keyword_query(text: str, k: int, filters: Filters) -> dict[str, Any]:
+    """BM25 over chunk text (titles and sections count a little more)."""
+    return {
+        "size": k,
+        "_source": {"excludes": SOURCE_EXCLUDES},
+        "query": {
+            "bool": {
+                "must": [
+                    {"multi_match": {"query": text, "fields": ["text", "title^2", "section^1.5"]}}
+                ],
+                "filter": build_filter(filters),
+            }
+        },
+    }
+
+
+def build_generations_query(doc_id: str) -> dict[str, Any]:
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": [{"term": {"doc_id": doc_id}}]}},
+        "aggs": {"generations": {"terms": {"field": "generation", "size": MAX_GENERATIONS}}},
+    }
+
+
+def parse_generations(response: dict[str, Any]) -> dict[str, int]:
+    buckets = response.get("aggregations", {}).get("generations", {}).get("buckets", [])
+    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
+def build_ids_query(
+    doc_id: str,
+    keep_generation: str | None,
+    page_size: int,
+    search_after: list[Any] | None = None,
+) -> dict[str, Any]:
+    """One page of store ids of a document's chunks, for search-then-bulk-delete.
+
+    Sorted by (generation, ordinal) so that ``search_after`` pages through
+    without scroll or point-in-time, which AOSS does not offer everywhere.
+    """
+    query: dict[str, Any] = {"filter": [{"term": {"doc_id": doc_id}}]}
+    if keep_generation is not None:
+        query["must_not"] = [{"term": {"generation": keep_generation}}]
+    body: dict[str, Any] = {
+        "size": page_size,
+        "_source": False,
+        "query": {"bool": query},
+        "sort": [{"generation": "asc"}, {"ordinal": "asc"}],
+    }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+def parse_ids_page(response: dict[str, Any]) -> tuple[list[str], list[Any] | None]:
+    """Store ids of one page and the sort key to continue after (None at the end)."""
+    hits = response.get("hits", {}).get("hits", [])
+    ids = [str(h["_id"]) for h in hits]
+    last = hits[-1].get("sort") if hits else None
+    return ids, last
+
+
+def parse_hits(response: dict[str, Any], source: str) -> list[SearchHit]:
+    hits: list[SearchHit] = []
+    for raw in response.get("hits", {}).get("hits", []):
+        body = dict(raw.get("_source", {}))
+        body.pop(VECTOR_FIELD, None)
+        hits.append(
+            SearchHit(
+                chunk=Chunk.model_validate(body),
+                score=float(raw.get("_score") or 0.0),
+                store_id=str(raw.get("_id", "")),
+                rank_sources=(source,),
+            )
+        )
+    return hits
+
+
+def bulk_failures(errors: Iterable[dict[str, Any]]) -> list[str]:
+    """Reasons of the failed items of a bulk write (``async_bulk``'s error list).
+
+    A delete of an id that is already gone (404) is not a failure: another
+    worker or an earlier attempt removed it, which is what we wanted.
+    """
+    failures: list[str] = []
+    for item in errors:
+        op, detail = next(iter(item.items()))
+        if op == "delete" and detail.get("status") == 404:
+            continue
+        error = detail.get("error", detail)
+        if isinstance(error, dict):
+            error = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        failures.append(f"{op} {detail.get('_id', '?')} (status {detail.get('status')}): {error}")
+    return failures
+
+
+def check_bulk_errors(errors: Iterable[dict[str, Any]], what: str = "bulk") -> None:
+    """Raise IndexWriteError naming every failed item; quiet when all succeeded."""
+    failures = bulk_failures(errors)
+    if failures:
+        raise IndexWriteError(f"{len(failures)} {what} item(s) failed", failures)
