@@ -1,0 +1,281 @@
+"""The embedded VectorIndex: one SQLite file, sqlite-vec distances, FTS5 bm25.
+
+k-NN is exact: metadata filters are applied first (SQL WHERE), then the
+remaining chunks are ranked by ``vec_distance_cosine``, so a selective filter
+still returns k results. Keyword search is FTS5 with bm25 ranking over the
+chunk text. Idempotency follows the OpenSearch adapter: every chunk carries
+``doc_id`` and ``generation``; a re-index writes the new generation and then
+deletes the others with ``delete_document(doc_id, keep_generation)``.
+
+Scores: k-NN reports cosine similarity (vectors are L2-normalised), keyword
+search reports ``-bm25`` over text, title (x2) and section (x1.5), so higher
+is better, as with OpenSearch's scores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+
+from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
+from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
+from shared.errors import ConfigurationError, DimensionMismatch, IndexWriteError
+from shared.ports import Filters
+from shared.settings import Settings
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MAX_QUERY_TERMS = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    generation TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    title TEXT,
+    section TEXT,
+    chunk_json TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id, generation);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, title, section, content='chunks', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, title, section)
+    VALUES (new.id, new.text, new.title, new.section);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, title, section)
+    VALUES ('delete', old.id, old.text, old.title, old.section);
+END;
+"""
+
+
+# ---- pure builders ----------------------------------------------------------
+
+
+def build_filter_sql(filters: Filters, alias: str = "c") -> tuple[str, list[Any]]:
+    """``AND``-joined conditions on ``metadata.<key>``.
+
+    A value list matches any of its values; a stored list matches if any of
+    its elements matches (OpenSearch term semantics on multi-valued fields).
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, wanted in filters.items():
+        if not _KEY.match(key):
+            raise ValueError(f"invalid filter key {key!r}")
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if not values:
+            clauses.append("0")
+            continue
+        marks = ", ".join("?" for _ in values)
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM json_each({alias}.chunk_json, ?) AS m "
+            f"WHERE m.value IN ({marks}))"
+        )
+        params.append(f'$.metadata."{key}"')
+        params.extend(int(v) if isinstance(v, bool) else v for v in values)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def build_fts_query(text: str) -> str | None:
+    """Quote every word and OR them (OpenSearch ``match`` semantics); None if
+    the text has no words. Quoting keeps FTS5 operators in user text inert."""
+    words = _WORD.findall(text.lower())[:_MAX_QUERY_TERMS]
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+def vector_blob(vector: Vector) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _hit(row: tuple[Any, ...], source: str) -> SearchHit:
+    chunk_json, score, chunk_id = row
+    return SearchHit(
+        chunk=Chunk.model_validate_json(chunk_json),
+        score=float(score),
+        store_id=str(chunk_id),
+        rank_sources=(source,),
+    )
+
+
+# ---- the adapter ------------------------------------------------------------
+
+
+class SqliteVectorIndex:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = SqliteWorker(path, load_vec=True, name="sqlite-index")
+        self._schema_ready = False
+
+    def _ensure_schema(self, conn: apsw.Connection) -> None:
+        if not self._schema_ready:
+            with write_transaction(conn):
+                conn.execute(SCHEMA)
+            self._schema_ready = True
+
+    def _dimension(self, conn: apsw.Connection) -> int | None:
+        self._ensure_schema(conn)
+        found = rows(conn, "SELECT value FROM index_meta WHERE key = 'dimension'")
+        return int(found[0][0]) if found else None
+
+    async def ensure_index(self, dimension: int) -> None:
+        if dimension < 1:
+            raise ConfigurationError(f"vector dimension must be positive, got {dimension}")
+
+        def _ensure(conn: apsw.Connection) -> None:
+            self._ensure_schema(conn)
+            with write_transaction(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO index_meta (key, value) VALUES ('dimension', ?)",
+                    (str(dimension),),
+                )
+            existing = self._dimension(conn)
+            if existing != dimension:
+                raise DimensionMismatch(
+                    f"the index at {self.path} holds {existing}-d vectors but the embedder "
+                    f"makes {dimension}-d ones: use another data folder or delete it to re-index"
+                )
+
+        await self._db.run(_ensure)
+
+    async def write(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        if not chunks:
+            return
+        await self.ensure_index(int(np.asarray(chunks[0].vector).shape[-1]))
+
+        def _write(conn: apsw.Connection) -> None:
+            dimension = self._dimension(conn)
+            failures: list[str] = []
+            with write_transaction(conn):
+                for item in chunks:
+                    size = int(np.asarray(item.vector).size)
+                    if size != dimension:
+                        failures.append(
+                            f"{item.chunk.chunk_id}: vector has {size} dimensions, "
+                            f"index expects {dimension}"
+                        )
+                        continue
+                    self._insert(conn, item)
+            if failures:
+                raise IndexWriteError(f"{len(failures)} of {len(chunks)} chunks failed", failures)
+
+        await self._db.run(_write)
+
+    @staticmethod
+    def _insert(conn: apsw.Connection, item: EmbeddedChunk) -> None:
+        chunk = item.chunk
+        # Delete-then-insert (not REPLACE) so the FTS delete trigger fires.
+        conn.execute("DELETE FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,))
+        conn.execute(
+            "INSERT INTO chunks (chunk_id, doc_id, generation, ordinal, text, title, section, "
+            "chunk_json, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                chunk.chunk_id,
+                chunk.doc_id,
+                chunk.generation,
+                chunk.ordinal,
+                chunk.text,
+                chunk.title,
+                chunk.section,
+                chunk.model_dump_json(),
+                vector_blob(item.vector),
+            ),
+        )
+
+    async def generations(self, doc_id: str) -> dict[str, int]:
+        def _gens(conn: apsw.Connection) -> dict[str, int]:
+            self._ensure_schema(conn)
+            found = rows(
+                conn,
+                "SELECT generation, count(*) FROM chunks WHERE doc_id = ? GROUP BY generation",
+                (doc_id,),
+            )
+            return {str(g): int(n) for g, n in found}
+
+        return await self._db.run(_gens)
+
+    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
+        def _delete(conn: apsw.Connection) -> int:
+            self._ensure_schema(conn)
+            with write_transaction(conn):
+                conn.execute(
+                    "DELETE FROM chunks WHERE doc_id = ? AND generation IS NOT ?",
+                    (doc_id, keep_generation),
+                )
+                return int(conn.changes())
+
+        return await self._db.run(_delete)
+
+    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
+        where, params = build_filter_sql(filters)
+        query = vector_blob(vector)
+
+        def _knn(conn: apsw.Connection) -> list[SearchHit]:
+            dimension = self._dimension(conn)
+            if dimension is None:
+                return []
+            if len(query) != dimension * 4:
+                raise DimensionMismatch(
+                    f"query vector has {len(query) // 4} dimensions, index has {dimension}"
+                )
+            found = rows(
+                conn,
+                "SELECT chunk_json, 1.0 - vec_distance_cosine(embedding, ?) AS score, chunk_id "
+                f"FROM chunks AS c WHERE {where} ORDER BY score DESC, chunk_id LIMIT ?",
+                (query, *params, k),
+            )
+            return [_hit(r, "knn") for r in found]
+
+        return await self._db.run(_knn)
+
+    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
+        match = build_fts_query(text)
+        if match is None:
+            return []
+        where, params = build_filter_sql(filters)
+
+        def _keyword(conn: apsw.Connection) -> list[SearchHit]:
+            self._ensure_schema(conn)
+            found = rows(
+                conn,
+                # Same field weights as the OpenSearch adapter's multi_match.
+                "SELECT c.chunk_json, -bm25(chunks_fts, 1.0, 2.0, 1.5) AS score, c.chunk_id "
+                "FROM chunks_fts JOIN chunks AS c ON c.id = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH ? AND {where} ORDER BY score DESC, c.chunk_id LIMIT ?",
+                (match, *params, k),
+            )
+            return [_hit(r, "keyword") for r in found]
+
+        return await self._db.run(_keyword)
+
+    async def document_ids(self) -> dict[str, int]:
+        """Chunk count per stored document (for ``rag docs`` and the page)."""
+
+        def _ids(conn: apsw.Connection) -> dict[str, int]:
+            self._ensure_schema(conn)
+            found = rows(conn, "SELECT doc_id, count(*) FROM chunks GROUP BY doc_id")
+            return {str(d): int(n) for d, n in found}
+
+        return await self._db.run(_ids)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def from_settings(settings: Settings) -> SqliteVectorIndex:
+    return SqliteVectorIndex(Path(settings.data_dir) / INDEX_DB)

@@ -1,0 +1,216 @@
+"""The VectorIndex contract: every adapter behaves the same on these."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
+from shared.errors import DimensionMismatch
+from shared.ingest import MetadataValue
+from shared.ports import VectorIndex
+from tests.contract.conftest import IndexUnderTest
+
+DIM = 8
+
+
+def unit(*weights: float) -> Vector:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[: len(weights)] = weights
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def make_chunk(
+    doc_id: str,
+    generation: str,
+    ordinal: int,
+    vector: Vector,
+    text: str = "plain filler words",
+    metadata: dict[str, MetadataValue] | None = None,
+) -> EmbeddedChunk:
+    chunk = Chunk(
+        chunk_id=chunk_id_for(doc_id, generation, ordinal),
+        doc_id=doc_id,
+        generation=generation,
+        ordinal=ordinal,
+        text=text,
+        start=0,
+        end=len(text),
+        title=f"Title of {doc_id}",
+        metadata=metadata or {},
+    )
+    return EmbeddedChunk(chunk=chunk, vector=vector)
+
+
+def ids(hits: list[SearchHit]) -> list[str]:
+    return [h.chunk.chunk_id for h in hits]
+
+
+async def test_ensure_index_is_idempotent(index: VectorIndex) -> None:
+    await index.ensure_index(DIM)
+    await index.ensure_index(DIM)
+
+
+async def test_ensure_index_with_another_dimension_raises(index: VectorIndex) -> None:
+    await index.ensure_index(DIM)
+    with pytest.raises(DimensionMismatch):
+        await index.ensure_index(DIM * 2)
+
+
+async def test_a_second_adapter_sees_the_dimension(under_test: IndexUnderTest) -> None:
+    await under_test.new().ensure_index(DIM)
+    with pytest.raises(DimensionMismatch):
+        await under_test.new().ensure_index(DIM + 1)
+
+
+async def test_written_generations_are_counted(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    await index.write([make_chunk("a.md", "g1", i, unit(1, i)) for i in range(3)])
+    gens = await under_test.eventually(lambda: index.generations("a.md"), lambda g: g == {"g1": 3})
+    assert gens == {"g1": 3}
+    assert await index.generations("missing.md") == {}
+
+
+async def test_delete_document_keeps_the_named_generation(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    old = [make_chunk("a.md", "old", i, unit(1, i)) for i in range(3)]
+    new = [make_chunk("a.md", "new", i, unit(i, 1)) for i in range(2)]
+    other = [make_chunk("b.md", "old", 0, unit(0, 0, 1))]
+    await index.write(old + new + other)
+    await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 2)
+
+    deleted = await index.delete_document("a.md", keep_generation="new")
+
+    assert deleted == 3
+    gens = await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 1)
+    assert gens == {"new": 2}
+    assert await under_test.eventually(lambda: index.generations("b.md"), bool) == {"old": 1}
+
+
+async def test_delete_document_without_keep_removes_all_of_it(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    await index.write(
+        [make_chunk("a.md", "g1", 0, unit(1)), make_chunk("a.md", "g2", 0, unit(0, 1))]
+    )
+    await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 2)
+
+    assert await index.delete_document("a.md") == 2
+    assert await under_test.eventually(lambda: index.generations("a.md"), lambda g: not g) == {}
+    assert await index.delete_document("a.md") == 0
+
+
+async def test_knn_ranks_by_similarity(under_test: IndexUnderTest, index: VectorIndex) -> None:
+    await index.ensure_index(DIM)
+    near = make_chunk("near.md", "g", 0, unit(1, 0.1))
+    middle = make_chunk("middle.md", "g", 0, unit(1, 1))
+    far = make_chunk("far.md", "g", 0, unit(0, 0, 1))
+    await index.write([far, near, middle])
+
+    hits = await under_test.eventually(
+        lambda: index.knn_search(unit(1), 3, {}), lambda h: len(h) == 3
+    )
+
+    assert ids(hits) == [near.chunk.chunk_id, middle.chunk.chunk_id, far.chunk.chunk_id]
+    assert hits[0].score > hits[1].score > hits[2].score
+    assert hits[0].chunk == near.chunk
+    assert all(h.store_id for h in hits)
+
+
+async def test_knn_filters_before_ranking(under_test: IndexUnderTest, index: VectorIndex) -> None:
+    """A selective filter still yields k hits, not the few that survive a post-filter."""
+    await index.ensure_index(DIM)
+    crowd = [
+        make_chunk(f"hr{i}.md", "g", 0, unit(1, i / 100), metadata={"team": "hr"})
+        for i in range(40)
+    ]
+    rare = [
+        make_chunk(f"it{i}.md", "g", 0, unit(0, 1, i / 10), metadata={"team": "it"})
+        for i in range(4)
+    ]
+    await index.write(crowd + rare)
+    await under_test.eventually(lambda: index.knn_search(unit(1), 50, {}), lambda h: len(h) == 44)
+
+    hits = await index.knn_search(unit(1), 3, {"team": "it"})
+
+    assert len(hits) == 3
+    assert {h.chunk.metadata["team"] for h in hits} == {"it"}
+
+
+async def test_knn_filter_values_and_multivalued_metadata(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    chunks = [
+        make_chunk("a.md", "g", 0, unit(1), metadata={"team": "hr", "tags": ["x", "y"]}),
+        make_chunk("b.md", "g", 0, unit(1, 0.2), metadata={"team": "it", "tags": ["y"]}),
+        make_chunk("c.md", "g", 0, unit(1, 0.4), metadata={"team": "ops", "year": 2024}),
+    ]
+    await index.write(chunks)
+    await under_test.eventually(lambda: index.knn_search(unit(1), 5, {}), lambda h: len(h) == 3)
+
+    async def docs(filters: dict[str, object]) -> set[str]:
+        return {h.chunk.doc_id for h in await index.knn_search(unit(1), 5, filters)}  # type: ignore[arg-type]
+
+    assert await docs({"team": ["hr", "ops"]}) == {"a.md", "c.md"}
+    assert await docs({"tags": "x"}) == {"a.md"}
+    assert await docs({"tags": "y", "team": "it"}) == {"b.md"}
+    assert await docs({"year": 2024}) == {"c.md"}
+    assert await docs({"team": "nobody"}) == set()
+
+
+async def test_keyword_search_ranks_by_bm25_and_filters(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    chunks = [
+        make_chunk(
+            "leave.md", "g", 0, unit(1), "Parental leave lasts sixteen weeks.", {"team": "hr"}
+        ),
+        make_chunk(
+            "vpn.md", "g", 0, unit(0, 1), "Connect to the VPN before the wiki.", {"team": "it"}
+        ),
+        make_chunk("misc.md", "g", 0, unit(0, 0, 1), "Leave the kitchen tidy.", {"team": "it"}),
+    ]
+    await index.write(chunks)
+    await under_test.eventually(lambda: index.keyword_search("wiki", 5, {}), lambda h: len(h) == 1)
+
+    hits = await index.keyword_search("parental leave weeks", 5, {})
+    assert [h.chunk.doc_id for h in hits][:2] == ["leave.md", "misc.md"]
+    assert hits[0].score > hits[1].score > 0
+
+    filtered = await index.keyword_search("leave", 5, {"team": "it"})
+    assert [h.chunk.doc_id for h in filtered] == ["misc.md"]
+    assert await index.keyword_search("zeppelin", 5, {}) == []
+
+
+async def test_keyword_search_treats_operators_as_words(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    await index.write([make_chunk("q.md", "g", 0, unit(1), "What does NEAR mean here?")])
+    hits = await under_test.eventually(
+        lambda: index.keyword_search('NEAR( "mean" OR * -', 5, {}), lambda h: len(h) == 1
+    )
+    assert [h.chunk.doc_id for h in hits] == ["q.md"]
+
+
+async def test_data_survives_reopening(under_test: IndexUnderTest) -> None:
+    first = under_test.new()
+    await first.ensure_index(DIM)
+    await first.write([make_chunk("keep.md", "g", 0, unit(1), "durable words")])
+    await under_test.eventually(lambda: first.generations("keep.md"), bool)
+    await first.close()
+
+    second = under_test.new()
+    await second.ensure_index(DIM)
+    assert await second.generations("keep.md") == {"g": 1}
+    hits = await second.keyword_search("durable", 3, {})
+    assert [h.chunk.doc_id for h in hits] == ["keep.md"]
+    with pytest.raises(DimensionMismatch):
+        await second.ensure_index(DIM + 2)
