@@ -1,0 +1,48 @@
+"""``python -m services.query --host 127.0.0.1 --port 8080``: the local server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import QueryDeps
+from services.query.server import create_app
+from shared.factory import build_chat_model, build_embedder, build_vector_index
+from shared.settings import Settings, load_settings
+
+
+def build_deps(settings: Settings) -> QueryDeps:
+    return QueryDeps(
+        embedder=build_embedder(settings),
+        index=build_vector_index(settings),
+        model=build_chat_model(settings),
+        conversations=InMemoryConversationStore(),
+    )
+
+
+def build_app(settings: Settings) -> web.Application:
+    deps = build_deps(settings)
+    app = create_app(settings, deps)
+
+    async def close_index(_: web.Application) -> None:
+        await deps.index.close()
+
+    app.on_cleanup.append(close_index)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.query", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level)
+    web.run_app(build_app(settings), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

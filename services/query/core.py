@@ -1,0 +1,303 @@
+"""The transport-free answer pipeline: one accepted ``ask`` in, protocol events out.
+
+    accept(ask)  -> Job          validate (limits, preset), assign ids; raises AskRejected
+    answer(job, sink, cancel)    retrieve -> fit prompt -> stream tokens -> sources -> done
+
+``answer`` never raises for the client's or a dependency's faults: those end
+as ``error`` + ``done(stop_reason=error)``. It raises only ConnectionGone (the
+client left: nothing more can be sent) and CancelledError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.query.citations import build_citations
+from services.query.context import FittedPrompt, fit_prompt
+from services.query.conversation import ConversationStore, trim_history
+from services.query.prompts import Turn
+from services.query.retrieval import RetrievalFailed, Retriever
+from services.query.streaming import TokenStreamer
+from shared.documents import SearchHit
+from shared.errors import RagError
+from shared.ports import (
+    ChatModel,
+    ConnectionSink,
+    Embedder,
+    GenerationParams,
+    ModelFinish,
+    ModelToken,
+    VectorIndex,
+)
+from shared.protocol import (
+    AskAction,
+    Citation,
+    DoneEvent,
+    ErrorCode,
+    ErrorEvent,
+    SourcesEvent,
+    StopReason,
+    encode_event,
+)
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class QueryDeps:
+    embedder: Embedder
+    index: VectorIndex
+    model: ChatModel
+    conversations: ConversationStore
+
+
+class AskRejected(RagError):
+    """An ask that can't be accepted; ``code`` is the protocol error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Job:
+    """An accepted ask with its ids resolved (serialisable for the Lambda worker)."""
+
+    ask: AskAction
+    request_id: str
+    conversation_id: str
+
+
+@dataclass
+class _Generation:
+    parts: list[str] = field(default_factory=list)
+    finish: ModelFinish | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    text: str
+    stop_reason: StopReason
+    prompt_tokens: int
+    completion_tokens: int
+    error: ErrorEvent | None = None
+
+
+class AnswerService:
+    def __init__(self, settings: Settings, deps: QueryDeps) -> None:
+        self._settings = settings
+        self._query = settings.query
+        self._deps = deps
+        self._retriever = Retriever(deps.embedder, deps.index, settings.query)
+        model = settings.model
+        self._params = GenerationParams(
+            max_new_tokens=model.max_new_tokens,
+            temperature=model.temperature,
+            top_p=model.top_p,
+            stop=tuple(model.stop),
+        )
+
+    def accept(self, ask: AskAction) -> Job:
+        limit = self._query.max_question_chars
+        if len(ask.question) > limit:
+            raise AskRejected(ErrorCode.QUESTION_TOO_LONG, f"question exceeds {limit} characters")
+        if not ask.question.strip():
+            raise AskRejected(ErrorCode.INVALID_REQUEST, "question is blank")
+        preset = ask.preset or "default"
+        if preset not in self._query.presets:
+            known = ", ".join(sorted(self._query.presets))
+            raise AskRejected(
+                ErrorCode.UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {known}"
+            )
+        return Job(
+            ask=ask,
+            request_id=ask.request_id or uuid.uuid4().hex,
+            conversation_id=ask.conversation_id or uuid.uuid4().hex,
+        )
+
+    async def answer(
+        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, started: float | None = None
+    ) -> None:
+        """Send ``token* sources done`` (or ``error done``) for an accepted job."""
+        start = started if started is not None else time.perf_counter()
+        try:
+            fitted = await _until_cancelled(self._prepare(job), cancel)
+        except RetrievalFailed as exc:
+            await self._fail(sink, job, ErrorCode.RETRIEVAL_FAILED, str(exc), start)
+            return
+        if fitted is None:
+            await self._finish(sink, job, [], _Outcome("", StopReason.CANCELLED, 0, 0), start, None)
+            return
+        streamer = TokenStreamer(
+            sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
+        )
+        outcome = await self._generate(fitted.prompt, streamer, cancel)
+        if outcome.error is None:
+            await self._remember(job, outcome)
+        await self._finish(sink, job, fitted.sources, outcome, start, streamer.first_sent_at)
+
+    async def _prepare(self, job: Job) -> FittedPrompt:
+        ask, model = job.ask, self._deps.model
+        stored = await self._deps.conversations.history(job.conversation_id)
+        history = trim_history(
+            stored, self._query.history_turns, self._query.history_tokens, model.count_tokens
+        )
+        # A follow-up ("and in 2023?") is searched together with the previous question.
+        search_text = f"{history[-1].question}\n{ask.question}" if history else ask.question
+        hits = await self._retriever.retrieve(
+            search_text,
+            ask.k or self._query.default_k,
+            dict(ask.filters),
+            ask.mode or self._query.search_mode,
+        )
+        return fit_prompt(
+            family=model.family,
+            system=self._query.presets[ask.preset or "default"],
+            history=history,
+            question=ask.question,
+            hits=hits,
+            context_tokens=self._settings.model.context_tokens,
+            max_new_tokens=self._params.max_new_tokens,
+            count=model.count_tokens,
+        )
+
+    async def _generate(
+        self, prompt: str, streamer: TokenStreamer, cancel: asyncio.Event
+    ) -> _Outcome:
+        state = _Generation()
+        sender = asyncio.create_task(streamer.run())
+        generation = asyncio.create_task(self._consume(prompt, streamer, state))
+        cancelled = asyncio.create_task(cancel.wait())
+        try:
+            await asyncio.wait({sender, generation, cancelled}, return_when="FIRST_COMPLETED")
+            if sender.done():  # the sink failed (client gone): stop generating at once
+                generation.cancel()
+                await _settle(generation)
+                sender.result()  # re-raises ConnectionGone
+            if not generation.done():  # cancel requested
+                generation.cancel()
+                await _settle(generation)
+            streamer.close()
+            await sender
+        finally:
+            for task in (sender, generation, cancelled):
+                task.cancel()
+            await asyncio.gather(sender, generation, cancelled, return_exceptions=True)
+        return self._outcome(prompt, state, generation)
+
+    async def _consume(self, prompt: str, streamer: TokenStreamer, state: _Generation) -> None:
+        stream = self._deps.model.stream(prompt, self._params)
+        try:
+            async for event in stream:
+                if isinstance(event, ModelToken):
+                    state.parts.append(event.text)
+                    streamer.push(event.text)
+                else:
+                    state.finish = event
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()  # stops the backend's generation (HTTP stream, llama.cpp)
+
+    def _outcome(self, prompt: str, state: _Generation, generation: asyncio.Task[None]) -> _Outcome:
+        text = "".join(state.parts)
+        finish = state.finish
+        count = self._deps.model.count_tokens
+        prompt_tokens = finish.prompt_tokens if finish and finish.prompt_tokens else count(prompt)
+        completion = finish.completion_tokens if finish and finish.completion_tokens else None
+        completion_tokens = completion if completion is not None else len(state.parts)
+        if generation.cancelled():
+            return _Outcome(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
+        error = generation.exception()
+        if error is not None or finish is None:
+            message = f"model failed: {error}" if error else "model stream ended without finishing"
+            event = ErrorEvent(request_id=None, code=ErrorCode.MODEL_FAILED, message=message)
+            return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
+        return _Outcome(text, finish.stop_reason, prompt_tokens, completion_tokens)
+
+    async def _remember(self, job: Job, outcome: _Outcome) -> None:
+        if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
+            return
+        turn = Turn(question=job.ask.question, answer=outcome.text.strip())
+        await self._deps.conversations.append(
+            job.conversation_id, turn, max(self._query.history_turns, 1)
+        )
+
+    async def _finish(
+        self,
+        sink: ConnectionSink,
+        job: Job,
+        sources: list[SearchHit],
+        outcome: _Outcome,
+        start: float,
+        first_sent_at: float | None,
+    ) -> None:
+        if outcome.error is not None:
+            error = outcome.error.model_copy(update={"request_id": job.request_id})
+            await sink.send(error)
+        else:
+            citations = build_citations(sources, outcome.text, self._query.excerpt_chars)
+            await sink.send(self._sources_event(job.request_id, citations))
+        now = time.perf_counter()
+        ttft = (first_sent_at - start) * 1000 if first_sent_at is not None else None
+        done = DoneEvent(
+            request_id=job.request_id,
+            stop_reason=outcome.stop_reason,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            time_to_first_token_ms=ttft,
+            total_ms=(now - start) * 1000,
+        )
+        await sink.send(done)
+
+    def _sources_event(self, request_id: str, citations: list[Citation]) -> SourcesEvent:
+        """Shorten excerpts until the event fits one frame (k=50 with long titles may not)."""
+        event = SourcesEvent(request_id=request_id, citations=citations)
+        limit = self._query.excerpt_chars
+        while len(encode_event(event).encode()) > self._query.max_frame_bytes and limit > 20:
+            limit //= 2
+            shorter = [c.model_copy(update={"excerpt": c.excerpt[:limit]}) for c in citations]
+            event = SourcesEvent(request_id=request_id, citations=shorter)
+        return event
+
+    async def _fail(
+        self, sink: ConnectionSink, job: Job, code: ErrorCode, message: str, start: float
+    ) -> None:
+        await sink.send(ErrorEvent(request_id=job.request_id, code=code, message=message))
+        total = (time.perf_counter() - start) * 1000
+        await sink.send(
+            DoneEvent(
+                request_id=job.request_id,
+                stop_reason=StopReason.ERROR,
+                prompt_tokens=0,
+                completion_tokens=0,
+                total_ms=total,
+            )
+        )
+
+
+async def _until_cancelled(
+    coro: Coroutine[Any, Any, FittedPrompt], cancel: asyncio.Event
+) -> FittedPrompt | None:
+    """Run the preparation, or return None as soon as ``cancel`` is set."""
+    work = asyncio.create_task(coro)
+    waiter = asyncio.create_task(cancel.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when="FIRST_COMPLETED")
+        if work.done():
+            return work.result()
+        return None
+    finally:
+        work.cancel()
+        waiter.cancel()
+        await asyncio.gather(work, waiter, return_exceptions=True)
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

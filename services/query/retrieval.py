@@ -1,0 +1,111 @@
+"""Retrieval: k-NN or hybrid (BM25 + k-NN fused by reciprocal rank), then
+near-duplicate removal and a per-document cap. Pure steps + one thin class."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+from shared.documents import SearchHit
+from shared.errors import RagError
+from shared.ports import Embedder, Filters, VectorIndex
+from shared.settings import QuerySettings
+
+SearchMode = Literal["knn", "hybrid"]
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class RetrievalFailed(RagError):
+    """Embedding the question or searching the index failed."""
+
+    code = "retrieval_failed"
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[tuple[str, Sequence[SearchHit]]], rrf_k: int
+) -> list[SearchHit]:
+    """Fuse named rankings: score = sum over rankings of 1 / (rrf_k + rank), rank from 1.
+
+    RRF ignores the raw scores, which live on incomparable scales (BM25 vs.
+    cosine). A hit keeps the chunk of its first appearance and records which
+    retrievers found it in ``rank_sources``.
+    """
+    fused: dict[str, SearchHit] = {}
+    scores: dict[str, float] = {}
+    for name, hits in rankings:
+        for rank, hit in enumerate(hits, start=1):
+            key = hit.chunk.chunk_id
+            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            seen = fused.get(key)
+            sources = (seen.rank_sources if seen else ()) + (name,)
+            fused[key] = replace(seen or hit, rank_sources=sources)
+    ordered = sorted(fused, key=lambda key: scores[key], reverse=True)
+    return [replace(fused[key], score=scores[key]) for key in ordered]
+
+
+def word_set(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def drop_near_duplicates(hits: Sequence[SearchHit], threshold: float) -> list[SearchHit]:
+    """Keep the best of chunks whose word sets overlap at least ``threshold``
+    (Jaccard). Catches the same text indexed under two doc ids; ordinary
+    chunk overlap (a few dozen tokens) stays far below the threshold."""
+    kept: list[tuple[SearchHit, frozenset[str]]] = []
+    for hit in hits:
+        words = word_set(hit.chunk.text)
+        if all(jaccard(words, other) < threshold for _, other in kept):
+            kept.append((hit, words))
+    return [hit for hit, _ in kept]
+
+
+def cap_per_document(hits: Sequence[SearchHit], max_per_doc: int) -> list[SearchHit]:
+    counts: dict[str, int] = {}
+    kept = []
+    for hit in hits:
+        seen = counts.get(hit.chunk.doc_id, 0)
+        if seen < max_per_doc:
+            counts[hit.chunk.doc_id] = seen + 1
+            kept.append(hit)
+    return kept
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, index: VectorIndex, settings: QuerySettings) -> None:
+        self._embedder = embedder
+        self._index = index
+        self._settings = settings
+
+    async def retrieve(
+        self, text: str, k: int, filters: Filters, mode: SearchMode
+    ) -> list[SearchHit]:
+        """The best ``k`` distinct chunks; raise RetrievalFailed on any failure."""
+        # Over-fetch so that de-duplication and the per-document cap still leave k.
+        candidates = max(k, self._settings.candidates)
+        try:
+            hits = await self._search(text, candidates, filters, mode)
+        except Exception as exc:
+            raise RetrievalFailed(f"retrieval failed: {type(exc).__name__}: {exc}") from exc
+        hits = drop_near_duplicates(hits, self._settings.near_duplicate_threshold)
+        return cap_per_document(hits, self._settings.max_chunks_per_doc)[:k]
+
+    async def _search(
+        self, text: str, candidates: int, filters: Filters, mode: SearchMode
+    ) -> list[SearchHit]:
+        vector = await self._embedder.embed_query(text)
+        if mode == "knn":
+            return await self._index.knn_search(vector, candidates, filters)
+        knn, keyword = await asyncio.gather(
+            self._index.knn_search(vector, candidates, filters),
+            self._index.keyword_search(text, candidates, filters),
+        )
+        return reciprocal_rank_fusion([("knn", knn), ("keyword", keyword)], self._settings.rrf_k)

@@ -1,0 +1,94 @@
+"""The local aiohttp server: ``GET /health`` and the WebSocket at ``/ws``.
+
+Speaks exactly the deployed protocol (frames routed on ``action``). Local mode
+extends the app returned by :func:`create_app` with its own routes (chat
+page, uploads) before running it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+from aiohttp import WSMsgType, web
+
+from services.query.core import AnswerService, QueryDeps
+from services.query.session import ConnectionSession
+from shared.errors import ConnectionGone
+from shared.ports import ServerEvent
+from shared.protocol import encode_event
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+DEPS = web.AppKey("deps", QueryDeps)
+SERVICE = web.AppKey("service", AnswerService)
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+
+# Larger than any valid frame, so an oversize question gets an error event
+# (question_too_long) rather than a protocol-level close.
+MAX_CLIENT_FRAME_BYTES = 1024 * 1024
+
+
+class WebSocketSink:
+    """ConnectionSink over an aiohttp WebSocket; a closed socket is ConnectionGone."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._lock = asyncio.Lock()
+
+    async def send(self, event: ServerEvent) -> None:
+        if self._ws.closed:
+            raise ConnectionGone("websocket closed")
+        try:
+            async with self._lock:
+                await self._ws.send_str(encode_event(event))
+        except (ConnectionError, RuntimeError) as exc:  # aiohttp: closing transport
+            raise ConnectionGone(str(exc)) from exc
+
+
+async def health(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    return web.json_response({"status": "ok", "model_family": deps.model.family})
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME_BYTES)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    settings = request.app[SETTINGS]
+    session = ConnectionSession(
+        request.app[SERVICE], WebSocketSink(ws), settings.query.max_concurrent_per_connection
+    )
+    try:
+        async for message in ws:
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            try:
+                await session.handle_frame(message.data)
+            except ConnectionGone:
+                break
+    finally:
+        await session.close()  # a client that left stops its answers
+    return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: list[web.WebSocketResponse] = [*app[SOCKETS]]
+    for ws in sockets:
+        await ws.close(code=1001, message=b"server shutting down")
+
+
+def create_app(settings: Settings, deps: QueryDeps) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[DEPS] = deps
+    app[SERVICE] = AnswerService(settings, deps)
+    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+    app[SOCKETS] = sockets
+    app.router.add_get("/health", health)
+    app.router.add_get("/ws", websocket)
+    app.on_shutdown.append(_close_sockets)
+    return app
