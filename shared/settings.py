@@ -102,6 +102,8 @@ class ModelSettings(BaseModel):
 class QueueSettings(BaseModel):
     backend: Literal["embedded", "sqs"] = "embedded"
     queue_url: str | None = None
+    # Poison messages go here directly, with their reason as message attributes.
+    dlq_url: str | None = None
     wait_seconds: int = Field(default=20, ge=0, le=20)
     visibility_timeout_s: int = Field(default=300, ge=1)
     max_in_flight: int = Field(default=4, ge=1, le=64)
