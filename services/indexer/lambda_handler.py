@@ -1,0 +1,106 @@
+"""The indexer Lambda: SQS event source in, ``batchItemFailures`` out.
+
+The event source mapping must enable ``ReportBatchItemFailures``. The batch
+is processed concurrently (bounded by ``RAG_QUEUE__MAX_IN_FLIGHT``), and
+exactly the messages that failed transiently are reported, so only they come
+back. Poison messages go to the DLQ with their reason (see ``runtime``) and
+are reported as handled; should that send fail, they are reported as failed
+and the queue's redrive policy remains the safety net.
+
+Adapters are built once per cold start and reused by warm invocations, on
+one event loop kept for the life of the execution environment (aiohttp and
+aiobotocore clients are bound to the loop that created them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from services.indexer.logs import configure_logging
+from services.indexer.pipeline import Verdict
+from services.indexer.runtime import Runtime, build_runtime, log_outcome
+from shared.ports import QueueMessage
+from shared.settings import load_settings
+
+log = logging.getLogger("services.indexer")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_runtime: Runtime | None = None
+
+
+def record_message(record: dict[str, Any]) -> QueueMessage:
+    attributes = record.get("attributes", {})
+    return QueueMessage(
+        message_id=str(record["messageId"]),
+        receipt=str(record.get("receiptHandle", "")),
+        body=str(record.get("body", "")),
+        receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+    )
+
+
+async def handle_message(runtime: Runtime, message: QueueMessage) -> bool:
+    """Process one record; True if it must be reported as a batch item failure."""
+    outcome = await runtime.pipeline.process(message)
+    log_outcome(outcome)
+    if outcome.ok:
+        return False
+    if outcome.verdict is Verdict.POISON and runtime.dead_letters is not None:
+        try:
+            await runtime.dead_letters.send(message, outcome)
+            return False
+        except Exception as exc:
+            log.error(
+                "could not send a poison message to the DLQ; leaving it to redrive",
+                extra={"fields": {"message_id": message.message_id, "error": repr(exc)}},
+            )
+    return True
+
+
+async def handle_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    messages = [record_message(r) for r in event.get("Records", [])]
+    try:
+        await runtime.start()
+    except Exception as exc:
+        # No index (or a wrong one): nothing in this batch can succeed; retry it all.
+        log.error("indexer start-up failed", extra={"fields": {"error": repr(exc)}})
+        return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m in messages]}
+    limit = asyncio.Semaphore(runtime.settings.queue.max_in_flight)
+
+    async def bounded(message: QueueMessage) -> bool:
+        async with limit:
+            return await handle_message(runtime, message)
+
+    failed = await asyncio.gather(*(bounded(m) for m in messages))
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": m.message_id} for m, f in zip(messages, failed, strict=True) if f
+        ]
+    }
+
+
+def _get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        _runtime = build_runtime(settings)
+    return _runtime
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(handle_event(event, _get_runtime()))
+
+
+def reset_for_tests() -> None:
+    """Forget the cold-start state (tests run the handler under several settings)."""
+    global _loop, _runtime
+    if _runtime is not None and _loop is not None and not _loop.is_closed():
+        _loop.run_until_complete(_runtime.close())
+    if _loop is not None and not _loop.is_closed():
+        _loop.close()
+    _loop, _runtime = None, None

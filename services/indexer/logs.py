@@ -1,0 +1,47 @@
+"""Structured JSON logs: one object per line, for CloudWatch Logs Insights.
+
+Call sites pass their fields as ``extra={"fields": {...}}``; the formatter
+merges them into the record's JSON so queries can filter on ``doc_id``,
+``message_id``, ``outcome`` or a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Route the root logger to stdout as JSON (idempotent: Lambda re-imports nothing,
+    but tests and the poller may call it more than once)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            root.setLevel(level.upper())
+            return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    # Lambda's runtime pre-installs a plain handler; replace it so lines stay JSON.
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("botocore", "aiobotocore", "opensearch", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,317 @@
+"""The indexer's transport-free core: one queue message in, the index made to match.
+
+    parse → fetch body (inline or S3, size-limited) → load → chunk → generation
+      → already stored whole? → no-op (drop other generations if any)
+      → else embed in batches → write → delete older generations
+    → status record (indexed / deleted / failed with reason and error code)
+
+Idempotency rests on the generation (a hash of the body, its metadata and
+everything that shapes chunks and vectors), never on store ids: re-sending the
+same document changes nothing, and a crash anywhere converges on the next
+delivery. Failures are classified for the transports: *poison* (the message or
+document itself is unusable: retrying won't help) or *retry* (anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.chunking import chunk_document, settings_fingerprint
+from shared.documents import (
+    Chunk,
+    DocState,
+    DocumentStatus,
+    EmbeddedChunk,
+    LoadedDocument,
+    content_generation,
+)
+from shared.errors import DocumentError, DocumentTooLarge, InvalidMessage, RagError
+from shared.ingest import DeleteOperation, IndexOperation, parse_ingest_message
+from shared.ports import BlobStore, Embedder, QueueMessage, StatusStore, TokenCounter, VectorIndex
+from shared.settings import Settings
+
+log = logging.getLogger("services.indexer")
+
+# (body, content_type, name hint such as the S3 key) → loaded text
+Loader = Callable[[bytes, str | None, str | None], LoadedDocument]
+# Chunks embedded and written per round: bounds memory for very long documents.
+WRITE_GROUP = 256
+
+
+class Verdict(StrEnum):
+    INDEXED = "indexed"
+    UNCHANGED = "unchanged"  # this generation was already stored whole
+    DELETED = "deleted"
+    POISON = "poison"  # never retry: to the DLQ with the reason
+    RETRY = "retry"  # transient: let the queue redeliver
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    message_id: str
+    doc_id: str | None = None
+    generation: str | None = None
+    chunk_count: int = 0
+    removed: int = 0
+    error: RagError | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in {Verdict.INDEXED, Verdict.UNCHANGED, Verdict.DELETED}
+
+    def log_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "outcome": self.verdict.value,
+            "message_id": self.message_id,
+            "doc_id": self.doc_id,
+            "generation": self.generation,
+            "chunks": self.chunk_count,
+            "removed": self.removed,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+        if self.error is not None:
+            fields["error_code"] = self.error.code
+            fields["reason"] = str(self.error)
+        return fields
+
+
+def is_poison(error: BaseException) -> bool:
+    return isinstance(error, InvalidMessage | DocumentError)
+
+
+def doc_id_hint(body: str) -> str | None:
+    """The doc id of a message that failed validation, if one can be read at all."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        return None
+    doc_id = raw.get("doc_id") if isinstance(raw, dict) else None
+    return doc_id if isinstance(doc_id, str) and 0 < len(doc_id) <= 512 else None
+
+
+def file_name_hint(op: IndexOperation) -> str:
+    """The name whose extension tells the type when content_type is absent."""
+    candidates = [op.s3.key if op.s3 is not None else None, op.source_uri, op.doc_id]
+    for name in candidates:
+        if name and "." in name.rstrip("/").rsplit("/", 1)[-1]:
+            return name
+    return op.doc_id
+
+
+def generation_of(op: IndexOperation, body: bytes, fingerprint: str) -> str:
+    """Title, URI and metadata are stored on every chunk, so they are part of it too."""
+    described = json.dumps(
+        [op.title, op.source_uri, op.content_type, op.metadata], sort_keys=True, default=str
+    )
+    return content_generation(described.encode() + b"\0" + body, fingerprint)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + (now - since) * 1000
+        return now
+
+    def total(self) -> dict[str, float]:
+        self.timings["total"] = (time.perf_counter() - self._start) * 1000
+        return self.timings
+
+
+class IndexerPipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        index: VectorIndex,
+        status: StatusStore,
+        embedder: Embedder,
+        blobs: BlobStore | None,
+        loader: Loader,
+        counter: TokenCounter,
+    ) -> None:
+        self._settings = settings
+        self.index = index
+        self.status = status
+        self.embedder = embedder
+        self._blobs = blobs
+        self._load = loader
+        self._counter = counter
+        self._fingerprint = settings_fingerprint(settings.chunking, embedder.model_id)
+
+    async def start(self) -> None:
+        """Create the index if needed; DimensionMismatch here is a start-up error."""
+        await self.index.ensure_index(self.embedder.dimension)
+
+    async def process(self, message: QueueMessage) -> Outcome:
+        timer = _Timer()
+        outcome = Outcome(Verdict.RETRY, message.message_id)
+        try:
+            op = parse_ingest_message(message.body)
+            outcome.doc_id = op.doc_id
+            if isinstance(op, DeleteOperation):
+                await self._delete(op, message, outcome)
+            else:
+                await self._index(op, message, outcome, timer)
+        except Exception as exc:
+            error = exc if isinstance(exc, RagError) else RagError(f"unexpected error: {exc!r}")
+            outcome.verdict = Verdict.POISON if is_poison(exc) else Verdict.RETRY
+            outcome.error = error
+            if outcome.doc_id is None:
+                outcome.doc_id = doc_id_hint(message.body)
+            if outcome.verdict is Verdict.RETRY and not isinstance(exc, RagError):
+                log.exception("unexpected failure", extra={"fields": outcome.log_fields()})
+            await self._record_failure(outcome, message)
+        outcome.timings_ms = timer.total()
+        return outcome
+
+    async def _delete(self, op: DeleteOperation, message: QueueMessage, out: Outcome) -> None:
+        out.removed = await self.index.delete_document(op.doc_id)
+        out.verdict = Verdict.DELETED
+        await self.status.put(
+            DocumentStatus(doc_id=op.doc_id, state=DocState.DELETED, message_id=message.message_id)
+        )
+
+    async def _index(
+        self, op: IndexOperation, message: QueueMessage, out: Outcome, timer: _Timer
+    ) -> None:
+        t = time.perf_counter()
+        body = await self._fetch(op)
+        t = timer.lap("fetch", t)
+        generation = out.generation = generation_of(op, body, self._fingerprint)
+        stored = await self.index.generations(op.doc_id)
+        previous = await self.status.get(op.doc_id)
+        t = timer.lap("lookup", t)
+        if (
+            previous is not None
+            and previous.state is DocState.INDEXED
+            and previous.generation == generation
+            and stored.get(generation) == previous.chunk_count
+        ):
+            # A redelivery or a re-send of identical content: nothing to embed.
+            out.chunk_count = previous.chunk_count
+            out.removed = await self._drop_others(op.doc_id, generation, stored)
+            out.verdict = Verdict.UNCHANGED
+            return
+        chunks = await asyncio.to_thread(self._chunks, op, body, generation)
+        t = timer.lap("chunk", t)
+        out.chunk_count = len(chunks)
+        if stored.get(generation) == len(chunks):
+            out.verdict = Verdict.UNCHANGED  # written before a crash; only clean-up was missing
+        else:
+            if generation in stored:
+                # A partial (or duplicated) copy of this generation: start it afresh.
+                await self.index.delete_document(op.doc_id)
+            await self._embed_and_write(chunks, timer)
+            out.verdict = Verdict.INDEXED
+        t = time.perf_counter()
+        out.removed = await self._drop_others(op.doc_id, generation, stored)
+        timer.lap("cleanup", t)
+        await self._record_indexed(op, message, generation, len(chunks))
+
+    async def _fetch(self, op: IndexOperation) -> bytes:
+        limit = self._settings.ingest.max_document_bytes
+        inline = op.inline_bytes()
+        if inline is not None:
+            if len(inline) > limit:
+                raise DocumentTooLarge(f"the document is {len(inline)} bytes; the limit is {limit}")
+            return inline
+        assert op.s3 is not None  # the message model guarantees one body source
+        if self._blobs is None:
+            raise DocumentError("this indexer has no S3 access configured for s3 bodies")
+        return await self._blobs.get(op.s3.bucket, op.s3.key, op.s3.version_id, limit)
+
+    def _chunks(self, op: IndexOperation, body: bytes, generation: str) -> list[Chunk]:
+        loaded = self._load(body, op.content_type, file_name_hint(op))
+        return chunk_document(
+            op.doc_id,
+            loaded,
+            generation=generation,
+            settings=self._settings.chunking,
+            counter=self._counter,
+            title=op.title,
+            source_uri=op.source_uri,
+            metadata=op.metadata,
+        )
+
+    async def _embed_and_write(self, chunks: Sequence[Chunk], timer: _Timer) -> None:
+        """Embed group n+1 while group n is being written."""
+        pending: asyncio.Task[None] | None = None
+        try:
+            for first in range(0, len(chunks), WRITE_GROUP):
+                group = chunks[first : first + WRITE_GROUP]
+                t = time.perf_counter()
+                vectors = await self.embedder.embed_documents([c.text for c in group])
+                timer.lap("embed", t)
+                if pending is not None:
+                    await self._timed(pending, timer)
+                embedded = [EmbeddedChunk(c, v) for c, v in zip(group, vectors, strict=True)]
+                pending = asyncio.create_task(self.index.write(embedded))
+            if pending is not None:
+                await self._timed(pending, timer)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+
+    @staticmethod
+    async def _timed(task: asyncio.Task[None], timer: _Timer) -> None:
+        t = time.perf_counter()
+        await task
+        timer.lap("write", t)
+
+    async def _drop_others(self, doc_id: str, generation: str, stored: dict[str, int]) -> int:
+        if not any(g != generation for g in stored):
+            return 0
+        return await self.index.delete_document(doc_id, keep_generation=generation)
+
+    async def _record_indexed(
+        self, op: IndexOperation, message: QueueMessage, generation: str, count: int
+    ) -> None:
+        now = datetime.now(UTC)
+        await self.status.put(
+            DocumentStatus(
+                doc_id=op.doc_id,
+                state=DocState.INDEXED,
+                generation=generation,
+                chunk_count=count,
+                title=op.title,
+                source_uri=op.source_uri,
+                content_type=op.content_type,
+                message_id=message.message_id,
+                updated_at=now,
+                indexed_at=now,
+            )
+        )
+
+    async def _record_failure(self, out: Outcome, message: QueueMessage) -> None:
+        if out.doc_id is None or out.error is None:
+            return
+        try:
+            await self.status.put(
+                DocumentStatus(
+                    doc_id=out.doc_id,
+                    state=DocState.FAILED,
+                    generation=out.generation,
+                    reason=str(out.error)[:2000],
+                    error_code=out.error.code,
+                    message_id=message.message_id,
+                )
+            )
+        except Exception as exc:  # the failure itself matters more than its record
+            log.warning(
+                "could not record a failure status",
+                extra={"fields": {"doc_id": out.doc_id, "error": repr(exc)}},
+            )

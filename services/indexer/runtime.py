@@ -1,0 +1,123 @@
+"""Adapters built once from settings (a Lambda cold start, the poller's start-up).
+
+Poison messages: the indexer sends them to the dead-letter queue itself, with
+the reason and error code as message attributes, and then reports them as
+handled. An operator then finds each DLQ entry next to *why* it is there,
+instead of a bare copy after N pointless retries. Without a configured DLQ
+(``RAG_QUEUE__DLQ_URL``) the transports fall back to the queue's own redrive
+policy: the message fails until its receive count moves it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
+from shared.documents import LoadedDocument
+from shared.factory import build_blob_store, build_embedder, build_status_store, build_vector_index
+from shared.ports import QueueMessage
+from shared.settings import Settings
+
+log = logging.getLogger("services.indexer")
+
+
+class DeadLetters(Protocol):
+    async def send(self, message: QueueMessage, outcome: Outcome) -> None: ...
+
+
+def dead_letter_attributes(message: QueueMessage, outcome: Outcome) -> dict[str, str]:
+    error = outcome.error
+    return {
+        "reason": str(error) if error is not None else "unknown",
+        "error_code": error.code if error is not None else "internal_error",
+        "source_message_id": message.message_id,
+        "doc_id": outcome.doc_id or "",
+        "receive_count": str(message.receive_count),
+    }
+
+
+class SqsDeadLetters:
+    """Poison messages to an SQS dead-letter queue, body unchanged, reason attached."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue  # shared.adapters.sqs.SqsQueue
+
+    async def send(self, message: QueueMessage, outcome: Outcome) -> None:
+        await self._queue.send_with_attributes(
+            message.body, dead_letter_attributes(message, outcome)
+        )
+
+
+def log_outcome(outcome: Outcome) -> None:
+    if outcome.ok:
+        log.info("message processed", extra={"fields": outcome.log_fields()})
+    elif outcome.verdict is Verdict.POISON:
+        log.error("poison message rejected", extra={"fields": outcome.log_fields()})
+    else:
+        log.warning("message will be retried", extra={"fields": outcome.log_fields()})
+
+
+def default_loader() -> Loader:
+    from shared.loaders import load
+
+    def loader(body: bytes, content_type: str | None, name: str | None) -> LoadedDocument:
+        return load(body, content_type, filename=name)
+
+    return loader
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pipeline: IndexerPipeline
+    dead_letters: DeadLetters | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    started: bool = False
+
+    async def start(self) -> None:
+        if not self.started:
+            await self.pipeline.start()
+            self.started = True
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                await close()
+            except Exception as exc:  # closing must go on for the others
+                log.warning("close failed", extra={"fields": {"error": repr(exc)}})
+        self.closers.clear()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    from shared.adapters.wordpiece import default_token_counter
+
+    index = build_vector_index(settings)
+    status = build_status_store(settings)
+    embedder = build_embedder(settings)
+    uses_s3 = settings.queue.backend == "sqs" or settings.ingest.bucket is not None
+    blobs = build_blob_store(settings) if uses_s3 else None
+    pipeline = IndexerPipeline(
+        settings=settings,
+        index=index,
+        status=status,
+        embedder=embedder,
+        blobs=blobs,
+        loader=default_loader(),
+        counter=default_token_counter(),
+    )
+    runtime = Runtime(settings, pipeline)
+    runtime.closers.append(index.close)
+    for adapter in (status, blobs):
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            runtime.closers.append(close)
+    if settings.queue.dlq_url:
+        from shared.adapters.sqs import SqsQueue
+
+        dlq = SqsQueue(settings.queue.dlq_url, settings)
+        runtime.dead_letters = SqsDeadLetters(dlq)
+        runtime.closers.append(dlq.close)
+    return runtime
