@@ -1,1 +1,3 @@
 """Suite-wide pytest configuration."""
+
+pytest_plugins = ["tests.servers"]
