@@ -1,0 +1,161 @@
+"""Turn document bytes into a :class:`LoadedDocument` (text, title, pages, sections).
+
+Supported types: ``text/plain``, ``text/markdown``, ``text/html`` and
+``application/pdf``. The type comes from the message; when it is absent or
+``application/octet-stream`` it is inferred from the file name's extension.
+
+Text decoding (plain, Markdown, HTML): a byte-order mark wins, then a
+``charset`` the content type (or an HTML ``<meta>``) declares, then UTF-8.
+Bytes that are not valid UTF-8 are read as Windows-1252, the usual encoding of
+legacy "ANSI" text files, rather than rejected; content with NUL bytes is
+refused as binary. Newlines are normalised to ``\\n``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from pathlib import PurePosixPath
+
+from shared.documents import LoadedDocument
+from shared.errors import DocumentError, EmptyDocument, UnsupportedContentType
+from shared.loaders_html import load_html
+from shared.loaders_markdown import load_markdown
+from shared.loaders_pdf import load_pdf
+
+TEXT = "text/plain"
+MARKDOWN = "text/markdown"
+HTML = "text/html"
+PDF = "application/pdf"
+SUPPORTED_TYPES = (TEXT, MARKDOWN, HTML, PDF)
+
+_EXTENSIONS = {
+    ".txt": TEXT,
+    ".text": TEXT,
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".html": HTML,
+    ".htm": HTML,
+    ".pdf": PDF,
+}
+_ALIASES = {
+    "text/x-markdown": MARKDOWN,
+    "application/xhtml+xml": HTML,
+    "application/x-pdf": PDF,
+}
+_UNKNOWN = ("", "application/octet-stream", "binary/octet-stream")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+def content_type_for(filename: str | None) -> str | None:
+    """The supported content type a file name's extension implies, if any."""
+    if not filename:
+        return None
+    return _EXTENSIONS.get(PurePosixPath(filename).suffix.lower())
+
+
+def resolve_content_type(content_type: str | None, filename: str | None = None) -> str:
+    """The supported type to load with; raises UnsupportedContentType."""
+    media, _ = _split_content_type(content_type)
+    if media in _UNKNOWN:
+        inferred = content_type_for(filename)
+        if inferred is None:
+            raise UnsupportedContentType(
+                f"cannot tell the type of {filename or 'the document'!r}: give content_type "
+                f"(supported: {', '.join(SUPPORTED_TYPES)}) or a file name ending in "
+                f"{', '.join(_EXTENSIONS)}"
+            )
+        return inferred
+    media = _ALIASES.get(media, media)
+    if media not in SUPPORTED_TYPES:
+        raise UnsupportedContentType(
+            f"unsupported content type {media!r}; supported: {', '.join(SUPPORTED_TYPES)}"
+        )
+    return media
+
+
+def load(
+    content: bytes, content_type: str | None, *, filename: str | None = None
+) -> LoadedDocument:
+    """Load a document. Raises UnsupportedContentType, DocumentError or EmptyDocument."""
+    media = resolve_content_type(content_type, filename)
+    _, charset = _split_content_type(content_type)
+    loaded = _LOADERS[media](content, charset)
+    if not loaded.text.strip():
+        raise EmptyDocument(f"the {media} document has no text")
+    return loaded
+
+
+def _load_text(content: bytes, charset: str | None) -> LoadedDocument:
+    return LoadedDocument(text=decode_text(content, charset))
+
+
+def _load_markdown(content: bytes, charset: str | None) -> LoadedDocument:
+    return load_markdown(decode_text(content, charset))
+
+
+def _load_html(content: bytes, charset: str | None) -> LoadedDocument:
+    if charset is None:
+        declared = _META_CHARSET.search(content[:4096])
+        charset = declared.group(1).decode("ascii") if declared else None
+    return load_html(decode_text(content, charset))
+
+
+def _load_pdf(content: bytes, charset: str | None) -> LoadedDocument:
+    del charset  # PDFs carry their own encodings
+    return load_pdf(content)
+
+
+_LOADERS: dict[str, Callable[[bytes, str | None], LoadedDocument]] = {
+    TEXT: _load_text,
+    MARKDOWN: _load_markdown,
+    HTML: _load_html,
+    PDF: _load_pdf,
+}
+
+
+def decode_text(content: bytes, charset: str | None = None) -> str:
+    """Bytes to text with ``\\n`` newlines (see the module docstring)."""
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if content.startswith(bom):
+            return _normalise_newlines(_decode(content, encoding))
+    if b"\x00" in content:
+        raise DocumentError("the document looks binary (it contains NUL bytes), not text")
+    if charset:
+        return _normalise_newlines(_decode(content, charset))
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = content.decode("cp1252", errors="replace")
+    return _normalise_newlines(text)
+
+
+def _decode(content: bytes, encoding: str) -> str:
+    try:
+        return content.decode(encoding)
+    except LookupError as exc:
+        raise DocumentError(f"unknown character encoding {encoding!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"the document is not valid {encoding}: {exc.reason}") from exc
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split_content_type(content_type: str | None) -> tuple[str, str | None]:
+    """``"text/plain; charset=latin-1"`` -> ``("text/plain", "latin-1")``."""
+    if not content_type:
+        return "", None
+    media, *params = (part.strip() for part in content_type.split(";"))
+    charset = None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip("\"'")
+    return media.lower(), charset
