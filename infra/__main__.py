@@ -1,0 +1,24 @@
+"""Pulumi entry point (``main: infra/`` in Pulumi.yaml): read config, build, export."""
+
+import sys
+from pathlib import Path
+
+# Pulumi runs this directory as a script; make the repo root importable so the
+# program is the same `infra` package the tests import.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pulumi
+
+from infra.config import load_config
+from infra.packaging import AUTHORIZER_SPEC, SERVICE_SPEC, build_artifact
+from infra.stack import AUTHORIZER_ARTIFACT, SERVICE_ARTIFACT, build_stack
+
+config, secrets = load_config()
+arch, python = config.lambda_.architecture, config.lambda_.python_version
+artifacts = {
+    SERVICE_ARTIFACT: build_artifact(SERVICE_SPEC, arch, python),
+    AUTHORIZER_ARTIFACT: build_artifact(AUTHORIZER_SPEC, arch, python),
+}
+resources = build_stack(config, artifacts, secrets)
+for key, value in resources.outputs.items():
+    pulumi.export(key, value)

@@ -1,0 +1,1 @@
+"""The stack's ComponentResources, one module per concern."""

@@ -1,0 +1,246 @@
+"""The WebSocket chat API: API Gateway v2, the query Lambda, the stage and its logs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import env, policies
+from infra.components.auth import ConnectAuth
+from infra.components.lambdas import (
+    CodeLocation,
+    FunctionSpec,
+    inline_policy,
+    log_group,
+    service_function,
+)
+from infra.config import StackConfig
+
+HANDLER = "services.query.lambda_handler.handler"
+ROUTES = ("$connect", "$disconnect", "$default")
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "connectionId": "$context.connectionId",
+        "eventType": "$context.eventType",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTimeEpoch",
+        "error": "$context.error.message",
+        "integrationError": "$context.integration.error",
+        "authorizerError": "$context.authorizer.error",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChatApiArgs:
+    config: StackConfig
+    code: CodeLocation
+    role: aws.iam.Role
+    auth: ConnectAuth | None
+    collection_arn: pulumi.Input[str]
+    collection_endpoint: pulumi.Input[str]
+    model_environment: dict[str, pulumi.Input[str]]
+    model_statement: dict[str, Any]
+    vpc_statements: list[dict[str, Any]]
+    account: pulumi.Output[str]
+    partition: pulumi.Output[str]
+
+
+class ChatApi(pulumi.ComponentResource):
+    authorizer: aws.apigatewayv2.Authorizer | None = None
+
+    def __init__(self, name: str, args: ChatApiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rag:infra:ChatApi", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        stage_name = cfg.chat.stage_name
+        self.api = aws.apigatewayv2.Api(
+            f"{name}-api",
+            protocol_type="WEBSOCKET",
+            route_selection_expression="$request.body.action",
+            opts=child,
+        )
+        self.log_group = log_group(f"{name}-query-logs", cfg.observability.log_retention_days, self)
+        self.base_policy = inline_policy(
+            f"{name}-query-policy",
+            args.role,
+            [
+                policies.log_statement(self.log_group.arn),
+                policies.statement(
+                    "OpenSearchServerless", ["aoss:APIAccessAll"], [args.collection_arn]
+                ),
+                args.model_statement,
+                *args.vpc_statements,
+            ],
+            self,
+        )
+        spec = FunctionSpec(
+            handler=HANDLER,
+            timeout=cfg.chat.query_timeout_seconds,
+            memory_mb=cfg.chat.query_memory_mb,
+            environment=env.query_environment(
+                cfg, args.collection_endpoint, args.model_environment
+            ),
+            in_vpc=cfg.uses_vpc,
+        )
+        self.function = service_function(
+            f"{name}-query", cfg, spec, args.code, args.role, self.log_group, self,
+            depends_on=[self.base_policy],
+        )  # fmt: skip
+        self.integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=self.api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=self.function.invoke_arn,
+            opts=child,
+        )
+        target = pulumi.Output.concat("integrations/", self.integration.id)
+        if args.auth is not None:
+            self.authorizer = self._authorizer(name, args.auth)
+        self.routes = {
+            key: aws.apigatewayv2.Route(
+                f"{name}-route-{key.strip('$')}",
+                api_id=self.api.id,
+                route_key=key,
+                target=target,
+                authorization_type="CUSTOM" if key == "$connect" and self.authorizer else "NONE",
+                authorizer_id=self.authorizer.id if key == "$connect" and self.authorizer else None,
+                opts=child,
+            )
+            for key in ROUTES
+        }
+        aws.lambda_.Permission(
+            f"{name}-invoke-query",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.api.execution_arn, f"/{stage_name}/*"),
+            opts=child,
+        )
+        self.stage = self._stage(name, args, [*self.routes.values()])
+        self.runtime_policy = inline_policy(
+            f"{name}-query-runtime-policy", args.role, self._runtime_statements(), self
+        )
+        self.register_outputs({"url": self.stage.invoke_url})
+
+    def _authorizer(self, name: str, auth: ConnectAuth) -> aws.apigatewayv2.Authorizer:
+        # No identity source: the token may come from the query string or one of two
+        # headers, and a listed-but-missing source would refuse the request before the
+        # function could look elsewhere (this also disables result caching).
+        authorizer = aws.apigatewayv2.Authorizer(
+            f"{name}-authorizer",
+            api_id=self.api.id,
+            authorizer_type="REQUEST",
+            authorizer_uri=auth.function.invoke_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.lambda_.Permission(
+            f"{name}-invoke-authorizer",
+            action="lambda:InvokeFunction",
+            function=auth.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.api.execution_arn, "/authorizers/", authorizer.id),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return authorizer
+
+    def _stage(
+        self, name: str, args: ChatApiArgs, routes: list[aws.apigatewayv2.Route]
+    ) -> aws.apigatewayv2.Stage:
+        cfg = args.config
+        retention = cfg.observability.log_retention_days
+        self.access_logs = log_group(f"{name}-access-logs", retention, self)
+        # Created here (with retention) instead of letting API Gateway create it forever.
+        execution_logs = aws.cloudwatch.LogGroup(
+            f"{name}-execution-logs",
+            name=pulumi.Output.format(
+                "API-Gateway-Execution-Logs_{0}/{1}", self.api.id, cfg.chat.stage_name
+            ),
+            retention_in_days=retention,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        depends: list[pulumi.Resource] = [*routes, execution_logs]
+        if cfg.chat.account_log_role == "create":
+            depends.append(self._account_log_role(name, args, execution_logs))
+        return aws.apigatewayv2.Stage(
+            f"{name}-stage",
+            api_id=self.api.id,
+            name=cfg.chat.stage_name,
+            auto_deploy=True,
+            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+                throttling_rate_limit=cfg.chat.throttling_rate_limit,
+                throttling_burst_limit=cfg.chat.throttling_burst_limit,
+                logging_level="ERROR",
+                # Message bodies are users' questions: never log them.
+                data_trace_enabled=False,
+                detailed_metrics_enabled=True,
+            ),
+            access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
+                destination_arn=self.access_logs.arn, format=ACCESS_LOG_FORMAT
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+    def _account_log_role(
+        self, name: str, args: ChatApiArgs, execution_logs: aws.cloudwatch.LogGroup
+    ) -> aws.apigateway.Account:
+        """API Gateway writes WebSocket logs with one account-wide role (per region)."""
+        role = aws.iam.Role(
+            f"{name}-apigw-logs-role",
+            assume_role_policy=policies.to_json(policies.assume_role("apigateway.amazonaws.com")),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        groups = [self.access_logs.arn, execution_logs.arn]
+        policy = inline_policy(
+            f"{name}-apigw-logs-policy",
+            role,
+            [
+                policies.statement(
+                    "WriteApiLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    [*groups, *(pulumi.Output.concat(g, ":*") for g in groups)],
+                ),
+                # API Gateway looks its groups up by name; scoped to this account and region.
+                policies.statement(
+                    "FindLogGroups",
+                    ["logs:DescribeLogGroups"],
+                    [
+                        pulumi.Output.format(
+                            "arn:{0}:logs:{1}:{2}:log-group:*",
+                            args.partition,
+                            args.config.region,
+                            args.account,
+                        )
+                    ],
+                ),
+            ],
+            self,
+        )
+        return aws.apigateway.Account(
+            f"{name}-apigw-account",
+            cloudwatch_role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+
+    def _runtime_statements(self) -> list[dict[str, Any]]:
+        connections = pulumi.Output.concat(self.stage.execution_arn, "/POST/@connections/*")
+        return [
+            # Post tokens to (and close) connections of this API's stage only.
+            policies.statement(
+                "ManageOwnConnections",
+                ["execute-api:ManageConnections"],
+                [
+                    connections,
+                    pulumi.Output.concat(self.stage.execution_arn, "/DELETE/@connections/*"),
+                ],
+            ),
+            # Long answers continue in an asynchronous invocation of the same function.
+            policies.statement("InvokeSelf", ["lambda:InvokeFunction"], [self.function.arn]),
+        ]

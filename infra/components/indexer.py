@@ -1,0 +1,119 @@
+"""The indexer Lambda, fed by the ingest queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import env, policies
+from infra.components.ingest import Ingest
+from infra.components.lambdas import (
+    CodeLocation,
+    FunctionSpec,
+    inline_policy,
+    log_group,
+    service_function,
+)
+from infra.config import StackConfig
+
+HANDLER = "services.indexer.lambda_handler.handler"
+
+
+@dataclass(frozen=True)
+class IndexerArgs:
+    config: StackConfig
+    code: CodeLocation
+    role: aws.iam.Role
+    ingest: Ingest
+    collection_arn: pulumi.Input[str]
+    collection_endpoint: pulumi.Input[str]
+    vpc_statements: list[dict[str, Any]]
+
+
+def indexer_statements(
+    ingest: Ingest, logs_arn: pulumi.Output[str], collection_arn: pulumi.Input[str]
+) -> list[dict[str, Any]]:
+    return [
+        policies.log_statement(logs_arn),
+        policies.statement(
+            "ConsumeIngestQueue",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            [ingest.queue.arn],
+        ),
+        # Schema-invalid messages go straight to the DLQ with a reason, not through retries.
+        policies.statement(
+            "DeadLetterInvalidMessages", ["sqs:SendMessage"], [ingest.dead_letter_queue.arn]
+        ),
+        policies.statement(
+            "ReadDocuments",
+            ["s3:GetObject"],
+            [pulumi.Output.concat(ingest.bucket.arn, "/*")],
+        ),
+        policies.statement(
+            "DocumentStatus",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            [ingest.status_table.arn],
+        ),
+        # Data-plane permissions are narrowed further by the collection's data access policy.
+        policies.statement("OpenSearchServerless", ["aoss:APIAccessAll"], [collection_arn]),
+    ]
+
+
+class Indexer(pulumi.ComponentResource):
+    def __init__(self, name: str, args: IndexerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rag:infra:Indexer", name, None, opts)
+        cfg = args.config
+        self.log_group = log_group(f"{name}-logs", cfg.observability.log_retention_days, self)
+        self.policy = inline_policy(
+            f"{name}-policy",
+            args.role,
+            indexer_statements(args.ingest, self.log_group.arn, args.collection_arn)
+            + args.vpc_statements,
+            self,
+        )
+        environment = env.indexer_environment(
+            cfg,
+            args.collection_endpoint,
+            args.ingest.queue.url,
+            args.ingest.visibility_timeout,
+            args.ingest.bucket.bucket,
+            args.ingest.status_table.name,
+        )
+        spec = FunctionSpec(
+            handler=HANDLER,
+            timeout=cfg.indexer.timeout_seconds,
+            memory_mb=cfg.indexer.memory_mb,
+            environment=environment,
+            in_vpc=cfg.uses_vpc,
+        )
+        self.function = service_function(
+            f"{name}-function",
+            cfg,
+            spec,
+            args.code,
+            args.role,
+            self.log_group,
+            self,
+            depends_on=[self.policy],
+        )
+        self.event_source = aws.lambda_.EventSourceMapping(
+            f"{name}-sqs",
+            event_source_arn=args.ingest.queue.arn,
+            function_name=self.function.arn,
+            batch_size=cfg.indexer.batch_size,
+            maximum_batching_window_in_seconds=cfg.indexer.batching_window_seconds,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=cfg.indexer.max_concurrency
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+        )
+        self.register_outputs({"function": self.function.name})

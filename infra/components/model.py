@@ -1,0 +1,181 @@
+"""The chat model: a SageMaker TGI endpoint for Llama 2, an existing endpoint, or Bedrock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import env, policies
+from infra.config import StackConfig
+
+# Bedrock cross-region inference profiles are named "<geo>.<model id>".
+_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
+_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    config: StackConfig
+    endpoint_name: str
+    hf_token: pulumi.Output[str] | None
+    account: pulumi.Output[str]
+    partition: pulumi.Output[str]
+
+
+def image_repository_arn(image_uri: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
+    match = _ECR_IMAGE.match(image_uri)
+    if not match:
+        raise ValueError(f"model.imageUri is not an ECR image: {image_uri}")
+    account, region, repo = match.groups()
+    return pulumi.Output.format(
+        "arn:{0}:ecr:{1}:{2}:repository/{3}", partition, region, account, repo
+    )
+
+
+def bedrock_resources(
+    model_id: str, region: str, account: pulumi.Output[str], partition: pulumi.Output[str]
+) -> list[pulumi.Output[str]]:
+    if not _PROFILE_PREFIX.match(model_id):
+        return [
+            pulumi.Output.format(
+                "arn:{0}:bedrock:{1}::foundation-model/{2}", partition, region, model_id
+            )
+        ]
+    base = _PROFILE_PREFIX.sub("", model_id)
+    return [
+        pulumi.Output.format(
+            "arn:{0}:bedrock:{1}:{2}:inference-profile/{3}", partition, region, account, model_id
+        ),
+        # A profile routes to the same model in the regions of its geography.
+        pulumi.Output.format("arn:{0}:bedrock:*::foundation-model/{1}", partition, base),
+    ]
+
+
+class Model(pulumi.ComponentResource):
+    invoke_statement: dict[str, Any]
+    environment: dict[str, pulumi.Input[str]]
+    endpoint: aws.sagemaker.Endpoint | None = None
+
+    def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rag:infra:Model", name, None, opts)
+        cfg = args.config
+        if cfg.model.source == "bedrock":
+            resources = bedrock_resources(
+                cfg.model.bedrock_model_id, cfg.region, args.account, args.partition
+            )
+            self.invoke_statement = policies.statement(
+                "InvokeChatModel",
+                ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                resources,
+            )
+            self.environment = env.model_environment(cfg, None)
+        else:
+            if cfg.model.source == "sagemaker":
+                self.endpoint = self._sagemaker_endpoint(name, args)
+                endpoint_name: pulumi.Input[str] = self.endpoint.name
+                endpoint_arn: pulumi.Input[str] = self.endpoint.arn
+            else:
+                assert cfg.model.endpoint_name is not None
+                endpoint_name = cfg.model.endpoint_name
+                endpoint_arn = pulumi.Output.format(
+                    "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
+                    args.partition, cfg.region, args.account, cfg.model.endpoint_name.lower(),
+                )  # fmt: skip
+            self.invoke_statement = policies.statement(
+                "InvokeChatModel",
+                ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                [endpoint_arn],
+            )
+            self.environment = env.model_environment(cfg, endpoint_name)
+        self.register_outputs({})
+
+    def _sagemaker_endpoint(self, name: str, args: ModelArgs) -> aws.sagemaker.Endpoint:
+        cfg = args.config
+        model = cfg.model
+        image = model.image_uri.format(region=cfg.region)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=policies.to_json(policies.assume_role("sagemaker.amazonaws.com")),
+            opts=child,
+        )
+        # Created by the stack (with retention) so the role needs no logs:CreateLogGroup.
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            retention_in_days=cfg.observability.log_retention_days,
+            opts=child,
+        )
+        statements = [
+            # ECR's auth token is account-wide: AWS requires Resource "*" for this action.
+            policies.statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+            policies.statement(
+                "PullTgiImage",
+                [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                [image_repository_arn(image, args.partition)],
+            ),
+            policies.statement(
+                "WriteEndpointLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                [logs.arn, pulumi.Output.concat(logs.arn, ":*")],
+            ),
+            # PutMetricData has no resource-level permissions (AWS requires "*");
+            # the condition keeps it to SageMaker's namespaces.
+            policies.statement(
+                "EndpointMetrics",
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+        ]
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=policies.to_json(policies.document(*statements)),
+            opts=child,
+        )
+        container_env: dict[str, pulumi.Input[str]] = {
+            "HF_MODEL_ID": model.hf_model_id,
+            "SM_NUM_GPUS": "1",
+            "MAX_INPUT_TOKENS": str(model.max_input_tokens),
+            "MAX_TOTAL_TOKENS": str(model.max_total_tokens),
+        }
+        if args.hf_token is not None:
+            # Llama 2 is gated on the Hub; the token stays a Pulumi secret in state.
+            container_env["HF_TOKEN"] = args.hf_token
+        sm_model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=role.arn,
+            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                image=image, environment=container_env
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        endpoint_config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            production_variants=[
+                aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                    variant_name="primary",
+                    model_name=sm_model.name,
+                    instance_type=model.instance_type,
+                    initial_instance_count=1,
+                    container_startup_health_check_timeout_in_seconds=900,
+                    model_data_download_timeout_in_seconds=1800,
+                )
+            ],
+            opts=child,
+        )
+        return aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=args.endpoint_name,
+            endpoint_config_name=endpoint_config.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )

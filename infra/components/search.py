@@ -1,0 +1,88 @@
+"""The OpenSearch Serverless vector collection and its three policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import policies
+from infra.config import SearchConfig, VpcConfig
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    collection_name: str
+    search: SearchConfig
+    vpc: VpcConfig | None
+    indexer_role_arn: pulumi.Input[str]
+    query_role_arn: pulumi.Input[str]
+
+
+class Search(pulumi.ComponentResource):
+    """A VECTORSEARCH collection reachable only by the two service roles (and named admins).
+
+    The vector index itself is created by the indexer on cold start
+    (``ensure_index`` is idempotent and uses the mapping the services own), so
+    the mapping lives in one place and no manual step or extra provider is needed.
+    """
+
+    def __init__(self, name: str, args: SearchArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("rag:infra:Search", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        coll = args.collection_name
+        self.encryption_policy = aws.opensearch.ServerlessSecurityPolicy(
+            f"{name}-encryption",
+            name=f"{coll}-enc",
+            type="encryption",
+            policy=policies.to_json(policies.encryption_policy(coll, args.search.kms_key_arn)),
+            opts=child,
+        )
+        self.vpc_endpoint: aws.opensearch.ServerlessVpcEndpoint | None = None
+        if args.search.network == "vpc" and args.vpc is not None:
+            self.vpc_endpoint = aws.opensearch.ServerlessVpcEndpoint(
+                f"{name}-vpce",
+                name=f"{coll}-vpce",
+                vpc_id=args.vpc.vpc_id,
+                subnet_ids=list(args.vpc.subnet_ids),
+                security_group_ids=list(args.vpc.security_group_ids),
+                opts=child,
+            )
+        self.network_policy = aws.opensearch.ServerlessSecurityPolicy(
+            f"{name}-network",
+            name=f"{coll}-net",
+            type="network",
+            policy=policies.to_json(
+                policies.network_policy(coll, self.vpc_endpoint.id if self.vpc_endpoint else None)
+            ),
+            opts=child,
+        )
+        self.access_policy = aws.opensearch.ServerlessAccessPolicy(
+            f"{name}-access",
+            name=f"{coll}-access",
+            type="data",
+            policy=policies.to_json(
+                policies.data_access_policy(
+                    coll,
+                    args.search.index_name,
+                    args.indexer_role_arn,
+                    args.query_role_arn,
+                    args.search.admin_principals,
+                )
+            ),
+            opts=child,
+        )
+        # A collection cannot be created before an encryption policy covers its name.
+        self.collection = aws.opensearch.ServerlessCollection(
+            f"{name}-collection",
+            name=coll,
+            type="VECTORSEARCH",
+            standby_replicas="ENABLED" if args.search.standby_replicas else "DISABLED",
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.encryption_policy, self.network_policy]
+            ),
+        )
+        self.register_outputs(
+            {"endpoint": self.collection.collection_endpoint, "arn": self.collection.arn}
+        )

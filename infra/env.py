@@ -1,0 +1,112 @@
+"""Every environment variable the stack hands to the Lambda functions, in one place.
+
+The services read them with pydantic-settings (prefix ``RAG_``, nested ``__``,
+see ``shared/settings.py``); the authorizer reads its own ``RAG_AUTH__*`` keys
+(see ``services/query/authorizer.py``). Lambda supplies ``AWS_REGION`` itself,
+but ``shared`` defaults its region to us-east-1, so we pass it explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+
+from infra.config import StackConfig
+
+DATA_DIR = "RAG_DATA_DIR"
+LOG_LEVEL = "RAG_LOG_LEVEL"
+AWS_REGION = "RAG_AWS__REGION"
+INDEX_BACKEND = "RAG_INDEX__BACKEND"
+INDEX_URL = "RAG_INDEX__OPENSEARCH_URL"
+INDEX_AUTH = "RAG_INDEX__AUTH"
+INDEX_SIGV4_SERVICE = "RAG_INDEX__SIGV4_SERVICE"
+INDEX_NAME = "RAG_INDEX__INDEX_NAME"
+INDEX_ENGINE = "RAG_INDEX__ENGINE"
+EMBEDDER_BACKEND = "RAG_EMBEDDER__BACKEND"
+MODEL_BACKEND = "RAG_MODEL__BACKEND"
+MODEL_FAMILY = "RAG_MODEL__FAMILY"
+MODEL_CONTAINER = "RAG_MODEL__CONTAINER"
+MODEL_ENDPOINT_NAME = "RAG_MODEL__ENDPOINT_NAME"
+MODEL_BEDROCK_ID = "RAG_MODEL__BEDROCK_MODEL_ID"
+QUEUE_BACKEND = "RAG_QUEUE__BACKEND"
+QUEUE_URL = "RAG_QUEUE__QUEUE_URL"
+QUEUE_VISIBILITY = "RAG_QUEUE__VISIBILITY_TIMEOUT_S"
+QUEUE_MAX_RECEIVE = "RAG_QUEUE__MAX_RECEIVE_COUNT"
+INGEST_BUCKET = "RAG_INGEST__BUCKET"
+STATUS_BACKEND = "RAG_STATUS__BACKEND"
+STATUS_TABLE = "RAG_STATUS__TABLE"
+
+AUTH_MODE = "RAG_AUTH__MODE"
+AUTH_TOKEN_SHA256 = "RAG_AUTH__TOKEN_SHA256"
+AUTH_COGNITO_ISSUER = "RAG_AUTH__COGNITO_ISSUER"
+AUTH_COGNITO_CLIENT_ID = "RAG_AUTH__COGNITO_CLIENT_ID"
+
+# Lambda's only writable path; the embedded defaults are never used there.
+LAMBDA_DATA_DIR = "/tmp/rag-data"
+
+Env = Mapping[str, pulumi.Input[str]]
+
+
+def common_environment(
+    config: StackConfig, collection_endpoint: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
+    return {
+        DATA_DIR: LAMBDA_DATA_DIR,
+        LOG_LEVEL: config.lambda_.log_level,
+        AWS_REGION: config.region,
+        INDEX_BACKEND: "opensearch",
+        INDEX_URL: collection_endpoint,
+        INDEX_AUTH: "sigv4",
+        INDEX_SIGV4_SERVICE: "aoss",
+        INDEX_NAME: config.search.index_name,
+        INDEX_ENGINE: config.search.engine,
+        EMBEDDER_BACKEND: "minilm",
+    }
+
+
+def indexer_environment(
+    config: StackConfig,
+    collection_endpoint: pulumi.Input[str],
+    queue_url: pulumi.Input[str],
+    visibility_timeout: int,
+    bucket: pulumi.Input[str],
+    status_table: pulumi.Input[str],
+) -> dict[str, pulumi.Input[str]]:
+    return {
+        **common_environment(config, collection_endpoint),
+        QUEUE_BACKEND: "sqs",
+        QUEUE_URL: queue_url,
+        QUEUE_VISIBILITY: str(visibility_timeout),
+        QUEUE_MAX_RECEIVE: str(config.ingest.max_receive_count),
+        INGEST_BUCKET: bucket,
+        STATUS_BACKEND: "dynamodb",
+        STATUS_TABLE: status_table,
+    }
+
+
+def query_environment(
+    config: StackConfig,
+    collection_endpoint: pulumi.Input[str],
+    model_env: Mapping[str, pulumi.Input[str]],
+) -> dict[str, pulumi.Input[str]]:
+    return {**common_environment(config, collection_endpoint), **model_env}
+
+
+def model_environment(
+    config: StackConfig, endpoint_name: pulumi.Input[str] | None
+) -> dict[str, pulumi.Input[str]]:
+    model = config.model
+    if model.source == "bedrock":
+        return {
+            MODEL_BACKEND: "bedrock",
+            MODEL_BEDROCK_ID: model.bedrock_model_id,
+            MODEL_FAMILY: model.family,
+        }
+    assert endpoint_name is not None
+    return {
+        MODEL_BACKEND: "sagemaker",
+        MODEL_ENDPOINT_NAME: endpoint_name,
+        MODEL_CONTAINER: "tgi",
+        MODEL_FAMILY: model.family,
+    }

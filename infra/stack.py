@@ -1,0 +1,162 @@
+"""Wire the components into one stack; tests call :func:`build_stack` under Pulumi mocks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.artifacts import ArtifactStore, ArtifactStoreArgs
+from infra.components.auth import AuthArgs, ConnectAuth
+from infra.components.chat_api import ChatApi, ChatApiArgs
+from infra.components.indexer import Indexer, IndexerArgs
+from infra.components.ingest import Ingest, IngestArgs
+from infra.components.lambdas import lambda_role, vpc_statements
+from infra.components.model import Model, ModelArgs
+from infra.components.observability import Observability, ObservabilityArgs
+from infra.components.search import Search, SearchArgs
+from infra.config import StackConfig, StackSecrets, resource_prefix
+from infra.packaging import LambdaArtifact
+
+SERVICE_ARTIFACT = "service"
+AUTHORIZER_ARTIFACT = "authorizer"
+# Security policy names ("<collection>-access") are limited to 32 characters.
+MAX_COLLECTION_NAME = 25
+
+
+@dataclass(frozen=True)
+class StackResources:
+    search: Search
+    ingest: Ingest
+    indexer: Indexer
+    model: Model
+    auth: ConnectAuth | None
+    chat_api: ChatApi
+    observability: Observability
+    artifacts: ArtifactStore
+    outputs: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+def collection_name(config: StackConfig, stack: str) -> str:
+    name = re.sub(r"[^a-z0-9-]", "-", f"{config.search.collection_name}-{stack}".lower())
+    return name[:MAX_COLLECTION_NAME].rstrip("-")
+
+
+def build_stack(
+    config: StackConfig,
+    artifacts: Mapping[str, LambdaArtifact],
+    secrets: StackSecrets | None = None,
+) -> StackResources:
+    secrets = secrets or StackSecrets()
+    stack = pulumi.get_stack()
+    account = aws.get_caller_identity_output().account_id
+    partition = aws.get_partition_output().partition
+    store = ArtifactStore("artifacts", ArtifactStoreArgs(artifacts=artifacts))
+    indexer_role = lambda_role("indexer-role", None)
+    query_role = lambda_role("query-role", None)
+    vpc = vpc_statements(config, account, partition)
+
+    search = Search(
+        "search",
+        SearchArgs(
+            collection_name=collection_name(config, stack),
+            search=config.search,
+            vpc=config.vpc,
+            indexer_role_arn=indexer_role.arn,
+            query_role_arn=query_role.arn,
+        ),
+    )
+    endpoint = search.collection.collection_endpoint
+    ingest = Ingest(
+        "ingest",
+        IngestArgs(
+            ingest=config.ingest,
+            indexer_timeout_seconds=config.indexer.timeout_seconds,
+            batching_window_seconds=config.indexer.batching_window_seconds,
+        ),
+    )
+    indexer = Indexer(
+        "indexer",
+        IndexerArgs(
+            config=config,
+            code=store.code[SERVICE_ARTIFACT],
+            role=indexer_role,
+            ingest=ingest,
+            collection_arn=search.collection.arn,
+            collection_endpoint=endpoint,
+            vpc_statements=vpc,
+        ),
+    )
+    model = Model(
+        "model",
+        ModelArgs(
+            config=config,
+            endpoint_name=f"{resource_prefix(pulumi.get_project(), stack)}-llm",
+            hf_token=secrets.hf_token,
+            account=account,
+            partition=partition,
+        ),
+    )
+    auth = None
+    if config.chat.auth != "none":
+        auth = ConnectAuth(
+            "connect-auth",
+            AuthArgs(
+                config=config,
+                code=store.code[AUTHORIZER_ARTIFACT],
+                static_token=secrets.static_token,
+            ),
+        )
+    chat = ChatApi(
+        "chat",
+        ChatApiArgs(
+            config=config,
+            code=store.code[SERVICE_ARTIFACT],
+            role=query_role,
+            auth=auth,
+            collection_arn=search.collection.arn,
+            collection_endpoint=endpoint,
+            model_environment=model.environment,
+            model_statement=model.invoke_statement,
+            vpc_statements=vpc,
+            account=account,
+            partition=partition,
+        ),
+    )
+    functions = {"indexer": indexer.function.name, "query": chat.function.name}
+    if auth is not None:
+        functions["authorizer"] = auth.function.name
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            config=config.observability,
+            queue_name=ingest.queue.name,
+            dlq_name=ingest.dead_letter_queue.name,
+            function_names=functions,
+        ),
+    )
+    outputs: dict[str, pulumi.Output[str]] = {
+        "websocket_url": chat.stage.invoke_url,
+        "ingest_queue_url": ingest.queue.url,
+        "dead_letter_queue_url": ingest.dead_letter_queue.url,
+        "documents_bucket": ingest.bucket.bucket,
+        "status_table": ingest.status_table.name,
+        "collection_endpoint": endpoint,
+    }
+    if auth is not None and auth.user_pool is not None and auth.user_pool_client is not None:
+        outputs["cognito_user_pool_id"] = auth.user_pool.id
+        outputs["cognito_client_id"] = auth.user_pool_client.id
+    return StackResources(
+        search=search,
+        ingest=ingest,
+        indexer=indexer,
+        model=model,
+        auth=auth,
+        chat_api=chat,
+        observability=observability,
+        artifacts=store,
+        outputs=outputs,
+    )
