@@ -1,0 +1,83 @@
+"""An in-memory VectorIndex for logic tests, with failure injection.
+
+Store ids are assigned by the fake (as AOSS does). ``fail_writes`` /
+``fail_deletes`` raise the given error from the next call(s); ``write_limit``
+writes only that many chunks of the next write before raising, to simulate a
+crash part-way.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from shared.documents import EmbeddedChunk, SearchHit, Vector
+from shared.errors import DimensionMismatch
+from shared.ports import Filters
+
+
+class FakeVectorIndex:
+    def __init__(self) -> None:
+        self.rows: dict[str, EmbeddedChunk] = {}
+        self.dimension: int | None = None
+        self.fail_writes: list[Exception] = []
+        self.fail_deletes: list[Exception] = []
+        self.writes = 0
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    async def ensure_index(self, dimension: int) -> None:
+        if self.dimension is not None and self.dimension != dimension:
+            raise DimensionMismatch(f"{self.dimension} != {dimension}")
+        self.dimension = dimension
+
+    async def write(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        if self.fail_writes:
+            raise self.fail_writes.pop(0)
+        self.writes += 1
+        for chunk in chunks:
+            self.rows[f"id-{next(self._ids)}"] = chunk
+
+    async def generations(self, doc_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            if row.chunk.doc_id == doc_id:
+                counts[row.chunk.generation] = counts.get(row.chunk.generation, 0) + 1
+        return counts
+
+    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
+        if self.fail_deletes:
+            raise self.fail_deletes.pop(0)
+        doomed = [
+            store_id
+            for store_id, row in self.rows.items()
+            if row.chunk.doc_id == doc_id and row.chunk.generation != keep_generation
+        ]
+        for store_id in doomed:
+            del self.rows[store_id]
+        return len(doomed)
+
+    def chunks_of(self, doc_id: str) -> list[EmbeddedChunk]:
+        found = [r for r in self.rows.values() if r.chunk.doc_id == doc_id]
+        return sorted(found, key=lambda r: (r.chunk.generation, r.chunk.ordinal))
+
+    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
+        scored = [
+            SearchHit(row.chunk, float(np.dot(row.vector, vector)), store_id)
+            for store_id, row in self.rows.items()
+            if all(row.chunk.metadata.get(key) == value for key, value in filters.items())
+        ]
+        return sorted(scored, key=lambda h: -h.score)[:k]
+
+    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
+        words = set(text.lower().split())
+        hits = [
+            SearchHit(row.chunk, float(len(words & set(row.chunk.text.lower().split()))), sid)
+            for sid, row in self.rows.items()
+        ]
+        return sorted((h for h in hits if h.score > 0), key=lambda h: -h.score)[:k]
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,84 @@
+"""Indexer fixtures: a pipeline over fakes (logic) and settings for real servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.indexer.pipeline import IndexerPipeline
+from services.indexer.runtime import Runtime, default_loader
+from shared.adapters.wordpiece import default_token_counter
+from shared.ports import BlobStore, StatusStore, VectorIndex
+from shared.settings import Settings
+from tests.fakes.embedder import FakeEmbedder
+from tests.fakes.status_store import FakeStatusStore
+from tests.fakes.vector_index import FakeVectorIndex
+
+
+@pytest.fixture(autouse=True)
+def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts any credentials; never let a developer's real ones be used."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def make_pipeline(
+    settings: Settings,
+    index: VectorIndex,
+    status: StatusStore,
+    embedder: FakeEmbedder | None = None,
+    blobs: BlobStore | None = None,
+) -> IndexerPipeline:
+    return IndexerPipeline(
+        settings=settings,
+        index=index,
+        status=status,
+        embedder=embedder or FakeEmbedder(dimension=16),
+        blobs=blobs,
+        loader=default_loader(),
+        counter=default_token_counter(),
+    )
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def fake_index() -> FakeVectorIndex:
+    return FakeVectorIndex()
+
+
+@pytest.fixture
+def fake_status() -> FakeStatusStore:
+    return FakeStatusStore()
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder(dimension=16)
+
+
+@pytest.fixture
+def pipeline(
+    settings: Settings,
+    fake_index: FakeVectorIndex,
+    fake_status: FakeStatusStore,
+    embedder: FakeEmbedder,
+) -> IndexerPipeline:
+    return make_pipeline(settings, fake_index, fake_status, embedder)
+
+
+@pytest.fixture
+def runtime(settings: Settings, pipeline: IndexerPipeline) -> Runtime:
+    return Runtime(settings, pipeline)
+
+
+@pytest.fixture
+def settings_small(fake_index: FakeVectorIndex, fake_status: FakeStatusStore) -> IndexerPipeline:
+    """A pipeline whose document size limit is 100 bytes."""
+    small = Settings(_env_file=None, ingest={"max_document_bytes": 100})  # type: ignore[call-arg]
+    return make_pipeline(small, fake_index, fake_status)

@@ -1,0 +1,157 @@
+"""The OpenSearch adapter's pure builders and interpreters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.adapters import opensearch_requests as req
+from shared.documents import Chunk, EmbeddedChunk
+from shared.errors import IndexWriteError
+from shared.settings import IndexSettings
+
+
+def _chunk(ordinal: int = 0, **fields: object) -> EmbeddedChunk:
+    chunk = Chunk(
+        chunk_id=f"c{ordinal}",
+        doc_id="d",
+        generation="g1",
+        ordinal=ordinal,
+        text="hello",
+        start=0,
+        end=5,
+        metadata={"team": "hr"},
+        **fields,  # type: ignore[arg-type]
+    )
+    return EmbeddedChunk(chunk, np.array([0.5, -0.5], dtype=np.float32))
+
+
+def test_index_body_maps_the_vector_with_the_configured_method() -> None:
+    body = req.build_index_body(384, IndexSettings(engine="faiss", space_type="innerproduct"))
+    vector = body["mappings"]["properties"]["vector"]
+    assert vector["dimension"] == 384
+    assert vector["method"]["engine"] == "faiss"
+    assert vector["method"]["space_type"] == "innerproduct"
+    assert vector["method"]["parameters"]["ef_search"] == 128
+    # AOSS rejects shard and replica settings
+    assert set(body["settings"]["index"]) == {"knn"}
+
+
+def test_index_body_sets_ef_search_per_index_for_other_engines() -> None:
+    body = req.build_index_body(8, IndexSettings(engine="lucene", ef_search=64))
+    assert body["settings"]["index"]["knn.algo_param.ef_search"] == 64
+    assert "ef_search" not in body["mappings"]["properties"]["vector"]["method"]["parameters"]
+
+
+def test_index_body_maps_metadata_strings_as_keywords() -> None:
+    body = req.build_index_body(8, IndexSettings())
+    templates = {
+        next(iter(t)): next(iter(t.values())) for t in body["mappings"]["dynamic_templates"]
+    }
+    assert templates["metadata_strings"]["mapping"]["type"] == "keyword"
+    assert templates["metadata_strings"]["path_match"] == "metadata.*"
+    props = body["mappings"]["properties"]
+    assert props["doc_id"]["type"] == props["generation"]["type"] == "keyword"
+    assert props["ordinal"]["type"] == "integer"
+
+
+def test_bulk_actions_never_choose_an_id() -> None:
+    actions = req.build_bulk_actions([_chunk(0), _chunk(1)], "idx")
+    assert all("_id" not in a for a in actions)
+    assert [a["_source"]["ordinal"] for a in actions] == [0, 1]
+    assert actions[0]["_source"]["vector"] == [0.5, -0.5]
+    assert actions[0]["_index"] == "idx" and actions[0]["_op_type"] == "index"
+
+
+def test_delete_actions_use_the_store_ids() -> None:
+    assert req.build_delete_actions(["a"], "idx") == [
+        {"_op_type": "delete", "_index": "idx", "_id": "a"}
+    ]
+
+
+def test_filter_on_metadata_fields() -> None:
+    assert req.build_filter({"team": "hr", "year": [2023, 2024]}) == [
+        {"term": {"metadata.team": "hr"}},
+        {"terms": {"metadata.year": [2023, 2024]}},
+    ]
+
+
+def test_knn_query_filters_inside_the_knn_clause() -> None:
+    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "hr"})
+    knn = query["query"]["knn"]["vector"]
+    assert knn["k"] == 5 and knn["vector"] == [1.0, 0.0]
+    assert knn["filter"] == {"bool": {"filter": [{"term": {"metadata.team": "hr"}}]}}
+    assert query["size"] == 5
+    assert query["_source"]["excludes"] == ["vector"]
+
+
+def test_knn_query_without_filters_has_no_filter() -> None:
+    query = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {})
+    assert "filter" not in query["query"]["knn"]["vector"]
+
+
+def test_keyword_query_matches_text_and_filters() -> None:
+    query = req.build_keyword_query("leave policy", 4, {"team": "hr"})
+    must = query["query"]["bool"]["must"][0]["multi_match"]
+    assert must["query"] == "leave policy" and "text" in must["fields"]
+    assert query["query"]["bool"]["filter"] == [{"term": {"metadata.team": "hr"}}]
+
+
+def test_generations_come_from_a_terms_aggregation() -> None:
+    query = req.build_generations_query("d")
+    assert query["size"] == 0
+    assert query["query"]["bool"]["filter"] == [{"term": {"doc_id": "d"}}]
+    response = {"aggregations": {"generations": {"buckets": [{"key": "g1", "doc_count": 3}]}}}
+    assert req.parse_generations(response) == {"g1": 3}
+    assert req.parse_generations({}) == {}
+
+
+def test_ids_query_pages_with_search_after_and_keeps_a_generation() -> None:
+    query = req.build_ids_query("d", "g2", 100, ["g1", 7])
+    assert query["query"]["bool"]["must_not"] == [{"term": {"generation": "g2"}}]
+    assert query["search_after"] == ["g1", 7]
+    assert query["_source"] is False
+    everything = req.build_ids_query("d", None, 100)
+    assert "must_not" not in everything["query"]["bool"]
+    assert "search_after" not in everything
+
+
+def test_ids_page_returns_the_last_sort_key() -> None:
+    response = {"hits": {"hits": [{"_id": "a", "sort": ["g", 0]}, {"_id": "b", "sort": ["g", 1]}]}}
+    assert req.parse_ids_page(response) == (["a", "b"], ["g", 1])
+    assert req.parse_ids_page({"hits": {"hits": []}}) == ([], None)
+
+
+def test_hits_become_chunks_without_vectors() -> None:
+    source = req.chunk_source(_chunk(3))
+    response = {"hits": {"hits": [{"_id": "x", "_score": 1.5, "_source": source}]}}
+    [hit] = req.parse_hits(response, "knn")
+    assert hit.chunk.ordinal == 3 and hit.score == 1.5 and hit.store_id == "x"
+    assert hit.rank_sources == ("knn",)
+
+
+def test_mapped_dimension_reads_an_existing_mapping() -> None:
+    mapping = {"idx": {"mappings": {"properties": {"vector": {"dimension": 384}}}}}
+    assert req.mapped_dimension(mapping, "idx") == 384
+    assert req.mapped_dimension({"idx": {"mappings": {}}}, "idx") is None
+
+
+def test_bulk_errors_name_each_failed_item() -> None:
+    errors = [
+        {
+            "index": {
+                "_id": "1",
+                "status": 400,
+                "error": {"type": "mapper_parsing_exception", "reason": "bad"},
+            }
+        },
+        {"delete": {"_id": "2", "status": 404, "result": "not_found"}},
+    ]
+    with pytest.raises(IndexWriteError) as caught:
+        req.check_bulk_errors(errors, "write chunks")
+    assert caught.value.failures == ["index 1 (status 400): mapper_parsing_exception: bad"]
+
+
+def test_bulk_errors_ignore_deletes_of_ids_already_gone() -> None:
+    req.check_bulk_errors([{"delete": {"_id": "2", "status": 404}}])
+    req.check_bulk_errors([])
