@@ -52,7 +52,9 @@ def content_type_for(filename: str | None) -> str | None:
     """The supported content type a file name's extension implies, if any."""
     if not filename:
         return None
-    return _EXTENSIONS.get(PurePosixPath(filename).suffix.lower())
+    # Accept URLs too: "https://host/a/report.pdf?download=1".
+    path = filename.split("#", 1)[0].split("?", 1)[0]
+    return _EXTENSIONS.get(PurePosixPath(path).suffix.lower())
 
 
 def resolve_content_type(content_type: str | None, filename: str | None = None) -> str:
