@@ -1,0 +1,164 @@
+"""The ChatModel port on Amazon Bedrock Meta Llama models, streamed with
+``InvokeModelWithResponseStream`` (aiobotocore).
+
+Each ``chunk`` event holds one JSON object: ``generation`` (text),
+``prompt_token_count`` (first chunk), ``generation_token_count`` and
+``stop_reason`` (``stop`` / ``length`` on the last chunk). Bedrock's Llama API
+has no stop sequences, so configured ones are applied here: the stream ends
+before the stop text. Stream exceptions (``modelStreamErrorException``…)
+become ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.sagemaker_chat import estimate_tokens
+from shared.errors import ModelError
+from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
+from shared.protocol import StopReason
+from shared.settings import Settings
+
+MAX_GEN_LEN = 2048  # Bedrock's limit for Meta Llama models
+_STOP = {"stop": StopReason.END, "length": StopReason.LENGTH}
+
+
+def build_request(prompt: str, params: GenerationParams) -> dict[str, Any]:
+    return {
+        "prompt": prompt,
+        "max_gen_len": min(params.max_new_tokens, MAX_GEN_LEN),
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+    }
+
+
+@dataclass
+class ChunkSummary:
+    text: str
+    stop_reason: StopReason | None
+    prompt_tokens: int | None
+    generation_tokens: int | None
+
+
+def parse_chunk(data: bytes) -> ChunkSummary:
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"unreadable Bedrock chunk: {data[:200]!r}") from exc
+    reason = obj.get("stop_reason")
+    return ChunkSummary(
+        text=str(obj.get("generation") or ""),
+        stop_reason=_STOP.get(reason, StopReason.END) if reason else None,
+        prompt_tokens=_int(obj.get("prompt_token_count")),
+        generation_tokens=_int(obj.get("generation_token_count")),
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+class StopMatcher:
+    """Client-side stop sequences: text is held back while it may begin one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = [s for s in stops if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if not self._stops:
+            return text
+        self._held += text
+        for stop in self._stops:
+            at = self._held.find(stop)
+            if at >= 0:
+                self.stopped = True
+                out, self._held = self._held[:at], ""
+                return out
+        keep = max((_overlap(self._held, stop) for stop in self._stops), default=0)
+        out = self._held[: len(self._held) - keep]
+        self._held = self._held[len(out) :]
+        return out
+
+    def flush(self) -> str:
+        out, self._held = self._held, ""
+        return out
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of ``text`` that is a prefix of ``stop``."""
+    for size in range(min(len(text), len(stop) - 1), 0, -1):
+        if stop.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class BedrockChatModel:
+    def __init__(self, settings: Settings, client: LazyAwsClient | None = None) -> None:
+        self._model_id = settings.model.bedrock_model_id
+        self._family = settings.model.family
+        self._client = client or LazyAwsClient("bedrock-runtime", settings, read_timeout_s=120)
+
+    @property
+    def family(self) -> str:
+        return self._family
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        return self._stream(prompt, params)
+
+    async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        client = await self._client()
+        try:
+            response = await client.invoke_model_with_response_stream(
+                modelId=self._model_id,
+                body=json.dumps(build_request(prompt, params)).encode(),
+                contentType="application/json",
+                accept="application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _model_error(exc) from exc
+        body = response["body"]
+        matcher = StopMatcher(params.stop)
+        reason, prompt_tokens, generated = StopReason.END, None, None
+        try:
+            async for event in body:
+                if "chunk" not in event:
+                    continue
+                chunk = parse_chunk(event["chunk"].get("bytes", b""))
+                prompt_tokens = chunk.prompt_tokens or prompt_tokens
+                generated = chunk.generation_tokens or generated
+                reason = chunk.stop_reason or reason
+                if text := matcher.feed(chunk.text):
+                    yield ModelToken(text)
+                if matcher.stopped:
+                    reason = StopReason.STOP_SEQUENCE
+                    break
+            if text := matcher.flush():
+                yield ModelToken(text)
+        except (ClientError, BotoCoreError) as exc:
+            raise _model_error(exc) from exc
+        finally:
+            body.close()
+        yield ModelFinish(reason, prompt_tokens=prompt_tokens, completion_tokens=generated)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _model_error(exc: Exception) -> ModelError:
+    code = error_code(exc) or type(exc).__name__
+    return ModelError(f"Bedrock model stream failed ({code}): {exc}")
+
+
+def from_settings(settings: Settings) -> BedrockChatModel:
+    return BedrockChatModel(settings)

@@ -1,0 +1,186 @@
+"""The ChatModel port on a SageMaker endpoint, streamed with
+``InvokeEndpointWithResponseStream`` (aiobotocore).
+
+Two containers are understood, both emitting one JSON object per line:
+
+- Hugging Face TGI: server-sent-event lines ``data:{"token":{"text":…,"special":…},…}``
+- DJL LMI: JSON lines ``{"token":{"text":…},…}`` (``data:`` prefixes tolerated too)
+
+A ``PayloadPart`` is an arbitrary slice of that byte stream: a line, even a
+UTF-8 character, may be split across parts, so bytes are buffered up to each
+newline. Special tokens (``</s>``) are skipped. ``ModelStreamError`` and
+``InternalStreamFailure`` (and any other AWS error) become ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.errors import ConfigurationError, ModelError
+from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
+from shared.protocol import StopReason
+from shared.settings import Settings
+
+# TGI/LMI finish reasons -> protocol stop reasons.
+_FINISH = {
+    "length": StopReason.LENGTH,
+    "eos_token": StopReason.END,
+    "stop_sequence": StopReason.STOP_SEQUENCE,
+    "stop": StopReason.END,
+}
+# Llama's tokenizer averages ~4 characters per English token; over-estimate
+# so that the context budget errs on the safe side.
+CHARS_PER_TOKEN = 3.0
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def build_request(prompt: str, params: GenerationParams) -> dict[str, Any]:
+    """The TGI request body (LMI accepts the same ``inputs`` / ``parameters``)."""
+    parameters: dict[str, Any] = {
+        "max_new_tokens": params.max_new_tokens,
+        "top_p": min(params.top_p, 0.999),  # TGI requires 0 < top_p < 1
+        "details": True,  # the last line then carries finish_reason and counts
+        "do_sample": params.temperature > 0,
+    }
+    if params.temperature > 0:  # TGI rejects temperature 0; greedy is do_sample=false
+        parameters["temperature"] = params.temperature
+    if params.stop:
+        parameters["stop"] = list(params.stop)
+    return {"inputs": prompt, "parameters": parameters, "stream": True}
+
+
+@dataclass
+class StreamState:
+    """What the final line told us."""
+
+    stop_reason: StopReason = StopReason.END
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finished: bool = False
+
+
+@dataclass
+class TokenLineParser:
+    """Reassembles lines from payload parts and turns them into token texts."""
+
+    state: StreamState = field(default_factory=StreamState)
+    _buffer: bytes = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [text for line in lines if (text := self._line(line)) is not None]
+
+    def flush(self) -> list[str]:
+        """The stream ended: a last line may lack its newline."""
+        line, self._buffer = self._buffer, b""
+        text = self._line(line)
+        return [text] if text is not None else []
+
+    def _line(self, raw: bytes) -> str | None:
+        line = raw.strip()
+        if line.startswith(b"data:"):
+            line = line[5:].strip()
+        if not line.startswith(b"{"):
+            return None  # blank separators, SSE comments and event names
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"unreadable stream line from the endpoint: {line[:200]!r}") from exc
+        if "error" in obj:
+            raise ModelError(f"endpoint error: {obj.get('error_type', '')} {obj['error']}")
+        self._details(obj.get("details"))
+        token = obj.get("token")
+        if not isinstance(token, dict) or token.get("special"):
+            return None
+        text = token.get("text")
+        return text if isinstance(text, str) and text else None
+
+    def _details(self, details: Any) -> None:
+        if not isinstance(details, dict):
+            return
+        state = self.state
+        state.finished = True
+        state.stop_reason = _FINISH.get(str(details.get("finish_reason")), StopReason.END)
+        if isinstance(details.get("generated_tokens"), int):
+            state.completion_tokens = details["generated_tokens"]
+        if isinstance(details.get("input_length"), int):
+            state.prompt_tokens = details["input_length"]
+
+
+class SageMakerChatModel:
+    def __init__(self, settings: Settings, client: LazyAwsClient | None = None) -> None:
+        model = settings.model
+        if not model.endpoint_name:
+            raise ConfigurationError(
+                "RAG_MODEL__ENDPOINT_NAME is required when RAG_MODEL__BACKEND=sagemaker"
+            )
+        self._endpoint = model.endpoint_name
+        self._family = model.family
+        self._client = client or LazyAwsClient("sagemaker-runtime", settings, read_timeout_s=120)
+
+    @property
+    def family(self) -> str:
+        return self._family
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        return self._stream(prompt, params)
+
+    async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        client = await self._client()
+        try:
+            response = await client.invoke_endpoint_with_response_stream(
+                EndpointName=self._endpoint,
+                Body=json.dumps(build_request(prompt, params)).encode(),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _model_error(exc) from exc
+        body = response["Body"]
+        parser = TokenLineParser()
+        count = 0
+        try:
+            async for event in body:
+                if "PayloadPart" not in event:
+                    continue
+                for text in parser.feed(event["PayloadPart"].get("Bytes", b"")):
+                    count += 1
+                    yield ModelToken(text)
+            for text in parser.flush():
+                count += 1
+                yield ModelToken(text)
+        except (ClientError, BotoCoreError) as exc:
+            raise _model_error(exc) from exc
+        finally:
+            body.close()  # on cancel: drop the HTTP stream so the endpoint stops
+        state = parser.state
+        yield ModelFinish(
+            state.stop_reason,
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens or count,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _model_error(exc: Exception) -> ModelError:
+    code = error_code(exc) or type(exc).__name__
+    return ModelError(f"SageMaker endpoint stream failed ({code}): {exc}")
+
+
+def from_settings(settings: Settings) -> SageMakerChatModel:
+    return SageMakerChatModel(settings)
