@@ -135,6 +135,9 @@ class QuerySettings(BaseModel):
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    # Lambda: DynamoDB table (pk/sk strings, TTL "expires_at") shared by the
+    # invocations of one answer: cancel flags, running requests, conversations.
+    state_table: str | None = None
 
 
 class Settings(BaseSettings):
