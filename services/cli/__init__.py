@@ -1,0 +1,1 @@
+"""The ``rag`` command line: local mode (serve, ingest, ask, chat, docs, delete)."""

@@ -1,0 +1,184 @@
+"""``rag ask`` / ``rag chat``: stream answers to the terminal.
+
+In-process (the local data folder, the local models) or over a WebSocket to a
+running server (``--url ws://127.0.0.1:8080/ws`` or the deployed API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from rich.console import Console
+from rich.markup import escape
+
+from services.cli.runtime import Parts
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import AnswerService, AskRejected, QueryDeps
+from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.errors import ConfigurationError
+from shared.ports import ServerEvent
+from shared.protocol import (
+    AskAction,
+    DoneEvent,
+    ErrorEvent,
+    SourcesEvent,
+    TokenEvent,
+    parse_server_event,
+)
+
+console = Console()
+NO_DOCUMENTS = "no documents indexed yet: run `rag ingest --sample` (or `rag ingest PATH…`)"
+
+
+class TerminalSink:
+    """Prints tokens as they come, then the sources, then a one-line summary."""
+
+    def __init__(self, out: Console = console) -> None:
+        self.out = out
+        self.finished = asyncio.Event()
+        self.failed = False
+
+    async def send(self, event: ServerEvent) -> None:
+        if isinstance(event, TokenEvent):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, SourcesEvent):
+            self._sources(event)
+        elif isinstance(event, ErrorEvent):
+            self.failed = True
+            self.out.print(f"\n[red]error ({event.code}): {escape(event.message)}[/red]")
+        elif isinstance(event, DoneEvent):
+            self.out.print(
+                f"[dim]{event.completion_tokens} tokens, {event.total_ms / 1000:.1f} s, "
+                f"{event.stop_reason}[/dim]"
+            )
+            self.finished.set()
+
+    def _sources(self, event: SourcesEvent) -> None:
+        sys.stdout.write("\n")
+        if not event.citations:
+            return
+        self.out.print("\n[bold]Sources[/bold]")
+        for c in sorted(event.citations, key=lambda c: (c.n is None, c.n or 0)):
+            marker = f"[{c.n}]" if c.n is not None else "[-]"
+            where = f", page {c.page}" if c.page else ""
+            title = f"{c.title} ({c.doc_id})" if c.title and c.title != c.doc_id else c.doc_id
+            note = "" if c.cited else " (retrieved, not cited)"
+            self.out.print(
+                f" {escape(marker)} {escape(title)}{escape(where)} "
+                f"[dim]score {c.score:.3f}{note}[/dim]"
+            )
+            excerpt = " ".join(c.excerpt.split())
+            self.out.print(f"     [dim]{escape(excerpt[:240])}[/dim]")
+
+
+class Asker(Protocol):
+    async def ask(self, question: str, sink: TerminalSink) -> None: ...
+
+
+class InProcessAsker:
+    """The query service's pipeline in this process, on the local data folder."""
+
+    def __init__(self, parts: Parts, k: int | None, mode: str | None) -> None:
+        self._parts = parts
+        self._k = k
+        self._mode = mode
+        self._conversation_id = uuid.uuid4().hex
+        self._service: AnswerService | None = None
+
+    async def check_documents(self) -> None:
+        index = self._parts.index
+        if isinstance(index, SqliteVectorIndex) and not await index.document_ids():
+            raise ConfigurationError(NO_DOCUMENTS)
+
+    def _answer_service(self) -> AnswerService:
+        if self._service is None:
+            with console.status("loading the chat model…"):
+                model = self._parts.model
+                deps = QueryDeps(
+                    embedder=self._parts.embedder,
+                    index=self._parts.index,
+                    model=model,
+                    conversations=InMemoryConversationStore(),
+                )
+                self._service = AnswerService(self._parts.settings, deps)
+        return self._service
+
+    async def ask(self, question: str, sink: TerminalSink) -> None:
+        service = self._answer_service()
+        action = AskAction(
+            action="ask",
+            question=question,
+            k=self._k,
+            conversation_id=self._conversation_id,
+            mode=self._mode,
+        )
+        try:
+            job = service.accept(action)
+        except AskRejected as exc:
+            await sink.send(ErrorEvent(code=exc.code, message=str(exc)))
+            return
+        await service.answer(job, sink, asyncio.Event())
+
+
+class WebSocketAsker:
+    """Speaks the protocol to a server; one connection per chat session."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, k: int | None, mode: str | None):
+        self._ws = ws
+        self._k = k
+        self._mode = mode
+        self._conversation_id: str | None = None
+
+    async def ask(self, question: str, sink: TerminalSink) -> None:
+        request_id = uuid.uuid4().hex
+        frame: dict[str, object] = {"action": "ask", "question": question, "request_id": request_id}
+        if self._k:
+            frame["k"] = self._k
+        if self._mode:
+            frame["mode"] = self._mode
+        if self._conversation_id:
+            frame["conversation_id"] = self._conversation_id
+        await self._ws.send_json(frame)
+        async for message in self._ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            event = parse_server_event(message.data)
+            if getattr(event, "request_id", request_id) != request_id:
+                continue
+            if event.event == "accepted" and event.conversation_id:
+                self._conversation_id = event.conversation_id
+            await sink.send(event)
+            if isinstance(event, DoneEvent):
+                return
+        raise ConfigurationError("the server closed the connection before the answer was done")
+
+
+def with_token(url: str, token: str | None) -> str:
+    if not token:
+        return url
+    parts = urlsplit(url)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
+
+
+@asynccontextmanager
+async def connect(url: str, token: str | None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(with_token(url, token), heartbeat=30)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConfigurationError(
+                f"can't connect to {url}: {exc}; is `rag serve` running (or the URL right)?"
+            ) from exc
+        try:
+            yield ws
+        finally:
+            await ws.close()

@@ -1,0 +1,113 @@
+"""Finding files to ingest and turning them into ingest messages (pure, plus reads)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.ingest import MAX_INLINE_BYTES, IndexOperation, MetadataValue
+
+CONTENT_TYPES = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+}
+SUPPORTED = ", ".join(sorted(CONTENT_TYPES))
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    doc_id: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+def content_type_for(name: str) -> str | None:
+    return CONTENT_TYPES.get(Path(name).suffix.lower())
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _walk(folder: Path) -> Iterable[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[SourceFile], list[Skipped]]:
+    """Files under ``paths``; a file's doc id is its path relative to the folder
+    given (``guide/intro.md``), or just its name when the file itself was given."""
+    found: dict[str, SourceFile] = {}
+    skipped: list[Skipped] = []
+    for given in paths:
+        if given.is_dir():
+            candidates = [
+                (p, p.relative_to(given).as_posix())
+                for p in _walk(given)
+                if not _hidden(p.relative_to(given))
+            ]
+        elif given.is_file():
+            candidates = [(given, given.name)]
+        else:
+            skipped.append(Skipped(given, "no such file or folder"))
+            continue
+        for path, doc_id in candidates:
+            content_type = content_type_for(path.name)
+            if content_type is None:
+                skipped.append(Skipped(path, f"unsupported file type (supported: {SUPPORTED})"))
+                continue
+            found[doc_id] = SourceFile(path, doc_id, content_type)
+    return list(found.values()), skipped
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_index_message(
+    doc_id: str,
+    data: bytes,
+    content_type: str,
+    title: str | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+) -> IndexOperation:
+    """Inline text when it is UTF-8 and small enough, base64 bytes otherwise."""
+    body: dict[str, str] = {}
+    if content_type.startswith("text/") and len(data) <= MAX_INLINE_BYTES:
+        try:
+            body["text"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            body["data_base64"] = base64.b64encode(data).decode()
+    else:
+        body["data_base64"] = base64.b64encode(data).decode()
+    return IndexOperation(
+        doc_id=doc_id,
+        title=title,
+        content_type=content_type,
+        metadata=metadata or {},
+        **body,
+    )
+
+
+def parse_metadata(pairs: Sequence[str]) -> dict[str, MetadataValue]:
+    """``["team=hr", "year=2024"]`` → ``{"team": "hr", "year": 2024}``."""
+    out: dict[str, MetadataValue] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"metadata must look like key=value, got {pair!r}")
+        out[key] = int(value) if value.isdigit() else value
+    return out

@@ -1,0 +1,181 @@
+"""``rag ingest``: send files to the ingest queue, then (locally) wait for them.
+
+Locally the embedded queue is shared with any ``rag serve`` on the same data
+folder. If a server is consuming (its heartbeat is fresh) we only wait; if
+not, we run the indexer in this process until our messages are done. Either
+way the command returns once every document is indexed or failed with its
+reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.cli.files import SourceFile, build_index_message, file_digest
+from services.cli.manifest import Manifest
+from services.cli.runtime import Parts
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.documents import DocState, DocumentStatus
+from shared.ingest import IndexOperation, MetadataValue
+
+HEARTBEAT_S = 2.0
+CONSUMER_FRESH_S = 10.0
+_POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Sent:
+    doc_id: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    doc_id: str
+    state: str
+    chunks: int = 0
+    reason: str | None = None
+
+
+Tick = Callable[[int], None]
+
+
+async def is_unchanged(parts: Parts, manifest: Manifest, doc_id: str, digest: str) -> bool:
+    if manifest.digest(doc_id) != digest:
+        return False
+    if not parts.embedded_queue:
+        return True
+    status = await parts.status.get(doc_id)
+    return status is not None and status.state == DocState.INDEXED
+
+
+async def send_one(parts: Parts, message: IndexOperation) -> str:
+    if parts.embedded_queue:
+        # Queued before sent: the indexer's final status can never be overwritten.
+        await parts.status.put(
+            DocumentStatus(
+                doc_id=message.doc_id,
+                state=DocState.QUEUED,
+                title=message.title,
+                content_type=message.content_type,
+            )
+        )
+        return await parts.queue.send(message.model_dump_json(exclude_none=True))
+    from services.cli.remote import send_to_stack
+
+    return await send_to_stack(parts.settings, message)
+
+
+async def send_files(
+    parts: Parts,
+    files: Sequence[SourceFile],
+    *,
+    force: bool = False,
+    metadata: dict[str, MetadataValue] | None = None,
+    tick: Tick = lambda _: None,
+) -> tuple[list[Sent], list[str]]:
+    """Send every changed file; returns (sent, unchanged doc ids)."""
+    manifest = Manifest.load(parts.settings.data_dir)
+    sent: list[Sent] = []
+    unchanged: list[str] = []
+    for source in files:
+        data = await asyncio.to_thread(source.path.read_bytes)
+        digest = file_digest(data)
+        if not force and await is_unchanged(parts, manifest, source.doc_id, digest):
+            unchanged.append(source.doc_id)
+        else:
+            message = build_index_message(
+                source.doc_id, data, source.content_type, metadata=metadata
+            )
+            sent.append(Sent(source.doc_id, await send_one(parts, message)))
+            manifest.record(source.doc_id, digest)
+            manifest.save()
+        tick(1)
+    return sent, unchanged
+
+
+async def wait_until_done(parts: Parts, sent: Sequence[Sent], tick: Tick) -> list[Outcome]:
+    """Wait for every sent message to leave the embedded queue, indexing in this
+    process whenever no ``rag serve`` is consuming."""
+    queue = parts.queue
+    assert isinstance(queue, SqliteQueue), "waiting needs the embedded queue"
+    pending = {s.message_id for s in sent}
+    worker: asyncio.Task[None] | None = None
+    try:
+        while pending:
+            still = {m for m in pending if await queue.is_pending(m)}
+            tick(len(pending) - len(still))
+            pending = still
+            if not pending:
+                break
+            serving = await queue.live_consumers(CONSUMER_FRESH_S) > 0
+            if worker is None and not serving:
+                worker = asyncio.create_task(run_local_indexer(parts))
+            elif worker is not None and worker.done():
+                worker.result()  # surface the indexer's crash instead of waiting forever
+            await asyncio.sleep(_POLL_S)
+    finally:
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+    return await outcomes(parts, [s.doc_id for s in sent])
+
+
+async def outcomes(parts: Parts, doc_ids: Sequence[str]) -> list[Outcome]:
+    dead = await _dead_letter_reasons(parts)
+    results: list[Outcome] = []
+    for doc_id in doc_ids:
+        status = await parts.status.get(doc_id)
+        if status is None or status.state == DocState.QUEUED:
+            reason = dead.get(doc_id, "the indexer left no status for this document")
+            results.append(Outcome(doc_id, DocState.FAILED.value, 0, reason))
+        else:
+            results.append(Outcome(doc_id, status.state.value, status.chunk_count, status.reason))
+    return results
+
+
+async def _dead_letter_reasons(parts: Parts) -> dict[str, str]:
+    queue = parts.queue
+    if not isinstance(queue, SqliteQueue):
+        return {}
+    reasons: dict[str, str] = {}
+    for letter in await queue.dead_letters():
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            doc_id = json.loads(letter.body).get("doc_id")
+            reasons.setdefault(str(doc_id), f"dead-lettered: {letter.reason}")
+    return reasons
+
+
+async def run_local_indexer(parts: Parts, consumer_id: str | None = None) -> None:
+    """Consume the embedded queue with the indexer, with a heartbeat so other
+    processes on this data folder know someone is indexing."""
+    from services.cli.indexing import run_indexer
+
+    queue = parts.queue
+    assert isinstance(queue, SqliteQueue)
+    name = consumer_id or f"ingest-{id(parts)}"
+
+    async def beat() -> None:
+        while True:
+            await queue.heartbeat(name)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    beating = asyncio.create_task(beat())
+    try:
+        await run_indexer(parts)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        with contextlib.suppress(Exception):
+            await queue.forget_consumer(name)
+
+
+def resolve_sample_dir(repo_root: Path) -> Path:
+    return repo_root / "samples" / "corpus"

@@ -1,0 +1,177 @@
+"""The ``rag`` command line.
+
+rag serve                     the chat page, WebSocket API and indexer on one data folder
+rag ingest PATH… | --sample   index files and folders (unchanged files are skipped)
+rag ask "question"            stream an answer, then its sources
+rag chat                      ask follow-up questions in one conversation
+rag docs                      every document with its status (and why it failed)
+rag delete DOC_ID             remove a document
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from services.cli import commands
+from shared.errors import RagError
+from shared.settings import Settings, load_settings
+
+T = TypeVar("T")
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Local data folder (default: RAG_DATA_DIR or .rag-data)"),
+]
+Stack = Annotated[
+    str | None,
+    typer.Option("--stack", help="Use a deployed Pulumi stack's queue and bucket (e.g. dev)"),
+]
+
+
+def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if stack:
+        from services.cli.stack import read_stack_outputs, settings_overrides
+
+        outputs = read_stack_outputs(stack, Path.cwd())
+        overrides.update(settings_overrides(outputs))
+    return load_settings(**overrides)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command; product errors become a clear message and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except RagError as exc:
+        err.print(f"[red]rag: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("[yellow](stopped)[/yellow]")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to bind (local only by default)")] = (
+        "127.0.0.1"
+    ),
+    data_dir: DataDir = None,
+) -> None:
+    """Run the chat page, WebSocket API (/ws) and indexer in one process."""
+    from services.cli.serve import serve as run_server
+
+    run_server(settings_for(data_dir), host, port)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Ingest samples/corpus/")] = False,
+    force: Annotated[bool, typer.Option(help="Re-send files even if unchanged")] = False,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="Metadata key=value for every file")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until every document is indexed")] = True,
+    data_dir: DataDir = None,
+    stack: Stack = None,
+) -> None:
+    """Index files and folders (recursive; doc id = path relative to the folder given)."""
+    targets = list(paths or [])
+    if sample:
+        targets.append(commands.SAMPLES_DIR)
+    if not targets:
+        err.print("[red]rag: nothing to ingest: give files or folders, or --sample[/red]")
+        raise typer.Exit(2)
+    settings = settings_for(data_dir, stack)
+    failed = run(commands.ingest(settings, targets, force=force, meta=meta or [], wait=wait))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question")],
+    url: Annotated[
+        str | None, typer.Option(help="Ask a server: ws://127.0.0.1:8080/ws or the stack's URL")
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="Token for the deployed API")] = None,
+    k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
+    mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Stream the answer to one question, then its sources."""
+    settings = settings_for(data_dir)
+    ok = run(commands.ask(settings, [question], url, token, k, _mode(mode)))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    url: Annotated[str | None, typer.Option(help="Chat with a server instead")] = None,
+    token: Annotated[str | None, typer.Option(help="Token for the deployed API")] = None,
+    k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
+    mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Interactive questions in one conversation (empty line or Ctrl-D to quit)."""
+    settings = settings_for(data_dir)
+    run(commands.ask(settings, None, url, token, k, _mode(mode)))
+
+
+@app.command()
+def docs(data_dir: DataDir = None) -> None:
+    """List documents with their status (and the reason when one failed)."""
+    statuses, dead = run(commands.list_docs(settings_for(data_dir)))
+    if not statuses:
+        console.print("no documents yet: run `rag ingest --sample` or `rag ingest PATH…`")
+        return
+    table = Table("document", "status", "chunks", "updated", "reason")
+    for s in statuses:
+        colour = {"indexed": "green", "failed": "red", "queued": "yellow"}.get(s.state, "dim")
+        table.add_row(
+            escape(s.doc_id),
+            f"[{colour}]{s.state}[/{colour}]",
+            str(s.chunk_count),
+            s.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(s.reason or ""),
+        )
+    console.print(table)
+    if dead:
+        console.print(f"[red]{dead} message(s) in the dead-letter table[/red]")
+
+
+@app.command()
+def delete(
+    doc_id: Annotated[str, typer.Argument(help="Document id")], data_dir: DataDir = None
+) -> None:
+    """Remove a document from the index."""
+    ok = run(commands.delete(settings_for(data_dir), doc_id))
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _mode(mode: str | None) -> Literal["knn", "hybrid"] | None:
+    if mode in (None, "knn", "hybrid"):
+        return mode  # type: ignore[return-value]
+    err.print("[red]rag: --mode must be knn or hybrid[/red]")
+    raise typer.Exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

