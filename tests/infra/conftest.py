@@ -1,0 +1,18 @@
+"""One mocked deployment per config variant, shared by the infra test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import StackConfig
+from tests.infra.mocks import REGION, Deployment, deploy, fake_artifacts
+from tests.infra.variants import HF_TOKEN, STATIC_TOKEN, VARIANTS
+
+
+@pytest.fixture(scope="session", params=sorted(VARIANTS))
+def variant(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[StackConfig, Deployment]:
+    config = StackConfig.model_validate({"region": REGION, **VARIANTS[request.param]})
+    artifacts = fake_artifacts(tmp_path_factory.mktemp("artifacts"))
+    return config, deploy(config, artifacts, static_token=STATIC_TOKEN, hf_token=HF_TOKEN)

@@ -1,0 +1,271 @@
+"""The whole stack under Pulumi mocks, for each config variant: wiring, numbers, auth, outputs.
+
+IAM and OpenSearch Serverless policy audits live in test_policies_audit.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra import env
+from infra.config import StackConfig
+from tests.infra.mocks import REGION, Deployment, is_secret
+from tests.infra.variants import HF_TOKEN, STATIC_TOKEN
+
+FUNCTION = "aws:lambda/function:Function"
+QUEUE = "aws:sqs/queue:Queue"
+ROUTE = "aws:apigatewayv2/route:Route"
+
+
+def functions(d: Deployment) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in d.of_type(FUNCTION)}
+
+
+def test_queues_sized_for_the_indexer(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    queue, dlq = d.one(QUEUE, "ingest-queue"), d.one(QUEUE, "ingest-dlq")
+    indexer = d.one(FUNCTION, "indexer-function").inputs
+    assert queue.inputs["visibilityTimeoutSeconds"] >= 6 * indexer["timeout"]
+    assert indexer["timeout"] == config.indexer.timeout_seconds
+    for q in (queue, dlq):
+        assert q.inputs["maxMessageSize"] == 1_048_576
+        assert q.inputs["sqsManagedSseEnabled"] is True
+    assert dlq.inputs["messageRetentionSeconds"] > queue.inputs["messageRetentionSeconds"]
+    redrive = json.loads(queue.inputs["redrivePolicy"])
+    assert redrive == {
+        "deadLetterTargetArn": dlq.state["arn"],
+        "maxReceiveCount": config.ingest.max_receive_count,
+    }
+
+
+def test_event_source_reports_batch_item_failures(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    esm = d.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs
+    assert esm["eventSourceArn"] == d.one(QUEUE, "ingest-queue").state["arn"]
+    assert esm["functionName"] == d.one(FUNCTION, "indexer-function").state["arn"]
+    assert esm["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["batchSize"] == config.indexer.batch_size
+    assert esm["maximumBatchingWindowInSeconds"] == config.indexer.batching_window_seconds
+    assert esm["scalingConfig"] == {"maximumConcurrency": config.indexer.max_concurrency}
+
+
+def test_documents_bucket_private_encrypted_tls_only(
+    variant: tuple[StackConfig, Deployment],
+) -> None:
+    _, d = variant
+    for bucket in d.of_type("aws:s3/bucket:Bucket"):
+        name = bucket.name
+        block = d.one(
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access"
+        )
+        assert all(
+            block.inputs[k] is True
+            for k in (
+                "blockPublicAcls",
+                "blockPublicPolicy",
+                "ignorePublicAcls",
+                "restrictPublicBuckets",
+            )
+        )
+        sse = d.one(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            f"{name}-encryption",
+        )
+        assert (
+            sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        )
+        policy = d.one("aws:s3/bucketPolicy:BucketPolicy", f"{name}-tls-only").policy()
+        (deny,) = policy["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert bucket.state["arn"] in deny["Resource"]
+
+
+def test_status_table(variant: tuple[StackConfig, Deployment]) -> None:
+    _, d = variant
+    table = d.one("aws:dynamodb/table:Table").inputs
+    assert table["hashKey"] == "doc_id"
+    assert table["billingMode"] == "PAY_PER_REQUEST"
+    assert table["serverSideEncryption"] == {"enabled": True}
+    assert table["pointInTimeRecovery"] == {"enabled": True}
+
+
+def test_service_environment_is_wired(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    fns = functions(d)
+    collection = d.one("aws:opensearch/serverlessCollection:ServerlessCollection").state
+    indexer_env = fns["indexer-function"]["environment"]["variables"]
+    query_env = fns["chat-query"]["environment"]["variables"]
+    for variables in (indexer_env, query_env):
+        assert variables[env.INDEX_URL] == collection["collectionEndpoint"]
+        assert variables[env.INDEX_AUTH] == "sigv4"
+        assert variables[env.INDEX_SIGV4_SERVICE] == "aoss"
+        assert variables[env.AWS_REGION] == REGION
+        assert variables[env.DATA_DIR].startswith("/tmp/")
+    assert indexer_env[env.QUEUE_URL] == d.one(QUEUE, "ingest-queue").state["url"]
+    assert (
+        indexer_env[env.INGEST_BUCKET]
+        == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
+    )
+    assert indexer_env[env.STATUS_TABLE] == d.one("aws:dynamodb/table:Table").state["name"]
+    if config.model.source == "bedrock":
+        assert query_env[env.MODEL_BACKEND] == "bedrock"
+        assert query_env[env.MODEL_BEDROCK_ID] == config.model.bedrock_model_id
+    else:
+        assert query_env[env.MODEL_BACKEND] == "sagemaker"
+        assert query_env[env.MODEL_CONTAINER] == "tgi"
+        expected = (
+            config.model.endpoint_name or d.one("aws:sagemaker/endpoint:Endpoint").inputs["name"]
+        )
+        assert query_env[env.MODEL_ENDPOINT_NAME] == expected
+
+
+def test_functions_use_the_built_artifacts_and_own_log_groups(
+    variant: tuple[StackConfig, Deployment],
+) -> None:
+    config, d = variant
+    bucket = d.one("aws:s3/bucket:Bucket", "artifacts-bucket").state["bucket"]
+    objects = {o.name: o.inputs for o in d.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    groups = {g.state["name"]: g.inputs for g in d.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert all(
+        g["retentionInDays"] == config.observability.log_retention_days for g in groups.values()
+    )
+    for name, fn in functions(d).items():
+        artifact = (
+            "artifacts-authorizer" if name.startswith("connect-auth") else "artifacts-service"
+        )
+        assert (fn["s3Bucket"], fn["s3Key"]) == (bucket, objects[artifact]["key"])
+        assert fn["runtime"] == f"python{config.lambda_.python_version}"
+        assert fn["architectures"] == [config.lambda_.architecture]
+        assert fn["loggingConfig"]["logGroup"] in groups
+        in_vpc = "vpcConfig" in fn
+        assert in_vpc == (config.uses_vpc and not name.startswith("connect-auth"))
+
+
+def test_websocket_routes_and_authorizer(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    api = d.one("aws:apigatewayv2/api:Api")
+    assert api.inputs["protocolType"] == "WEBSOCKET"
+    assert api.inputs["routeSelectionExpression"] == "$request.body.action"
+    integration = d.one("aws:apigatewayv2/integration:Integration")
+    assert integration.inputs["integrationUri"] == d.one(FUNCTION, "chat-query").state["invokeArn"]
+    routes = {r.inputs["routeKey"]: r.inputs for r in d.of_type(ROUTE)}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    assert all(r["target"] == f"integrations/{integration.id}" for r in routes.values())
+    authorizers = d.of_type("aws:apigatewayv2/authorizer:Authorizer")
+    if config.chat.auth == "none":
+        assert not authorizers and routes["$connect"]["authorizationType"] == "NONE"
+        return
+    (authorizer,) = authorizers
+    assert authorizer.inputs["authorizerType"] == "REQUEST"
+    assert (
+        authorizer.inputs["authorizerUri"]
+        == d.one(FUNCTION, "connect-auth-function").state["invokeArn"]
+    )
+    assert routes["$connect"]["authorizationType"] == "CUSTOM"
+    assert routes["$connect"]["authorizerId"] == authorizer.id
+    assert routes["$default"]["authorizationType"] == "NONE"
+    permission = d.one("aws:lambda/permission:Permission", "chat-invoke-authorizer").inputs
+    assert permission["sourceArn"].endswith(f"/authorizers/{authorizer.id}")
+
+
+def test_authorizer_mode(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    if config.chat.auth == "none":
+        return
+    fn = d.one(FUNCTION, "connect-auth-function")
+    variables = fn.inputs["environment"]["variables"]
+    assert variables[env.AUTH_MODE] == config.chat.auth
+    if config.chat.auth == "token":
+        import hashlib
+
+        assert variables[env.AUTH_TOKEN_SHA256] == hashlib.sha256(STATIC_TOKEN.encode()).hexdigest()
+        assert is_secret(fn.raw_inputs["environment"])
+        assert not d.of_type("aws:cognito/userPool:UserPool")
+    else:
+        pool = d.one("aws:cognito/userPool:UserPool")
+        client = d.one("aws:cognito/userPoolClient:UserPoolClient")
+        assert pool.inputs["adminCreateUserConfig"]["allowAdminCreateUserOnly"] is True
+        assert client.inputs["generateSecret"] is False
+        assert variables[env.AUTH_COGNITO_ISSUER] == f"https://{pool.state['endpoint']}"
+        assert variables[env.AUTH_COGNITO_CLIENT_ID] == client.id
+
+
+def test_secrets_never_reach_state_in_plaintext(variant: tuple[StackConfig, Deployment]) -> None:
+    _, d = variant
+    for r in d.resources:
+        as_sent = json.dumps(r.raw_inputs, default=str)
+        assert STATIC_TOKEN not in as_sent
+        # The HF token is sent only inside a value marked secret.
+        if HF_TOKEN in as_sent:
+            assert r.typ == "aws:sagemaker/model:Model"
+            assert is_secret(r.raw_inputs["primaryContainer"])
+
+
+def test_stage_throttled_and_logged(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    stage = d.one("aws:apigatewayv2/stage:Stage").inputs
+    settings = stage["defaultRouteSettings"]
+    assert settings["throttlingRateLimit"] == config.chat.throttling_rate_limit
+    assert settings["throttlingBurstLimit"] == config.chat.throttling_burst_limit
+    assert settings["dataTraceEnabled"] is False
+    access = d.one("aws:cloudwatch/logGroup:LogGroup", "chat-access-logs").state["arn"]
+    assert stage["accessLogSettings"]["destinationArn"] == access
+    assert (
+        json.loads(stage["accessLogSettings"]["format"])["connectionId"] == "$context.connectionId"
+    )
+    accounts = d.of_type("aws:apigateway/account:Account")
+    assert len(accounts) == (1 if config.chat.account_log_role == "create" else 0)
+
+
+def test_model_variant(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    endpoints = d.of_type("aws:sagemaker/endpoint:Endpoint")
+    if config.model.source != "sagemaker":
+        assert not endpoints and not d.of_type("aws:sagemaker/model:Model")
+        return
+    (endpoint,) = endpoints
+    model = d.one("aws:sagemaker/model:Model").inputs
+    container = model["primaryContainer"]
+    assert "huggingface-pytorch-tgi-inference" in container["image"]
+    assert f".dkr.ecr.{REGION}." in container["image"]
+    assert container["environment"]["HF_MODEL_ID"] == config.model.hf_model_id
+    assert container["environment"]["HF_TOKEN"] == HF_TOKEN
+    endpoint_config = d.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    (variant_args,) = endpoint_config.inputs["productionVariants"]
+    assert variant_args["instanceType"] == config.model.instance_type
+    assert endpoint.inputs["endpointConfigName"] == endpoint_config.state["name"]
+
+
+def test_alarms(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    alarms = {a.name: a.inputs for a in d.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    dlq = d.one(QUEUE, "ingest-dlq").state["name"]
+    queue = d.one(QUEUE, "ingest-queue").state["name"]
+    assert alarms["observability-dlq-depth"]["dimensions"] == {"QueueName": dlq}
+    assert alarms["observability-oldest-message-age"]["dimensions"] == {"QueueName": queue}
+    fns = {f.name: f.state["name"] for f in d.of_type(FUNCTION)}
+    assert alarms["observability-indexer-errors"]["dimensions"] == {
+        "FunctionName": fns["indexer-function"]
+    }
+    assert alarms["observability-query-errors"]["dimensions"] == {"FunctionName": fns["chat-query"]}
+    topic = config.observability.alarm_topic_arn
+    for alarm in alarms.values():
+        assert alarm.get("alarmActions", []) == ([topic] if topic else [])
+
+
+def test_outputs(variant: tuple[StackConfig, Deployment]) -> None:
+    config, d = variant
+    out = d.outputs
+    assert (
+        out["websocket_url"]
+        == f"wss://api0123.execute-api.{REGION}.amazonaws.com/{config.chat.stage_name}"
+    )
+    assert out["ingest_queue_url"] == d.one(QUEUE, "ingest-queue").state["url"]
+    assert out["dead_letter_queue_url"] == d.one(QUEUE, "ingest-dlq").state["url"]
+    assert (
+        out["documents_bucket"] == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
+    )
+    assert out["collection_endpoint"].startswith("https://")
+    assert ("cognito_user_pool_id" in out) == (config.chat.auth == "cognito")
