@@ -2,8 +2,8 @@
 
 The servers are started outside pytest (``scripts/test-servers start``, or
 ``scripts/opensearch start`` / ``scripts/sqs-server start`` one by one), which
-write their URLs to ``.servers/``. The environment variables below override
-those files, e.g. to point the suite at another node.
+write their URLs to ``.servers/`` (or ``$RAG_SERVERS_DIR``). The environment
+variables below override those files, e.g. to point the suite at another node.
 
 When a server does not answer, a test that needs it is skipped with a message
 naming the script that starts it; under ``CI=true`` it fails instead, so a CI
@@ -31,7 +31,9 @@ from opensearchpy import AsyncOpenSearch
 OPENSEARCH_URL_ENV = "RAG_TEST_OPENSEARCH_URL"
 OPENSEARCH_ENGINE_ENV = "RAG_TEST_KNN_ENGINE"
 SQS_URL_ENV = "RAG_TEST_SQS_URL"
-STATE_DIR = Path(__file__).resolve().parent.parent / ".servers"
+STATE_DIR = Path(
+    os.environ.get("RAG_SERVERS_DIR") or Path(__file__).resolve().parent.parent / ".servers"
+)
 # Small enough that a redrive test needs only a few receives.
 MAX_RECEIVE_COUNT = 3
 SQS_REGION = "us-east-1"
