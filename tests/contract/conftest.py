@@ -59,31 +59,26 @@ def _sqlite(tmp_path: Path) -> IndexUnderTest:
 
 
 async def _opensearch(request: pytest.FixtureRequest) -> AsyncIterator[IndexUnderTest]:
-    try:
-        from opensearchpy import AsyncOpenSearch
+    from opensearchpy import AsyncOpenSearch
 
-        from shared.adapters import opensearch
-    except ImportError as exc:  # pragma: no cover - the adapter is part of the product
-        pytest.skip(f"OpenSearch adapter unavailable: {exc}")
-    try:
-        url = request.getfixturevalue("opensearch_url")
-        name = request.getfixturevalue("opensearch_index_name")
-    except pytest.FixtureLookupError:
-        pytest.skip("the opensearch_url fixture (tests/servers.py) is not available")
+    from shared.adapters import opensearch
+
+    url = request.getfixturevalue("opensearch_url")
+    name = request.getfixturevalue("opensearch_index_name")
+    engine = request.getfixturevalue("opensearch_knn_engine")
+    admin: AsyncOpenSearch = request.getfixturevalue("opensearch_client")
     settings = Settings(
-        index=IndexSettings(backend="opensearch", opensearch_url=url, index_name=name)
+        index=IndexSettings(
+            backend="opensearch", opensearch_url=url, index_name=name, engine=engine
+        )
     )
-    admin = AsyncOpenSearch(hosts=[url])
 
     async def refresh() -> None:
         # Test side only: the product never refreshes (AOSS forbids it).
         if await admin.indices.exists(index=name):
             await admin.indices.refresh(index=name)
 
-    try:
-        yield IndexUnderTest("opensearch", lambda: opensearch.from_settings(settings), refresh)
-    finally:
-        await admin.close()
+    yield IndexUnderTest("opensearch", lambda: opensearch.from_settings(settings), refresh)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("opensearch", marks=pytest.mark.opensearch)])
