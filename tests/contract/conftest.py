@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import pytest
+from opensearchpy import AsyncOpenSearch
 
 from shared.ports import VectorIndex
 from shared.settings import IndexSettings, Settings
@@ -51,51 +52,51 @@ async def _no_refresh() -> None:
     return None
 
 
-def _sqlite(tmp_path: Path) -> IndexUnderTest:
+@pytest.fixture
+def sqlite_under_test(tmp_path: Path) -> IndexUnderTest:
     from shared.adapters import sqlite_store
 
     settings = Settings(data_dir=tmp_path / "data")
     return IndexUnderTest("sqlite", lambda: sqlite_store.from_settings(settings), _no_refresh)
 
 
-async def _opensearch(request: pytest.FixtureRequest) -> AsyncIterator[IndexUnderTest]:
-    from opensearchpy import AsyncOpenSearch
-
+@pytest.fixture
+async def opensearch_under_test(
+    opensearch_url: str,
+    opensearch_index_name: str,
+    opensearch_knn_engine: Literal["faiss", "nmslib", "lucene"],
+    opensearch_client: AsyncOpenSearch,
+) -> IndexUnderTest:
     from shared.adapters import opensearch
 
-    url = request.getfixturevalue("opensearch_url")
-    name = request.getfixturevalue("opensearch_index_name")
-    engine = request.getfixturevalue("opensearch_knn_engine")
-    admin: AsyncOpenSearch = request.getfixturevalue("opensearch_client")
     settings = Settings(
         index=IndexSettings(
-            backend="opensearch", opensearch_url=url, index_name=name, engine=engine
+            backend="opensearch",
+            opensearch_url=opensearch_url,
+            index_name=opensearch_index_name,
+            engine=opensearch_knn_engine,
         )
     )
 
     async def refresh() -> None:
         # Test side only: the product never refreshes (AOSS forbids it).
-        if await admin.indices.exists(index=name):
-            await admin.indices.refresh(index=name)
+        if await opensearch_client.indices.exists(index=opensearch_index_name):
+            await opensearch_client.indices.refresh(index=opensearch_index_name)
 
-    yield IndexUnderTest("opensearch", lambda: opensearch.from_settings(settings), refresh)
+    return IndexUnderTest("opensearch", lambda: opensearch.from_settings(settings), refresh)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("opensearch", marks=pytest.mark.opensearch)])
-async def under_test(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[IndexUnderTest]:
-    if request.param == "sqlite":
-        subject = _sqlite(tmp_path)
-        yield subject
-    else:
-        gen = _opensearch(request)
-        subject = await gen.__anext__()
-        try:
-            yield subject
-        finally:
-            await gen.aclose()
-    for index in subject.opened:
+def under_test(request: pytest.FixtureRequest) -> IndexUnderTest:
+    # Sync on purpose: getfixturevalue of an async fixture needs no running loop.
+    subject: IndexUnderTest = request.getfixturevalue(f"{request.param}_under_test")
+    return subject
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened(under_test: IndexUnderTest) -> AsyncIterator[None]:
+    yield
+    for index in under_test.opened:
         await index.close()
 
 
