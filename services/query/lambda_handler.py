@@ -1,0 +1,260 @@
+"""The query Lambda behind the API Gateway WebSocket API.
+
+Routes: ``$connect`` (the authorizer has already run), ``$disconnect`` (flags
+the connection's running answers to stop) and ``$default`` (dispatch on
+``action``). An ``ask`` is validated and acknowledged (``accepted``) in the
+``$default`` invocation, which then invokes this same function
+asynchronously with a worker payload and returns at once; the worker streams
+the answer through ``post_to_connection``. So an answer is bound by the
+function timeout, not by API Gateway's 29-second integration timeout.
+
+A ``cancel`` or ``$disconnect`` arrives in yet another invocation: it sets a
+flag in the shared registry (DynamoDB), which the worker polls every
+``poll_s`` while it streams. A ``GoneException`` stops the worker at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from services.query.core import AnswerService, AskRejected, Job, QueryDeps
+from services.query.registry import RequestRegistry
+from services.query.session import rejection_events
+from shared.adapters.apigw import ApiGatewaySink, ManagementApi
+from shared.errors import ConnectionGone, InvalidAction
+from shared.protocol import (
+    AcceptedEvent,
+    AskAction,
+    CancelAction,
+    ErrorCode,
+    ErrorEvent,
+    PongEvent,
+    parse_client_action,
+)
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WORKER_KEY = "rag_query_worker"
+OK = {"statusCode": 200}
+
+
+class Invoker(Protocol):
+    async def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None: ...
+
+
+class WorkerJob(BaseModel):
+    """The payload of the asynchronous worker invocation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ask: AskAction
+    request_id: str
+    conversation_id: str
+    connection_id: str
+    endpoint_url: str
+
+
+class LambdaApp:
+    def __init__(
+        self,
+        settings: Settings,
+        deps: QueryDeps,
+        registry: RequestRegistry,
+        management: ManagementApi,
+        invoker: Invoker,
+        poll_s: float = 0.25,
+    ) -> None:
+        self._settings = settings
+        self._deps = deps
+        self._service = AnswerService(settings, deps)
+        self._registry = registry
+        self._management = management
+        self._invoker = invoker
+        self._poll_s = poll_s
+
+    async def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if WORKER_KEY in event:
+            await self._work(WorkerJob.model_validate(event[WORKER_KEY]))
+            return OK
+        request = event["requestContext"]
+        route, connection_id = request["routeKey"], request["connectionId"]
+        if route == "$connect":
+            log.info("connect %s", connection_id)
+            return OK
+        if route == "$disconnect":
+            log.info("disconnect %s", connection_id)
+            await self._registry.disconnect(connection_id)
+            return OK
+        endpoint = self._management.endpoint(request["domainName"], request["stage"])
+        sink = self._management.sink(endpoint, connection_id)
+        with contextlib.suppress(ConnectionGone):
+            await self._dispatch(_body(event), sink, endpoint, context)
+        return OK
+
+    async def _dispatch(self, body: str, sink: ApiGatewaySink, endpoint: str, context: Any) -> None:
+        try:
+            action = parse_client_action(body)
+        except InvalidAction as exc:
+            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
+            return
+        if isinstance(action, AskAction):
+            await self._ask(action, sink, endpoint, context)
+        elif isinstance(action, CancelAction):
+            if not await self._registry.cancel(sink.connection_id, action.request_id):
+                message = f"no running answer with request id {action.request_id!r}"
+                await sink.send(
+                    ErrorEvent(
+                        request_id=action.request_id,
+                        code=ErrorCode.UNKNOWN_REQUEST,
+                        message=message,
+                    )
+                )
+        else:
+            await sink.send(PongEvent())
+
+    async def _ask(self, ask: AskAction, sink: ApiGatewaySink, endpoint: str, context: Any) -> None:
+        try:
+            job = self._service.accept(ask)
+            refused = await self._registry.start(
+                sink.connection_id,
+                job.request_id,
+                self._settings.query.max_concurrent_per_connection,
+            )
+            if refused is not None:
+                raise AskRejected(refused, _REFUSALS[refused])
+        except AskRejected as exc:
+            for event in rejection_events(ask.request_id, exc.code, str(exc)):
+                await sink.send(event)
+            return
+        await sink.send(
+            AcceptedEvent(request_id=job.request_id, conversation_id=job.conversation_id)
+        )
+        worker = WorkerJob(
+            ask=job.ask,
+            request_id=job.request_id,
+            conversation_id=job.conversation_id,
+            connection_id=sink.connection_id,
+            endpoint_url=endpoint,
+        )
+        try:
+            await self._invoker.invoke_async(
+                context.invoked_function_arn, {WORKER_KEY: worker.model_dump(mode="json")}
+            )
+        except Exception:
+            log.exception("could not start the worker for %s", job.request_id)
+            await self._registry.finish(sink.connection_id, job.request_id)
+            for event in rejection_events(
+                job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
+            ):
+                await sink.send(event)
+
+    async def _work(self, worker: WorkerJob) -> None:
+        job = Job(
+            ask=worker.ask, request_id=worker.request_id, conversation_id=worker.conversation_id
+        )
+        sink = self._management.sink(worker.endpoint_url, worker.connection_id)
+        cancel = asyncio.Event()
+        poller = asyncio.create_task(self._poll(worker, cancel))
+        try:
+            await self._service.answer(job, sink, cancel)
+        except ConnectionGone:
+            log.info("client left during %s; generation stopped", job.request_id)
+        except Exception:
+            log.exception("answer %s failed", job.request_id)
+            with contextlib.suppress(Exception):
+                for event in rejection_events(
+                    job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
+                ):
+                    await sink.send(event)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await self._registry.finish(worker.connection_id, worker.request_id)
+
+    async def close(self) -> None:
+        await self._management.close()
+        for resource in (self._invoker, self._registry, self._deps.index, self._deps.model):
+            closer = getattr(resource, "close", None)
+            if closer is not None:
+                await closer()
+
+    async def _poll(self, worker: WorkerJob, cancel: asyncio.Event) -> None:
+        while not cancel.is_set():
+            await asyncio.sleep(self._poll_s)
+            try:
+                if await self._registry.should_stop(worker.connection_id, worker.request_id):
+                    cancel.set()
+            except Exception:  # a flaky registry must not kill the answer
+                log.warning("cancel poll failed for %s", worker.request_id, exc_info=True)
+
+
+_REFUSALS = {
+    ErrorCode.DUPLICATE_REQUEST: "a request with this id is already running",
+    ErrorCode.TOO_MANY_REQUESTS: "too many answers are running on this connection",
+}
+
+
+def _body(event: dict[str, Any]) -> str:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body).decode("utf-8", errors="replace")
+    return str(body)
+
+
+class LambdaRuntime:
+    """Runs a LambdaApp on one event loop that lives as long as the container,
+    so aiobotocore clients and connection pools survive between invocations."""
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+        self._app: LambdaApp | None = None
+        self._loop = asyncio.new_event_loop()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self._app is None:
+            self._app = self._build()
+        return self._loop.run_until_complete(self._app.handle(event, context))
+
+    def close(self) -> None:
+        """For tests and tools; a Lambda container just ends."""
+        if self._app is not None:
+            self._loop.run_until_complete(self._app.close())
+        self._loop.close()
+
+
+def build_app_from_environment() -> LambdaApp:
+    from services.query.conversation import ConversationStore, InMemoryConversationStore
+    from services.query.invoke import LambdaInvoker
+    from services.query.registry import InMemoryRegistry
+    from shared.factory import build_chat_model, build_embedder, build_vector_index
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    logging.getLogger().setLevel(settings.log_level)
+    registry: RequestRegistry
+    conversations: ConversationStore
+    if settings.query.state_table:
+        from services.query.dynamodb_state import DynamoDbState
+
+        state = DynamoDbState(settings)
+        registry, conversations = state, state
+    else:  # one container only: cancel across invocations will not reach the worker
+        registry, conversations = InMemoryRegistry(), InMemoryConversationStore()
+    deps = QueryDeps(
+        embedder=build_embedder(settings),
+        index=build_vector_index(settings),
+        model=build_chat_model(settings),
+        conversations=conversations,
+    )
+    return LambdaApp(settings, deps, registry, ManagementApi(settings), LambdaInvoker(settings))
+
+
+handler = LambdaRuntime(build_app_from_environment)

@@ -1,0 +1,342 @@
+"""The query Lambda on real API Gateway WebSocket event shapes.
+
+Real aiobotocore clients post frames to a stand-in Management API and invoke
+a stand-in Lambda API over HTTP; the shared state table is a real DynamoDB
+API (moto server). Each "container" is its own LambdaRuntime (own event
+loop, own clients), run in a thread as Lambda would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from moto.server import ThreadedMotoServer
+
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import QueryDeps
+from services.query.dynamodb_state import DynamoDbState
+from services.query.invoke import LambdaInvoker
+from services.query.lambda_handler import WORKER_KEY, LambdaApp, LambdaRuntime
+from services.query.registry import InMemoryRegistry
+from shared.adapters.apigw import ManagementApi
+from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.protocol import ErrorCode, StopReason
+from shared.settings import AwsSettings, QuerySettings, Settings
+from tests.fakes.chat_model import FakeChatModel, Script
+from tests.fakes.embedder import FakeEmbedder
+from tests.query.aws_stand_in import AwsStandIn, serve_stand_in
+from tests.query.events import (
+    LambdaContext,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
+
+Frames = list[dict[str, Any]]
+
+
+def kinds(frames: Frames) -> list[str]:
+    return [str(frame["event"]) for frame in frames]
+
+
+def has_done(frames: Frames) -> bool:
+    return any(frame["event"] == "done" for frame in frames)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+async def state_table(moto_url: str) -> str:
+    name = f"rag-query-state-{id(object())}"
+    session = get_session()
+    async with session.create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=moto_url
+    ) as dynamodb:
+        await dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    return name
+
+
+@pytest.fixture
+def stand_in() -> AwsStandIn:
+    return AwsStandIn()
+
+
+@pytest.fixture
+async def lambda_settings(settings: Settings, stand_in: AwsStandIn) -> AsyncIterator[Settings]:
+    async for url in serve_stand_in(stand_in):
+        yield settings.model_copy(
+            update={
+                "aws": AwsSettings(region="us-east-1", endpoint_url=url),
+                "query": QuerySettings(coalesce_ms=50.0, max_concurrent_per_connection=1),
+            }
+        )
+
+
+Container = Callable[[], LambdaRuntime]
+
+
+@pytest.fixture
+def containers(
+    lambda_settings: Settings,
+    model: FakeChatModel,
+    index: SqliteVectorIndex,
+    tmp_path: Path,
+    moto_url: str,
+    state_table: str,
+) -> Iterator[Container]:
+    """Each call is a new Lambda container sharing the DynamoDB state table."""
+    started: list[LambdaRuntime] = []
+    dynamo = lambda_settings.model_copy(
+        update={
+            "aws": AwsSettings(region="us-east-1", endpoint_url=moto_url),
+            "query": lambda_settings.query.model_copy(update={"state_table": state_table}),
+        }
+    )
+
+    def build() -> LambdaApp:
+        state = DynamoDbState(dynamo)
+        deps = QueryDeps(FakeEmbedder(), SqliteVectorIndex(index.path), model, state)
+        return LambdaApp(
+            lambda_settings,
+            deps,
+            state,
+            ManagementApi(lambda_settings),
+            LambdaInvoker(lambda_settings),
+            poll_s=0.02,
+        )
+
+    def new() -> LambdaRuntime:
+        runtime = LambdaRuntime(build)
+        started.append(runtime)
+        return runtime
+
+    yield new
+    for runtime in started:
+        runtime.close()
+
+
+async def invoke(runtime: LambdaRuntime, event: dict[str, Any]) -> dict[str, Any]:
+    return await asyncio.to_thread(runtime, event, LambdaContext())
+
+
+async def ask_and_run_worker(
+    front: LambdaRuntime, worker: LambdaRuntime, stand_in: AwsStandIn, connection: str, **ask: Any
+) -> Frames:
+    before = len(stand_in.invocations)
+    await invoke(front, message_event(connection, {"action": "ask", **ask}))
+    name, kind, payload = stand_in.invocations[before]
+    assert name == LambdaContext().invoked_function_arn and kind == "Event"
+    await invoke(worker, payload)
+    return stand_in.frames[connection]
+
+
+async def test_connect_and_disconnect_are_acknowledged(containers: Container) -> None:
+    runtime = containers()
+    connection = new_connection_id()
+    assert await invoke(runtime, connect_event(connection)) == {"statusCode": 200}
+    assert await invoke(runtime, disconnect_event(connection)) == {"statusCode": 200}
+
+
+async def test_ask_is_accepted_then_answered_by_an_async_worker(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["Twenty", " five", " days", " [1]."])]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    await invoke(
+        front,
+        message_event(
+            connection, {"action": "ask", "question": "vacation days?", "request_id": "r1"}
+        ),
+    )
+    assert kinds(stand_in.frames[connection]) == ["accepted"]  # $default returned at once
+    (_, _, payload) = stand_in.invocations[0]
+    assert payload[WORKER_KEY]["request_id"] == "r1"
+    await invoke(worker, payload)
+    frames = stand_in.frames[connection]
+    assert kinds(frames)[-2:] == ["sources", "done"]
+    text = "".join(f["text"] for f in frames if f["event"] == "token")
+    assert text == "Twenty five days [1]."
+    assert frames[-2]["citations"][0]["cited"] is True
+    assert frames[-1]["stop_reason"] == StopReason.END
+
+
+async def test_tokens_are_coalesced_and_frames_stay_under_32_kb(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["tok "] * 200 + ["x" * 70_000])]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    frames = await ask_and_run_worker(front, worker, stand_in, connection, question="llamas?")
+    tokens = [f for f in frames if f["event"] == "token"]
+    assert "".join(t["text"] for t in tokens) == "tok " * 200 + "x" * 70_000
+    assert len(tokens) < 100  # far fewer posts than model tokens
+    assert [t["seq"] for t in tokens] == list(range(len(tokens)))
+    assert max(stand_in.frame_sizes) < 32 * 1024
+
+
+async def test_cancel_from_another_invocation_stops_the_worker(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["word "] * 400, delay_s=0.01)]
+    front, worker, other = containers(), containers(), containers()
+    connection = new_connection_id()
+    await invoke(
+        front,
+        message_event(connection, {"action": "ask", "question": "llamas?", "request_id": "long"}),
+    )
+    running = asyncio.create_task(invoke(worker, stand_in.invocations[0][2]))
+    await stand_in.wait_for(connection, lambda frames: "token" in kinds(frames))
+    await invoke(other, message_event(connection, {"action": "cancel", "request_id": "long"}))
+    await running
+    frames = stand_in.frames[connection]
+    assert frames[-1]["event"] == "done" and frames[-1]["stop_reason"] == StopReason.CANCELLED
+    assert model.streams[0].cancelled
+    assert model.streams[0].tokens_sent < 400
+
+
+async def test_gone_client_stops_generation_at_once(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["word "] * 400, delay_s=0.005)]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    stand_in.gone_after[connection] = 3  # accepted + two token frames, then 410 Gone
+    await ask_and_run_worker(front, worker, stand_in, connection, question="llamas?")
+    assert model.streams[0].cancelled
+    assert model.streams[0].tokens_sent < 400
+    assert not has_done(stand_in.frames[connection])
+
+
+async def test_disconnect_stops_a_running_worker(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["word "] * 400, delay_s=0.01)]
+    front, worker, other = containers(), containers(), containers()
+    connection = new_connection_id()
+    await invoke(front, message_event(connection, {"action": "ask", "question": "llamas?"}))
+    running = asyncio.create_task(invoke(worker, stand_in.invocations[0][2]))
+    await stand_in.wait_for(connection, lambda frames: "token" in kinds(frames))
+    await invoke(other, disconnect_event(connection))
+    await running
+    assert model.streams[0].cancelled
+
+
+async def test_follow_up_in_another_container_sees_the_conversation(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["Hay [1]."]), Script(tokens=["Yes."])]
+    connection = new_connection_id()
+    frames = await ask_and_run_worker(
+        containers(), containers(), stand_in, connection, question="What do llamas eat?"
+    )
+    conversation = frames[0]["conversation_id"]
+    await ask_and_run_worker(
+        containers(),
+        containers(),
+        stand_in,
+        connection,
+        question="Do they drink?",
+        conversation_id=conversation,
+    )
+    assert "What do llamas eat? [/INST] Hay [1]. </s><s>[INST]" in model.streams[1].prompt
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{nope", ErrorCode.INVALID_JSON),
+        ('{"action": "sing"}', ErrorCode.UNKNOWN_ACTION),
+        ('{"action": "ask", "question": ""}', ErrorCode.INVALID_REQUEST),
+        ('{"action": "ask", "question": "' + "q" * 4001 + '"}', ErrorCode.QUESTION_TOO_LONG),
+        ('{"action": "ask", "question": "q", "filters": {"a": {}}}', ErrorCode.BAD_FILTER),
+        ('{"action": "ask", "question": "q", "preset": "pirate"}', ErrorCode.UNKNOWN_PRESET),
+        ('{"action": "cancel", "request_id": "ghost"}', ErrorCode.UNKNOWN_REQUEST),
+    ],
+)
+async def test_bad_frames_get_error_events_and_the_connection_stays_usable(
+    containers: Container, stand_in: AwsStandIn, body: str, code: ErrorCode
+) -> None:
+    front = containers()
+    connection = new_connection_id()
+    assert await invoke(front, message_event(connection, body)) == {"statusCode": 200}
+    assert [f["code"] for f in stand_in.frames[connection] if f["event"] == "error"] == [code]
+    await invoke(front, message_event(connection, {"action": "ping"}))
+    assert stand_in.frames[connection][-1] == {"event": "pong"}
+
+
+async def test_concurrency_limit_and_duplicates_hold_across_invocations(
+    containers: Container, stand_in: AwsStandIn
+) -> None:
+    front, other = containers(), containers()
+    connection = new_connection_id()
+    ask = {"action": "ask", "question": "llamas?", "request_id": "one"}
+    await invoke(front, message_event(connection, ask))
+    await invoke(other, message_event(connection, ask))
+    await invoke(other, message_event(connection, {**ask, "request_id": "two"}))
+    errors = [f["code"] for f in stand_in.frames[connection] if f["event"] == "error"]
+    assert errors == [ErrorCode.DUPLICATE_REQUEST, ErrorCode.TOO_MANY_REQUESTS]
+
+
+async def test_in_memory_state_serves_a_single_container(
+    lambda_settings: Settings, index: SqliteVectorIndex, stand_in: AwsStandIn
+) -> None:
+    """Without a state table everything still works within one container."""
+
+    def build() -> LambdaApp:
+        deps = QueryDeps(
+            FakeEmbedder(),
+            SqliteVectorIndex(index.path),
+            FakeChatModel(),
+            InMemoryConversationStore(),
+        )
+        return LambdaApp(
+            lambda_settings,
+            deps,
+            InMemoryRegistry(),
+            ManagementApi(lambda_settings),
+            LambdaInvoker(lambda_settings),
+        )
+
+    runtime = LambdaRuntime(build)
+    try:
+        connection = new_connection_id()
+        frames = await ask_and_run_worker(
+            runtime, runtime, stand_in, connection, question="llamas?"
+        )
+        assert kinds(frames)[0] == "accepted" and kinds(frames)[-1] == "done"
+    finally:
+        await asyncio.to_thread(runtime.close)
