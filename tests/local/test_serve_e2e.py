@@ -83,6 +83,10 @@ async def test_serve_ingest_ask_restart(
     sources = next(e for e in events if isinstance(e, SourcesEvent))
     assert sources.citations[0].doc_id == "policies/travel.md"
 
+    via_cli = rag("ask", "--url", server.ws_url, "How many days of annual leave are there?")
+    assert via_cli.returncode == 0, via_cli.stdout + via_cli.stderr
+    assert "Sources" in via_cli.stdout and "policies/leave.txt" in via_cli.stdout
+
     server.restart()
 
     assert await documents(server) == {name: "indexed" for name in DOCS}
