@@ -33,6 +33,8 @@ QUEUE_BACKEND = "RAG_QUEUE__BACKEND"
 QUEUE_URL = "RAG_QUEUE__QUEUE_URL"
 QUEUE_VISIBILITY = "RAG_QUEUE__VISIBILITY_TIMEOUT_S"
 QUEUE_MAX_RECEIVE = "RAG_QUEUE__MAX_RECEIVE_COUNT"
+QUEUE_DLQ_URL = "RAG_QUEUE__DLQ_URL"
+QUERY_STATE_TABLE = "RAG_QUERY__STATE_TABLE"
 INGEST_BUCKET = "RAG_INGEST__BUCKET"
 STATUS_BACKEND = "RAG_STATUS__BACKEND"
 STATUS_TABLE = "RAG_STATUS__TABLE"
@@ -69,6 +71,7 @@ def indexer_environment(
     config: StackConfig,
     collection_endpoint: pulumi.Input[str],
     queue_url: pulumi.Input[str],
+    dlq_url: pulumi.Input[str],
     visibility_timeout: int,
     bucket: pulumi.Input[str],
     status_table: pulumi.Input[str],
@@ -77,6 +80,8 @@ def indexer_environment(
         **common_environment(config, collection_endpoint),
         QUEUE_BACKEND: "sqs",
         QUEUE_URL: queue_url,
+        # Poison messages go to the DLQ directly, with their reason attached.
+        QUEUE_DLQ_URL: dlq_url,
         QUEUE_VISIBILITY: str(visibility_timeout),
         QUEUE_MAX_RECEIVE: str(config.ingest.max_receive_count),
         INGEST_BUCKET: bucket,
@@ -89,8 +94,14 @@ def query_environment(
     config: StackConfig,
     collection_endpoint: pulumi.Input[str],
     model_env: Mapping[str, pulumi.Input[str]],
+    state_table: pulumi.Input[str],
 ) -> dict[str, pulumi.Input[str]]:
-    return {**common_environment(config, collection_endpoint), **model_env}
+    # The state table lets $default, cancel and the self-invoked worker share state.
+    return {
+        **common_environment(config, collection_endpoint),
+        **model_env,
+        QUERY_STATE_TABLE: state_table,
+    }
 
 
 def model_environment(

@@ -37,7 +37,7 @@ class StackResources:
     chat_api: ChatApi
     observability: Observability
     artifacts: ArtifactStore
-    outputs: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    outputs: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def collection_name(config: StackConfig, stack: str) -> str:
@@ -138,11 +138,12 @@ def build_stack(
             function_names=functions,
         ),
     )
-    outputs: dict[str, pulumi.Output[str]] = {
+    outputs: dict[str, pulumi.Input[str]] = {
+        "region": config.region,
         "websocket_url": chat.stage.invoke_url,
         "ingest_queue_url": ingest.queue.url,
         "dead_letter_queue_url": ingest.dead_letter_queue.url,
-        "documents_bucket": ingest.bucket.bucket,
+        "ingest_bucket": ingest.bucket.bucket,
         "status_table": ingest.status_table.name,
         "collection_endpoint": endpoint,
     }

@@ -68,6 +68,20 @@ class ChatApi(pulumi.ComponentResource):
             opts=child,
         )
         self.log_group = log_group(f"{name}-query-logs", cfg.observability.log_retention_days, self)
+        # In-flight requests, cancellations and conversation turns; items expire by TTL.
+        self.state_table = aws.dynamodb.Table(
+            f"{name}-state",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            range_key="sk",
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name="pk", type="S"),
+                aws.dynamodb.TableAttributeArgs(name="sk", type="S"),
+            ],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name="expires_at", enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            opts=child,
+        )
         self.base_policy = inline_policy(
             f"{name}-query-policy",
             args.role,
@@ -75,6 +89,16 @@ class ChatApi(pulumi.ComponentResource):
                 policies.log_statement(self.log_group.arn),
                 policies.statement(
                     "OpenSearchServerless", ["aoss:APIAccessAll"], [args.collection_arn]
+                ),
+                policies.statement(
+                    "QueryState",
+                    [
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                    ],
+                    [self.state_table.arn],
                 ),
                 args.model_statement,
                 *args.vpc_statements,
@@ -86,7 +110,7 @@ class ChatApi(pulumi.ComponentResource):
             timeout=cfg.chat.query_timeout_seconds,
             memory_mb=cfg.chat.query_memory_mb,
             environment=env.query_environment(
-                cfg, args.collection_endpoint, args.model_environment
+                cfg, args.collection_endpoint, args.model_environment, self.state_table.name
             ),
             in_vpc=cfg.uses_vpc,
         )

@@ -83,6 +83,7 @@ class Indexer(pulumi.ComponentResource):
             cfg,
             args.collection_endpoint,
             args.ingest.queue.url,
+            args.ingest.dead_letter_queue.url,
             args.ingest.visibility_timeout,
             args.ingest.bucket.bucket,
             args.ingest.status_table.name,

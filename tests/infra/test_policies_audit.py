@@ -110,6 +110,12 @@ def test_scoped_grants(variant: tuple[StackConfig, Deployment]) -> None:
     bucket = d.one("aws:s3/bucket:Bucket", "ingest-documents").state["arn"]
     assert grants["indexer-role"]["ReadDocuments"]["Resource"] == [f"{bucket}/*"]
     assert "ReadDocuments" not in grants["query-role"]
+    state = d.one("aws:dynamodb/table:Table", "chat-state").state["arn"]
+    status = d.one("aws:dynamodb/table:Table", "ingest-status").state["arn"]
+    assert grants["query-role"]["QueryState"]["Resource"] == [state]
+    assert grants["indexer-role"]["DocumentStatus"]["Resource"] == [status]
+    dlq = d.one("aws:sqs/queue:Queue", "ingest-dlq").state["arn"]
+    assert grants["indexer-role"]["DeadLetterInvalidMessages"]["Resource"] == [dlq]
 
 
 def test_functions_run_as_their_roles(variant: tuple[StackConfig, Deployment]) -> None:

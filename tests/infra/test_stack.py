@@ -84,7 +84,7 @@ def test_documents_bucket_private_encrypted_tls_only(
 
 def test_status_table(variant: tuple[StackConfig, Deployment]) -> None:
     _, d = variant
-    table = d.one("aws:dynamodb/table:Table").inputs
+    table = d.one("aws:dynamodb/table:Table", "ingest-status").inputs
     assert table["hashKey"] == "doc_id"
     assert table["billingMode"] == "PAY_PER_REQUEST"
     assert table["serverSideEncryption"] == {"enabled": True}
@@ -108,7 +108,15 @@ def test_service_environment_is_wired(variant: tuple[StackConfig, Deployment]) -
         indexer_env[env.INGEST_BUCKET]
         == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
     )
-    assert indexer_env[env.STATUS_TABLE] == d.one("aws:dynamodb/table:Table").state["name"]
+    assert (
+        indexer_env[env.STATUS_TABLE]
+        == d.one("aws:dynamodb/table:Table", "ingest-status").state["name"]
+    )
+    assert indexer_env[env.QUEUE_DLQ_URL] == d.one(QUEUE, "ingest-dlq").state["url"]
+    state = d.one("aws:dynamodb/table:Table", "chat-state")
+    assert query_env[env.QUERY_STATE_TABLE] == state.state["name"]
+    assert (state.inputs["hashKey"], state.inputs["rangeKey"]) == ("pk", "sk")
+    assert state.inputs["ttl"] == {"attributeName": "expires_at", "enabled": True}
     if config.model.source == "bedrock":
         assert query_env[env.MODEL_BACKEND] == "bedrock"
         assert query_env[env.MODEL_BEDROCK_ID] == config.model.bedrock_model_id
@@ -264,8 +272,6 @@ def test_outputs(variant: tuple[StackConfig, Deployment]) -> None:
     )
     assert out["ingest_queue_url"] == d.one(QUEUE, "ingest-queue").state["url"]
     assert out["dead_letter_queue_url"] == d.one(QUEUE, "ingest-dlq").state["url"]
-    assert (
-        out["documents_bucket"] == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
-    )
+    assert out["ingest_bucket"] == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
     assert out["collection_endpoint"].startswith("https://")
     assert ("cognito_user_pool_id" in out) == (config.chat.auth == "cognito")

