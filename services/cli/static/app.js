@@ -215,7 +215,7 @@ async function refreshDocuments() {
   const rows = data.documents.map((d) => {
     const status = el("td");
     status.append(el("span", { className: `state state-${d.state}`, text: d.state }));
-    if (d.state === "indexed") status.append(el("span", { className: "meta", text: ` · ${d.chunk_count} chunks` }));
+    if (d.state === "indexed") status.append(el("span", { className: "meta", text: ` · ${d.chunk_count} chunk${d.chunk_count === 1 ? "" : "s"}` }));
     if (d.reason) status.append(el("div", { className: "reason", text: d.reason }));
     const del = el("button", { className: "danger", type: "button", text: "Delete", title: `Delete ${d.doc_id}` });
     del.addEventListener("click", () => deleteDocument(d.doc_id));
