@@ -18,7 +18,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -131,6 +132,37 @@ class _Timer:
         return self.timings
 
 
+class KeyedLocks:
+    """One lock per doc id, dropped when nobody holds or waits for it.
+
+    Two copies of a message for the same document (a re-send, a redelivery)
+    processed at once would both find the generation missing and both write
+    it; in one process they are serialised here. Across processes the next
+    delivery of the document repairs it (a generation with the wrong count
+    is rewritten whole).
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class IndexerPipeline:
     def __init__(
         self,
@@ -151,6 +183,7 @@ class IndexerPipeline:
         self._load = loader
         self._counter = counter
         self._fingerprint = settings_fingerprint(settings.chunking, embedder.model_id)
+        self._doc_locks = KeyedLocks()
 
     async def start(self) -> None:
         """Create the index if needed; DimensionMismatch here is a start-up error."""
@@ -162,10 +195,11 @@ class IndexerPipeline:
         try:
             op = parse_ingest_message(message.body)
             outcome.doc_id = op.doc_id
-            if isinstance(op, DeleteOperation):
-                await self._delete(op, message, outcome)
-            else:
-                await self._index(op, message, outcome, timer)
+            async with self._doc_locks.hold(op.doc_id):
+                if isinstance(op, DeleteOperation):
+                    await self._delete(op, message, outcome)
+                else:
+                    await self._index(op, message, outcome, timer)
         except Exception as exc:
             error = exc if isinstance(exc, RagError) else RagError(f"unexpected error: {exc!r}")
             outcome.verdict = Verdict.POISON if is_poison(exc) else Verdict.RETRY
@@ -199,9 +233,12 @@ class IndexerPipeline:
             previous is not None
             and previous.state is DocState.INDEXED
             and previous.generation == generation
-            and stored.get(generation) == previous.chunk_count
         ):
             # A redelivery or a re-send of identical content: nothing to embed.
+            # The status record (strongly consistent, written only after a
+            # whole write) is trusted over the index's count, which may lag
+            # writes by a refresh interval (AOSS: seconds) and would invite a
+            # second copy.
             out.chunk_count = previous.chunk_count
             out.removed = await self._drop_others(op.doc_id, generation, stored)
             out.verdict = Verdict.UNCHANGED

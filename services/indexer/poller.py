@@ -9,8 +9,9 @@
   down must not burn the receive count towards the DLQ in seconds).
 - Poison: to the DLQ with its reason, then deleted; without a DLQ, released at
   once so the queue's redrive moves it after its receive limit.
-- On stop (SIGTERM/SIGINT) receiving stops; in-flight messages get a grace
-  period to finish, and those still running are released (visibility 0).
+- On stop (SIGTERM/SIGINT) receiving stops (a long poll under way is let
+  finish and what it returns is released at once); in-flight messages get a
+  grace period to finish, and those still running are released (visibility 0).
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class Poller:
         self._grace_s = shutdown_grace_s
         self._idle_pause_s = idle_pause_s
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Counters for operators' logs and for tests waiting on progress.
         self.processed = 0
+        self.rejected = 0
+        self.retried = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._runtime.start()
@@ -81,11 +85,14 @@ class Poller:
         )
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not receiving.done():
-            # Stopping mid long-poll: anything SQS hands out now simply becomes
-            # visible again after the visibility timeout.
-            receiving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiving
+            # Stopping mid long-poll. Cancelling the request would not cancel it
+            # on the server, which could still hand out messages that nobody
+            # sees until their visibility runs out; so let the poll end (within
+            # wait_seconds; in-flight work goes on meanwhile) and release what it got.
+            await asyncio.wait({receiving})
+            with contextlib.suppress(RagError):
+                for message in receiving.result():
+                    await self._settle(self._queue.release(message), message, "release")
             return []
         try:
             return receiving.result()
@@ -109,7 +116,9 @@ class Poller:
             self.processed += 1
         elif outcome.verdict is Verdict.POISON:
             await self._reject(message, outcome)
+            self.rejected += 1
         else:
+            self.retried += 1
             delay = retry_delay_s(
                 message.receive_count, self._retry_base_s, self._settings.visibility_timeout_s
             )
