@@ -1,4 +1,4 @@
-"""The ``rag`` command line.
+"""rag: the whole product on this machine, or a deployed stack (--stack).
 
 rag serve                     the chat page, WebSocket API and indexer on one data folder
 rag ingest PATH… | --sample   index files and folders (unchanged files are skipped)
@@ -40,16 +40,39 @@ Stack = Annotated[
 ]
 
 
+def stack_outputs(stack: str | None) -> dict[str, Any]:
+    if not stack:
+        return {}
+    from services.cli.stack import read_stack_outputs
+
+    try:
+        return read_stack_outputs(stack, Path.cwd())
+    except RagError as exc:
+        err.print(f"[red]rag: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+
+
 def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if stack:
-        from services.cli.stack import read_stack_outputs, settings_overrides
+        from services.cli.stack import settings_overrides
 
-        outputs = read_stack_outputs(stack, Path.cwd())
-        overrides.update(settings_overrides(outputs))
+        overrides.update(settings_overrides(stack_outputs(stack)))
     return load_settings(**overrides)
+
+
+def stack_websocket_url(url: str | None, stack: str | None) -> str | None:
+    if url or not stack:
+        return url
+    from services.cli.stack import WEBSOCKET_KEYS, pick
+
+    found = pick(stack_outputs(stack), WEBSOCKET_KEYS)
+    if found is None:
+        err.print(f"[red]rag: stack {stack!r} has no websocket_url output[/red]")
+        raise typer.Exit(1)
+    return found
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -113,9 +136,11 @@ def ask(
     k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
     mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
     data_dir: DataDir = None,
+    stack: Stack = None,
 ) -> None:
     """Stream the answer to one question, then its sources."""
     settings = settings_for(data_dir)
+    url = stack_websocket_url(url, stack)
     ok = run(commands.ask(settings, [question], url, token, k, _mode(mode)))
     if not ok:
         raise typer.Exit(1)
@@ -128,16 +153,18 @@ def chat(
     k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
     mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
     data_dir: DataDir = None,
+    stack: Stack = None,
 ) -> None:
     """Interactive questions in one conversation (empty line or Ctrl-D to quit)."""
     settings = settings_for(data_dir)
+    url = stack_websocket_url(url, stack)
     run(commands.ask(settings, None, url, token, k, _mode(mode)))
 
 
 @app.command()
-def docs(data_dir: DataDir = None) -> None:
+def docs(data_dir: DataDir = None, stack: Stack = None) -> None:
     """List documents with their status (and the reason when one failed)."""
-    statuses, dead = run(commands.list_docs(settings_for(data_dir)))
+    statuses, dead = run(commands.list_docs(settings_for(data_dir, stack)))
     if not statuses:
         console.print("no documents yet: run `rag ingest --sample` or `rag ingest PATH…`")
         return

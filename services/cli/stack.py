@@ -15,6 +15,7 @@ QUEUE_KEYS = ("ingest_queue_url", "queue_url", "ingestQueueUrl")
 BUCKET_KEYS = ("ingest_bucket", "ingest_bucket_name", "bucket", "ingestBucket")
 WEBSOCKET_KEYS = ("websocket_url", "ws_url", "websocketUrl", "chat_url")
 REGION_KEYS = ("region", "aws_region")
+STATUS_TABLE_KEYS = ("status_table", "statusTable")
 
 
 def read_stack_outputs(stack: str, cwd: Path) -> dict[str, Any]:
@@ -58,6 +59,9 @@ def settings_overrides(outputs: dict[str, Any]) -> dict[str, Any]:
     bucket = pick(outputs, BUCKET_KEYS)
     if bucket:
         overrides["ingest"] = {"bucket": bucket}
+    table = pick(outputs, STATUS_TABLE_KEYS)
+    if table:
+        overrides["status"] = {"backend": "dynamodb", "table": table}
     region = pick(outputs, REGION_KEYS)
     if region:
         overrides["aws"] = {"region": region}
