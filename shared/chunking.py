@@ -14,12 +14,12 @@ Rules, in order of strength:
   boundary; there is no overlap across a heading.
 
 Two escape hatches keep every input chunkable. A "word" that WordPiece reads as
-one ``[UNK]`` because it is longer than 100 characters (say a base64 blob with
-no ``+`` or ``/`` for a while) is cut into 100-character pieces, each counted
-as the tokenizer reads it alone (an upper bound of what the embedder will see).
-And if a whole window has no allowed boundary, the chunk is cut at the token
-boundary where the window ends, mid-word; only generic tokenizers or
-pathological text get there.
+one ``[UNK]`` because it is longer than 100 characters (say a hex dump, or a
+stretch of base64 without ``+`` or ``/``) is counted as one token per
+character, an upper bound of what the embedder sees for any part of it, and
+preferably cut every 100 characters. And if a window has no allowed boundary at
+all (a word longer than the window), the chunk is cut at the token boundary
+where the window ends, mid-word: the only mid-word cuts the chunker makes.
 
 Offsets: ``chunk.text == loaded.text[chunk.start:chunk.end]``; chunks carry no
 leading or trailing whitespace, and together they cover every non-whitespace
@@ -155,38 +155,35 @@ def chunk_document(
 def _tokenize(text: str, counter: TokenCounter) -> tuple[IntArray, IntArray, IntArray]:
     """Token starts and ends, plus the indexes of tokens that begin a piece of an
     over-long word (see the module docstring)."""
-    spans = counter.token_spans(text)
-    flat = np.fromiter(chain.from_iterable(spans), dtype=np.int64, count=2 * len(spans))
-    starts, ends = flat[0::2].copy(), flat[1::2].copy()
+    starts, ends = _span_arrays(counter.token_spans(text))
     long_tokens = np.flatnonzero(ends - starts > MAX_TOKEN_CHARS)
     if len(long_tokens) == 0:
         return starts, ends, np.zeros(0, dtype=np.int64)
-    return _split_long_tokens(text, counter, starts, ends, long_tokens)
+    return _split_long_tokens(starts, ends, long_tokens)
+
+
+def _span_arrays(spans: Sequence[tuple[int, int]]) -> tuple[IntArray, IntArray]:
+    flat = np.fromiter(chain.from_iterable(spans), dtype=np.int64, count=2 * len(spans))
+    return flat[0::2].copy(), flat[1::2].copy()
 
 
 def _split_long_tokens(
-    text: str, counter: TokenCounter, starts: IntArray, ends: IntArray, long_tokens: IntArray
+    starts: IntArray, ends: IntArray, long_tokens: IntArray
 ) -> tuple[IntArray, IntArray, IntArray]:
-    new_starts: list[IntArray] = []
-    new_ends: list[IntArray] = []
-    piece_firsts: list[int] = []
-    count = 0
-    kept = 0
-    for index in (int(i) for i in long_tokens):
-        new_starts.append(starts[kept:index])
-        new_ends.append(ends[kept:index])
-        count += index - kept
-        for lo in range(int(starts[index]), int(ends[index]), MAX_TOKEN_CHARS):
-            hi = min(lo + MAX_TOKEN_CHARS, int(ends[index]))
-            sub = counter.token_spans(text[lo:hi]) or [(0, hi - lo)]
-            piece_firsts.append(count)
-            new_starts.append(np.array([a + lo for a, _ in sub], dtype=np.int64))
-            new_ends.append(np.array([b + lo for _, b in sub], dtype=np.int64))
-            count += len(sub)
-        kept = index + 1
-    new_starts.append(starts[kept:])
-    new_ends.append(ends[kept:])
-    return np.concatenate(new_starts), np.concatenate(new_ends), np.array(piece_firsts)
+    """Count an over-long token as one token per character (WordPiece never makes
+    more tokens than characters) and mark a piece start every MAX_TOKEN_CHARS.
+    Re-tokenising instead would cost WordPiece's quadratic word matching."""
+    chars = np.concatenate([np.arange(starts[i], ends[i], dtype=np.int64) for i in long_tokens])
+    owner_starts = np.repeat(starts[long_tokens], ends[long_tokens] - starts[long_tokens])
+    piece_first = (chars - owner_starts) % MAX_TOKEN_CHARS == 0
+
+    keep = np.ones(len(starts), dtype=bool)
+    keep[long_tokens] = False
+    all_starts = np.concatenate([starts[keep], chars])
+    all_ends = np.concatenate([ends[keep], chars + 1])
+    flags = np.concatenate([np.zeros(int(keep.sum()), dtype=bool), piece_first])
+    order = np.argsort(all_starts, kind="stable")
+    return all_starts[order], all_ends[order], np.flatnonzero(flags[order])
 
 
 # ---- boundary levels ----------------------------------------------------------
