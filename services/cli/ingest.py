@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ async def wait_until_done(parts: Parts, sent: Sequence[Sent], tick: Tick) -> lis
     assert isinstance(queue, SqliteQueue), "waiting needs the embedded queue"
     pending = {s.message_id for s in sent}
     worker: asyncio.Task[None] | None = None
+    stop = asyncio.Event()
     try:
         while pending:
             still = {m for m in pending if await queue.is_pending(m)}
@@ -115,15 +117,15 @@ async def wait_until_done(parts: Parts, sent: Sequence[Sent], tick: Tick) -> lis
                 break
             serving = await queue.live_consumers(CONSUMER_FRESH_S) > 0
             if worker is None and not serving:
-                worker = asyncio.create_task(run_local_indexer(parts))
+                consumer = f"ingest-{os.getpid()}"
+                worker = asyncio.create_task(run_local_indexer(parts, stop, consumer))
             elif worker is not None and worker.done():
                 worker.result()  # surface the indexer's crash instead of waiting forever
             await asyncio.sleep(_POLL_S)
     finally:
         if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            stop.set()
+            await worker
     return await outcomes(parts, [s.doc_id for s in sent])
 
 
@@ -152,29 +154,28 @@ async def _dead_letter_reasons(parts: Parts) -> dict[str, str]:
     return reasons
 
 
-async def run_local_indexer(parts: Parts, consumer_id: str | None = None) -> None:
-    """Consume the embedded queue with the indexer, with a heartbeat so other
-    processes on this data folder know someone is indexing."""
+async def run_local_indexer(parts: Parts, stop: asyncio.Event, consumer_id: str) -> None:
+    """Consume the embedded queue with the indexer until ``stop``, with a
+    heartbeat so other processes on this data folder know someone is indexing."""
     from services.cli.indexing import run_indexer
 
     queue = parts.queue
     assert isinstance(queue, SqliteQueue)
-    name = consumer_id or f"ingest-{id(parts)}"
 
     async def beat() -> None:
         while True:
-            await queue.heartbeat(name)
+            await queue.heartbeat(consumer_id)
             await asyncio.sleep(HEARTBEAT_S)
 
     beating = asyncio.create_task(beat())
     try:
-        await run_indexer(parts)
+        await run_indexer(parts, stop)
     finally:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
         with contextlib.suppress(Exception):
-            await queue.forget_consumer(name)
+            await queue.forget_consumer(consumer_id)
 
 
 def resolve_sample_dir(repo_root: Path) -> Path:

@@ -43,6 +43,11 @@ def _log_model_load(task: asyncio.Task[object], started: float) -> None:
         log.info("chat model ready in %.1f s", time.perf_counter() - started)
 
 
+def _log_indexer_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the indexer stopped: %r", task.exception())
+
+
 def build_local_app(settings: Settings) -> web.Application:
     parts = Parts(settings)
     model = DeferredChatModel(lambda: build_chat_model(settings), family_hint(settings))
@@ -54,7 +59,8 @@ def build_local_app(settings: Settings) -> web.Application:
     )
     app = create_app(settings, deps)
     add_local_routes(app, parts)
-    tasks: list[asyncio.Task[object]] = []
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
 
     async def start_background(_: web.Application) -> None:
         started = time.perf_counter()
@@ -62,12 +68,14 @@ def build_local_app(settings: Settings) -> web.Application:
         loading.add_done_callback(lambda task: _log_model_load(task, started))
         if parts.embedded_queue:
             consumer = f"serve-{os.getpid()}"
-            tasks.append(asyncio.create_task(run_local_indexer(parts, consumer)))
+            indexer = asyncio.create_task(run_local_indexer(parts, stop, consumer))
+            indexer.add_done_callback(_log_indexer_end)
+            tasks.append(indexer)
 
     async def stop_background(_: web.Application) -> None:
+        stop.set()  # the poller finishes or releases its in-flight messages
         for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(Exception):
                 await task
         await model.close()
         await parts.close()
