@@ -172,6 +172,11 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
             "chat.auth is 'token' but no token is set: run "
             "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
         )
+    if config.model.source == "sagemaker" and secrets.hf_token is None:
+        raise ValueError(
+            "model.source is 'sagemaker' and Llama 2 is gated on the Hugging Face Hub: run "
+            "`pulumi config set --secret rag:hfToken hf_...` (or use model.source existing/bedrock)"
+        )
     return config, secrets
 
 

@@ -20,7 +20,7 @@ import pulumi
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
-PROJECT = "serverless-rag"
+PROJECT = "rag"
 STACK = "dev"
 
 

@@ -1,0 +1,112 @@
+"""Pulumi.yaml, Pulumi.dev.yaml and reading the stack config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+from infra.config import StackConfig, StackSecrets, load_config
+from infra.packaging import REPO_ROOT
+
+
+def test_project_file() -> None:
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "rag"  # the config namespace infra.config reads
+    assert project["main"] == "infra/"
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert (REPO_ROOT / "infra" / "__main__.py").exists()
+
+
+def dev_stack_config() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def test_dev_stack_documents_the_real_defaults() -> None:
+    raw = dev_stack_config()
+    sections = {k.removeprefix("rag:"): v for k, v in raw.items() if k.startswith("rag:")}
+    config = StackConfig.model_validate({"region": raw["aws:region"], **sections})
+    assert config == StackConfig(region=raw["aws:region"])
+    # Every section of the config model is written out (rag:vpc only as a comment).
+    documented = set(sections) | {"vpc"}
+    assert documented == {f.alias or name for name, f in StackConfig.model_fields.items()} - {
+        "region"
+    }
+
+
+@pytest.fixture
+def fresh_loop() -> Iterator[None]:
+    """Config secrets are Outputs, which need an event loop of their own here."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def set_stack_config(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, Any], secrets: tuple[str, ...] = ()
+) -> None:
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(encoded))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(list(secrets)))
+
+
+def test_load_config_reads_sections_and_secrets(
+    monkeypatch: pytest.MonkeyPatch, fresh_loop: None
+) -> None:
+    set_stack_config(
+        monkeypatch,
+        {
+            "aws:region": "eu-central-1",
+            "rag:indexer": {"timeoutSeconds": 200},
+            "rag:model": {"source": "bedrock"},
+            "rag:staticToken": "t0ken",
+        },
+        secrets=("rag:staticToken",),
+    )
+    config, secrets = load_config()
+    assert config.region == "eu-central-1"
+    assert config.indexer.timeout_seconds == 200
+    assert config.model.source == "bedrock"
+    assert isinstance(secrets, StackSecrets) and secrets.static_token is not None
+    assert secrets.hf_token is None
+
+
+def test_sagemaker_without_hf_token_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, fresh_loop: None
+) -> None:
+    set_stack_config(monkeypatch, {"aws:region": "us-east-1", "rag:chat": {"auth": "none"}})
+    with pytest.raises(ValueError, match="pulumi config set --secret rag:hfToken"):
+        load_config()
+
+
+def test_token_auth_without_a_token_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, fresh_loop: None
+) -> None:
+    set_stack_config(monkeypatch, {"aws:region": "us-east-1", "rag:model": {"source": "bedrock"}})
+    with pytest.raises(ValueError, match="pulumi config set --secret rag:staticToken"):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"rag:indexer": {"timeoutSecs": 100}},  # typo: unknown keys are refused
+        {"rag:search": {"network": "vpc"}},  # vpc without rag:vpc
+        {"rag:model": {"source": "existing"}},  # no endpoint name
+        {"rag:ingest": {"retentionSeconds": 1209600, "dlqRetentionSeconds": 1209600}},
+    ],
+)
+def test_invalid_config_is_refused(
+    monkeypatch: pytest.MonkeyPatch, fresh_loop: None, values: dict[str, Any]
+) -> None:
+    set_stack_config(monkeypatch, {"aws:region": "us-east-1", **values})
+    with pytest.raises(pydantic.ValidationError):
+        load_config()
