@@ -1,0 +1,94 @@
+"""The sample corpus indexed once per session with the real MiniLM embedder.
+
+Indexing ~360 chunks with the real model takes tens of seconds on a laptop
+CPU, so the store is built once (with default settings, through the
+indexer's pipeline) and every evaluation test reads it. ``MemoEmbedder``
+remembers each text's vector, so indexing the same corpus into OpenSearch
+and re-asking the golden questions cost no second embedding pass, and both
+stores see bit-identical vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.cli.eval_index import IndexReport, index_folder
+from shared.adapters import sqlite_status, sqlite_store
+from shared.adapters.minilm import MiniLMEmbedder
+from shared.documents import Vector
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "samples" / "corpus"
+GOLDEN = REPO / "samples" / "golden.jsonl"
+
+
+class MemoEmbedder:
+    """The real embedder, with every vector it computed remembered by text."""
+
+    def __init__(self, inner: MiniLMEmbedder) -> None:
+        self._inner = inner
+        self._seen: dict[str, Vector] = {}
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if missing:
+            vectors = await self._inner.embed_documents(missing)
+            self._seen.update(zip(missing, vectors, strict=True))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._seen[t] for t in texts])
+
+    async def embed_query(self, text: str) -> Vector:
+        key = "\0query\0" + text
+        if key not in self._seen:
+            self._seen[key] = await self._inner.embed_query(text)
+        return self._seen[key]
+
+
+@dataclass(frozen=True)
+class SampleStore:
+    settings: Settings
+    report: IndexReport
+
+
+@pytest.fixture(scope="session")
+def memo_embedder() -> MemoEmbedder:
+    return MemoEmbedder(MiniLMEmbedder())
+
+
+@pytest.fixture(scope="session")
+def sample_store(
+    tmp_path_factory: pytest.TempPathFactory, memo_embedder: MemoEmbedder
+) -> SampleStore:
+    """samples/corpus in an embedded store, default settings, real embedder."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("sample-store"))
+
+    async def build() -> IndexReport:
+        index = sqlite_store.from_settings(settings)
+        status = sqlite_status.from_settings(settings)
+        try:
+            return await index_folder(
+                CORPUS, settings=settings, index=index, status=status, embedder=memo_embedder
+            )
+        finally:
+            await index.close()
+            await status.close()
+
+    report = asyncio.run(build())
+    assert not report.failed, report.failed
+    return SampleStore(settings, report)
