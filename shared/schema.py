@@ -69,11 +69,25 @@ def render(doc: SchemaDoc) -> str:
     schema = {
         "$schema": DRAFT,
         "$id": f"urn:serverless-rag:{doc.name}:v{doc.version}",
-        **doc.build(),
+        **_close_key_patterns(doc.build()),
         "title": doc.title,
         "description": doc.description,
     }
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _close_key_patterns(node: Any) -> Any:
+    """pydantic renders ``dict[Annotated[str, pattern], V]`` as ``patternProperties``
+    only, which JSON Schema reads as "other keys are fine too"; the models reject
+    them (metadata keys, filter keys), so the schema must as well."""
+    if isinstance(node, list):
+        return [_close_key_patterns(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    closed = {key: _close_key_patterns(value) for key, value in node.items()}
+    if "patternProperties" in closed and "properties" not in closed:
+        closed.setdefault("additionalProperties", False)
+    return closed
 
 
 def stale_files(directory: Path) -> list[Path]:

@@ -6,8 +6,30 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
 
 from shared import schema
+from shared.errors import InvalidMessage
+from shared.ingest import parse_ingest_message
+from shared.protocol import (
+    MAX_QUESTION_CHARS,
+    AcceptedEvent,
+    AskAction,
+    CancelAction,
+    Citation,
+    DoneEvent,
+    ErrorCode,
+    ErrorEvent,
+    PingAction,
+    PongEvent,
+    SourcesEvent,
+    StopReason,
+    TokenEvent,
+    encode_event,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -56,3 +78,89 @@ def test_schemas_describe_every_operation_action_and_event() -> None:
         "error",
         "pong",
     }
+
+
+# ---- the committed schemas accept what the services accept, and reject the rest ----
+
+SCHEMA_DIR = REPO / "docs" / "schema"
+
+
+def validator(name: str) -> Draft202012Validator:
+    document = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(document)
+    return Draft202012Validator(document)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"version": 1, "op": "index", "doc_id": "a.md", "text": "# A", "metadata": {"t": ["x"]}},
+        {"version": 1, "op": "index", "doc_id": "a.pdf", "data_base64": "eA=="},
+        {"version": 1, "op": "index", "doc_id": "b.pdf", "s3": {"bucket": "abc", "key": "k"}},
+        {"version": 1, "op": "delete", "doc_id": "a.md"},
+    ],
+)
+def test_schema_accepts_valid_ingest_messages(message: dict[str, Any]) -> None:
+    parse_ingest_message(json.dumps(message))  # the service accepts it
+    validator("ingest-message").validate(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"version": 1, "op": "upsert", "doc_id": "a"},
+        {"version": 2, "op": "delete", "doc_id": "a"},
+        {"version": 1, "op": "delete", "doc_id": "a", "extra": True},
+        {"version": 1, "op": "index", "doc_id": "a", "text": "x", "metadata": {"bad key": 1}},
+        {"version": 1, "op": "delete"},
+    ],
+)
+def test_schema_rejects_invalid_ingest_messages(message: dict[str, Any]) -> None:
+    with pytest.raises(InvalidMessage):
+        parse_ingest_message(json.dumps(message))
+    assert not validator("ingest-message").is_valid(message)
+
+
+def test_schema_accepts_every_action_and_event_the_models_produce() -> None:
+    actions = [
+        AskAction(action="ask", question="q", k=3, filters={"a": [1, "b"]}, request_id="r"),
+        CancelAction(action="cancel", request_id="r"),
+        PingAction(action="ping"),
+    ]
+    for action in actions:
+        validator("client-action").validate(json.loads(action.model_dump_json()))
+    events = [
+        AcceptedEvent(request_id="r"),
+        TokenEvent(request_id="r", seq=0, text="t"),
+        SourcesEvent(
+            request_id="r",
+            citations=[Citation(n=1, cited=True, doc_id="d", excerpt="e", score=0.5)],
+        ),
+        DoneEvent(
+            request_id="r",
+            stop_reason=StopReason.END,
+            prompt_tokens=1,
+            completion_tokens=1,
+            total_ms=1.0,
+        ),
+        ErrorEvent(code=ErrorCode.BAD_FILTER, message="m"),
+        PongEvent(),
+    ]
+    for event in events:
+        validator("server-event").validate(json.loads(encode_event(event)))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "shout"},
+        {"action": "ask"},
+        {"action": "ask", "question": "x" * (MAX_QUESTION_CHARS + 1)},
+        {"action": "ask", "question": "q", "k": 0},
+        {"action": "ask", "question": "q", "filters": {"a": {"b": 1}}},
+        {"action": "ask", "question": "q", "filters": {"bad key": 1}},
+        {"action": "cancel"},
+    ],
+)
+def test_schema_rejects_invalid_actions(frame: dict[str, Any]) -> None:
+    assert not validator("client-action").is_valid(frame)
