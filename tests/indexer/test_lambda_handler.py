@@ -1,0 +1,97 @@
+"""The Lambda handler's batch logic, with SQS event factories and fakes."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from services.indexer.lambda_handler import handle_event, record_message
+from services.indexer.logs import JsonFormatter
+from services.indexer.pipeline import Outcome
+from services.indexer.runtime import Runtime
+from shared.errors import IndexUnavailable, QueueUnavailable
+from shared.ports import QueueMessage
+from tests.fakes.vector_index import FakeVectorIndex
+from tests.indexer.events import index_body, sqs_event, sqs_record
+
+
+class RecordingDeadLetters:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[QueueMessage, Outcome]] = []
+        self.fail = fail
+
+    async def send(self, message: QueueMessage, outcome: Outcome) -> None:
+        if self.fail:
+            raise QueueUnavailable("DLQ down")
+        self.sent.append((message, outcome))
+
+
+async def test_a_clean_batch_reports_no_failures(runtime: Runtime) -> None:
+    event = sqs_event(*(sqs_record(index_body(f"d{i}", f"text {i}")) for i in range(5)))
+    assert await handle_event(event, runtime) == {"batchItemFailures": []}
+
+
+async def test_poison_goes_to_the_dlq_and_is_not_reported(runtime: Runtime) -> None:
+    dead = RecordingDeadLetters()
+    runtime.dead_letters = dead
+    poison = sqs_record("{oops", message_id="poison-1", receive_count=1)
+    event = sqs_event(sqs_record(index_body("good", "text")), poison)
+
+    result = await handle_event(event, runtime)
+
+    assert result == {"batchItemFailures": []}
+    [(message, outcome)] = dead.sent
+    assert message.message_id == "poison-1"
+    assert outcome.error is not None and outcome.error.code == "invalid_message"
+
+
+async def test_poison_without_a_dlq_is_left_to_the_redrive_policy(runtime: Runtime) -> None:
+    event = sqs_event(sqs_record(index_body("good", "text")), sqs_record("[]", message_id="p"))
+    assert await handle_event(event, runtime) == {"batchItemFailures": [{"itemIdentifier": "p"}]}
+
+
+async def test_poison_is_reported_when_the_dlq_send_fails(runtime: Runtime) -> None:
+    runtime.dead_letters = RecordingDeadLetters(fail=True)
+    event = sqs_event(sqs_record("{oops", message_id="p"))
+    assert await handle_event(event, runtime) == {"batchItemFailures": [{"itemIdentifier": "p"}]}
+
+
+async def test_only_the_transiently_failed_message_is_reported(
+    runtime: Runtime, fake_index: FakeVectorIndex
+) -> None:
+    fake_index.fail_writes.append(IndexUnavailable("throttled"))
+    # one message at a time, so that exactly the first write meets the failure
+    runtime.settings.queue.max_in_flight = 1
+    event = sqs_event(
+        sqs_record(index_body("first", "text one"), message_id="m1"),
+        sqs_record(index_body("second", "text two"), message_id="m2"),
+    )
+    assert await handle_event(event, runtime) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+async def test_a_failed_start_reports_the_whole_batch(
+    runtime: Runtime, fake_index: FakeVectorIndex
+) -> None:
+    fake_index.dimension = 999  # the index exists with another vector size
+    event = sqs_event(sqs_record(index_body("a", "x"), message_id="m1"), sqs_record("{", "m2"))
+    result = await handle_event(event, runtime)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
+
+
+def test_record_message_reads_the_receive_count() -> None:
+    message = record_message(sqs_record("body", message_id="m", receive_count=4))
+    assert (message.message_id, message.body, message.receive_count) == ("m", "body", 4)
+
+
+async def test_outcomes_are_logged_as_json_with_ids_and_timings(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.indexer")
+    await handle_event(sqs_event(sqs_record(index_body("doc-9", "hello"), "mid-9")), runtime)
+    [record] = [r for r in caplog.records if r.getMessage() == "message processed"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["doc_id"] == "doc-9" and line["message_id"] == "mid-9"
+    assert line["outcome"] == "indexed" and line["level"] == "INFO"
+    assert {"fetch", "chunk", "embed", "write", "total"} <= set(line["timings_ms"])
