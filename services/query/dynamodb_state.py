@@ -7,7 +7,8 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute
     pk=conn#{connection_id}  sk=#gone                       ($disconnect seen)
     pk=conv#{conversation_id} sk=turns  turns=[{question, answer}…] (JSON)
 
-Implements both RequestRegistry and ConversationStore.
+Implements both RequestRegistry and ConversationStore. IAM: GetItem, PutItem,
+UpdateItem, DeleteItem and Query on the table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from shared.errors import ConfigurationError, TransientError
 from shared.protocol import ErrorCode
 from shared.settings import Settings
 
-REQUEST_TTL_S = 3600  # a worker never outlives the 15-minute Lambda limit
+# A worker never outlives Lambda's 15-minute limit; a request item older than
+# this is a crashed worker's leftover and no longer counts against the limit
+# (DynamoDB's TTL deletion itself may lag by hours).
+REQUEST_TTL_S = 16 * 60
 CONVERSATION_TTL_S = 7 * 24 * 3600
 GONE = "#gone"
 
@@ -97,8 +101,12 @@ class DynamoDbState:
         return items
 
     async def _requests(self, connection_id: str) -> list[dict[str, Any]]:
-        items = await self._partition(connection_id)
-        return [item for item in items if item["sk"]["S"].startswith("req#")]
+        now = time.time()
+        return [
+            item
+            for item in await self._partition(connection_id)
+            if item["sk"]["S"].startswith("req#") and float(item["expires_at"]["N"]) > now
+        ]
 
     async def cancel(self, connection_id: str, request_id: str) -> bool:
         try:

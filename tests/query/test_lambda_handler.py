@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def state_table(moto_url: str) -> str:
-    name = f"rag-query-state-{id(object())}"
+    name = f"rag-query-state-{uuid.uuid4().hex[:12]}"
     session = get_session()
     async with session.create_client(
         "dynamodb", region_name="us-east-1", endpoint_url=moto_url
