@@ -2,7 +2,9 @@
 
 Scripts, styles, navigation, forms, hidden elements, and page-level
 ``header``/``footer``/``aside`` are dropped (a ``header`` inside an
-``article`` or ``main`` is content and is kept). If the page has a ``main``
+``article`` or ``main`` is content and is kept), as are elements whose class
+or id names them as chrome (``class="nav-panel"``, ``id="sidebar"``...)
+unless they hold a heading. If the page has a ``main``
 element only its content is read. Block elements become paragraphs separated
 by blank lines; ``<br>`` is a line break; ``<pre>`` keeps its whitespace. The
 title is ``<title>``, else the first ``<h1>``.
@@ -20,6 +22,13 @@ _ALWAYS_DROPPED = (
     "[role=search]"
 )
 _PAGE_CHROME = "header, footer, aside, [role=banner], [role=contentinfo], [role=complementary]"
+# Boilerplate that only a class or id gives away (generated manuals, site
+# templates): whole class tokens, so "article-header" is not matched.
+_CHROME_NAMES = (
+    "header", "footer", "nav", "navbar", "navigation", "nav-panel", "breadcrumb",
+    "breadcrumbs", "sidebar", "menu", "skip-link", "cookie-banner", "toc-sidebar",
+)  # fmt: skip
+_NAMED_CHROME = ", ".join(f"[class~={name}], [id={name}]" for name in _CHROME_NAMES)
 _CONTENT_CONTAINERS = frozenset({"article", "main"})
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = frozenset(
@@ -61,6 +70,10 @@ def _drop_boilerplate(tree: LexborHTMLParser) -> None:
         node.decompose()
     for node in tree.css(_PAGE_CHROME):
         if not _inside_content(node):
+            node.decompose()
+    for node in tree.css(_NAMED_CHROME):
+        # A class is a weaker hint than a tag: keep anything holding a heading.
+        if node.css_first("h1, h2, h3") is None:
             node.decompose()
 
 

@@ -128,6 +128,7 @@ def test_html_boilerplate_is_stripped_and_title_kept() -> None:
         "Subscribe",
         "Privacy",
         "Garden Wiki",
+        "Home › Guides",  # class="breadcrumb"
     ):
         assert boilerplate not in doc.text
     assert doc.text.startswith("Greenhouse care\n\nA greenhouse needs ventilation, water")
