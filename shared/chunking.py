@@ -11,7 +11,8 @@ Rules, in order of strength:
   first: a heading (``LoadedDocument.breaks``) > blank line > sentence end >
   line break > other word boundary;
 - consecutive chunks share up to ``overlap_tokens`` tokens, starting on a word
-  boundary; there is no overlap across a heading.
+  boundary (a sentence or line start when one is near); there is no overlap
+  across a heading.
 
 Two escape hatches keep every input chunkable. A "word" that WordPiece reads as
 one ``[UNK]`` because it is longer than 100 characters (say a hex dump, or a
@@ -276,12 +277,17 @@ def _pick_stop(levels: NDArray[np.int8], first: int, limit: int) -> int:
 
 
 def _next_first(levels: NDArray[np.int8], first: int, stop: int, overlap: int) -> int:
-    """Start of the next chunk: the earliest word boundary within ``overlap``
-    tokens before ``stop`` (no overlap across a heading)."""
+    """Start of the next chunk, at most ``overlap`` tokens before ``stop``: a
+    sentence or line start in the first half of that span if there is one (it
+    reads better), else the earliest word boundary. No overlap across a heading."""
     if overlap == 0 or levels[stop] == Level.HEADING:
         return stop
     lo = max(first + 1, stop - overlap)
-    allowed = np.flatnonzero(levels[lo:stop] > Level.FORCED)
+    window = levels[lo:stop]
+    strong = np.flatnonzero(window[: (len(window) + 1) // 2] >= Level.LINE)
+    if len(strong):
+        return lo + int(strong[0])
+    allowed = np.flatnonzero(window > Level.FORCED)
     return lo + int(allowed[0]) if len(allowed) else stop
 
 

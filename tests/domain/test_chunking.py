@@ -369,3 +369,14 @@ def test_settings_fingerprint_changes_with_what_shapes_chunks() -> None:
     assert base == settings_fingerprint(ChunkingSettings(), "minilm")
     assert base != settings_fingerprint(SMALL, "minilm")
     assert base != settings_fingerprint(SETTINGS, "titan-v2")
+
+
+def test_overlap_starts_at_a_sentence_start_when_one_is_near(
+    counter: WordPieceTokenCounter,
+) -> None:
+    text = " ".join(f"The lamp number {i} was lit." for i in range(300))  # 7 tokens each
+    chunks = chunk(text, counter, ChunkingSettings(chunk_tokens=100, overlap_tokens=20))
+    assert len(chunks) > 5
+    for previous, current in pairwise(chunks):
+        assert current.text.startswith("The lamp")
+        assert current.start < previous.end  # still overlapping
