@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Coroutine
@@ -46,6 +47,9 @@ from shared.protocol import (
     encode_event,
 )
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_ERROR_DETAIL = 300
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,11 @@ class AnswerService:
         try:
             fitted = await _until_cancelled(self._prepare(job), cancel)
         except RetrievalFailed as exc:
-            await self._fail(sink, job, ErrorCode.RETRIEVAL_FAILED, str(exc), start)
+            # Details (index names, backend responses) go to the log, not to the client.
+            log.warning("retrieval failed for %s: %s", job.request_id, exc)
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "error"
+            message = f"could not search the documents ({cause}); try again"
+            await self._fail(sink, job, ErrorCode.RETRIEVAL_FAILED, message, start)
             return
         if fitted is None:
             await self._finish(sink, job, [], _Outcome("", StopReason.CANCELLED, 0, 0), start, None)
@@ -215,7 +223,10 @@ class AnswerService:
             return _Outcome(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
         error = generation.exception()
         if error is not None or finish is None:
-            message = f"model failed: {error}" if error else "model stream ended without finishing"
+            log.warning("model failed: %r", error)
+            message = "the model failed while answering"
+            if error is not None:
+                message += f": {str(error)[:MAX_ERROR_DETAIL]}"
             event = ErrorEvent(request_id=None, code=ErrorCode.MODEL_FAILED, message=message)
             return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
         return _Outcome(text, finish.stop_reason, prompt_tokens, completion_tokens)
