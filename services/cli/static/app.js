@@ -64,6 +64,7 @@ function ask(question) {
   const requestId = `r${Date.now().toString(36)}${(state.seq++).toString(36)}`;
   const frame = { action: "ask", question, request_id: requestId };
   if (state.conversationId) frame.conversation_id = state.conversationId;
+  if ($("hybrid").checked) frame.mode = "hybrid";
   if (!send(frame)) { alert("Not connected to the server yet."); return; }
   const turn = el("div", { className: "turn" });
   const answerNode = el("div", { className: "answer streaming" });
