@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.indexer.batching import BatchingEmbedder
 from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
 from shared.documents import LoadedDocument
 from shared.factory import build_blob_store, build_embedder, build_status_store, build_vector_index
@@ -96,7 +97,8 @@ def build_runtime(settings: Settings) -> Runtime:
 
     index = build_vector_index(settings)
     status = build_status_store(settings)
-    embedder = build_embedder(settings)
+    # Small messages share forward passes (see batching.py).
+    embedder = BatchingEmbedder(build_embedder(settings), settings.embedder.batch_size)
     uses_s3 = settings.queue.backend == "sqs" or settings.ingest.bucket is not None
     blobs = build_blob_store(settings) if uses_s3 else None
     pipeline = IndexerPipeline(
