@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 from services.cli.files import discover
 from services.cli.ingest import send_files
 from services.cli.runtime import Parts
-from shared.ingest import parse_ingest_message
-from shared.settings import AwsSettings, QueueSettings, Settings
+from shared.ingest import IndexOperation, parse_ingest_message
+from shared.settings import AwsSettings, IngestSettings, QueueSettings, Settings
 
 pytestmark = pytest.mark.sqs
 
@@ -51,3 +52,40 @@ async def test_files_are_sent_to_the_stack_queue_and_unchanged_ones_skipped(
         ("a.md", b"# A\n\nalpha"),
         ("b.txt", b"beta"),
     ]
+
+
+async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
+    tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any, sqs_client: Any
+) -> None:
+    from aiobotocore.session import get_session
+
+    big = "lorem ipsum " * 100_000  # 1.2 MB: over the SQS body limit
+    (tmp_path / "big.txt").write_text(big)
+    bucket = f"ingest-{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        aws=AwsSettings(region="us-east-1", endpoint_url=sqs_endpoint_url),
+        queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url),
+        ingest=IngestSettings(bucket=bucket),
+    )
+    async with get_session().create_client(
+        "s3", endpoint_url=sqs_endpoint_url, region_name="us-east-1"
+    ) as s3:
+        await s3.create_bucket(Bucket=bucket)
+        files, _ = discover([tmp_path / "big.txt"])
+        parts = Parts(settings)
+        try:
+            (sent,), _ = await send_files(parts, files)
+        finally:
+            await parts.close()
+        received = await sqs_client.receive_message(
+            QueueUrl=sqs_queue.url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        )
+        (message,) = [parse_ingest_message(m["Body"]) for m in received["Messages"]]
+        assert isinstance(message, IndexOperation)
+        assert message.text is None and message.s3 is not None
+        stored = await s3.get_object(Bucket=message.s3.bucket, Key=message.s3.key)
+        body = await stored["Body"].read()
+
+    assert sent.doc_id == "big.txt"
+    assert body == big.encode()
