@@ -6,6 +6,7 @@ rag ask "question"            stream an answer, then its sources
 rag chat                      ask follow-up questions in one conversation
 rag docs                      every document with its status (and why it failed)
 rag delete DOC_ID             remove a document
+rag eval QUESTIONS.jsonl      measure retrieval quality (recall@k, MRR, nDCG@10)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from services.cli import commands
+from services.cli import commands, eval_command
 from shared.errors import RagError
 from shared.settings import Settings, load_settings
 
@@ -198,6 +199,10 @@ def _mode(mode: str | None) -> Literal["knn", "hybrid"] | None:
         return mode  # type: ignore[return-value]
     err.print("[red]rag: --mode must be knn or hybrid[/red]")
     raise typer.Exit(2)
+
+
+# `rag eval` lives in its own module (owned by the evaluation work).
+eval_command.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,126 @@
+"""The evaluation runs behind ``rag eval``: one question set against the
+configured index, or ``--compare`` over fresh embedded stores at two chunk
+sizes. Imported lazily by the command so that other CLI commands don't pay for
+the query and indexer modules at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from services.cli.eval_answers import AnswerSummary, run_answers
+from services.cli.eval_index import index_folder
+from services.cli.eval_questions import EvalQuestion
+from services.cli.eval_report import CompareRow
+from services.cli.eval_runner import EvalSummary, run_retrieval, summarise
+from services.cli.runtime import Parts
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import AnswerService, QueryDeps
+from services.query.retrieval import Retriever
+from shared.factory import build_status_store, build_vector_index
+from shared.ports import Embedder
+from shared.settings import ChunkingSettings, Settings
+
+Mode = Literal["knn", "hybrid"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    questions: list[EvalQuestion]
+    mode: Mode
+    k: int
+    answers: bool
+
+
+def alternative_chunk_tokens(configured: int) -> int:
+    """The chunk size ``--compare`` sets against the configured one."""
+    return 100 if configured > 150 else 200
+
+
+def chunking_for(size: int, configured: ChunkingSettings) -> ChunkingSettings:
+    # Keep the configured overlap where the new size allows it (< size / 2).
+    return ChunkingSettings(
+        chunk_tokens=size, overlap_tokens=min(configured.overlap_tokens, size // 2 - 1)
+    )
+
+
+def context_of(settings: Settings, embedder_id: str) -> dict[str, Any]:
+    return {
+        "index_backend": settings.index.backend,
+        "embedder": embedder_id,
+        "chunk_tokens": settings.chunking.chunk_tokens,
+        "overlap_tokens": settings.chunking.overlap_tokens,
+    }
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    summary: EvalSummary
+    answers: AnswerSummary | None
+    embedder_id: str
+
+
+async def evaluate(settings: Settings, options: EvalOptions) -> EvalRun:
+    parts = Parts(settings)
+    try:
+        retriever = Retriever(parts.embedder, parts.index, settings.query)
+        results = await run_retrieval(options.questions, retriever, options.mode, options.k)
+        summary = summarise(results, options.mode, options.k)
+        answers: AnswerSummary | None = None
+        if options.answers:
+            deps = QueryDeps(parts.embedder, parts.index, parts.model, InMemoryConversationStore())
+            service = AnswerService(settings, deps)
+            answers = await run_answers(options.questions, service, options.mode, options.k)
+        return EvalRun(summary, answers, parts.embedder.model_id)
+    finally:
+        await parts.close()
+
+
+async def _one_size(
+    settings: Settings, size: int, corpus: Path, embedder: Embedder, options: EvalOptions
+) -> list[CompareRow]:
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        local = settings.model_copy(
+            update={
+                "data_dir": Path(tmp),
+                "index": settings.index.model_copy(update={"backend": "embedded"}),
+                "status": settings.status.model_copy(update={"backend": "embedded"}),
+                "chunking": chunking_for(size, settings.chunking),
+            }
+        )
+        index, status = build_vector_index(local), build_status_store(local)
+        try:
+            report = await index_folder(
+                corpus, settings=local, index=index, status=status, embedder=embedder
+            )
+            if report.failed:
+                print(f"warning: not indexed: {report.failed}", file=sys.stderr)
+            retriever = Retriever(embedder, index, local.query)
+            rows = []
+            for mode in ("knn", "hybrid"):
+                results = await run_retrieval(options.questions, retriever, mode, options.k)
+                summary = summarise(results, mode, options.k)
+                rows.append(CompareRow(size, local.chunking.overlap_tokens, report.chunks, summary))
+            return rows
+        finally:
+            await index.close()
+            await status.close()  # type: ignore[attr-defined]
+
+
+async def compare(settings: Settings, options: EvalOptions, corpus: Path) -> list[CompareRow]:
+    parts = Parts(settings)
+    try:
+        sizes = [
+            settings.chunking.chunk_tokens,
+            alternative_chunk_tokens(settings.chunking.chunk_tokens),
+        ]
+        rows: list[CompareRow] = []
+        for size in sizes:
+            rows.extend(await _one_size(settings, size, corpus, parts.embedder, options))
+        return rows
+    finally:
+        await parts.close()
