@@ -274,6 +274,10 @@ def build_artifact(
     zip_path = cache / f"{spec.name}-{architecture}-py{python_version}-{build_key}.zip"
     if not zip_path.exists():
         _write_zip(zip_path, entries)
+    # Older builds of this artifact are ~100 MB each; keep only the current one.
+    for stale in cache.glob(f"{spec.name}-{architecture}-py{python_version}-*.zip"):
+        if stale != zip_path:
+            stale.unlink(missing_ok=True)
     top_level = frozenset(name.split("/", 1)[0] for name, _ in entries)
     if any(normalize(t).startswith("pulumi") for t in top_level):
         raise PackagingError(f"{zip_path.name} would ship pulumi; it must not")

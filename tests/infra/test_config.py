@@ -46,6 +46,9 @@ def fresh_loop() -> Iterator[None]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     yield
+    # Let the secrets' Output tasks finish: a destroyed pending task is an error later.
+    pending = asyncio.all_tasks(loop)
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.close()
     asyncio.set_event_loop(None)
 
