@@ -1,0 +1,112 @@
+"""The same evaluation against the real OpenSearch node gives the same ranking
+as the embedded store, on the same data (the sample corpus, same chunks, the
+same vectors: both are fed by one MemoEmbedder).
+
+Tolerance, and why: the embedded store runs *exact* k-NN (sqlite-vec cosine
+over every chunk); OpenSearch runs *approximate* HNSW (faiss or lucene,
+ef_search=128) and reports scores on its own scale (e.g. 1 + inner product).
+On ~360 vectors HNSW finds the true neighbours almost always, but a rare
+miss or a swap of two near-tied chunks is correct behaviour for an ANN
+index. So we require, over the golden questions (k-NN mode):
+
+- mean overlap of the top-10 chunk sets >= 0.95 (the usual ANN recall@10);
+- identical top-5 document order for >= 95% of questions;
+- every aggregate metric (recall@1/5/10, MRR, nDCG@10) within 0.03
+  (two questions in 73).
+
+Hybrid mode is not compared: BM25 in OpenSearch and FTS5's bm25 in SQLite
+tokenise and score differently by design, so keyword ranks legitimately differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from opensearchpy import AsyncOpenSearch
+
+from services.cli.eval_index import index_folder
+from services.cli.eval_questions import load_questions
+from services.cli.eval_runner import QuestionResult, run_retrieval, summarise
+from services.query.retrieval import Retriever
+from shared.adapters import opensearch, sqlite_status, sqlite_store
+from shared.settings import IndexSettings, Settings
+from tests.eval.conftest import CORPUS, GOLDEN, MemoEmbedder, SampleStore
+
+pytestmark = pytest.mark.opensearch
+K = 5
+VISIBLE_WITHIN_S = 30.0
+
+
+def top_chunks(result: QuestionResult, n: int) -> list[tuple[str, str]]:
+    return [(c.doc_id, c.text) for c in result.retrieved[:n]]
+
+
+async def wait_visible(admin: AsyncOpenSearch, name: str, expected: int) -> int:
+    """Test side only: refresh and poll until every chunk is searchable."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + VISIBLE_WITHIN_S
+    count = 0
+    while loop.time() < deadline:
+        await admin.indices.refresh(index=name)
+        count = int((await admin.count(index=name))["count"])
+        if count >= expected:
+            break
+        await asyncio.sleep(0.5)
+    return count
+
+
+async def test_opensearch_ranks_like_the_embedded_store(
+    sample_store: SampleStore,
+    memo_embedder: MemoEmbedder,
+    opensearch_url: str,
+    opensearch_index_name: str,
+    opensearch_knn_engine: str,
+    opensearch_client: AsyncOpenSearch,
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        index=IndexSettings(
+            backend="opensearch",
+            opensearch_url=opensearch_url,
+            index_name=opensearch_index_name,
+            engine=opensearch_knn_engine,
+        ),
+    )
+    remote, status = opensearch.from_settings(settings), sqlite_status.from_settings(settings)
+    local = sqlite_store.from_settings(sample_store.settings)
+    questions = load_questions(GOLDEN)
+    try:
+        report = await index_folder(
+            CORPUS, settings=settings, index=remote, status=status, embedder=memo_embedder
+        )
+        assert report.chunks == sample_store.report.chunks
+        visible = await wait_visible(opensearch_client, opensearch_index_name, report.chunks)
+        assert visible == report.chunks
+        remote_results = await run_retrieval(
+            questions, Retriever(memo_embedder, remote, settings.query), "knn", K
+        )
+        local_results = await run_retrieval(
+            questions, Retriever(memo_embedder, local, settings.query), "knn", K
+        )
+    finally:
+        await remote.close()
+        await status.close()
+        await local.close()
+
+    overlaps = [
+        len(set(top_chunks(a, 10)) & set(top_chunks(b, 10))) / max(1, len(top_chunks(b, 10)))
+        for a, b in zip(remote_results, local_results, strict=True)
+    ]
+    same_order = [
+        [c.doc_id for c in a.retrieved[:K]] == [c.doc_id for c in b.retrieved[:K]]
+        for a, b in zip(remote_results, local_results, strict=True)
+    ]
+    assert sum(overlaps) / len(overlaps) >= 0.95
+    assert sum(same_order) / len(same_order) >= 0.95
+    remote_metrics = summarise(remote_results, "knn", K).metrics
+    local_metrics = summarise(local_results, "knn", K).metrics
+    for name, value in local_metrics.items():
+        assert abs(remote_metrics[name] - value) <= 0.03, (name, remote_metrics[name], value)

@@ -1,0 +1,42 @@
+"""The question file format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.cli.eval_questions import QuestionFileError, load_questions, parse_questions
+from tests.eval.conftest import CORPUS, GOLDEN
+
+
+def test_comments_and_blank_lines_are_skipped() -> None:
+    lines = ["# a comment", "", json.dumps({"question": "q?", "doc_ids": ["a"]})]
+    [question] = parse_questions(lines)
+    assert question.doc_ids == ["a"]
+    assert question.passage is None
+
+
+def test_empty_doc_ids_and_unknown_fields_are_rejected() -> None:
+    with pytest.raises(QuestionFileError) as caught:
+        parse_questions(
+            [
+                json.dumps({"question": "q?", "doc_ids": []}),
+                json.dumps({"question": "q?", "doc_ids": ["a"], "extra": 1}),
+            ]
+        )
+    assert "<questions>:1: doc_ids" in str(caught.value)
+    assert "<questions>:2: extra" in str(caught.value)
+
+
+def test_a_file_without_questions_is_an_error() -> None:
+    with pytest.raises(QuestionFileError):
+        parse_questions(["# nothing here"])
+
+
+def test_golden_set_names_only_documents_of_the_sample_corpus() -> None:
+    questions = load_questions(GOLDEN)
+    assert len(questions) >= 50
+    corpus = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*") if p.is_file()}
+    assert {doc for q in questions for doc in q.doc_ids} <= corpus
+    assert len({q.question for q in questions}) == len(questions)
