@@ -99,7 +99,11 @@ def serve(
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
     from services.cli.serve import serve as run_server
 
-    run_server(settings_for(data_dir), host, port)
+    try:
+        run_server(settings_for(data_dir), host, port)
+    except OSError as exc:
+        err.print(f"[red]rag: can't listen on {host}:{port} ({exc.strerror}): use --port[/red]")
+        raise typer.Exit(1) from None
 
 
 @app.command()

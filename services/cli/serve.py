@@ -90,5 +90,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = build_local_app(settings)
-    print(f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})")
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    ready = f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})"
+    # run_app calls ``print`` once the socket is bound, so the line never lies.
+    web.run_app(
+        app, host=host, port=port, print=lambda _: print(ready, flush=True), access_log=None
+    )
