@@ -20,6 +20,7 @@ deterministic (sorted entries, fixed timestamps and modes), so an unchanged
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -27,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ BUILDER_VERSION = "1"
 # Lambda's limit for the unzipped function (code + layers).
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+STALE_AFTER_SECONDS = 3600
 
 Architecture = Literal["arm64", "x86_64"]
 _PLATFORM_MACHINE = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -226,8 +229,9 @@ def _dependencies(
             _install(staging, models, arch, python_version)
         _prune(staging, spec)
         (staging / ".complete").write_text(key)
-        shutil.rmtree(site, ignore_errors=True)
-        staging.rename(site)
+        if not (site / ".complete").exists():  # else a concurrent build finished first
+            shutil.rmtree(site, ignore_errors=True)  # a partial leftover
+            staging.rename(site)
     return site, key
 
 
@@ -242,7 +246,8 @@ def _entries(site: Path, root: Path, spec: ArtifactSpec) -> list[tuple[str, Path
 
 
 def _write_zip(path: Path, entries: list[tuple[str, Path]]) -> None:
-    tmp = path.with_suffix(".tmp")
+    # A unique temporary name: two builds of the same zip may run at once.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for arcname, file in entries:
             info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
@@ -251,6 +256,15 @@ def _write_zip(path: Path, entries: list[tuple[str, Path]]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, file.read_bytes())
     tmp.rename(path)
+
+
+def _drop_stale_builds(cache: Path, prefix: str, current: Path) -> None:
+    """Older builds are ~100 MB each. Spare recent ones: a concurrent build may be using them."""
+    cutoff = time.time() - STALE_AFTER_SECONDS
+    for stale in cache.glob(f"{prefix}*.zip"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale != current and stale.stat().st_mtime < cutoff:
+                stale.unlink()
 
 
 def build_artifact(
@@ -274,10 +288,7 @@ def build_artifact(
     zip_path = cache / f"{spec.name}-{architecture}-py{python_version}-{build_key}.zip"
     if not zip_path.exists():
         _write_zip(zip_path, entries)
-    # Older builds of this artifact are ~100 MB each; keep only the current one.
-    for stale in cache.glob(f"{spec.name}-{architecture}-py{python_version}-*.zip"):
-        if stale != zip_path:
-            stale.unlink(missing_ok=True)
+    _drop_stale_builds(cache, f"{spec.name}-{architecture}-py{python_version}-", zip_path)
     top_level = frozenset(name.split("/", 1)[0] for name, _ in entries)
     if any(normalize(t).startswith("pulumi") for t in top_level):
         raise PackagingError(f"{zip_path.name} would ship pulumi; it must not")
