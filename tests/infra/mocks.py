@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,16 +159,8 @@ def fake_artifacts(tmp: Path) -> dict[str, Any]:
     return artifacts
 
 
-def deploy(
-    config: Any,
-    artifacts: Mapping[str, Any],
-    static_token: str | None = None,
-    hf_token: str | None = None,
-) -> Deployment:
-    """Secrets are given as plain strings: their Outputs must live on the fresh loop."""
-    from infra.config import StackSecrets
-    from infra.stack import build_stack
-
+def run_under_mocks(mocks: RecordingMocks, program: Callable[[], Any]) -> None:
+    """Run a Pulumi program under ``mocks`` on a fresh event loop, waiting for every RPC."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # The mock monitor runs in executor threads and gives each its own event loop;
@@ -182,12 +174,31 @@ def deploy(
 
     executor = ThreadPoolExecutor(max_workers=4, initializer=own_thread_loop)
     loop.set_default_executor(executor)
-    mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    try:
+        pulumi.runtime.test(program)()
+    finally:
+        executor.shutdown(wait=True)
+        for thread_loop in thread_loops:
+            thread_loop.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def deploy(
+    config: Any,
+    artifacts: Mapping[str, Any],
+    static_token: str | None = None,
+    hf_token: str | None = None,
+) -> Deployment:
+    """Secrets are given as plain strings: their Outputs must live on the fresh loop."""
+    from infra.config import StackSecrets
+    from infra.stack import build_stack
+
+    mocks = RecordingMocks()
     deployment = Deployment(mocks.resources)
 
-    @pulumi.runtime.test
-    def run() -> pulumi.Output[None]:
+    def program() -> pulumi.Output[None]:
         secrets = StackSecrets(
             static_token=pulumi.Output.secret(static_token) if static_token else None,
             hf_token=pulumi.Output.secret(hf_token) if hf_token else None,
@@ -195,12 +206,5 @@ def deploy(
         stack = build_stack(config, artifacts, secrets)
         return pulumi.Output.all(**stack.outputs).apply(deployment.outputs.update)
 
-    try:
-        run()
-    finally:
-        executor.shutdown(wait=True)
-        for thread_loop in thread_loops:
-            thread_loop.close()
-        loop.close()
-        asyncio.set_event_loop(None)
+    run_under_mocks(mocks, program)
     return deployment
