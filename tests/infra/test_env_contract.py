@@ -1,0 +1,75 @@
+"""The environment the stack gives the functions is the one the services read.
+
+``shared.settings`` ignores unknown ``RAG_*`` variables, so a misspelt name in
+infra/env.py would silently fall back to a local default; this test loads the
+services' real settings from the stack's variables and checks every value landed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import env
+from infra.config import StackConfig
+from services.query import authorizer
+from shared.settings import load_settings
+
+VALUES = {
+    "collection_endpoint": "https://c1.eu-west-1.aoss.amazonaws.com",
+    "queue_url": "https://sqs.eu-west-1.amazonaws.com/1/ingest",
+    "dlq_url": "https://sqs.eu-west-1.amazonaws.com/1/dlq",
+    "bucket": "docs-bucket",
+    "status_table": "status-table",
+}
+
+
+def apply(monkeypatch: pytest.MonkeyPatch, variables: dict[str, object]) -> None:
+    for key, value in variables.items():
+        monkeypatch.setenv(key, str(value))
+
+
+def test_indexer_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = StackConfig(region="eu-west-1")
+    apply(monkeypatch, env.indexer_environment(config, visibility_timeout=732, **VALUES))
+    settings = load_settings()
+    assert settings.aws.region == "eu-west-1"
+    assert str(settings.data_dir).startswith("/tmp/")
+    assert settings.index.backend == "opensearch"
+    assert settings.index.opensearch_url == VALUES["collection_endpoint"]
+    assert (settings.index.auth, settings.index.sigv4_service) == ("sigv4", "aoss")
+    assert settings.index.index_name == config.search.index_name
+    assert settings.index.engine == config.search.engine
+    assert settings.embedder.backend == "minilm"
+    assert settings.queue.backend == "sqs"
+    assert settings.queue.queue_url == VALUES["queue_url"]
+    assert settings.queue.dlq_url == VALUES["dlq_url"]
+    assert settings.queue.visibility_timeout_s == 732
+    assert settings.queue.max_receive_count == config.ingest.max_receive_count
+    assert settings.ingest.bucket == VALUES["bucket"]
+    assert (settings.status.backend, settings.status.table) == ("dynamodb", "status-table")
+
+
+@pytest.mark.parametrize("source", ["sagemaker", "bedrock"])
+def test_query_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    config = StackConfig.model_validate({"model": {"source": source}})
+    model_env = env.model_environment(config, "llama2-endpoint")
+    variables = env.query_environment(
+        config, VALUES["collection_endpoint"], model_env, "state-table"
+    )
+    apply(monkeypatch, variables)
+    settings = load_settings()
+    assert settings.query.state_table == "state-table"
+    assert settings.model.backend == source
+    assert settings.model.family == config.model.family
+    if source == "sagemaker":
+        assert settings.model.endpoint_name == "llama2-endpoint"
+        assert settings.model.container == "tgi"
+    else:
+        assert settings.model.bedrock_model_id == config.model.bedrock_model_id
+
+
+def test_authorizer_variable_names_match() -> None:
+    assert env.AUTH_MODE == authorizer.MODE_ENV
+    assert env.AUTH_TOKEN_SHA256 == authorizer.TOKEN_SHA256_ENV
+    assert env.AUTH_COGNITO_ISSUER == authorizer.COGNITO_ISSUER_ENV
+    assert env.AUTH_COGNITO_CLIENT_ID == authorizer.COGNITO_CLIENT_ID_ENV
