@@ -266,5 +266,10 @@ class ChatApi(pulumi.ComponentResource):
                 ],
             ),
             # Long answers continue in an asynchronous invocation of the same function.
-            policies.statement("InvokeSelf", ["lambda:InvokeFunction"], [self.function.arn]),
+            # (its invoked ARN may carry a version/alias qualifier: ":*" covers only those).
+            policies.statement(
+                "InvokeSelf",
+                ["lambda:InvokeFunction"],
+                [self.function.arn, pulumi.Output.concat(self.function.arn, ":*")],
+            ),
         ]

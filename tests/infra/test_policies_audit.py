@@ -92,7 +92,7 @@ def test_scoped_grants(variant: tuple[StackConfig, Deployment]) -> None:
     assert manage["Action"] == ["execute-api:ManageConnections"]
     assert all(r.startswith(f"{stage_arn}/") for r in manage["Resource"])
     query_fn = d.one("aws:lambda/function:Function", "chat-query").state["arn"]
-    assert grants["query-role"]["InvokeSelf"]["Resource"] == [query_fn]
+    assert grants["query-role"]["InvokeSelf"]["Resource"] == [query_fn, f"{query_fn}:*"]
     invoke = grants["query-role"]["InvokeChatModel"]
     if config.model.source == "sagemaker":
         endpoint = d.one("aws:sagemaker/endpoint:Endpoint").state["arn"]
