@@ -11,7 +11,8 @@
     │   └── DimensionMismatch   the index's vector size differs from the embedder's
     ├── TransientError          worth retrying: a dependency is down or throttling
     │   ├── IndexUnavailable
-    │   └── QueueUnavailable
+    │   ├── QueueUnavailable
+    │   └── ModelUnavailable    a model endpoint throttles or is down
     ├── IndexWriteError         some bulk items failed (carries which)
     ├── ModelError              the chat or embedding model failed mid-request
     └── ConnectionGone          the WebSocket client has left
@@ -85,6 +86,10 @@ class IndexUnavailable(TransientError):
 
 class QueueUnavailable(TransientError):
     code = "queue_unavailable"
+
+
+class ModelUnavailable(TransientError):
+    code = "model_unavailable"
 
 
 class IndexWriteError(RagError):
