@@ -1,0 +1,135 @@
+"""What the SageMaker and Bedrock embedders share: an aiobotocore client made
+on first use, botocore errors mapped to ours, and vector checks.
+
+Pure parts (``map_client_error``, ``to_unit_vectors``) are tested alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import numpy as np
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.documents import Vector
+from shared.errors import ConfigurationError, DimensionMismatch, ModelError, ModelUnavailable
+from shared.settings import Settings
+
+# Error codes worth a retry (the SQS redelivery of the indexer does it).
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceQuotaExceededException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerException",
+        "InternalDependencyException",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+    }
+)
+# botocore itself retries a couple of times before we see the error.
+DEFAULT_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60
+)
+
+
+def required_dimension(settings: Settings, backend: str) -> int:
+    dimension = settings.embedder.dimension
+    if dimension is None:
+        raise ConfigurationError(
+            f"RAG_EMBEDDER__DIMENSION is required for the {backend} embedder "
+            "(the vector size the endpoint returns; the index is created with it)"
+        )
+    return dimension
+
+
+def map_client_error(exc: Exception, what: str) -> Exception:
+    """Our error for a botocore one (raise it ``from exc``)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _TRANSIENT_CODES or status in (429, 500, 502, 503, 504):
+            return ModelUnavailable(f"{what}: {code}: {message}")
+        return ModelError(f"{what}: {code or status}: {message}")
+    if isinstance(exc, BotoCoreError):  # connection refused, timeouts, no credentials
+        return ModelUnavailable(f"{what}: {exc}")
+    return ModelError(f"{what}: {exc}")
+
+
+def to_unit_vectors(rows: Any, count: int, dimension: int, what: str) -> Vector:
+    """Check a decoded response: ``count`` rows of ``dimension`` floats,
+    returned L2-normalised as float32 (endpoints don't all normalise)."""
+    try:
+        vectors = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{what}: the response is not a list of vectors") from exc
+    if vectors.ndim != 2 or vectors.shape[0] != count:
+        raise ModelError(f"{what}: expected {count} vectors, got shape {vectors.shape}")
+    if vectors.shape[1] != dimension:
+        raise DimensionMismatch(
+            f"{what}: the endpoint returns {vectors.shape[1]}-d vectors, "
+            f"RAG_EMBEDDER__DIMENSION says {dimension}"
+        )
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise ModelError(f"{what}: the endpoint returned a zero or non-finite vector")
+    unit: Vector = (vectors / norms).astype(np.float32)
+    return unit
+
+
+class LazyClient:
+    """One aiobotocore client, created on first use in the running loop and
+    re-created if a later call runs in another loop (a Lambda that calls
+    ``asyncio.run`` per invocation)."""
+
+    def __init__(
+        self,
+        service: str,
+        region: str,
+        endpoint_url: str | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self._service = service
+        self._region = region
+        # Not settings.aws.endpoint_url: that one points S3/SQS at local
+        # look-alikes, which don't serve SageMaker or Bedrock.
+        self._endpoint_url = endpoint_url
+        self._config = config or DEFAULT_CLIENT_CONFIG
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is loop:
+            return self._client
+        if self._loop is not loop:
+            self._lock, self._client, self._stack = asyncio.Lock(), None, None
+        async with self._lock:
+            if self._client is None:
+                stack = contextlib.AsyncExitStack()
+                creator = get_session().create_client(
+                    self._service,
+                    region_name=self._region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+                self._client = await stack.enter_async_context(creator)
+                self._stack, self._loop = stack, loop
+        return self._client
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None and self._loop is asyncio.get_running_loop():
+            await stack.aclose()
