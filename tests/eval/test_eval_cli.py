@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from services.cli.main import app
 from tests.eval.conftest import SampleStore
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, object]] = [
     {
         "question": "How do I make pytest kill a test that hangs?",
         "doc_ids": ["python-packages/pytest-timeout.txt"],
