@@ -61,24 +61,24 @@ class LocalServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli.main",
-                "serve",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            cwd=REPO,
-            env={**os.environ, **MODEL_ENV, **self.extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli.main",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                cwd=REPO,
+                env={**os.environ, **MODEL_ENV, **self.extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         while time.monotonic() - started < START_LIMIT_S:
             if self.process.poll() is not None:
                 pytest.fail(f"rag serve exited early:\n{self.log_path.read_text()}")
