@@ -39,6 +39,23 @@ HOSTILE = (
     "Our template engine prints <script>window.__pwned = true</script> literally, and "
     '<img src=x onerror="window.__pwned = true"> too.\n'
 )
+SCRIPTED_CITATION = """() => {
+  const turn = document.createElement("div");
+  const answerNode = document.createElement("div");
+  turn.append(answerNode);
+  document.getElementById("transcript").append(turn);
+  const text = "Ada chose it [1]. <b>not bold</b>";
+  const answer = { requestId: "scripted", turn, answerNode, text };
+  const citations = [{ n: 1, cited: true, doc_id: "notes.txt", title: "<i>Notes</i>",
+                       excerpt: "<script>x()</script>", score: 0.5, page: null }];
+  renderCitedAnswer(answer, citations);
+  renderSources(answer, citations);
+  const link = answerNode.querySelector("a.cite");
+  const target = document.getElementById(link.getAttribute("href").slice(1));
+  return { href: link.getAttribute("href"), target_text: target.querySelector("strong").textContent,
+           bold_elements: turn.querySelectorAll("b, i, script").length,
+           answer_text: answerNode.textContent };
+}"""
 TRAVEL = "# Travel\n\nTrains are booked through the Wayfarer portal; flights need approval.\n"
 
 
@@ -115,6 +132,16 @@ async def test_chat_page_end_to_end(
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)
+
+    # The small local model rarely cites, so check [n] linking on a scripted answer
+    # rendered by the page's own functions (still in the real browser).
+    linked = await page.evaluate(SCRIPTED_CITATION)
+    assert linked == {
+        "href": "#src-scripted-1",
+        "target_text": "[1] <i>Notes</i>",
+        "bold_elements": 0,
+        "answer_text": "Ada chose it [1]. <b>not bold</b>",
+    }
 
     # Delete a document; load the samples.
     await page.click('tr[data-doc-id="travel.md"] button')
