@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pulumi
 
 from infra.config import load_config
-from infra.packaging import AUTHORIZER_SPEC, SERVICE_SPEC, build_artifact
+from infra.lambda_artifacts import AUTHORIZER_SPEC, SERVICE_SPEC, build_artifact
 from infra.stack import AUTHORIZER_ARTIFACT, SERVICE_ARTIFACT, build_stack
 
 config, secrets = load_config()

@@ -19,7 +19,7 @@ from infra.components.model import Model, ModelArgs
 from infra.components.observability import Observability, ObservabilityArgs
 from infra.components.search import Search, SearchArgs
 from infra.config import StackConfig, StackSecrets, resource_prefix
-from infra.packaging import LambdaArtifact
+from infra.lambda_artifacts import LambdaArtifact
 
 SERVICE_ARTIFACT = "service"
 AUTHORIZER_ARTIFACT = "authorizer"

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from infra.components.buckets import private_bucket
 from infra.components.lambdas import CodeLocation
-from infra.packaging import LambdaArtifact
+from infra.lambda_artifacts import LambdaArtifact
 
 
 @dataclass(frozen=True)

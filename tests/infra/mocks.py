@@ -141,7 +141,7 @@ class Deployment:
 
 
 def fake_artifacts(tmp: Path) -> dict[str, Any]:
-    from infra.packaging import LambdaArtifact
+    from infra.lambda_artifacts import LambdaArtifact
 
     artifacts = {}
     for name in ("service", "authorizer"):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from infra.config import StackConfig, StackSecrets, load_config
-from infra.packaging import REPO_ROOT
+from infra.lambda_artifacts import REPO_ROOT
 
 
 def test_project_file() -> None:
@@ -113,3 +113,16 @@ def test_invalid_config_is_refused(
     set_stack_config(monkeypatch, {"aws:region": "us-east-1", **values})
     with pytest.raises(pydantic.ValidationError):
         load_config()
+
+
+def test_no_infra_module_shadows_an_installed_one() -> None:
+    """Pulumi puts infra/ first on sys.path: infra/packaging.py would hide `packaging`."""
+    import importlib.util
+    import sys
+
+    names = {p.stem for p in (REPO_ROOT / "infra").glob("*.py")} - {"__init__", "__main__"}
+    names |= {
+        p.name for p in (REPO_ROOT / "infra").iterdir() if p.is_dir() and p.name != "__pycache__"
+    }
+    shadowed = {n for n in names if n in sys.stdlib_module_names or importlib.util.find_spec(n)}
+    assert shadowed == set()

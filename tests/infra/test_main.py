@@ -7,7 +7,7 @@ import runpy
 
 import pytest
 
-from infra.packaging import REPO_ROOT
+from infra.lambda_artifacts import REPO_ROOT
 from tests.infra.mocks import RecordingMocks, run_under_mocks
 
 

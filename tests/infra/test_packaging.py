@@ -12,7 +12,7 @@ import pytest
 
 from infra import env
 from infra.config import StackConfig
-from infra.packaging import (
+from infra.lambda_artifacts import (
     AUTHORIZER_SPEC,
     BOTOCORE_SERVICES,
     LAMBDA_UNZIPPED_LIMIT,
