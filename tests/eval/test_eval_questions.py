@@ -40,3 +40,15 @@ def test_golden_set_names_only_documents_of_the_sample_corpus() -> None:
     corpus = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*") if p.is_file()}
     assert {doc for q in questions for doc in q.doc_ids} <= corpus
     assert len({q.question for q in questions}) == len(questions)
+
+
+def test_compare_sets_a_valid_second_chunk_size() -> None:
+    from services.cli.eval_session import alternative_chunk_tokens, chunking_for
+    from shared.settings import ChunkingSettings
+
+    default = ChunkingSettings()
+    assert alternative_chunk_tokens(default.chunk_tokens) == 100
+    assert alternative_chunk_tokens(100) == 200
+    # The overlap shrinks only when the smaller size demands it (< size / 2).
+    assert chunking_for(100, default).overlap_tokens == default.overlap_tokens
+    assert chunking_for(40, default).overlap_tokens == 19
