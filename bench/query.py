@@ -66,6 +66,8 @@ def pct(values: Sequence[float], q: float) -> float:
 @dataclass
 class StreamTimes:
     called: float
+    prompt: str
+    params: GenerationParams
     tokens: list[float] = field(default_factory=list)
 
 
@@ -84,7 +86,7 @@ class TimedModel:
         return self.inner.count_tokens(text)
 
     def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        record = StreamTimes(called=time.perf_counter())
+        record = StreamTimes(called=time.perf_counter(), prompt=prompt, params=params)
         self.records.append(record)
         return self._wrap(self.inner.stream(prompt, params), record)
 
@@ -203,31 +205,31 @@ async def part1(runs: int, max_tokens: int) -> dict[str, Any]:
         runner, port = await start_server(create_app(settings, deps))
         try:
             url = f"http://127.0.0.1:{port}/ws"
-            async with ClientSession() as http, http.ws_connect(url) as ws:
-                await ask(ws, "warm up")  # load weights, first-call costs
-                alone = await model_alone(model, runs, max_tokens)
-                served = [await ask(ws, QUESTION) for _ in range(runs)]
+            alone: list[StreamTimes] = []
+            served: list[StreamTimes] = []
+            client: list[tuple[float, list[float]]] = []
+            async with ClientSession() as http:
+                async with http.ws_connect(url) as ws:
+                    await ask(ws, QUESTION)  # load weights, first-call costs
+                # The model alone gets exactly the prompt and parameters the service used.
+                reference = model.records[-1]
+                # Alternate the two so that machine load drifts affect both alike; a new
+                # socket per ask because an idle client would miss the server's heartbeat.
+                for _ in range(runs):
+                    alone.append(await model_alone(model, reference))
+                    async with http.ws_connect(url) as ws:
+                        client.append(await ask(ws, QUESTION))
+                    served.append(model.records[-1])
         finally:
             await runner.cleanup()
             await index.close()
-    records = model.records[-runs:]
-    return summarise_part1(alone, records, served)
+    return summarise_part1(alone, served, client)
 
 
-async def model_alone(model: TimedModel, runs: int, max_tokens: int) -> list[StreamTimes]:
-    # The same prompt the service builds, so prompt processing costs the same.
-    from services.query.prompts import PromptSource, build_prompt, user_message
-
-    sources = [PromptSource(i + 1, text, f"Passage {i}") for i, text in enumerate(PASSAGES[:4])]
-    prompt = build_prompt(
-        model.family, "You answer from the sources.", [], user_message(QUESTION, sources)
-    )
-    params = GenerationParams(max_new_tokens=max_tokens, temperature=0.0)
-    start = len(model.records)
-    for _ in range(runs):
-        async for _event in model.stream(prompt, params):
-            pass
-    return model.records[start:]
+async def model_alone(model: TimedModel, reference: StreamTimes) -> StreamTimes:
+    async for _event in model.stream(reference.prompt, reference.params):
+        pass
+    return model.records[-1]
 
 
 def summarise_part1(
