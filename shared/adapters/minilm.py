@@ -6,17 +6,21 @@ pass is the 6-layer BERT encoder in float32, then mean pooling over the
 attention mask and L2 normalisation, as sentence-transformers does; inputs
 are truncated to the model's 256 tokens.
 
-Threads: numpy's OpenBLAS reads ``OPENBLAS_NUM_THREADS`` (or
-``OMP_NUM_THREADS``) once, when numpy is imported; set it in the process
-environment to bound the cores used (``settings.embedder.threads`` is
-documentation for operators, this module does not re-configure BLAS at run
-time because that needs threadpoolctl).
+Threads: ``settings.embedder.threads`` bounds the BLAS threads of the
+embedding worker thread only (OpenBLAS's per-thread setting, through the
+library numpy ships; no threadpoolctl). None keeps numpy's default, all
+cores, which is fastest on an otherwise idle machine (a Lambda). When the
+cores are shared (local mode runs the chat model in the same process) set 1:
+OpenBLAS threads that wait for busy cores made 256-token chunks 6-10x slower
+in measurements on 2 busy cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.resources
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +51,7 @@ _FFN_ROWS = 256
 _SCORE_BUDGET = 2**18
 
 F32 = NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 
 def package_model_dir() -> Path:
@@ -267,6 +272,27 @@ class MiniLM:
             return _encode(self._bert, ids, mask)
 
 
+@lru_cache(maxsize=1)
+def _openblas_local_threads() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """``openblas_set_num_threads_local`` of numpy's bundled OpenBLAS, if any."""
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("libscipy_openblas*.so*")):
+        try:
+            function = ctypes.CDLL(str(path)).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+        return function
+    log.warning("embedder threads setting ignored: numpy's OpenBLAS was not found")
+    return None
+
+
+def limit_blas_threads(threads: int | None) -> None:
+    """Bound BLAS threads for calls made from the current thread."""
+    if threads is not None and (setter := _openblas_local_threads()) is not None:
+        setter(threads)
+
+
 @lru_cache(maxsize=2)
 def load_model(model_dir: Path | None = None) -> MiniLM:
     """Load once per process (a warm Lambda reuses it)."""
@@ -280,9 +306,12 @@ class MiniLMEmbedder:
     """The Embedder port over :class:`MiniLM`; CPU work runs in a worker thread
     so the event loop keeps serving while a batch is embedded."""
 
-    def __init__(self, batch_size: int = 32, model_dir: Path | None = None) -> None:
+    def __init__(
+        self, batch_size: int = 32, model_dir: Path | None = None, threads: int | None = None
+    ) -> None:
         self._batch_size = batch_size
         self._model_dir = model_dir
+        self._threads = threads
 
     @property
     def model_id(self) -> str:
@@ -311,8 +340,11 @@ class MiniLMEmbedder:
             return load_model(self._model_dir)
 
     def _embed_sync(self, texts: list[str]) -> Vector:
+        limit_blas_threads(self._threads)  # worker threads vary: set it each time
         return self._model().embed(texts, self._batch_size)
 
 
 def from_settings(settings: Settings) -> MiniLMEmbedder:
-    return MiniLMEmbedder(batch_size=settings.embedder.batch_size)
+    return MiniLMEmbedder(
+        batch_size=settings.embedder.batch_size, threads=settings.embedder.threads
+    )
