@@ -22,6 +22,7 @@ from infra.lambda_artifacts import (
     _write_zip,
     build_artifact,
     lock_entries,
+    normalize,
     select_requirements,
 )
 
@@ -170,3 +171,16 @@ def test_lock_selection() -> None:
     assert "pulumi" not in entries and "numpy" in entries
     chosen = select_requirements(AUTHORIZER_SPEC, lock)
     assert chosen.startswith("cffi==") and "--hash=sha256:" in chosen and "numpy" not in chosen
+
+
+def test_lambda_lock_matches_the_runtime_pins() -> None:
+    """A dependency bump without recompiling requirements-lambda.lock fails here."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    entries = lock_entries((REPO_ROOT / "requirements-lambda.lock").read_text())
+    for requirement in project["dependencies"]:
+        name, version = re.split(r"\[|==", requirement)[0], requirement.split("==")[1]
+        assert entries[normalize(name)].startswith(f"{normalize(name)}=={version}"), (
+            f"{requirement}: recompile requirements-lambda.lock (see docs/deploy.md)"
+        )
