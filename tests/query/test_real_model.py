@@ -1,0 +1,75 @@
+"""End to end with the real local model (SmolLM2 via llama.cpp) and the real
+MiniLM embedder behind the local server: the protocol holds with real tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from services.query.conversation import InMemoryConversationStore
+from services.query.core import QueryDeps
+from services.query.server import create_app
+from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
+from shared.factory import build_chat_model, build_embedder
+from shared.protocol import parse_server_event
+from shared.settings import ModelSettings, Settings
+from tests.query.corpus import DOCS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def real_server(settings: Settings) -> AsyncIterator[TestServer]:
+    settings = settings.model_copy(
+        update={"model": ModelSettings(max_new_tokens=24, temperature=0.0, context_tokens=2048)}
+    )
+    embedder = build_embedder(settings)
+    index = SqliteVectorIndex(settings.data_dir / "real.db")
+    texts = [(doc_id, text) for doc_id, (_, _, chunks) in DOCS.items() for text in chunks]
+    vectors = await embedder.embed_documents([text for _, text in texts])
+    await index.write(
+        [
+            EmbeddedChunk(
+                Chunk(
+                    chunk_id=chunk_id_for(doc_id, "g", i),
+                    doc_id=doc_id,
+                    generation="g",
+                    ordinal=i,
+                    text=text,
+                    start=0,
+                    end=len(text),
+                ),
+                vector,
+            )
+            for i, ((doc_id, text), vector) in enumerate(zip(texts, vectors, strict=True))
+        ]
+    )
+    model = build_chat_model(settings)
+    deps = QueryDeps(embedder, index, model, InMemoryConversationStore())
+    server = TestServer(create_app(settings, deps), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+    await index.close()
+
+
+async def test_real_model_answer_over_the_websocket(real_server: TestServer) -> None:
+    async with ClientSession() as http, http.ws_connect(real_server.make_url("/ws")) as ws:
+        await ws.send_json({"action": "ask", "question": "What do llamas eat?"})
+        events = []
+        while not events or events[-1].event != "done":
+            events.append(parse_server_event(await ws.receive_str(timeout=120)))
+    kinds = [event.event for event in events]
+    assert kinds[0] == "accepted" and kinds[-2:] == ["sources", "done"]
+    tokens = [json.loads(e.model_dump_json()) for e in events if e.event == "token"]
+    assert tokens and "".join(t["text"] for t in tokens).strip()
+    sources = events[-2]
+    assert sources.event == "sources"
+    assert sources.citations[0].doc_id == "llamas"  # real MiniLM ranks the llama chunk first
+    done = events[-1]
+    assert done.event == "done" and done.completion_tokens > 0
