@@ -287,10 +287,13 @@ def _openblas_local_threads() -> ctypes._CFuncPtr | None:  # type: ignore[name-d
     return None
 
 
-def limit_blas_threads(threads: int | None) -> None:
-    """Bound BLAS threads for calls made from the current thread."""
-    if threads is not None and (setter := _openblas_local_threads()) is not None:
-        setter(threads)
+def limit_blas_threads(threads: int | None) -> int | None:
+    """Bound BLAS threads for calls made from the current thread; returns the
+    previous bound (None if nothing was changed)."""
+    if threads is None or (setter := _openblas_local_threads()) is None:
+        return None
+    previous: int = setter(threads)
+    return previous
 
 
 @lru_cache(maxsize=2)
@@ -340,8 +343,13 @@ class MiniLMEmbedder:
             return load_model(self._model_dir)
 
     def _embed_sync(self, texts: list[str]) -> Vector:
-        limit_blas_threads(self._threads)  # worker threads vary: set it each time
-        return self._model().embed(texts, self._batch_size)
+        # Pool threads are shared with other work: bound them only meanwhile.
+        previous = limit_blas_threads(self._threads)
+        try:
+            return self._model().embed(texts, self._batch_size)
+        finally:
+            if previous is not None:
+                limit_blas_threads(previous)
 
 
 def from_settings(settings: Settings) -> MiniLMEmbedder:
