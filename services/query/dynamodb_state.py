@@ -3,12 +3,12 @@
 Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute
 ``expires_at`` (epoch seconds). Items:
 
-    pk=conn#{connection_id}  sk=req#{request_id}  state=running|cancelled
-    pk=conn#{connection_id}  sk=#gone                       ($disconnect seen)
+    pk=conn#{connection_id}  sk=#conn  running={request_id: expiry}, cancelled={ids},
+                                       gone=true once $disconnect was seen
     pk=conv#{conversation_id} sk=turns  turns=[{question, answer}…] (JSON)
 
 Implements both RequestRegistry and ConversationStore. IAM: GetItem, PutItem,
-UpdateItem, DeleteItem and Query on the table.
+UpdateItem, DeleteItem on the table.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from shared.errors import ConfigurationError, TransientError
 from shared.protocol import ErrorCode
 from shared.settings import Settings
 
-# A worker never outlives Lambda's 15-minute limit; a request item older than
+# A worker never outlives Lambda's 15-minute limit; a running entry older than
 # this is a crashed worker's leftover and no longer counts against the limit
 # (DynamoDB's TTL deletion itself may lag by hours).
 REQUEST_TTL_S = 16 * 60
 CONVERSATION_TTL_S = 7 * 24 * 3600
-GONE = "#gone"
+CONNECTION = "#conn"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -39,10 +39,6 @@ def _s(value: str) -> dict[str, str]:
 
 def _conn(connection_id: str) -> dict[str, str]:
     return _s(f"conn#{connection_id}")
-
-
-def _req(request_id: str) -> dict[str, str]:
-    return _s(f"req#{request_id}")
 
 
 def _expires(ttl_s: int) -> dict[str, str]:
@@ -71,77 +67,103 @@ class DynamoDbState:
         return result
 
     # ---- RequestRegistry ---------------------------------------------------
+    # One item per connection holds its running requests (a map request id ->
+    # expiry), the cancelled ids and the gone flag, so that every check is one
+    # atomic conditional update or one consistent read (no Query needed).
+
+    def _conn_key(self, connection_id: str) -> dict[str, Any]:
+        return {"pk": _conn(connection_id), "sk": _s(CONNECTION)}
+
+    async def _connection(self, connection_id: str) -> dict[str, Any]:
+        result = await self._call(
+            "get_item", Key=self._conn_key(connection_id), ConsistentRead=True
+        )
+        item: dict[str, Any] = result.get("Item", {})
+        return item
 
     async def start(
         self, connection_id: str, request_id: str, max_running: int
     ) -> ErrorCode | None:
-        key = {"pk": _conn(connection_id), "sk": _req(request_id)}
+        key = self._conn_key(connection_id)
+        await self._call(
+            "update_item",
+            Key=key,
+            UpdateExpression="SET running = if_not_exists(running, :empty), expires_at = :exp",
+            ExpressionAttributeValues={":empty": {"M": {}}, ":exp": _expires(REQUEST_TTL_S)},
+        )
+        if await self._claim(key, request_id, max_running):
+            return None
+        running = (await self._connection(connection_id)).get("running", {}).get("M", {})
+        now = time.time()
+        expired = [rid for rid, exp in running.items() if float(exp["N"]) <= now]
+        if request_id in running and request_id not in expired:
+            return ErrorCode.DUPLICATE_REQUEST
+        if not expired:
+            return ErrorCode.TOO_MANY_REQUESTS
+        # Leftovers of crashed workers (older than any Lambda can run) no longer count.
+        names = {f"#e{i}": rid for i, rid in enumerate(expired)}
+        await self._call(
+            "update_item",
+            Key=key,
+            UpdateExpression="REMOVE " + ", ".join(f"running.{name}" for name in names),
+            ExpressionAttributeNames=names,
+        )
+        if await self._claim(key, request_id, max_running):
+            return None
+        return ErrorCode.TOO_MANY_REQUESTS
+
+    async def _claim(self, key: dict[str, Any], request_id: str, max_running: int) -> bool:
         try:
             await self._call(
-                "put_item",
-                Item={**key, "state": _s("running"), "expires_at": _expires(REQUEST_TTL_S)},
-                ConditionExpression="attribute_not_exists(pk)",
+                "update_item",
+                Key=key,
+                UpdateExpression="SET running.#rid = :exp",
+                ConditionExpression="attribute_not_exists(running.#rid) AND size(running) < :max",
+                ExpressionAttributeNames={"#rid": request_id},
+                ExpressionAttributeValues={
+                    ":exp": _expires(REQUEST_TTL_S),
+                    ":max": {"N": str(max_running)},
+                },
             )
         except ClientError:
-            return ErrorCode.DUPLICATE_REQUEST
-        # Count after writing, so two racing asks can't both slip under the limit.
-        if len(await self._requests(connection_id)) > max_running:
-            await self._call("delete_item", Key=key)
-            return ErrorCode.TOO_MANY_REQUESTS
-        return None
-
-    async def _partition(self, connection_id: str) -> list[dict[str, Any]]:
-        result = await self._call(
-            "query",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _conn(connection_id)},
-            ConsistentRead=True,
-        )
-        items: list[dict[str, Any]] = result.get("Items", [])
-        return items
-
-    async def _requests(self, connection_id: str) -> list[dict[str, Any]]:
-        now = time.time()
-        return [
-            item
-            for item in await self._partition(connection_id)
-            if item["sk"]["S"].startswith("req#") and float(item["expires_at"]["N"]) > now
-        ]
+            return False
+        return True
 
     async def cancel(self, connection_id: str, request_id: str) -> bool:
         try:
             await self._call(
                 "update_item",
-                Key={"pk": _conn(connection_id), "sk": _req(request_id)},
-                UpdateExpression="SET #state = :cancelled",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":cancelled": _s("cancelled")},
+                Key=self._conn_key(connection_id),
+                UpdateExpression="ADD cancelled :ids",
+                ConditionExpression="attribute_exists(running.#rid)",
+                ExpressionAttributeNames={"#rid": request_id},
+                ExpressionAttributeValues={":ids": {"SS": [request_id]}},
             )
         except ClientError:
             return False
         return True
 
     async def should_stop(self, connection_id: str, request_id: str) -> bool:
-        for item in await self._partition(connection_id):
-            sk = item["sk"]["S"]
-            if sk == GONE:
-                return True
-            if sk == f"req#{request_id}" and item.get("state", {}).get("S") == "cancelled":
-                return True
-        return False
+        item = await self._connection(connection_id)
+        if item.get("gone", {}).get("BOOL"):
+            return True
+        return request_id in item.get("cancelled", {}).get("SS", [])
 
     async def finish(self, connection_id: str, request_id: str) -> None:
-        await self._call("delete_item", Key={"pk": _conn(connection_id), "sk": _req(request_id)})
+        await self._call(
+            "update_item",
+            Key=self._conn_key(connection_id),
+            UpdateExpression="REMOVE running.#rid DELETE cancelled :ids",
+            ExpressionAttributeNames={"#rid": request_id},
+            ExpressionAttributeValues={":ids": {"SS": [request_id]}},
+        )
 
     async def disconnect(self, connection_id: str) -> None:
         await self._call(
-            "put_item",
-            Item={
-                "pk": _conn(connection_id),
-                "sk": _s(GONE),
-                "expires_at": _expires(REQUEST_TTL_S),
-            },
+            "update_item",
+            Key=self._conn_key(connection_id),
+            UpdateExpression="SET gone = :true, expires_at = :exp",
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":exp": _expires(REQUEST_TTL_S)},
         )
 
     # ---- ConversationStore -------------------------------------------------

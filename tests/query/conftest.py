@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiobotocore.session import get_session
+from moto.server import ThreadedMotoServer
 
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import AnswerService, QueryDeps
@@ -53,3 +57,39 @@ def deps(embedder: FakeEmbedder, index: SqliteVectorIndex, model: FakeChatModel)
 @pytest.fixture
 def service(settings: Settings, deps: QueryDeps) -> AnswerService:
     return AnswerService(settings, deps)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+async def state_table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh DynamoDB table shaped like the query state table, on moto's server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = f"rag-query-state-{uuid.uuid4().hex[:12]}"
+    session = get_session()
+    async with session.create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=moto_url
+    ) as dynamodb:
+        await dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    return name

@@ -9,15 +9,11 @@ loop, own clients), run in a thread as Lambda would run it.
 from __future__ import annotations
 
 import asyncio
-import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
-from moto.server import ThreadedMotoServer
 
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import QueryDeps
@@ -51,43 +47,10 @@ def has_done(frames: Frames) -> bool:
     return any(frame["event"] == "done" for frame in frames)
 
 
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
-@pytest.fixture
-async def state_table(moto_url: str) -> str:
-    name = f"rag-query-state-{uuid.uuid4().hex[:12]}"
-    session = get_session()
-    async with session.create_client(
-        "dynamodb", region_name="us-east-1", endpoint_url=moto_url
-    ) as dynamodb:
-        await dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    return name
 
 
 @pytest.fixture
