@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 WORKER_KEY = "rag_query_worker"
 OK = {"statusCode": 200}
+DEADLINE_MARGIN_S = 3.0
 
 
 class Invoker(Protocol):
@@ -81,7 +82,7 @@ class LambdaApp:
 
     async def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if WORKER_KEY in event:
-            await self._work(WorkerJob.model_validate(event[WORKER_KEY]))
+            await self._work(WorkerJob.model_validate(event[WORKER_KEY]), context)
             return OK
         request = event["requestContext"]
         route, connection_id = request["routeKey"], request["connectionId"]
@@ -155,7 +156,7 @@ class LambdaApp:
             ):
                 await sink.send(event)
 
-    async def _work(self, worker: WorkerJob) -> None:
+    async def _work(self, worker: WorkerJob, context: Any) -> None:
         job = Job(
             ask=worker.ask, request_id=worker.request_id, conversation_id=worker.conversation_id
         )
@@ -163,9 +164,16 @@ class LambdaApp:
         cancel = asyncio.Event()
         poller = asyncio.create_task(self._poll(worker, cancel))
         try:
-            await self._service.answer(job, sink, cancel)
+            async with asyncio.timeout(_time_left_s(context)):
+                await self._service.answer(job, sink, cancel)
         except ConnectionGone:
             log.info("client left during %s; generation stopped", job.request_id)
+        except TimeoutError:  # end the answer properly before Lambda kills the function
+            log.warning("answer %s hit the function's time limit", job.request_id)
+            message = "the answer took longer than the service's time limit"
+            with contextlib.suppress(Exception):
+                for event in rejection_events(job.request_id, ErrorCode.MODEL_FAILED, message):
+                    await sink.send(event)
         except Exception:
             log.exception("answer %s failed", job.request_id)
             with contextlib.suppress(Exception):
@@ -200,6 +208,14 @@ _REFUSALS = {
     ErrorCode.DUPLICATE_REQUEST: "a request with this id is already running",
     ErrorCode.TOO_MANY_REQUESTS: "too many answers are running on this connection",
 }
+
+
+def _time_left_s(context: Any) -> float | None:
+    """Seconds the worker may stream, keeping a margin to send the closing events."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return max(0.0, float(remaining()) / 1000 - DEADLINE_MARGIN_S)
 
 
 def _body(event: dict[str, Any]) -> str:

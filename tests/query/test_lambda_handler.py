@@ -112,8 +112,10 @@ def containers(
         runtime.close()
 
 
-async def invoke(runtime: LambdaRuntime, event: dict[str, Any]) -> dict[str, Any]:
-    return await asyncio.to_thread(runtime, event, LambdaContext())
+async def invoke(
+    runtime: LambdaRuntime, event: dict[str, Any], context: LambdaContext | None = None
+) -> dict[str, Any]:
+    return await asyncio.to_thread(runtime, event, context or LambdaContext())
 
 
 async def ask_and_run_worker(
@@ -203,6 +205,22 @@ async def test_gone_client_stops_generation_at_once(
     assert model.streams[0].cancelled
     assert model.streams[0].tokens_sent < 400
     assert not has_done(stand_in.frames[connection])
+
+
+async def test_a_worker_near_the_function_timeout_ends_the_answer_properly(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["word "] * 400, delay_s=0.01)]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    await invoke(front, message_event(connection, {"action": "ask", "question": "llamas?"}))
+    almost_out = LambdaContext(remaining_ms=3_500)  # 0.5 s left after the margin
+    await invoke(worker, stand_in.invocations[0][2], almost_out)
+    frames = stand_in.frames[connection]
+    assert kinds(frames)[-2:] == ["error", "done"]
+    assert frames[-2]["code"] == ErrorCode.MODEL_FAILED
+    assert frames[-1]["stop_reason"] == StopReason.ERROR
+    assert model.streams[0].cancelled
 
 
 async def test_disconnect_stops_a_running_worker(
