@@ -56,9 +56,16 @@ MAX_TOKEN_CHARS = 100
 IntArray = NDArray[np.int64]
 T = TypeVar("T")
 
+# Unicode White_Space as BERT splits on it (not str.isspace(), which also
+# counts \x1c-\x1f: control characters that BERT deletes inside a word).
 _WHITESPACE = np.array(
-    [c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32
-)  # str.isspace() has no whitespace above U+3000
+    [
+        *(0x09, 0x0A, 0x0D, 0x20, 0xA0, 0x1680),
+        *range(0x2000, 0x200B),
+        *(0x2028, 0x2029, 0x202F, 0x205F, 0x3000),
+    ],
+    dtype=np.uint32,
+)
 _NEWLINES = np.array([0x0A, 0x2028, 0x2029], dtype=np.uint32)
 _SENTENCE_END = frozenset(".!?。！？…")
 _ASCII_PUNCT = np.zeros(128, dtype=bool)

@@ -8,6 +8,8 @@ with this tokenizer whatever embedder is configured: it is the default
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -17,6 +19,10 @@ from tokenizers import Tokenizer
 from shared.settings import Settings
 
 ASSET = "minilm-tokenizer.json"
+SEGMENT_CHARS = 1 << 16
+# Where BERT's pre-tokenizer splits (Unicode White_Space that its normaliser
+# keeps): not Python's \s, which also matches control characters BERT deletes.
+_BERT_WHITESPACE = re.compile("[ \t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 
 
 def _asset_path() -> Path:
@@ -39,11 +45,38 @@ class WordPieceTokenCounter:
         return cls(Tokenizer.from_file(str(path)))
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        return list(encoding.offsets)
+        if len(text) <= SEGMENT_CHARS:
+            return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+        # Long texts: tokenise segments in parallel (the library's thread pool).
+        # Segments end at whitespace, where BERT always splits, so the tokens are
+        # exactly those of the whole text.
+        segments = list(_segments(text))
+        encodings = self._tokenizer.encode_batch(
+            [text[start:end] for start, end in segments], add_special_tokens=False
+        )
+        spans: list[tuple[int, int]] = []
+        for (start, _), encoding in zip(segments, encodings, strict=True):
+            spans.extend([(a + start, b + start) for a, b in encoding.offsets])
+        return spans
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def _segments(text: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` pieces of about SEGMENT_CHARS, each ending before whitespace."""
+    position, length = 0, len(text)
+    while position < length:
+        end = position + SEGMENT_CHARS
+        if end >= length:
+            yield position, length
+            return
+        cut = max(text.rfind(" ", position, end), text.rfind("\n", position, end))
+        if cut <= position:  # no space or newline in the window: next whitespace of any kind
+            match = _BERT_WHITESPACE.search(text, end)
+            cut = match.start() if match else length
+        yield position, cut
+        position = cut
 
 
 @lru_cache(maxsize=1)

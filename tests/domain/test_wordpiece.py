@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from shared.adapters.wordpiece import default_token_counter, from_settings
+import pytest
+from tokenizers import Tokenizer
+
+from shared.adapters.wordpiece import (
+    SEGMENT_CHARS,
+    _asset_path,
+    default_token_counter,
+    from_settings,
+)
 from shared.settings import Settings
 
 
@@ -32,3 +40,25 @@ def test_long_texts_are_not_truncated_or_padded() -> None:
 
 def test_from_settings_returns_the_shared_instance() -> None:
     assert from_settings(Settings()) is default_token_counter()
+
+
+def whole_text_spans(text: str) -> list[tuple[int, int]]:
+    tokenizer = Tokenizer.from_file(str(_asset_path()))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return list(tokenizer.encode(text, add_special_tokens=False).offsets)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ".join(["Héllo wörld 😀 日本語です。 e\u0301te\u0301 internationalisation"] * 4000),
+        "\n".join(["line with words"] * 8000),
+        "x" * (SEGMENT_CHARS + 10) + " tail words",  # no whitespace for a whole segment
+        "ab\x1ccd\u3000" * 20000,  # \x1c is deleted by BERT, not a split point
+    ],
+    ids=["mixed-unicode", "lines", "unbroken", "control-chars"],
+)
+def test_long_texts_tokenise_in_segments_exactly_as_a_whole(text: str) -> None:
+    assert len(text) > SEGMENT_CHARS
+    assert default_token_counter().token_spans(text) == whole_text_spans(text)
