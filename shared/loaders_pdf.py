@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import io
 
-from pypdf import PdfReader
+from pypdf import PageObject, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
 from shared.documents import LoadedDocument
 from shared.errors import DocumentError, EmptyDocument
+
+# pypdf signals many kinds of damage with plain Python errors.
+_PYPDF_FAILURES = (PyPdfError, ValueError, TypeError, KeyError, AttributeError, OSError)
 
 
 def load_pdf(content: bytes) -> LoadedDocument:
     try:
         reader = PdfReader(io.BytesIO(content))
         _unlock(reader)
-        page_texts = [_normalise(page.extract_text()) for page in reader.pages]
+        page_texts = [_page_text(page) for page in reader.pages]
         title = _metadata_title(reader)
     except DocumentError:
         raise
-    except (PyPdfError, ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
-        # pypdf signals many kinds of damage with plain Python errors.
+    except _PYPDF_FAILURES as exc:
         raise DocumentError(f"the PDF could not be read (corrupt or unsupported): {exc}") from exc
     if not any(page_texts):
         raise EmptyDocument(
@@ -45,6 +47,14 @@ def _unlock(reader: PdfReader) -> None:
         raise DocumentError(f"the PDF is encrypted and cannot be read: {exc}") from exc
     if not unlocked:
         raise DocumentError("the PDF is password-protected; send an unencrypted copy")
+
+
+def _page_text(page: PageObject) -> str:
+    """One damaged page should not cost the rest of the document its text."""
+    try:
+        return _normalise(page.extract_text())
+    except _PYPDF_FAILURES:
+        return ""
 
 
 def _metadata_title(reader: PdfReader) -> str | None:

@@ -196,8 +196,8 @@ def test_corrupt_pdf_is_a_document_error() -> None:
 
 
 def test_truncated_pdf_is_a_document_error() -> None:
-    with pytest.raises(DocumentError):
-        load(read("tide-tables.pdf")[:2000], "application/pdf")
+    with pytest.raises(DocumentError, match="could not be read"):
+        load(read("tide-tables.pdf")[:6000], "application/pdf")
 
 
 def encrypted_copy(user_password: str) -> bytes:
