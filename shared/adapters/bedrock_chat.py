@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
 from shared.adapters.sagemaker_chat import estimate_tokens
+from shared.adapters.stop_sequences import StopMatcher
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
@@ -64,42 +65,6 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
-class StopMatcher:
-    """Client-side stop sequences: text is held back while it may begin one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self._stops = [s for s in stops if s]
-        self._held = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if not self._stops:
-            return text
-        self._held += text
-        for stop in self._stops:
-            at = self._held.find(stop)
-            if at >= 0:
-                self.stopped = True
-                out, self._held = self._held[:at], ""
-                return out
-        keep = max((_overlap(self._held, stop) for stop in self._stops), default=0)
-        out = self._held[: len(self._held) - keep]
-        self._held = self._held[len(out) :]
-        return out
-
-    def flush(self) -> str:
-        out, self._held = self._held, ""
-        return out
-
-
-def _overlap(text: str, stop: str) -> int:
-    """Length of the longest suffix of ``text`` that is a prefix of ``stop``."""
-    for size in range(min(len(text), len(stop) - 1), 0, -1):
-        if stop.startswith(text[-size:]):
-            return size
-    return 0
-
-
 class BedrockChatModel:
     def __init__(self, settings: Settings, client: LazyAwsClient | None = None) -> None:
         self._model_id = settings.model.bedrock_model_id
@@ -140,7 +105,7 @@ class BedrockChatModel:
                 reason = chunk.stop_reason or reason
                 if text := matcher.feed(chunk.text):
                     yield ModelToken(text)
-                if matcher.stopped:
+                if matcher.matched:
                     reason = StopReason.STOP_SEQUENCE
                     break
             if text := matcher.flush():

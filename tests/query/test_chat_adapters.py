@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.adapters.bedrock_chat import BedrockChatModel, StopMatcher
+from shared.adapters.bedrock_chat import BedrockChatModel
 from shared.adapters.sagemaker_chat import SageMakerChatModel, TokenLineParser
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
@@ -193,9 +193,18 @@ async def test_bedrock_stream_exception_is_a_model_error(
         await model.close()
 
 
-def test_stop_matcher_holds_back_a_possible_stop_prefix() -> None:
-    matcher = StopMatcher(("\nUser:",))
-    assert matcher.feed("Fine.\nUs") == "Fine."
-    assert matcher.feed("ual") == "\nUsual"
-    assert matcher.feed(" end\nUser: more") == " end"
-    assert matcher.stopped
+async def test_bedrock_applies_stop_sequences_split_across_chunks(
+    settings: Settings, endpoint: RecordedEndpoint
+) -> None:
+    endpoint.frames = [
+        bedrock_chunk({"generation": "Fine.\nUs", "stop_reason": None}),
+        bedrock_chunk({"generation": "er: next question", "stop_reason": None}),
+        bedrock_chunk({"generation": " never shown", "stop_reason": "stop"}),
+    ]
+    model = BedrockChatModel(settings)
+    try:
+        texts, finish = await collect(model.stream("p", PARAMS))
+    finally:
+        await model.close()
+    assert "".join(texts) == "Fine."
+    assert finish.stop_reason == StopReason.STOP_SEQUENCE
