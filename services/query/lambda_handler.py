@@ -43,6 +43,20 @@ log = logging.getLogger(__name__)
 
 WORKER_KEY = "rag_query_worker"
 OK = {"statusCode": 200}
+
+
+def connect_response(event: dict[str, Any]) -> dict[str, Any]:
+    """Accept the connection. A browser that sent its token as the subprotocol
+    (``Sec-WebSocket-Protocol: bearer, <token>``) drops the socket unless one
+    of the offered subprotocols is echoed back, so echo ``bearer`` (never the
+    token itself)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    offered = [p.strip() for p in str(headers.get("sec-websocket-protocol", "")).split(",")]
+    if "bearer" in offered:
+        return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "bearer"}}
+    return dict(OK)
+
+
 DEADLINE_MARGIN_S = 3.0
 
 
@@ -88,7 +102,7 @@ class LambdaApp:
         route, connection_id = request["routeKey"], request["connectionId"]
         if route == "$connect":
             log.info("connect %s", connection_id)
-            return OK
+            return connect_response(event)
         if route == "$disconnect":
             log.info("disconnect %s", connection_id)
             await self._registry.disconnect(connection_id)

@@ -39,7 +39,7 @@ def _request_context(route: str, event_type: str, connection_id: str) -> dict[st
     }
 
 
-def connect_event(connection_id: str) -> dict[str, Any]:
+def connect_event(connection_id: str, subprotocols: str | None = None) -> dict[str, Any]:
     headers = {
         "Host": DOMAIN,
         "Sec-WebSocket-Key": base64.b64encode(uuid.uuid4().bytes).decode(),
@@ -48,6 +48,8 @@ def connect_event(connection_id: str) -> dict[str, Any]:
         "X-Forwarded-Port": "443",
         "X-Forwarded-Proto": "https",
     }
+    if subprotocols is not None:
+        headers["Sec-WebSocket-Protocol"] = subprotocols
     context = _request_context("$connect", "CONNECT", connection_id)
     context["authorizer"] = {"principalId": "user-1", "sub": "user-1"}
     return {
