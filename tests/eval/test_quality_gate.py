@@ -2,9 +2,9 @@
 default settings and the real embedder, must not fall below measured floors.
 
 Measured on 2026-11-25 with the default settings (k-NN, 200-token chunks,
-32-token overlap, k=5; 73 questions, 70 with a passage; 29 documents, 357
-chunks): recall@5 1.000, MRR 0.966, passage rate 0.814 (and recall@1 0.945,
-nDCG@10 0.969). One question is 1/73 = 0.014. The floors sit a little
+32-token overlap, k=5; 73 questions, 70 with a passage; 29 documents, 351
+chunks): recall@5 0.986, MRR 0.969, passage rate 0.829 (and recall@1 0.959,
+nDCG@10 0.968). One question is 1/73 = 0.014. The floors sit a little
 below the measured values so that a change that costs retrieval quality (a
 chunker, loader, embedder or ranking regression) fails here, while the
 run-to-run noise of float arithmetic does not.
@@ -20,10 +20,10 @@ from tests.eval.conftest import GOLDEN, MemoEmbedder, SampleStore
 
 # metric: (floor, measured)
 FLOORS = {
-    "recall@5": (0.95, 1.000),
-    "mrr": (0.93, 0.966),
+    "recall@5": (0.95, 0.986),
+    "mrr": (0.93, 0.969),
 }
-PASSAGE_FLOOR = (0.77, 0.814)
+PASSAGE_FLOOR = (0.77, 0.829)
 
 
 async def test_golden_set_meets_the_floors(
