@@ -50,7 +50,10 @@ def test_json_output_has_metrics_and_ranked_chunks(
     first = report["questions"][0]
     assert first["retrieved"][0]["doc_id"] == "python-packages/pytest-timeout.txt"
     assert {"doc_id", "score", "text", "rank"} <= set(first["retrieved"][0])
-    assert len(first["retrieved"]) == 10
+    # Up to 10: the query service's per-document cap may leave fewer.
+    ranks = [chunk["rank"] for chunk in first["retrieved"]]
+    assert ranks == list(range(1, len(ranks) + 1))
+    assert 1 <= len(ranks) <= 10
 
 
 def test_human_output_lists_misses_with_expected_and_retrieved(
