@@ -57,9 +57,7 @@ def render(text: str, title: str) -> bytes:
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content} 0 R >>".encode()
         )
         stream = _page_stream(page)
-        objects.append(
-            f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream"
-        )
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n")
     offsets: list[int] = []
     for n, body in enumerate(objects, start=1):
