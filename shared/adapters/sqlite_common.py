@@ -63,8 +63,11 @@ def write_transaction(conn: apsw.Connection) -> Iterator[None]:
 class SqliteWorker:
     """One connection, one thread: every call runs serially off the loop."""
 
-    def __init__(self, path: Path, *, load_vec: bool = False, name: str = "sqlite") -> None:
+    def __init__(
+        self, path: Path, *, schema: str, load_vec: bool = False, name: str = "sqlite"
+    ) -> None:
         self.path = path
+        self._schema = schema
         self._load_vec = load_vec
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: apsw.Connection | None = None
@@ -72,7 +75,11 @@ class SqliteWorker:
 
     def _connection(self) -> apsw.Connection:
         if self._conn is None:
-            self._conn = open_connection(self.path, load_vec=self._load_vec)
+            conn = open_connection(self.path, load_vec=self._load_vec)
+            # Idempotent DDL, once per connection: each adapter owns its tables.
+            with write_transaction(conn):
+                conn.execute(self._schema)
+            self._conn = conn
         return self._conn
 
     async def run(self, fn: Callable[[apsw.Connection], T]) -> T:

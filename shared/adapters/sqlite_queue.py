@@ -82,20 +82,12 @@ class SqliteQueue:
     def __init__(self, path: Path, max_receive_count: int = 5) -> None:
         self.path = path
         self.max_receive_count = max_receive_count
-        self._db = SqliteWorker(path, name="sqlite-queue")
-        self._schema_ready = False
-
-    def _ensure_schema(self, conn: apsw.Connection) -> None:
-        if not self._schema_ready:
-            with write_transaction(conn):
-                conn.execute(SCHEMA)
-            self._schema_ready = True
+        self._db = SqliteWorker(path, schema=SCHEMA, name="sqlite-queue")
 
     async def send(self, body: str) -> str:
         message_id = str(uuid.uuid4())
 
         def _send(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             now = time.time()
             with write_transaction(conn):
                 conn.execute(
@@ -121,7 +113,6 @@ class SqliteQueue:
             pause = min(pause * 2, _POLL_MAX_S)
 
     def _take(self, conn: apsw.Connection, limit: int, visibility_s: int) -> list[QueueMessage]:
-        self._ensure_schema(conn)
         now = time.time()
         taken: list[QueueMessage] = []
         with write_transaction(conn):
@@ -169,7 +160,6 @@ class SqliteQueue:
 
     async def _update(self, sql: str, params: tuple[object, ...]) -> None:
         def _run(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 conn.execute(sql, params)
 
@@ -197,7 +187,6 @@ class SqliteQueue:
         """Move a poison message to the dead-letter table now, with why."""
 
         def _dead(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 found = rows(
                     conn,
@@ -219,7 +208,6 @@ class SqliteQueue:
 
     async def counts(self) -> QueueCounts:
         def _counts(conn: apsw.Connection) -> QueueCounts:
-            self._ensure_schema(conn)
             now = time.time()
             (visible, in_flight), *_ = rows(
                 conn,
@@ -236,7 +224,6 @@ class SqliteQueue:
         """True while the message is still queued or being processed."""
 
         def _pending(conn: apsw.Connection) -> bool:
-            self._ensure_schema(conn)
             found = rows(conn, "SELECT 1 FROM messages WHERE message_id = ?", (message_id,))
             return bool(found)
 
@@ -244,7 +231,6 @@ class SqliteQueue:
 
     async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         def _list(conn: apsw.Connection) -> list[DeadLetter]:
-            self._ensure_schema(conn)
             found = rows(
                 conn,
                 "SELECT message_id, body, receive_count, reason, dead_at FROM dead_letters "
@@ -268,7 +254,6 @@ class SqliteQueue:
 
     async def live_consumers(self, within_s: float) -> int:
         def _live(conn: apsw.Connection) -> int:
-            self._ensure_schema(conn)
             (n,), *_ = rows(
                 conn, "SELECT count(*) FROM consumers WHERE seen_at >= ?", (time.time() - within_s,)
             )

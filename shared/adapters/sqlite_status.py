@@ -24,18 +24,10 @@ CREATE INDEX IF NOT EXISTS doc_status_updated ON doc_status (updated_at);
 class SqliteStatusStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = SqliteWorker(path, name="sqlite-status")
-        self._schema_ready = False
-
-    def _ensure_schema(self, conn: apsw.Connection) -> None:
-        if not self._schema_ready:
-            with write_transaction(conn):
-                conn.execute(SCHEMA)
-            self._schema_ready = True
+        self._db = SqliteWorker(path, schema=SCHEMA, name="sqlite-status")
 
     async def put(self, status: DocumentStatus) -> None:
         def _put(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 conn.execute(
                     "INSERT INTO doc_status (doc_id, state, updated_at, status_json) "
@@ -54,7 +46,6 @@ class SqliteStatusStore:
 
     async def get(self, doc_id: str) -> DocumentStatus | None:
         def _get(conn: apsw.Connection) -> DocumentStatus | None:
-            self._ensure_schema(conn)
             found = rows(conn, "SELECT status_json FROM doc_status WHERE doc_id = ?", (doc_id,))
             return DocumentStatus.model_validate_json(found[0][0]) if found else None
 
@@ -62,7 +53,6 @@ class SqliteStatusStore:
 
     async def list(self, limit: int = 1000) -> list[DocumentStatus]:
         def _list(conn: apsw.Connection) -> list[DocumentStatus]:
-            self._ensure_schema(conn)
             found = rows(
                 conn,
                 "SELECT status_json FROM doc_status ORDER BY doc_id LIMIT ?",
@@ -76,7 +66,6 @@ class SqliteStatusStore:
         """Forget a document entirely (the page's delete after the chunks are gone)."""
 
         def _remove(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 conn.execute("DELETE FROM doc_status WHERE doc_id = ?", (doc_id,))
 

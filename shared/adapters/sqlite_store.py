@@ -119,17 +119,9 @@ def _hit(row: tuple[Any, ...], source: str) -> SearchHit:
 class SqliteVectorIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = SqliteWorker(path, load_vec=True, name="sqlite-index")
-        self._schema_ready = False
-
-    def _ensure_schema(self, conn: apsw.Connection) -> None:
-        if not self._schema_ready:
-            with write_transaction(conn):
-                conn.execute(SCHEMA)
-            self._schema_ready = True
+        self._db = SqliteWorker(path, schema=SCHEMA, load_vec=True, name="sqlite-index")
 
     def _dimension(self, conn: apsw.Connection) -> int | None:
-        self._ensure_schema(conn)
         found = rows(conn, "SELECT value FROM index_meta WHERE key = 'dimension'")
         return int(found[0][0]) if found else None
 
@@ -138,7 +130,6 @@ class SqliteVectorIndex:
             raise ConfigurationError(f"vector dimension must be positive, got {dimension}")
 
         def _ensure(conn: apsw.Connection) -> None:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 conn.execute(
                     "INSERT OR IGNORE INTO index_meta (key, value) VALUES ('dimension', ?)",
@@ -199,7 +190,6 @@ class SqliteVectorIndex:
 
     async def generations(self, doc_id: str) -> dict[str, int]:
         def _gens(conn: apsw.Connection) -> dict[str, int]:
-            self._ensure_schema(conn)
             found = rows(
                 conn,
                 "SELECT generation, count(*) FROM chunks WHERE doc_id = ? GROUP BY generation",
@@ -211,7 +201,6 @@ class SqliteVectorIndex:
 
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         def _delete(conn: apsw.Connection) -> int:
-            self._ensure_schema(conn)
             with write_transaction(conn):
                 conn.execute(
                     "DELETE FROM chunks WHERE doc_id = ? AND generation IS NOT ?",
@@ -250,7 +239,6 @@ class SqliteVectorIndex:
         where, params = build_filter_sql(filters)
 
         def _keyword(conn: apsw.Connection) -> list[SearchHit]:
-            self._ensure_schema(conn)
             found = rows(
                 conn,
                 # Same field weights as the OpenSearch adapter's multi_match.
@@ -267,7 +255,6 @@ class SqliteVectorIndex:
         """Chunk count per stored document (for ``rag docs`` and the page)."""
 
         def _ids(conn: apsw.Connection) -> dict[str, int]:
-            self._ensure_schema(conn)
             found = rows(conn, "SELECT doc_id, count(*) FROM chunks GROUP BY doc_id")
             return {str(d): int(n) for d, n in found}
 
