@@ -84,6 +84,7 @@ class GenerationParams:
     temperature: float = 0.6
     top_p: float = 0.9
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0  # 1.0 = off
 
 
 @dataclass(frozen=True)

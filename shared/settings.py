@@ -97,6 +97,8 @@ class ModelSettings(BaseModel):
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
     top_p: float = Field(default=0.9, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list)
+    # Small models (the local SmolLM2) loop without it; 1.0 switches it off.
+    repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
 
 
 class QueueSettings(BaseModel):

@@ -104,6 +104,7 @@ class AnswerService:
             temperature=model.temperature,
             top_p=model.top_p,
             stop=tuple(model.stop),
+            repetition_penalty=model.repetition_penalty,
         )
 
     def accept(self, ask: AskAction) -> Job:

@@ -242,6 +242,7 @@ def _request(prompt: str, params: GenerationParams) -> dict[str, Any]:
         "max_tokens": params.max_new_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
+        "repeat_penalty": params.repetition_penalty,
         "return_progress": True,  # first chunk carries the prompt's token count
         "cache_prompt": True,  # a follow-up turn reuses the conversation's KV cache
     }

@@ -56,6 +56,8 @@ def build_request(prompt: str, params: GenerationParams) -> dict[str, Any]:
         parameters["temperature"] = params.temperature
     if params.stop:
         parameters["stop"] = list(params.stop)
+    if params.repetition_penalty != 1.0:
+        parameters["repetition_penalty"] = params.repetition_penalty
     return {"inputs": prompt, "parameters": parameters, "stream": True}
 
 

@@ -208,3 +208,13 @@ async def test_bedrock_applies_stop_sequences_split_across_chunks(
         await model.close()
     assert "".join(texts) == "Fine."
     assert finish.stop_reason == StopReason.STOP_SEQUENCE
+
+
+def test_tgi_request_carries_the_repetition_penalty_only_when_set() -> None:
+    from dataclasses import replace
+
+    from shared.adapters.sagemaker_chat import build_request
+
+    assert "repetition_penalty" not in build_request("p", PARAMS)["parameters"]
+    penalised = build_request("p", replace(PARAMS, repetition_penalty=1.1))
+    assert penalised["parameters"]["repetition_penalty"] == 1.1
