@@ -2,7 +2,7 @@
 
 Recognises ATX headings (``## Install``) and setext headings (a line
 underlined with ``===`` or ``---``), but not inside fenced code blocks or a
-leading YAML front matter block. A heading's section is its path, e.g.
+leading YAML front matter block (which is dropped from the text). A heading's section is its path, e.g.
 ``"Install > Linux"``; the title is the first level-1 heading (or the front
 matter's ``title:``).
 """
@@ -34,11 +34,15 @@ def load_markdown(text: str) -> LoadedDocument:
     lines = text.splitlines(keepends=True)
     offsets = _line_offsets(lines)
     body_from, front_title = _front_matter(lines)
-    headings = _headings(lines, offsets, body_from)
+    # Front matter is metadata, not prose: it is left out of the indexed text.
+    base = offsets[body_from] if body_from < len(offsets) else len(text)
+    headings = [
+        _Heading(h.offset - base, h.level, h.text) for h in _headings(lines, offsets, body_from)
+    ]
     sections = _section_paths(headings)
     title = front_title or next((h.text for h in headings if h.level == 1), None)
     return LoadedDocument(
-        text=text,
+        text=text[base:],
         title=title,
         sections=sections,
         breaks=[h.offset for h in headings if h.offset > 0],

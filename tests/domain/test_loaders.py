@@ -67,7 +67,10 @@ def test_binary_bytes_are_not_text() -> None:
 def test_markdown_headings_become_sections_and_breaks() -> None:
     raw = read("install-guide.md")
     doc = load(raw, "text/markdown")
-    assert doc.text == raw.decode()  # kept as written
+    # Kept as written, less the YAML front matter (metadata, not prose).
+    assert doc.text == raw.decode().split("---\n", 2)[2]
+    assert doc.text.startswith("\n# Widget Guide")
+    assert "author: Docs team" not in doc.text
     assert doc.title == "Widget installation guide"  # front matter wins over the first H1
     paths = [path for _, path in doc.sections]
     assert paths == [
