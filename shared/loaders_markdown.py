@@ -2,9 +2,9 @@
 
 Recognises ATX headings (``## Install``) and setext headings (a line
 underlined with ``===`` or ``---``), but not inside fenced code blocks or a
-leading YAML front matter block (which is dropped from the text). A heading's section is its path, e.g.
-``"Install > Linux"``; the title is the first level-1 heading (or the front
-matter's ``title:``).
+leading YAML front matter block (which is dropped from the text). A
+heading's section is its path, e.g. ``"Install > Linux"``; the title is the
+first level-1 heading (or the front matter's ``title:``).
 """
 
 from __future__ import annotations
