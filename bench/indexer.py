@@ -14,8 +14,10 @@ adapters and the real poller; each run makes its own queue, index and table.
    the physical limit here.
 2. The same documents go through SQS → poller → OpenSearch: end-to-end rate,
    printed as a ratio of (1).
-3. A backlog of tiny messages is drained; RSS is sampled as it goes, and the
-   peak is compared at 10 % vs 100 % of the backlog (flat means no growth).
+3. A backlog of tiny messages is drained; RSS is sampled at 10 %, 50 % and
+   100 % of it (flat means no growth). The queue is kept ~``--standing``
+   messages deep while all of them pass through, because moto's SendMessage
+   costs O(queue depth); the CPU moto used meanwhile is reported.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def moto_cpu_s() -> float:
+    """CPU seconds used so far by the local moto server (0 if it isn't ours to see):
+    shows when the SQS stand-in, not the indexer, is the bottleneck."""
+    try:
+        pid = (ROOT / ".servers" / "sqs.pid").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def corpus_documents(count: int) -> list[str]:
@@ -156,15 +169,21 @@ class Bench:
         runtime.closers += [index.close, status.close]
         return runtime
 
-    async def send(self, settings: Settings, bodies: list[str]) -> None:
+    async def send(self, settings: Settings, bodies: list[str], workers: int = 4) -> None:
+        """SendMessageBatch (10 a call) from a few concurrent senders."""
         url = settings.queue.queue_url
+        batches = iter(range(0, len(bodies), 10))
         async with await self.admin("sqs") as sqs:
-            for start in range(0, len(bodies), 10):
-                entries = [
-                    {"Id": str(i), "MessageBody": b}
-                    for i, b in enumerate(bodies[start : start + 10])
-                ]
-                await sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+            async def sender() -> None:
+                for start in batches:
+                    entries = [
+                        {"Id": str(i), "MessageBody": b}
+                        for i, b in enumerate(bodies[start : start + 10])
+                    ]
+                    await sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+            await asyncio.gather(*(sender() for _ in range(workers)))
 
     def chunk_texts(self, docs: list[str]) -> list[str]:
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -247,33 +266,68 @@ class Bench:
         }
 
     async def backlog(self) -> dict[str, Any]:
+        """Drain ``count`` tiny messages; RSS at 10 %, 50 %, 100 % of them.
+
+        moto's SQS does O(queue depth) work per message sent (every send
+        recomputes the queue's approximate counts), so filling 10,000 at once
+        takes far longer than draining them. With ``--standing N`` the queue is
+        pre-filled with N messages and topped up as the poller drains, so the
+        poller always faces a backlog of about N while ``count`` pass through;
+        ``--standing 0`` pre-fills everything (use that against real SQS).
+        """
         count = self.args.backlog
+        standing = self.args.standing or count
         settings = await self.make_target(f"bench-mem-{self.run_id}")
         samples: dict[int, float] = {}
         marks = sorted({max(1, count // 10), count // 2, count})
+        bodies = [
+            message(f"m-{i}", f"Tiny note {i}: the indexer drains a backlog.") for i in range(count)
+        ]
+        done = [0]
         try:
-            bodies = [
-                message(f"m-{i}", f"Tiny note {i}: the indexer drains a backlog.")
-                for i in range(count)
-            ]
-            await self.send(settings, bodies)
-            del bodies
+            moto_cpu, started = moto_cpu_s(), time.perf_counter()
+            await self.send(settings, bodies[:standing])
+            fill_s, fill_moto = time.perf_counter() - started, moto_cpu_s() - moto_cpu
+            print(f"  pre-filled {standing} messages in {fill_s:.1f} s", flush=True)
             start_rss = rss_mib()
 
-            def progress(done: int) -> None:
+            def progress(processed: int) -> None:
+                done[0] = processed
                 for mark in marks:
-                    if done >= mark and mark not in samples:
+                    if processed >= mark and mark not in samples:
                         samples[mark] = rss_mib()
-                        print(f"  backlog {done}/{count}: RSS {samples[mark]:.0f} MiB", flush=True)
+                        print(
+                            f"  backlog {processed}/{count}: RSS {samples[mark]:.0f} MiB "
+                            f"at {time.perf_counter() - drain_start:.0f} s",
+                            flush=True,
+                        )
 
+            async def top_up() -> None:
+                sent = standing
+                while sent < count:
+                    want = min(count, done[0] + standing) - sent
+                    if want < 10 and sent + want < count:
+                        await asyncio.sleep(0.2)
+                        continue
+                    await self.send(settings, bodies[sent : sent + want], workers=2)
+                    sent += want
+
+            moto_cpu, drain_start = moto_cpu_s(), time.perf_counter()
+            feeder = asyncio.create_task(top_up())
             elapsed, _ = await self.drain(settings, count, progress)
+            await feeder
+            drain_moto = moto_cpu_s() - moto_cpu
         finally:
             await self.drop_target(settings)
         first, last = samples[marks[0]], samples[marks[-1]]
         return {
             "messages": count,
+            "standing_backlog": standing,
+            "prefill_seconds": round(fill_s, 1),
+            "prefill_moto_cpu_s": round(fill_moto, 1),
             "seconds": round(elapsed, 1),
             "messages_per_s": round(count / elapsed, 1),
+            "moto_cpu_s_during_drain": round(drain_moto, 1),
             "rss_before_mib": round(start_rss, 1),
             "rss_at_mib": {str(k): round(v, 1) for k, v in sorted(samples.items())},
             "growth_first_to_last_mib": round(last - first, 1),
@@ -284,6 +338,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=400, help="documents for the throughput run")
     parser.add_argument("--backlog", type=int, default=10_000, help="messages for the memory run")
+    parser.add_argument(
+        "--standing",
+        type=int,
+        default=500,
+        help="messages kept queued ahead of the poller during the backlog (0: pre-fill all)",
+    )
     parser.add_argument("--in-flight", type=int, default=32, help="poller max_in_flight")
     args = parser.parse_args()
     # The local servers accept any credentials; real ones are never needed here.
@@ -303,7 +363,9 @@ async def main() -> None:
         result["backlog"] = await bench.backlog()
         bl = result["backlog"]
         print(
-            f"backlog of {bl['messages']} messages in {bl['seconds']} s; RSS by progress "
+            f"backlog of {bl['messages']} messages (~{bl['standing_backlog']} kept queued) "
+            f"in {bl['seconds']} s = {bl['messages_per_s']} msg/s (moto used "
+            f"{bl['moto_cpu_s_during_drain']} CPU-s of it); RSS by progress "
             f"{bl['rss_at_mib']} MiB; growth {bl['growth_first_to_last_mib']} MiB",
         )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
