@@ -23,11 +23,7 @@ def build_vector_index(settings: Settings) -> VectorIndex:
 
 
 def build_status_store(settings: Settings) -> StatusStore:
-    name = {
-        "embedded": "sqlite_status",
-        "dynamodb": "dynamodb_status",
-        "opensearch": "opensearch_status",
-    }[settings.status.backend]
+    name = {"embedded": "sqlite_status", "dynamodb": "dynamodb_status"}[settings.status.backend]
     return cast(StatusStore, _build(name, settings))
 
 

@@ -118,7 +118,7 @@ class IngestSettings(BaseModel):
 
 
 class StatusSettings(BaseModel):
-    backend: Literal["embedded", "dynamodb", "opensearch"] = "embedded"
+    backend: Literal["embedded", "dynamodb"] = "embedded"
     table: str | None = None
 
 
