@@ -15,6 +15,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.aws_client import error_code, http_status
 from shared.documents import Vector
 from shared.errors import ConfigurationError, DimensionMismatch, ModelError, ModelUnavailable
 from shared.settings import Settings
@@ -54,10 +55,8 @@ def required_dimension(settings: Settings, backend: str) -> int:
 def map_client_error(exc: Exception, what: str) -> Exception:
     """Our error for a botocore one (raise it ``from exc``)."""
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or str(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code, status = error_code(exc), http_status(exc) or 0
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
         if code in _TRANSIENT_CODES or status in (429, 500, 502, 503, 504):
             return ModelUnavailable(f"{what}: {code}: {message}")
         return ModelError(f"{what}: {code or status}: {message}")
