@@ -119,9 +119,7 @@ class OpenSearchVectorIndex:
     async def _call(self, action: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
-        except os_errors.OpenSearchException as exc:
-            raise map_error(exc, action) from exc
-        except OSError as exc:  # TimeoutError included
+        except (os_errors.OpenSearchException, OSError) as exc:  # OSError: TimeoutError too
             raise map_error(exc, action) from exc
 
     async def _search(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
