@@ -50,7 +50,6 @@ class TokenStreamer:
         self._buffer: list[str] = []
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        self._closing = False
         self.seq = 0
         self.first_sent_at: float | None = None  # perf_counter of the first token frame
 
@@ -61,7 +60,6 @@ class TokenStreamer:
 
     def close(self) -> None:
         """No more text: the sender flushes what is left and returns."""
-        self._closing = True
         self._closed.set()
         self._wake.set()
 
@@ -74,11 +72,11 @@ class TokenStreamer:
                 text = "".join(self._buffer)
                 self._buffer.clear()
                 await self._send(text)
-                if self._interval and not self._closing:
+                if self._interval and not self._closed.is_set():
                     # Pause between sends, but flush at once when the answer ends.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closed.wait(), self._interval)
-            if self._closing and not self._buffer:
+            if self._closed.is_set() and not self._buffer:
                 return
             if self._buffer:
                 self._wake.set()
