@@ -218,8 +218,9 @@ class AnswerService:
         finish = state.finish
         count = self._deps.model.count_tokens
         prompt_tokens = finish.prompt_tokens if finish and finish.prompt_tokens else count(prompt)
-        completion = finish.completion_tokens if finish and finish.completion_tokens else None
-        completion_tokens = completion if completion is not None else len(state.parts)
+        completion_tokens = (
+            finish.completion_tokens if finish and finish.completion_tokens else len(state.parts)
+        )
         if generation.cancelled():
             return _Outcome(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
         error = generation.exception()
