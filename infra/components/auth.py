@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import pulumi
@@ -18,6 +17,7 @@ from infra.components.lambdas import (
     service_function,
 )
 from infra.config import StackConfig
+from services.query.authorizer import token_sha256
 
 HANDLER = "services.query.authorizer.handler"
 
@@ -27,10 +27,6 @@ class AuthArgs:
     config: StackConfig
     code: CodeLocation
     static_token: pulumi.Output[str] | None
-
-
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ConnectAuth(pulumi.ComponentResource):

@@ -100,9 +100,13 @@ def extract_token(event: Mapping[str, Any]) -> str:
     return str(token)
 
 
+def token_sha256(token: str) -> str:
+    """The digest the stack stores (infra/components/auth.py) and requests must match."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def verify_static(token: str, expected_sha256: str) -> str:
-    presented = hashlib.sha256(token.encode()).hexdigest()
-    if not hmac.compare_digest(presented, expected_sha256):
+    if not hmac.compare_digest(token_sha256(token), expected_sha256):
         raise Unauthorized("token mismatch")
     return "static-token"
 
