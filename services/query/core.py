@@ -68,6 +68,44 @@ class AskRejected(RagError):
         self.code = code
 
 
+def rejection_events(
+    request_id: str | None, code: str, message: str, total_ms: float = 0.0
+) -> list[ErrorEvent | DoneEvent]:
+    """``error`` + ``done(stop_reason=error)`` so the client can close out the
+    request id; a duplicate id gets only ``error`` (a ``done`` would end the
+    answer still running under that id)."""
+    events: list[ErrorEvent | DoneEvent] = [
+        ErrorEvent(request_id=request_id, code=ErrorCode(code), message=message)
+    ]
+    if request_id is not None and code != ErrorCode.DUPLICATE_REQUEST:
+        events.append(
+            DoneEvent(
+                request_id=request_id,
+                stop_reason=StopReason.ERROR,
+                prompt_tokens=0,
+                completion_tokens=0,
+                total_ms=total_ms,
+            )
+        )
+    return events
+
+
+async def send_rejection(
+    sink: ConnectionSink, request_id: str | None, code: str, message: str, total_ms: float = 0.0
+) -> None:
+    for event in rejection_events(request_id, code, message, total_ms):
+        await sink.send(event)
+
+
+def unknown_request(request_id: str) -> ErrorEvent:
+    """The answer to a ``cancel`` for a request id that is not running."""
+    return ErrorEvent(
+        request_id=request_id,
+        code=ErrorCode.UNKNOWN_REQUEST,
+        message=f"no running answer with request id {request_id!r}",
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     """An accepted ask with its ids resolved (serialisable for the Lambda worker)."""
@@ -137,7 +175,10 @@ class AnswerService:
             log.warning("retrieval failed for %s: %s", job.request_id, exc)
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "error"
             message = f"could not search the documents ({cause}); try again"
-            await self._fail(sink, job, ErrorCode.RETRIEVAL_FAILED, message, start)
+            total_ms = (time.perf_counter() - start) * 1000
+            await send_rejection(
+                sink, job.request_id, ErrorCode.RETRIEVAL_FAILED, message, total_ms
+            )
             return
         if fitted is None:
             await self._finish(sink, job, [], _Outcome("", StopReason.CANCELLED, 0, 0), start, None)
@@ -277,21 +318,6 @@ class AnswerService:
             shorter = [c.model_copy(update={"excerpt": c.excerpt[:limit]}) for c in citations]
             event = SourcesEvent(request_id=request_id, citations=shorter)
         return event
-
-    async def _fail(
-        self, sink: ConnectionSink, job: Job, code: ErrorCode, message: str, start: float
-    ) -> None:
-        await sink.send(ErrorEvent(request_id=job.request_id, code=code, message=message))
-        total = (time.perf_counter() - start) * 1000
-        await sink.send(
-            DoneEvent(
-                request_id=job.request_id,
-                stop_reason=StopReason.ERROR,
-                prompt_tokens=0,
-                completion_tokens=0,
-                total_ms=total,
-            )
-        )
 
 
 async def _until_cancelled(

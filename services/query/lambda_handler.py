@@ -23,9 +23,15 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from services.query.core import AnswerService, AskRejected, Job, QueryDeps
+from services.query.core import (
+    AnswerService,
+    AskRejected,
+    Job,
+    QueryDeps,
+    send_rejection,
+    unknown_request,
+)
 from services.query.registry import RequestRegistry
-from services.query.session import rejection_events
 from shared.adapters.apigw import ApiGatewaySink, ManagementApi
 from shared.errors import ConnectionGone, InvalidAction
 from shared.protocol import (
@@ -123,14 +129,7 @@ class LambdaApp:
             await self._ask(action, sink, endpoint, context)
         elif isinstance(action, CancelAction):
             if not await self._registry.cancel(sink.connection_id, action.request_id):
-                message = f"no running answer with request id {action.request_id!r}"
-                await sink.send(
-                    ErrorEvent(
-                        request_id=action.request_id,
-                        code=ErrorCode.UNKNOWN_REQUEST,
-                        message=message,
-                    )
-                )
+                await sink.send(unknown_request(action.request_id))
         else:
             await sink.send(PongEvent())
 
@@ -145,8 +144,7 @@ class LambdaApp:
             if refused is not None:
                 raise AskRejected(refused, _REFUSALS[refused])
         except AskRejected as exc:
-            for event in rejection_events(ask.request_id, exc.code, str(exc)):
-                await sink.send(event)
+            await send_rejection(sink, ask.request_id, exc.code, str(exc))
             return
         await sink.send(
             AcceptedEvent(request_id=job.request_id, conversation_id=job.conversation_id)
@@ -165,10 +163,7 @@ class LambdaApp:
         except Exception:
             log.exception("could not start the worker for %s", job.request_id)
             await self._registry.finish(sink.connection_id, job.request_id)
-            for event in rejection_events(
-                job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
-            ):
-                await sink.send(event)
+            await send_rejection(sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
 
     async def _work(self, worker: WorkerJob, context: Any) -> None:
         job = Job(
@@ -186,15 +181,13 @@ class LambdaApp:
             log.warning("answer %s hit the function's time limit", job.request_id)
             message = "the answer took longer than the service's time limit"
             with contextlib.suppress(Exception):
-                for event in rejection_events(job.request_id, ErrorCode.MODEL_FAILED, message):
-                    await sink.send(event)
+                await send_rejection(sink, job.request_id, ErrorCode.MODEL_FAILED, message)
         except Exception:
             log.exception("answer %s failed", job.request_id)
             with contextlib.suppress(Exception):
-                for event in rejection_events(
-                    job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
-                ):
-                    await sink.send(event)
+                await send_rejection(
+                    sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
+                )
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,41 +16,20 @@ import contextlib
 import logging
 import time
 
-from services.query.core import AnswerService, AskRejected, Job
+from services.query.core import AnswerService, AskRejected, Job, send_rejection, unknown_request
 from shared.errors import ConnectionGone, InvalidAction
 from shared.ports import ConnectionSink
 from shared.protocol import (
     AcceptedEvent,
     AskAction,
     CancelAction,
-    DoneEvent,
     ErrorCode,
     ErrorEvent,
     PongEvent,
-    StopReason,
     parse_client_action,
 )
 
 log = logging.getLogger(__name__)
-
-
-def rejection_events(
-    request_id: str | None, code: str, message: str
-) -> list[ErrorEvent | DoneEvent]:
-    events: list[ErrorEvent | DoneEvent] = [
-        ErrorEvent(request_id=request_id, code=ErrorCode(code), message=message)
-    ]
-    if request_id is not None and code != ErrorCode.DUPLICATE_REQUEST:
-        events.append(
-            DoneEvent(
-                request_id=request_id,
-                stop_reason=StopReason.ERROR,
-                prompt_tokens=0,
-                completion_tokens=0,
-                total_ms=0.0,
-            )
-        )
-    return events
 
 
 class ConnectionSession:
@@ -83,8 +62,7 @@ class ConnectionSession:
         try:
             job = self._accept(ask)
         except AskRejected as exc:
-            for event in rejection_events(ask.request_id, exc.code, str(exc)):
-                await self._sink.send(event)
+            await send_rejection(self._sink, ask.request_id, exc.code, str(exc))
             return
         cancel = asyncio.Event()
         await self._sink.send(
@@ -113,23 +91,16 @@ class ConnectionSession:
         except Exception:  # a bug must not kill the connection silently
             log.exception("answer %s failed", job.request_id)
             with contextlib.suppress(ConnectionGone):
-                for event in rejection_events(
-                    job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
-                ):
-                    await self._sink.send(event)
+                await send_rejection(
+                    self._sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
+                )
         finally:
             self._running.pop(job.request_id, None)
 
     async def _cancel(self, request_id: str) -> None:
         running = self._running.get(request_id)
         if running is None:
-            await self._sink.send(
-                ErrorEvent(
-                    request_id=request_id,
-                    code=ErrorCode.UNKNOWN_REQUEST,
-                    message=f"no running answer with request id {request_id!r}",
-                )
-            )
+            await self._sink.send(unknown_request(request_id))
             return
         running[1].set()
 
