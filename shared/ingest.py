@@ -30,7 +30,9 @@ INGEST_VERSION = 1
 MAX_INLINE_BYTES = 1_000_000
 
 DocId = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f]+$")]
-MetadataKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# Metadata keys; filter keys (protocol, index adapters) are checked with the same pattern.
+METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MetadataKey = Annotated[str, Field(pattern=METADATA_KEY_PATTERN)]
 MetadataValue = str | int | float | bool | list[str]
 Metadata = dict[MetadataKey, MetadataValue]
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.errors import InvalidAction
+from shared.ingest import MetadataKey
 
 PROTOCOL_VERSION: Literal[1] = 1
 MAX_QUESTION_CHARS = 4000
@@ -28,10 +29,7 @@ MAX_K = 50
 RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 FilterValue = str | int | float | bool
 # {"team": "hr"} matches metadata.team == "hr"; {"team": ["hr", "it"]} matches either.
-Filters = dict[
-    Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
-    FilterValue | list[FilterValue],
-]
+Filters = dict[MetadataKey, FilterValue | list[FilterValue]]
 
 
 class ErrorCode(StrEnum):

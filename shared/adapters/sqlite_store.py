@@ -25,10 +25,11 @@ import numpy as np
 from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
 from shared.errors import ConfigurationError, DimensionMismatch, IndexWriteError
+from shared.ingest import METADATA_KEY_PATTERN
 from shared.ports import Filters
 from shared.settings import Settings
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_KEY = re.compile(METADATA_KEY_PATTERN)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_TERMS = 64
 
