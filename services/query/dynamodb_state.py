@@ -41,6 +41,10 @@ def _conn(connection_id: str) -> dict[str, str]:
     return _s(f"conn#{connection_id}")
 
 
+def _conv_key(conversation_id: str) -> dict[str, Any]:
+    return {"pk": _s(f"conv#{conversation_id}"), "sk": _s("turns")}
+
+
 def _expires(ttl_s: int) -> dict[str, str]:
     return {"N": str(int(time.time()) + ttl_s)}
 
@@ -58,11 +62,9 @@ class DynamoDbState:
             result: dict[str, Any] = await getattr(client, operation)(
                 TableName=self._table, **kwargs
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise
-            raise TransientError(f"DynamoDB {operation} failed: {exc}") from exc
-        except BotoCoreError as exc:
+                raise  # the callers' conditional updates read this as "refused"
             raise TransientError(f"DynamoDB {operation} failed: {exc}") from exc
         return result
 
@@ -169,9 +171,7 @@ class DynamoDbState:
     # ---- ConversationStore -------------------------------------------------
 
     async def history(self, conversation_id: str) -> list[Turn]:
-        result = await self._call(
-            "get_item", Key={"pk": _s(f"conv#{conversation_id}"), "sk": _s("turns")}
-        )
+        result = await self._call("get_item", Key=_conv_key(conversation_id))
         item = result.get("Item")
         if not item:
             return []
@@ -184,8 +184,7 @@ class DynamoDbState:
         await self._call(
             "put_item",
             Item={
-                "pk": _s(f"conv#{conversation_id}"),
-                "sk": _s("turns"),
+                **_conv_key(conversation_id),
                 "turns": _s(payload),
                 "expires_at": _expires(CONVERSATION_TTL_S),
             },
