@@ -180,6 +180,11 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
     return config, secrets
 
 
+def name_safe(text: str, max_chars: int) -> str:
+    """Lower case, letters/digits/hyphens only, at most ``max_chars``, no edge hyphens."""
+    return re.sub(r"[^a-z0-9-]", "-", text.lower())[:max_chars].strip("-")
+
+
 def resource_prefix(project: str, stack: str) -> str:
     """A short, name-safe prefix for the few resources that need a fixed name."""
-    return re.sub(r"[^a-z0-9-]", "-", f"{project}-{stack}".lower())[:40].strip("-")
+    return name_safe(f"{project}-{stack}", 40)

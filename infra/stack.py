@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from infra.components.lambdas import lambda_role, vpc_statements
 from infra.components.model import Model, ModelArgs
 from infra.components.observability import Observability, ObservabilityArgs
 from infra.components.search import Search, SearchArgs
-from infra.config import StackConfig, StackSecrets, resource_prefix
+from infra.config import StackConfig, StackSecrets, name_safe, resource_prefix
 from infra.lambda_artifacts import LambdaArtifact
 
 SERVICE_ARTIFACT = "service"
@@ -41,8 +40,7 @@ class StackResources:
 
 
 def collection_name(config: StackConfig, stack: str) -> str:
-    name = re.sub(r"[^a-z0-9-]", "-", f"{config.search.collection_name}-{stack}".lower())
-    return name[:MAX_COLLECTION_NAME].rstrip("-")
+    return name_safe(f"{config.search.collection_name}-{stack}", MAX_COLLECTION_NAME)
 
 
 def build_stack(
