@@ -58,14 +58,17 @@ T = TypeVar("T")
 
 # Unicode White_Space as BERT splits on it (not str.isspace(), which also
 # counts \x1c-\x1f: control characters that BERT deletes inside a word).
-_WHITESPACE = np.array(
-    [
-        *(0x09, 0x0A, 0x0D, 0x20, 0xA0, 0x1680),
-        *range(0x2000, 0x200B),
-        *(0x2028, 0x2029, 0x202F, 0x205F, 0x3000),
-    ],
-    dtype=np.uint32,
+BERT_WHITESPACE = "".join(
+    map(
+        chr,
+        [
+            *(0x09, 0x0A, 0x0D, 0x20, 0xA0, 0x1680),
+            *range(0x2000, 0x200B),
+            *(0x2028, 0x2029, 0x202F, 0x205F, 0x3000),
+        ],
+    )
 )
+_WHITESPACE = np.array([ord(c) for c in BERT_WHITESPACE], dtype=np.uint32)
 _NEWLINES = np.array([0x0A, 0x2028, 0x2029], dtype=np.uint32)
 _SENTENCE_END = frozenset(".!?。！？…")
 _ASCII_PUNCT = np.zeros(128, dtype=bool)

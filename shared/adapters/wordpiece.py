@@ -16,13 +16,14 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from shared.chunking import BERT_WHITESPACE
 from shared.settings import Settings
 
 ASSET = "minilm-tokenizer.json"
 SEGMENT_CHARS = 1 << 16
 # Where BERT's pre-tokenizer splits (Unicode White_Space that its normaliser
 # keeps): not Python's \s, which also matches control characters BERT deletes.
-_BERT_WHITESPACE = re.compile("[ \t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_BERT_WHITESPACE = re.compile(f"[{re.escape(BERT_WHITESPACE)}]")
 
 
 def _asset_path() -> Path:
