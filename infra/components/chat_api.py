@@ -128,18 +128,7 @@ class ChatApi(pulumi.ComponentResource):
         target = pulumi.Output.concat("integrations/", self.integration.id)
         if args.auth is not None:
             self.authorizer = self._authorizer(name, args.auth)
-        self.routes = {
-            key: aws.apigatewayv2.Route(
-                f"{name}-route-{key.strip('$')}",
-                api_id=self.api.id,
-                route_key=key,
-                target=target,
-                authorization_type="CUSTOM" if key == "$connect" and self.authorizer else "NONE",
-                authorizer_id=self.authorizer.id if key == "$connect" and self.authorizer else None,
-                opts=child,
-            )
-            for key in ROUTES
-        }
+        self.routes = {key: self._route(name, key, target) for key in ROUTES}
         aws.lambda_.Permission(
             f"{name}-invoke-query",
             action="lambda:InvokeFunction",
@@ -153,6 +142,19 @@ class ChatApi(pulumi.ComponentResource):
             f"{name}-query-runtime-policy", args.role, self._runtime_statements(), self
         )
         self.register_outputs({"url": self.stage.invoke_url})
+
+    def _route(self, name: str, key: str, target: pulumi.Output[str]) -> aws.apigatewayv2.Route:
+        # Only $connect is authorized: the other routes run on an accepted connection.
+        authorizer = self.authorizer if key == "$connect" else None
+        return aws.apigatewayv2.Route(
+            f"{name}-route-{key.strip('$')}",
+            api_id=self.api.id,
+            route_key=key,
+            target=target,
+            authorization_type="CUSTOM" if authorizer else "NONE",
+            authorizer_id=authorizer.id if authorizer else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _authorizer(self, name: str, auth: ConnectAuth) -> aws.apigatewayv2.Authorizer:
         # No identity source: the token may come from the query string or one of two
