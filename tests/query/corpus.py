@@ -35,7 +35,8 @@ DOCS: dict[str, tuple[str, dict[str, str], list[str]]] = {
 }
 
 
-def corpus_chunks(embedder: FakeEmbedder) -> list[EmbeddedChunk]:
+def unembedded_chunks() -> list[Chunk]:
+    """The corpus as chunks, for tests that embed them with a real embedder."""
     chunks = []
     for doc_id, (title, metadata, texts) in DOCS.items():
         for ordinal, text in enumerate(texts):
@@ -51,5 +52,9 @@ def corpus_chunks(embedder: FakeEmbedder) -> list[EmbeddedChunk]:
                 source_uri=f"s3://docs/{doc_id}.txt",
                 metadata=metadata,
             )
-            chunks.append(EmbeddedChunk(chunk=chunk, vector=embedder.vector(text)))
+            chunks.append(chunk)
     return chunks
+
+
+def corpus_chunks(embedder: FakeEmbedder) -> list[EmbeddedChunk]:
+    return [EmbeddedChunk(chunk=c, vector=embedder.vector(c.text)) for c in unembedded_chunks()]

@@ -14,11 +14,11 @@ from services.query.conversation import InMemoryConversationStore
 from services.query.core import QueryDeps
 from services.query.server import create_app
 from shared.adapters.sqlite_store import SqliteVectorIndex
-from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
+from shared.documents import EmbeddedChunk
 from shared.factory import build_chat_model, build_embedder
 from shared.protocol import parse_server_event
 from shared.settings import ModelSettings, Settings
-from tests.query.corpus import DOCS
+from tests.query.corpus import unembedded_chunks
 
 pytestmark = pytest.mark.slow
 
@@ -30,25 +30,9 @@ async def real_server(settings: Settings) -> AsyncIterator[TestServer]:
     )
     embedder = build_embedder(settings)
     index = SqliteVectorIndex(settings.data_dir / "real.db")
-    texts = [(doc_id, text) for doc_id, (_, _, chunks) in DOCS.items() for text in chunks]
-    vectors = await embedder.embed_documents([text for _, text in texts])
-    await index.write(
-        [
-            EmbeddedChunk(
-                Chunk(
-                    chunk_id=chunk_id_for(doc_id, "g", i),
-                    doc_id=doc_id,
-                    generation="g",
-                    ordinal=i,
-                    text=text,
-                    start=0,
-                    end=len(text),
-                ),
-                vector,
-            )
-            for i, ((doc_id, text), vector) in enumerate(zip(texts, vectors, strict=True))
-        ]
-    )
+    chunks = unembedded_chunks()
+    vectors = await embedder.embed_documents([chunk.text for chunk in chunks])
+    await index.write([EmbeddedChunk(c, v) for c, v in zip(chunks, vectors, strict=True)])
     model = build_chat_model(settings)
     deps = QueryDeps(embedder, index, model, InMemoryConversationStore())
     server = TestServer(create_app(settings, deps), host="127.0.0.1")
