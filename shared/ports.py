@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from shared.documents import DocumentStatus, EmbeddedChunk, SearchHit, Vector
-from shared.protocol import FilterValue, StopReason
+from shared.protocol import Filters as Filters  # re-export: what the index adapters take
 from shared.protocol import ServerEvent as ServerEvent  # re-export for sinks
-
-Filters = dict[str, FilterValue | list[FilterValue]]
+from shared.protocol import StopReason
 
 
 @runtime_checkable
