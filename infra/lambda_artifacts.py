@@ -297,10 +297,13 @@ def build_artifact(
         raise PackagingError(
             f"{zip_path.name}: {unzipped} bytes unzipped > {LAMBDA_UNZIPPED_LIMIT}"
         )
+    # Streamed: the service zip is ~100 MB, no need to hold it in memory to hash it.
+    with zip_path.open("rb") as zipped:
+        sha256_hex = hashlib.file_digest(zipped, "sha256").hexdigest()
     return LambdaArtifact(
         name=spec.name,
         zip_path=zip_path,
-        sha256_hex=hashlib.sha256(zip_path.read_bytes()).hexdigest(),
+        sha256_hex=sha256_hex,
         unzipped_bytes=unzipped,
         architecture=architecture,
         python_version=python_version,
