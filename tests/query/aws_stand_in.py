@@ -58,8 +58,9 @@ class AwsStandIn:
         return app
 
 
-async def serve_stand_in(stand_in: AwsStandIn) -> AsyncIterator[str]:
-    server = TestServer(stand_in.app(), host="127.0.0.1")
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve a stand-in app on 127.0.0.1; yields its base URL (an endpoint_url)."""
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")

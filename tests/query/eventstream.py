@@ -1,6 +1,6 @@
 """AWS event-stream framing (application/vnd.amazon.eventstream) for recorded
-model streams, and a 127.0.0.1 HTTP server that plays them back to the real
-aiobotocore client.
+model streams, and an app that plays them back to the real aiobotocore client
+(served on 127.0.0.1 by ``aws_stand_in.serve_app``).
 
 Message layout: total length (4) | headers length (4) | prelude CRC32 (4) |
 headers | payload | message CRC32 (4); string headers are
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 
 def _header(name: str, value: str) -> bytes:
@@ -91,12 +89,3 @@ class RecordedEndpoint:
         app.router.add_post("/endpoints/{name}/invocations-response-stream", self._stream)
         app.router.add_post("/model/{model}/invoke-with-response-stream", self._stream)
         return app
-
-
-async def serve(endpoint: RecordedEndpoint) -> AsyncIterator[str]:
-    server = TestServer(endpoint.app(), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()

@@ -14,12 +14,12 @@ from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
 from shared.settings import AwsSettings, ModelSettings, Settings
+from tests.query.aws_stand_in import serve_app
 from tests.query.eventstream import (
     RecordedEndpoint,
     bedrock_chunk,
     exception,
     payload_part,
-    serve,
 )
 
 PARAMS = GenerationParams(max_new_tokens=64, temperature=0.6, top_p=0.9, stop=("\nUser:",))
@@ -49,7 +49,7 @@ async def settings(
 ) -> AsyncIterator[Settings]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    async for url in serve(endpoint):
+    async for url in serve_app(endpoint.app()):
         yield Settings(
             aws=AwsSettings(region="us-east-1", endpoint_url=url),
             model=ModelSettings(backend="sagemaker", endpoint_name="llama-2-7b-chat"),

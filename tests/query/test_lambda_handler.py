@@ -27,7 +27,7 @@ from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
-from tests.query.aws_stand_in import AwsStandIn, serve_stand_in
+from tests.query.aws_stand_in import AwsStandIn, serve_app
 from tests.query.events import (
     LambdaContext,
     connect_event,
@@ -60,7 +60,7 @@ def stand_in() -> AwsStandIn:
 
 @pytest.fixture
 async def lambda_settings(settings: Settings, stand_in: AwsStandIn) -> AsyncIterator[Settings]:
-    async for url in serve_stand_in(stand_in):
+    async for url in serve_app(stand_in.app()):
         yield settings.model_copy(
             update={
                 "aws": AwsSettings(region="us-east-1", endpoint_url=url),
