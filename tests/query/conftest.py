@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from shared.settings import ModelSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel
 from tests.fakes.embedder import FakeEmbedder
 from tests.query.corpus import corpus_chunks
+from tests.servers import unique_name
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def state_table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh DynamoDB table shaped like the query state table, on moto's server."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    name = f"rag-query-state-{uuid.uuid4().hex[:12]}"
+    name = unique_name("rag-query-state")
     session = get_session()
     async with session.create_client(
         "dynamodb", region_name="us-east-1", endpoint_url=moto_url
