@@ -35,9 +35,8 @@ from typing import Any
 from aiobotocore.session import get_session
 
 from services.indexer.batching import BatchingEmbedder
-from services.indexer.pipeline import IndexerPipeline
 from services.indexer.poller import Poller
-from services.indexer.runtime import Runtime, default_loader
+from services.indexer.runtime import Runtime, build_pipeline
 from shared.adapters import dynamodb_status, opensearch
 from shared.adapters.minilm import MiniLMEmbedder
 from shared.adapters.sqs import SqsQueue
@@ -156,14 +155,8 @@ class Bench:
     def runtime(self, settings: Settings) -> Runtime:
         index = opensearch.from_settings(settings)
         status = dynamodb_status.from_settings(settings)
-        pipeline = IndexerPipeline(
-            settings=settings,
-            index=index,
-            status=status,
-            embedder=BatchingEmbedder(self.embedder, 32),
-            blobs=None,
-            loader=default_loader(),
-            counter=default_token_counter(),
+        pipeline = build_pipeline(
+            settings, index=index, status=status, embedder=BatchingEmbedder(self.embedder, 32)
         )
         runtime = Runtime(settings, pipeline)
         runtime.closers += [index.close, status.close]

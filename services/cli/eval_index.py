@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.cli.files import build_index_message, discover
-from services.indexer.pipeline import IndexerPipeline
-from shared.adapters.wordpiece import default_token_counter
-from shared.documents import LoadedDocument
+from services.indexer.runtime import build_pipeline
 from shared.errors import DocumentError
-from shared.loaders import load
 from shared.ports import Embedder, QueueMessage, StatusStore, VectorIndex
 from shared.settings import Settings
 
@@ -30,10 +27,6 @@ class IndexReport:
     chunks: int
     failed: dict[str, str]
     seconds: float
-
-
-def load_for_pipeline(body: bytes, content_type: str | None, name: str | None) -> LoadedDocument:
-    return load(body, content_type, filename=name)
 
 
 async def index_folder(
@@ -48,15 +41,7 @@ async def index_folder(
     files, _skipped = discover([folder])
     if not files:
         raise DocumentError(f"no supported documents under {folder}")
-    pipeline = IndexerPipeline(
-        settings=settings,
-        index=index,
-        status=status,
-        embedder=embedder,
-        blobs=None,
-        loader=load_for_pipeline,
-        counter=default_token_counter(),
-    )
+    pipeline = build_pipeline(settings, index=index, status=status, embedder=embedder)
     await pipeline.start()
     started = time.perf_counter()
     chunks = 0

@@ -13,9 +13,8 @@ import asyncio
 from services.cli.runtime import Parts
 from services.indexer.pipeline import IndexerPipeline, Outcome
 from services.indexer.poller import Poller
-from services.indexer.runtime import Runtime, default_loader
+from services.indexer.runtime import Runtime, build_pipeline
 from shared.adapters.sqlite_queue import SqliteQueue
-from shared.adapters.wordpiece import default_token_counter
 from shared.ports import QueueMessage
 
 # The embedded queue's receive is a local poll, so a short wait costs nothing
@@ -33,15 +32,9 @@ class SqliteDeadLetters:
         await self._queue.dead_letter(message, reason)
 
 
-def build_pipeline(parts: Parts) -> IndexerPipeline:
-    return IndexerPipeline(
-        settings=parts.settings,
-        index=parts.index,
-        status=parts.status,
-        embedder=parts.embedder,
-        blobs=None,
-        loader=default_loader(),
-        counter=default_token_counter(),
+def local_pipeline(parts: Parts) -> IndexerPipeline:
+    return build_pipeline(
+        parts.settings, index=parts.index, status=parts.status, embedder=parts.embedder
     )
 
 
@@ -52,7 +45,7 @@ def build_poller(parts: Parts) -> Poller:
     settings = parts.settings.model_copy(
         update={"queue": parts.settings.queue.model_copy(update={"wait_seconds": LOCAL_WAIT_S})}
     )
-    runtime = Runtime(settings, build_pipeline(parts), dead_letters=SqliteDeadLetters(queue))
+    runtime = Runtime(settings, local_pipeline(parts), dead_letters=SqliteDeadLetters(queue))
     return Poller(queue, runtime, retry_base_s=LOCAL_RETRY_BASE_S)
 
 

@@ -19,7 +19,7 @@ from services.indexer.batching import BatchingEmbedder
 from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
 from shared.documents import LoadedDocument
 from shared.factory import build_blob_store, build_embedder, build_status_store, build_vector_index
-from shared.ports import QueueMessage
+from shared.ports import BlobStore, Embedder, QueueMessage, StatusStore, VectorIndex
 from shared.settings import Settings
 
 log = logging.getLogger("services.indexer")
@@ -70,6 +70,28 @@ def default_loader() -> Loader:
     return loader
 
 
+def build_pipeline(
+    settings: Settings,
+    *,
+    index: VectorIndex,
+    status: StatusStore,
+    embedder: Embedder,
+    blobs: BlobStore | None = None,
+) -> IndexerPipeline:
+    """The pipeline with the product's loaders and token counter (every caller's choice)."""
+    from shared.adapters.wordpiece import default_token_counter
+
+    return IndexerPipeline(
+        settings=settings,
+        index=index,
+        status=status,
+        embedder=embedder,
+        blobs=blobs,
+        loader=default_loader(),
+        counter=default_token_counter(),
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -93,23 +115,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from shared.adapters.wordpiece import default_token_counter
-
     index = build_vector_index(settings)
     status = build_status_store(settings)
     # Small messages share forward passes (see batching.py).
     embedder = BatchingEmbedder(build_embedder(settings), settings.embedder.batch_size)
     uses_s3 = settings.queue.backend == "sqs" or settings.ingest.bucket is not None
     blobs = build_blob_store(settings) if uses_s3 else None
-    pipeline = IndexerPipeline(
-        settings=settings,
-        index=index,
-        status=status,
-        embedder=embedder,
-        blobs=blobs,
-        loader=default_loader(),
-        counter=default_token_counter(),
-    )
+    pipeline = build_pipeline(settings, index=index, status=status, embedder=embedder, blobs=blobs)
     runtime = Runtime(settings, pipeline)
     runtime.closers.append(index.close)
     for adapter in (status, blobs):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.indexer.pipeline import IndexerPipeline
-from services.indexer.runtime import Runtime, default_loader
-from shared.adapters.wordpiece import default_token_counter
+from services.indexer.runtime import Runtime, build_pipeline
 from shared.ports import BlobStore, StatusStore, VectorIndex
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
@@ -31,14 +30,12 @@ def make_pipeline(
     embedder: FakeEmbedder | None = None,
     blobs: BlobStore | None = None,
 ) -> IndexerPipeline:
-    return IndexerPipeline(
-        settings=settings,
+    return build_pipeline(
+        settings,
         index=index,
         status=status,
         embedder=embedder or FakeEmbedder(dimension=16),
         blobs=blobs,
-        loader=default_loader(),
-        counter=default_token_counter(),
     )
 
 
