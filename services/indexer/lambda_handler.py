@@ -46,16 +46,8 @@ async def handle_message(runtime: Runtime, message: QueueMessage) -> bool:
     log_outcome(outcome)
     if outcome.ok:
         return False
-    if outcome.verdict is Verdict.POISON and runtime.dead_letters is not None:
-        try:
-            await runtime.dead_letters.send(message, outcome)
-            return False
-        except Exception as exc:
-            log.error(
-                "could not send a poison message to the DLQ; leaving it to redrive",
-                extra={"fields": {"message_id": message.message_id, "error": repr(exc)}},
-            )
-    return True
+    handled = outcome.verdict is Verdict.POISON and await runtime.dead_letter(message, outcome)
+    return not handled
 
 
 async def handle_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:

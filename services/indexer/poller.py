@@ -125,20 +125,10 @@ class Poller:
             await self._settle(self._queue.extend(message, delay), message, "back off")
 
     async def _reject(self, message: QueueMessage, outcome: Outcome) -> None:
-        dead_letters = self._runtime.dead_letters
-        if dead_letters is None:
+        if await self._runtime.dead_letter(message, outcome):
+            await self._settle(self._queue.delete(message), message, "delete")
+        else:
             await self._settle(self._queue.release(message), message, "release")
-            return
-        try:
-            await dead_letters.send(message, outcome)
-        except Exception as exc:
-            log.error(
-                "could not send a poison message to the DLQ; leaving it to redrive",
-                extra={"fields": {"message_id": message.message_id, "error": repr(exc)}},
-            )
-            await self._settle(self._queue.release(message), message, "release")
-            return
-        await self._settle(self._queue.delete(message), message, "delete")
 
     async def _heartbeat(self, message: QueueMessage) -> None:
         timeout = self._settings.visibility_timeout_s

@@ -105,6 +105,21 @@ class Runtime:
             await self.pipeline.start()
             self.started = True
 
+    async def dead_letter(self, message: QueueMessage, outcome: Outcome) -> bool:
+        """Send a poison message to the DLQ; False when there is none or the send
+        failed, so the caller leaves the message to the queue's redrive."""
+        if self.dead_letters is None:
+            return False
+        try:
+            await self.dead_letters.send(message, outcome)
+        except Exception as exc:
+            log.error(
+                "could not send a poison message to the DLQ; leaving it to redrive",
+                extra={"fields": {"message_id": message.message_id, "error": repr(exc)}},
+            )
+            return False
+        return True
+
     async def close(self) -> None:
         for close in reversed(self.closers):
             try:
