@@ -12,14 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
 from services.cli.files import discover, parse_metadata
-from services.cli.ingest import Outcome, Sent, send_files, wait_until_done
-from services.cli.manifest import Manifest
+from services.cli.ingest import Outcome, Sent, send_delete, send_files, wait_until_done
 from services.cli.runtime import Parts
 from services.cli.webapi import SAMPLES_DIR
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
-from shared.ingest import DeleteOperation
 from shared.settings import Settings
 
 __all__ = ["SAMPLES_DIR", "ask", "delete", "ingest", "list_docs"]
@@ -144,10 +142,7 @@ async def delete(settings: Settings, doc_id: str) -> bool:
     try:
         if parts.embedded_queue and await parts.status.get(doc_id) is None:
             raise ConfigurationError(f"no document {doc_id!r}: see `rag docs` for the ids")
-        message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
-        manifest = Manifest.load(settings.data_dir)
-        manifest.forget(doc_id)
-        manifest.save()
+        message_id = await send_delete(parts, doc_id)
         if not parts.embedded_queue:
             console.print(f"delete of {escape(doc_id)} sent")
             return True

@@ -15,14 +15,13 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.cli.files import SourceFile, build_index_message, file_digest
 from services.cli.manifest import Manifest
 from services.cli.runtime import Parts
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
-from shared.ingest import IndexOperation, MetadataValue
+from shared.ingest import DeleteOperation, IndexOperation, MetadataValue
 
 HEARTBEAT_S = 2.0
 CONSUMER_FRESH_S = 10.0
@@ -70,6 +69,15 @@ async def send_one(parts: Parts, message: IndexOperation) -> str:
     from services.cli.remote import send_to_stack
 
     return await send_to_stack(parts.settings, message)
+
+
+async def send_delete(parts: Parts, doc_id: str) -> str:
+    """Queue a delete and forget the file's digest, so a later ingest re-sends it."""
+    message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
+    manifest = Manifest.load(parts.settings.data_dir)
+    manifest.forget(doc_id)
+    manifest.save()
+    return message_id
 
 
 async def send_files(
@@ -176,7 +184,3 @@ async def run_local_indexer(parts: Parts, stop: asyncio.Event, consumer_id: str)
             await beating
         with contextlib.suppress(Exception):
             await queue.forget_consumer(consumer_id)
-
-
-def resolve_sample_dir(repo_root: Path) -> Path:
-    return repo_root / "samples" / "corpus"

@@ -20,13 +20,11 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from services.cli.files import SUPPORTED, build_index_message, content_type_for, discover
-from services.cli.ingest import send_files, send_one
-from services.cli.manifest import Manifest
+from services.cli.ingest import send_delete, send_files, send_one
 from services.cli.runtime import Parts
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
-from shared.ingest import DeleteOperation
 
 STATIC_DIR = Path(__file__).parent / "static"
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples" / "corpus"
@@ -127,10 +125,7 @@ async def delete_document(request: web.Request) -> web.Response:
     doc_id = request.match_info["doc_id"]
     if await parts.status.get(doc_id) is None:
         return web.json_response({"error": f"no document {doc_id!r}"}, status=404)
-    message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
-    manifest = Manifest.load(parts.settings.data_dir)
-    manifest.forget(doc_id)
-    manifest.save()
+    message_id = await send_delete(parts, doc_id)
     return web.json_response({"doc_id": doc_id, "message_id": message_id}, status=202)
 
 
