@@ -11,10 +11,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
-from services.cli.files import discover, parse_metadata
+from services.cli.files import SAMPLES_DIR, discover, parse_metadata
 from services.cli.ingest import Outcome, Sent, send_delete, send_files, wait_until_done
 from services.cli.runtime import Parts
-from services.cli.webapi import SAMPLES_DIR
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError

@@ -17,10 +17,9 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from services.cli.files import SAMPLES_DIR
 from shared.errors import RagError
 from shared.settings import Settings, load_settings
-
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "samples" / "corpus"
 
 
 def _settings(data_dir: Path | None, stack: str | None) -> Settings:
@@ -89,7 +88,7 @@ def eval_command(
     ] = False,
     corpus: Annotated[
         Path, typer.Option("--corpus", help="Folder --compare indexes (default: the samples)")
-    ] = DEFAULT_CORPUS,
+    ] = SAMPLES_DIR,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if recall@5 is below this")
     ] = None,

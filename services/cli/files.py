@@ -20,6 +20,8 @@ CONTENT_TYPES = {
     ".pdf": "application/pdf",
 }
 SUPPORTED = ", ".join(sorted(CONTENT_TYPES))
+# The repo's sample documents (`rag ingest --sample`, the page's button, eval --compare).
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples" / "corpus"
 
 
 @dataclass(frozen=True)

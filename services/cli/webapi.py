@@ -19,7 +19,13 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from services.cli.files import SUPPORTED, build_index_message, content_type_for, discover
+from services.cli.files import (
+    SAMPLES_DIR,
+    SUPPORTED,
+    build_index_message,
+    content_type_for,
+    discover,
+)
 from services.cli.ingest import send_delete, send_files, send_one
 from services.cli.runtime import Parts
 from shared.adapters.sqlite_queue import SqliteQueue
@@ -27,7 +33,6 @@ from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 
 STATIC_DIR = Path(__file__).parent / "static"
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples" / "corpus"
 PARTS = web.AppKey("parts", Parts)
 
 CSP = (
