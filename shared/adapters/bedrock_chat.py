@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.adapters.sagemaker_chat import estimate_tokens
+from shared.adapters.remote_chat import RemoteChatModel
 from shared.adapters.stop_sequences import StopMatcher
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
@@ -65,21 +65,13 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
-class BedrockChatModel:
+class BedrockChatModel(RemoteChatModel):
     def __init__(self, settings: Settings, client: LazyAwsClient | None = None) -> None:
         self._model_id = settings.model.bedrock_model_id
-        self._family = settings.model.family
-        self._client = client or LazyAwsClient("bedrock-runtime", settings, read_timeout_s=120)
-
-    @property
-    def family(self) -> str:
-        return self._family
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text)
-
-    def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        return self._stream(prompt, params)
+        super().__init__(
+            settings.model.family,
+            client or LazyAwsClient("bedrock-runtime", settings, read_timeout_s=120),
+        )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
         client = await self._client()
@@ -115,9 +107,6 @@ class BedrockChatModel:
         finally:
             body.close()
         yield ModelFinish(reason, prompt_tokens=prompt_tokens, completion_tokens=generated)
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 def _model_error(exc: Exception) -> ModelError:

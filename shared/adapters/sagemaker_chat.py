@@ -15,7 +15,6 @@ newline. Special tokens (``</s>``) are skipped. ``ModelStreamError`` and
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.remote_chat import RemoteChatModel
 from shared.errors import ConfigurationError, ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
@@ -35,13 +35,6 @@ _FINISH = {
     "stop_sequence": StopReason.STOP_SEQUENCE,
     "stop": StopReason.END,
 }
-# Llama's tokenizer averages ~4 characters per English token; over-estimate
-# so that the context budget errs on the safe side.
-CHARS_PER_TOKEN = 3.0
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def build_request(prompt: str, params: GenerationParams) -> dict[str, Any]:
@@ -120,7 +113,7 @@ class TokenLineParser:
             state.prompt_tokens = details["input_length"]
 
 
-class SageMakerChatModel:
+class SageMakerChatModel(RemoteChatModel):
     def __init__(self, settings: Settings, client: LazyAwsClient | None = None) -> None:
         model = settings.model
         if not model.endpoint_name:
@@ -128,18 +121,10 @@ class SageMakerChatModel:
                 "RAG_MODEL__ENDPOINT_NAME is required when RAG_MODEL__BACKEND=sagemaker"
             )
         self._endpoint = model.endpoint_name
-        self._family = model.family
-        self._client = client or LazyAwsClient("sagemaker-runtime", settings, read_timeout_s=120)
-
-    @property
-    def family(self) -> str:
-        return self._family
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text)
-
-    def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        return self._stream(prompt, params)
+        super().__init__(
+            model.family,
+            client or LazyAwsClient("sagemaker-runtime", settings, read_timeout_s=120),
+        )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
         client = await self._client()
@@ -174,9 +159,6 @@ class SageMakerChatModel:
             prompt_tokens=state.prompt_tokens,
             completion_tokens=state.completion_tokens or count,
         )
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 def _model_error(exc: Exception) -> ModelError:
