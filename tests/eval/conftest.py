@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.cli.eval_index import IndexReport, index_folder
+from cli.eval.corpus import IndexReport, index_folder
 from shared.adapters import sqlite_status, sqlite_store
 from shared.adapters.minilm import MiniLMEmbedder
 from shared.documents import Vector

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.cli.eval_answers import run_answers
-from services.cli.eval_questions import EvalQuestion
+from cli.eval.answers import run_answers
+from cli.eval.questions import EvalQuestion
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import AnswerService, QueryDeps
 from shared.adapters import sqlite_store

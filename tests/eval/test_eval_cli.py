@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from services.cli.main import app
+from cli.main import app
 from tests.eval.conftest import SampleStore
 
 QUESTIONS: list[dict[str, object]] = [

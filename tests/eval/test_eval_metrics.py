@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from services.cli.eval_metrics import (
+from cli.eval.metrics import (
     mean,
     ndcg_at_k,
     passage_hit,

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from services.cli.eval_index import index_folder
-from services.cli.eval_questions import load_questions
-from services.cli.eval_runner import QuestionResult, run_retrieval, summarise
+from cli.eval.corpus import index_folder
+from cli.eval.questions import load_questions
+from cli.eval.runner import QuestionResult, run_retrieval, summarise
 from services.query.retrieval import Retriever
 from shared.adapters import opensearch, sqlite_status, sqlite_store
 from shared.settings import IndexSettings, Settings

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.cli.eval_questions import QuestionFileError, load_questions, parse_questions
+from cli.eval.questions import QuestionFileError, load_questions, parse_questions
 from tests.eval.conftest import CORPUS, GOLDEN
 
 
@@ -43,7 +43,7 @@ def test_golden_set_names_only_documents_of_the_sample_corpus() -> None:
 
 
 def test_compare_sets_a_valid_second_chunk_size() -> None:
-    from services.cli.eval_session import alternative_chunk_tokens, chunking_for
+    from cli.eval.session import alternative_chunk_tokens, chunking_for
     from shared.settings import ChunkingSettings
 
     default = ChunkingSettings()

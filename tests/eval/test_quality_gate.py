@@ -12,8 +12,8 @@ run-to-run noise of float arithmetic does not.
 
 from __future__ import annotations
 
-from services.cli.eval_questions import load_questions
-from services.cli.eval_runner import run_retrieval, summarise
+from cli.eval.questions import load_questions
+from cli.eval.runner import run_retrieval, summarise
 from services.query.retrieval import Retriever
 from shared.adapters import sqlite_store
 from tests.eval.conftest import GOLDEN, MemoEmbedder, SampleStore

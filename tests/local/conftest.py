@@ -31,9 +31,9 @@ def free_port() -> int:
 def rag(
     *args: str, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would (``python -m services.cli.main`` == ``rag``)."""
+    """Run the CLI as a user would (``python -m cli.main`` == ``rag``)."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=REPO,
         env={**os.environ, **MODEL_ENV, **(env or {}), "COLUMNS": "200"},
         capture_output=True,
@@ -67,7 +67,7 @@ class LocalServer:
                 [
                     sys.executable,
                     "-m",
-                    "services.cli.main",
+                    "cli.main",
                     "serve",
                     "--port",
                     str(self.port),

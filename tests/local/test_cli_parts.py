@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.asking import with_token
-from services.cli.files import build_index_message, discover, parse_metadata
-from services.cli.manifest import Manifest
-from services.cli.stack import settings_overrides
+from cli.asking import with_token
+from cli.files import build_index_message, discover, parse_metadata
+from cli.manifest import Manifest
+from cli.stack_outputs import settings_overrides
 from shared.adapters.sqlite_store import build_filter_sql, build_fts_query
 from shared.ingest import MAX_INLINE_BYTES
 

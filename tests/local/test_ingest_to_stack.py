@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from services.cli.files import discover
-from services.cli.ingest import send_files
-from services.cli.runtime import Parts
+from cli.files import discover
+from cli.local_parts import LocalParts
+from cli.submit import send_files
 from shared.ingest import IndexOperation, parse_ingest_message
 from shared.settings import AwsSettings, IngestSettings, QueueSettings, Settings
 
@@ -35,7 +35,7 @@ async def test_files_are_sent_to_the_stack_queue_and_unchanged_ones_skipped(
         queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url),
     )
     files, _ = discover([tmp_path / "docs"])
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         sent, unchanged = await send_files(parts, files)
         again, unchanged_again = await send_files(parts, files)
@@ -73,7 +73,7 @@ async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
     ) as s3:
         await s3.create_bucket(Bucket=bucket)
         files, _ = discover([tmp_path / "big.txt"])
-        parts = Parts(settings)
+        parts = LocalParts(settings)
         try:
             (sent,), _ = await send_files(parts, files)
         finally:

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from services.cli.runtime import Parts
-from services.cli.webapi import add_local_routes
+from cli.local_parts import LocalParts
+from cli.webapi import add_local_routes
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.settings import Settings
 
@@ -20,14 +20,14 @@ PAGE = {"X-Requested-With": "rag-page"}
 
 
 @pytest.fixture
-async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
-    parts = Parts(Settings(data_dir=tmp_path / "data"))
+async def parts(tmp_path: Path) -> AsyncIterator[LocalParts]:
+    parts = LocalParts(Settings(data_dir=tmp_path / "data"))
     yield parts
     await parts.close()
 
 
 @pytest.fixture
-async def base_url(parts: Parts) -> AsyncIterator[str]:
+async def base_url(parts: LocalParts) -> AsyncIterator[str]:
     app = web.Application()
     add_local_routes(app, parts)
     server = TestServer(app, host="127.0.0.1")
@@ -53,7 +53,7 @@ async def test_the_page_is_served_with_a_content_security_policy(base_url: str) 
 
 
 async def test_uploads_are_queued_and_bad_files_rejected_with_reasons(
-    base_url: str, parts: Parts
+    base_url: str, parts: LocalParts
 ) -> None:
     form = upload_form(("notes.txt", b"hello"), ("tool.exe", b"MZ"), ("blank.md", b"  \n"))
     async with aiohttp.ClientSession() as http:
@@ -80,7 +80,7 @@ async def test_uploads_are_queued_and_bad_files_rejected_with_reasons(
     ids=["no-page-header", "foreign-origin"],
 )
 async def test_mutations_from_elsewhere_are_refused(
-    base_url: str, parts: Parts, headers: dict[str, str]
+    base_url: str, parts: LocalParts, headers: dict[str, str]
 ) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.post(
@@ -93,7 +93,9 @@ async def test_mutations_from_elsewhere_are_refused(
     assert (await parts.queue.counts()).pending == 0  # type: ignore[attr-defined]
 
 
-async def test_delete_queues_a_delete_and_unknown_ids_are_404(base_url: str, parts: Parts) -> None:
+async def test_delete_queues_a_delete_and_unknown_ids_are_404(
+    base_url: str, parts: LocalParts
+) -> None:
     async with aiohttp.ClientSession() as http:
         await http.post(
             base_url + "/api/documents", data=upload_form(("dir/a b.txt", b"x")), headers=PAGE

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from services.cli.eval_answers import AnswerSummary, run_answers
-from services.cli.eval_index import index_folder
-from services.cli.eval_questions import EvalQuestion
-from services.cli.eval_report import CompareRow
-from services.cli.eval_runner import EvalSummary, run_retrieval, summarise
-from services.cli.runtime import Parts
+from cli.eval.answers import AnswerSummary, run_answers
+from cli.eval.corpus import index_folder
+from cli.eval.questions import EvalQuestion
+from cli.eval.report import CompareRow
+from cli.eval.runner import EvalSummary, run_retrieval, summarise
+from cli.local_parts import LocalParts
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import AnswerService, QueryDeps
 from services.query.retrieval import Retriever
@@ -65,7 +65,7 @@ class EvalRun:
 
 
 async def evaluate(settings: Settings, options: EvalOptions) -> EvalRun:
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         retriever = Retriever(parts.embedder, parts.index, settings.query)
         results = await run_retrieval(options.questions, retriever, options.mode, options.k)
@@ -112,7 +112,7 @@ async def _one_size(
 
 
 async def compare(settings: Settings, options: EvalOptions, corpus: Path) -> list[CompareRow]:
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         sizes = [
             settings.chunking.chunk_tokens,

@@ -19,21 +19,21 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from services.cli.files import (
+from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,
     build_index_message,
     content_type_for,
     discover,
 )
-from services.cli.ingest import send_delete, send_files, send_one
-from services.cli.runtime import Parts
+from cli.local_parts import LocalParts
+from cli.submit import send_delete, send_files, send_one
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 
 STATIC_DIR = Path(__file__).parent / "static"
-PARTS = web.AppKey("parts", Parts)
+PARTS = web.AppKey("parts", LocalParts)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -158,7 +158,7 @@ async def rag_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return web.json_response({"error": str(exc), "code": exc.code}, status=503)
 
 
-def add_local_routes(app: web.Application, parts: Parts) -> None:
+def add_local_routes(app: web.Application, parts: LocalParts) -> None:
     app[PARTS] = parts
     app.middlewares.append(guard)
     app.middlewares.append(rag_errors)

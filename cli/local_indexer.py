@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.cli.runtime import Parts
+from cli.local_parts import LocalParts
 from services.indexer.pipeline import IndexerPipeline, Outcome
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
@@ -32,13 +32,13 @@ class SqliteDeadLetters:
         await self._queue.dead_letter(message, reason)
 
 
-def local_pipeline(parts: Parts) -> IndexerPipeline:
+def local_pipeline(parts: LocalParts) -> IndexerPipeline:
     return build_pipeline(
         parts.settings, index=parts.index, status=parts.status, embedder=parts.embedder
     )
 
 
-def build_poller(parts: Parts) -> Poller:
+def build_poller(parts: LocalParts) -> Poller:
     queue = parts.queue
     if not isinstance(queue, SqliteQueue):
         raise TypeError("the in-process indexer consumes the embedded queue only")
@@ -49,6 +49,6 @@ def build_poller(parts: Parts) -> Poller:
     return Poller(queue, runtime, retry_base_s=LOCAL_RETRY_BASE_S)
 
 
-async def run_indexer(parts: Parts, stop: asyncio.Event) -> None:
+async def run_indexer(parts: LocalParts, stop: asyncio.Event) -> None:
     """Consume until ``stop`` is set; in-flight messages finish or are released."""
     await build_poller(parts).run(stop)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.cli.eval_metrics import mean
-from services.cli.eval_questions import EvalQuestion
+from cli.eval.metrics import mean
+from cli.eval.questions import EvalQuestion
 from services.query.core import AnswerService
 from shared.protocol import AskAction, ErrorEvent, ServerEvent, SourcesEvent, TokenEvent
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.cli.eval_answers import AnswerSummary
-from services.cli.eval_runner import EvalSummary, QuestionResult, QuestionScore
+from cli.eval.answers import AnswerSummary
+from cli.eval.runner import EvalSummary, QuestionResult, QuestionScore
 
 METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 _EXCERPT = 240

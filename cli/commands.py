@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
-from services.cli.files import SAMPLES_DIR, discover, parse_metadata
-from services.cli.ingest import Outcome, Sent, send_delete, send_files, wait_until_done
-from services.cli.runtime import Parts
+from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
+from cli.files import SAMPLES_DIR, discover, parse_metadata
+from cli.local_parts import LocalParts
+from cli.submit import DocumentResult, Sent, send_delete, send_files, wait_until_done
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
@@ -46,7 +46,7 @@ async def ingest(
         console.print(f"[yellow]skipped {escape(str(s.path))}: {escape(s.reason)}[/yellow]")
     if not files:
         raise ConfigurationError("no supported files to ingest (.txt, .md, .html, .pdf)")
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         with _progress() as progress:
             sending = progress.add_task("sending", total=len(files))
@@ -75,7 +75,7 @@ async def ingest(
         await parts.close()
 
 
-def _report(results: Sequence[Outcome]) -> int:
+def _report(results: Sequence[DocumentResult]) -> int:
     failed = [r for r in results if r.state != DocState.INDEXED]
     indexed = len(results) - len(failed)
     chunks = sum(r.chunks for r in results)
@@ -97,7 +97,7 @@ async def ask(
     if url:
         async with connect(url, token) as ws:
             return await _ask_all(WebSocketAsker(ws, k, mode), questions)
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         asker = InProcessAsker(parts, k, mode)
         await asker.check_documents()
@@ -126,7 +126,7 @@ async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
 
 
 async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
         queue = parts.queue
@@ -137,7 +137,7 @@ async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
 
 
 async def delete(settings: Settings, doc_id: str) -> bool:
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     try:
         if parts.embedded_queue and await parts.status.get(doc_id) is None:
             raise ConfigurationError(f"no document {doc_id!r}: see `rag docs` for the ids")

@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 
 @dataclass
-class Parts:
+class LocalParts:
     settings: Settings
     _index: VectorIndex | None = None
     _status: StatusStore | None = None

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.cli.eval_metrics import (
+from cli.eval.metrics import (
     mean,
     ndcg_at_k,
     passage_hit,
     recall_at_k,
     reciprocal_rank,
 )
-from services.cli.eval_questions import EvalQuestion
+from cli.eval.questions import EvalQuestion
 from services.query.retrieval import Retriever, SearchMode
 from shared.documents import SearchHit
 

@@ -18,7 +18,7 @@ import aiohttp
 from rich.console import Console
 from rich.markup import escape
 
-from services.cli.runtime import Parts
+from cli.local_parts import LocalParts
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import AnswerService, AskRejected, QueryDeps
 from shared.adapters.sqlite_store import SqliteVectorIndex
@@ -86,7 +86,7 @@ class Asker(Protocol):
 class InProcessAsker:
     """The query service's pipeline in this process, on the local data folder."""
 
-    def __init__(self, parts: Parts, k: int | None, mode: str | None) -> None:
+    def __init__(self, parts: LocalParts, k: int | None, mode: str | None) -> None:
         self._parts = parts
         self._k = k
         self._mode = mode

@@ -16,9 +16,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.cli.files import SourceFile, build_index_message, file_digest
-from services.cli.manifest import Manifest
-from services.cli.runtime import Parts
+from cli.files import SourceFile, build_index_message, file_digest
+from cli.local_parts import LocalParts
+from cli.manifest import Manifest
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.ingest import DeleteOperation, IndexOperation, MetadataValue
@@ -35,7 +35,7 @@ class Sent:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DocumentResult:
     doc_id: str
     state: str
     chunks: int = 0
@@ -45,7 +45,7 @@ class Outcome:
 Tick = Callable[[int], None]
 
 
-async def is_unchanged(parts: Parts, manifest: Manifest, doc_id: str, digest: str) -> bool:
+async def is_unchanged(parts: LocalParts, manifest: Manifest, doc_id: str, digest: str) -> bool:
     if manifest.digest(doc_id) != digest:
         return False
     if not parts.embedded_queue:
@@ -54,7 +54,7 @@ async def is_unchanged(parts: Parts, manifest: Manifest, doc_id: str, digest: st
     return status is not None and status.state == DocState.INDEXED
 
 
-async def send_one(parts: Parts, message: IndexOperation) -> str:
+async def send_one(parts: LocalParts, message: IndexOperation) -> str:
     if parts.embedded_queue:
         # Queued before sent: the indexer's final status can never be overwritten.
         await parts.status.put(
@@ -66,12 +66,12 @@ async def send_one(parts: Parts, message: IndexOperation) -> str:
             )
         )
         return await parts.queue.send(message.model_dump_json(exclude_none=True))
-    from services.cli.remote import send_to_stack
+    from cli.stack_queue import send_to_stack
 
     return await send_to_stack(parts.settings, message)
 
 
-async def send_delete(parts: Parts, doc_id: str) -> str:
+async def send_delete(parts: LocalParts, doc_id: str) -> str:
     """Queue a delete and forget the file's digest, so a later ingest re-sends it."""
     message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
     manifest = Manifest.load(parts.settings.data_dir)
@@ -81,7 +81,7 @@ async def send_delete(parts: Parts, doc_id: str) -> str:
 
 
 async def send_files(
-    parts: Parts,
+    parts: LocalParts,
     files: Sequence[SourceFile],
     *,
     force: bool = False,
@@ -108,7 +108,9 @@ async def send_files(
     return sent, unchanged
 
 
-async def wait_until_done(parts: Parts, sent: Sequence[Sent], tick: Tick) -> list[Outcome]:
+async def wait_until_done(
+    parts: LocalParts, sent: Sequence[Sent], tick: Tick
+) -> list[DocumentResult]:
     """Wait for every sent message to leave the embedded queue, indexing in this
     process whenever no ``rag serve`` is consuming."""
     queue = parts.queue
@@ -134,23 +136,25 @@ async def wait_until_done(parts: Parts, sent: Sequence[Sent], tick: Tick) -> lis
         if worker is not None:
             stop.set()
             await worker
-    return await outcomes(parts, [s.doc_id for s in sent])
+    return await document_results(parts, [s.doc_id for s in sent])
 
 
-async def outcomes(parts: Parts, doc_ids: Sequence[str]) -> list[Outcome]:
+async def document_results(parts: LocalParts, doc_ids: Sequence[str]) -> list[DocumentResult]:
     dead = await _dead_letter_reasons(parts)
-    results: list[Outcome] = []
+    results: list[DocumentResult] = []
     for doc_id in doc_ids:
         status = await parts.status.get(doc_id)
         if status is None or status.state == DocState.QUEUED:
             reason = dead.get(doc_id, "the indexer left no status for this document")
-            results.append(Outcome(doc_id, DocState.FAILED.value, 0, reason))
+            results.append(DocumentResult(doc_id, DocState.FAILED.value, 0, reason))
         else:
-            results.append(Outcome(doc_id, status.state.value, status.chunk_count, status.reason))
+            results.append(
+                DocumentResult(doc_id, status.state.value, status.chunk_count, status.reason)
+            )
     return results
 
 
-async def _dead_letter_reasons(parts: Parts) -> dict[str, str]:
+async def _dead_letter_reasons(parts: LocalParts) -> dict[str, str]:
     queue = parts.queue
     if not isinstance(queue, SqliteQueue):
         return {}
@@ -162,10 +166,10 @@ async def _dead_letter_reasons(parts: Parts) -> dict[str, str]:
     return reasons
 
 
-async def run_local_indexer(parts: Parts, stop: asyncio.Event, consumer_id: str) -> None:
+async def run_local_indexer(parts: LocalParts, stop: asyncio.Event, consumer_id: str) -> None:
     """Consume the embedded queue with the indexer until ``stop``, with a
     heartbeat so other processes on this data folder know someone is indexing."""
-    from services.cli.indexing import run_indexer
+    from cli.local_indexer import run_indexer
 
     queue = parts.queue
     assert isinstance(queue, SqliteQueue)

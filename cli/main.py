@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from services.cli import commands, eval_command
+from cli import commands
+from cli.eval import command as eval_command
 from shared.errors import RagError
 from shared.settings import Settings, load_settings
 
@@ -44,7 +45,7 @@ Stack = Annotated[
 def stack_outputs(stack: str | None) -> dict[str, Any]:
     if not stack:
         return {}
-    from services.cli.stack import read_stack_outputs
+    from cli.stack_outputs import read_stack_outputs
 
     try:
         return read_stack_outputs(stack, Path.cwd())
@@ -58,7 +59,7 @@ def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if stack:
-        from services.cli.stack import settings_overrides
+        from cli.stack_outputs import settings_overrides
 
         overrides.update(settings_overrides(stack_outputs(stack)))
     return load_settings(**overrides)
@@ -67,7 +68,7 @@ def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
 def stack_websocket_url(url: str | None, stack: str | None) -> str | None:
     if url or not stack:
         return url
-    from services.cli.stack import WEBSOCKET_KEYS, pick
+    from cli.stack_outputs import WEBSOCKET_KEYS, pick
 
     found = pick(stack_outputs(stack), WEBSOCKET_KEYS)
     if found is None:
@@ -97,7 +98,7 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
-    from services.cli.serve import serve as run_server
+    from cli.serve import serve as run_server
 
     try:
         run_server(settings_for(data_dir), host, port)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.cli.files import build_index_message, discover
+from cli.files import build_index_message, discover
 from services.indexer.runtime import build_pipeline
 from shared.errors import DocumentError
 from shared.ports import Embedder, QueueMessage, StatusStore, VectorIndex

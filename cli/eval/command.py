@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from services.cli.files import SAMPLES_DIR
+from cli.files import SAMPLES_DIR
 from shared.errors import RagError
 from shared.settings import Settings, load_settings
 
@@ -25,15 +25,15 @@ from shared.settings import Settings, load_settings
 def _settings(data_dir: Path | None, stack: str | None) -> Settings:
     overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
     if stack:
-        from services.cli.stack import read_stack_outputs, settings_overrides
+        from cli.stack_outputs import read_stack_outputs, settings_overrides
 
         overrides.update(settings_overrides(read_stack_outputs(stack, Path.cwd())))
     return load_settings(**overrides)
 
 
 def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool) -> None:
-    from services.cli.eval_report import compare_json, compare_text
-    from services.cli.eval_session import compare
+    from cli.eval.report import compare_json, compare_text
+    from cli.eval.session import compare
 
     if not corpus.is_dir():
         raise RagError(f"--corpus {corpus} is not a folder")
@@ -43,8 +43,8 @@ def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool
 
 
 def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
-    from services.cli.eval_report import human_report, summary_json
-    from services.cli.eval_session import context_of, evaluate
+    from cli.eval.report import human_report, summary_json
+    from cli.eval.session import context_of, evaluate
 
     run = asyncio.run(evaluate(settings, options))
     summary = run.summary
@@ -94,8 +94,8 @@ def eval_command(
     ] = None,
 ) -> None:
     """Measure retrieval quality (recall@k, MRR, nDCG@10) on a question set."""
-    from services.cli.eval_questions import load_questions
-    from services.cli.eval_session import EvalOptions
+    from cli.eval.questions import load_questions
+    from cli.eval.session import EvalOptions
 
     try:
         settings = _settings(data_dir, stack)

@@ -16,17 +16,17 @@ import time
 
 from aiohttp import web
 
-from services.cli.deferred import WarmingChatModel
-from services.cli.ingest import run_local_indexer
-from services.cli.runtime import Parts
-from services.cli.webapi import add_local_routes
+from cli.local_parts import LocalParts
+from cli.submit import run_local_indexer
+from cli.warming_model import WarmingChatModel
+from cli.webapi import add_local_routes
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import QueryDeps
 from services.query.server import create_app
 from shared.factory import build_chat_model
 from shared.settings import Settings
 
-log = logging.getLogger("services.cli.serve")
+log = logging.getLogger("cli.serve")
 WARM_UP_DELAY_S = 0.5
 
 
@@ -45,7 +45,7 @@ def _log_indexer_end(task: asyncio.Task[None]) -> None:
 
 
 def build_local_app(settings: Settings) -> web.Application:
-    parts = Parts(settings)
+    parts = LocalParts(settings)
     model = WarmingChatModel(build_chat_model(settings))
     deps = QueryDeps(
         embedder=parts.embedder,

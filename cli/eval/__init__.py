@@ -1,0 +1,1 @@
+"""`rag eval`: retrieval and answer evaluation over question sets."""
