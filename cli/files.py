@@ -21,7 +21,7 @@ CONTENT_TYPES = {
 }
 SUPPORTED = ", ".join(sorted(CONTENT_TYPES))
 # The repo's sample documents (`rag ingest --sample`, the page's button, eval --compare).
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples" / "corpus"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples" / "corpus"
 
 
 @dataclass(frozen=True)
