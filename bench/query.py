@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientSession, ClientWebSocketResponse, web
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.server import create_app
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.factory import build_chat_model, build_embedder
@@ -201,7 +200,7 @@ async def part1(runs: int, max_tokens: int) -> dict[str, Any]:
         embedder = build_embedder(settings)
         model = TimedModel(build_chat_model(settings))
         index = await build_index(settings, embedder)
-        deps = QueryDeps(embedder, index, model, InMemoryConversationStore())
+        deps = build_query_deps(settings, embedder=embedder, index=index, model=model)
         runner, port = await start_server(create_app(settings, deps))
         try:
             url = f"http://127.0.0.1:{port}/ws"
@@ -280,8 +279,8 @@ def serve_paced(port: int, tokens: int, interval_s: float, ready: Any) -> None:
             embedder = HashEmbedder()
             index = SqliteVectorIndex(Path(tmp) / "paced.db")
             await index.ensure_index(embedder.dimension)
-            deps = QueryDeps(
-                embedder, index, PacedModel(tokens, interval_s), InMemoryConversationStore()
+            deps = build_query_deps(
+                settings, embedder=embedder, index=index, model=PacedModel(tokens, interval_s)
             )
             runner, _ = await start_server(create_app(settings, deps), port)
             ready.set()

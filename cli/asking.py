@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.local_parts import LocalParts
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, AskRejected, QueryDeps
+from services.query.core import AnswerService, AskRejected, build_query_deps
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.errors import ConfigurationError
 from shared.ports import ServerEvent
@@ -101,14 +100,11 @@ class InProcessAsker:
     def _answer_service(self) -> AnswerService:
         if self._service is None:
             with console.status("loading the chat model…"):
-                model = self._parts.model
-                deps = QueryDeps(
-                    embedder=self._parts.embedder,
-                    index=self._parts.index,
-                    model=model,
-                    conversations=InMemoryConversationStore(),
+                parts = self._parts
+                deps = build_query_deps(
+                    parts.settings, embedder=parts.embedder, index=parts.index, model=parts.model
                 )
-                self._service = AnswerService(self._parts.settings, deps)
+                self._service = AnswerService(parts.settings, deps)
         return self._service
 
     async def ask(self, question: str, sink: TerminalSink) -> None:

@@ -20,8 +20,7 @@ from cli.local_parts import LocalParts
 from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
 from cli.webapi import add_local_routes
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.server import create_app
 from shared.factory import build_chat_model
 from shared.settings import Settings
@@ -47,12 +46,7 @@ def _log_indexer_end(task: asyncio.Task[None]) -> None:
 def build_local_app(settings: Settings) -> web.Application:
     parts = LocalParts(settings)
     model = WarmingChatModel(build_chat_model(settings))
-    deps = QueryDeps(
-        embedder=parts.embedder,
-        index=parts.index,
-        model=model,
-        conversations=InMemoryConversationStore(),
-    )
+    deps = build_query_deps(settings, embedder=parts.embedder, index=parts.index, model=model)
     app = create_app(settings, deps)
     add_local_routes(app, parts)
     tasks: list[asyncio.Task[None]] = []

@@ -18,8 +18,7 @@ from cli.eval.questions import EvalQuestion
 from cli.eval.report import CompareRow
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.local_parts import LocalParts
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from services.query.retrieval import Retriever
 from shared.factory import build_status_store, build_vector_index
 from shared.ports import Embedder
@@ -72,7 +71,9 @@ async def evaluate(settings: Settings, options: EvalOptions) -> EvalRun:
         summary = summarise(results, options.mode, options.k)
         answers: AnswerSummary | None = None
         if options.answers:
-            deps = QueryDeps(parts.embedder, parts.index, parts.model, InMemoryConversationStore())
+            deps = build_query_deps(
+                settings, embedder=parts.embedder, index=parts.index, model=parts.model
+            )
             service = AnswerService(settings, deps)
             answers = await run_answers(options.questions, service, options.mode, options.k)
         return EvalRun(summary, answers, parts.embedder.model_id)

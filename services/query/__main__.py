@@ -7,24 +7,13 @@ import logging
 
 from aiohttp import web
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.server import create_app
-from shared.factory import build_chat_model, build_embedder, build_vector_index
 from shared.settings import Settings, load_settings
 
 
-def build_deps(settings: Settings) -> QueryDeps:
-    return QueryDeps(
-        embedder=build_embedder(settings),
-        index=build_vector_index(settings),
-        model=build_chat_model(settings),
-        conversations=InMemoryConversationStore(),
-    )
-
-
 def build_app(settings: Settings) -> web.Application:
-    deps = build_deps(settings)
+    deps = build_query_deps(settings)
     app = create_app(settings, deps)
 
     async def close_index(_: web.Application) -> None:

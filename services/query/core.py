@@ -21,12 +21,17 @@ from typing import Any
 
 from services.query.citations import build_citations
 from services.query.context import FittedPrompt, fit_prompt
-from services.query.conversation import ConversationStore, trim_history
+from services.query.conversation import (
+    ConversationStore,
+    InMemoryConversationStore,
+    trim_history,
+)
 from services.query.prompts import Turn
 from services.query.retrieval import RetrievalFailed, Retriever
 from services.query.streaming import TokenStreamer
 from shared.documents import SearchHit
 from shared.errors import RagError
+from shared.factory import build_chat_model, build_embedder, build_vector_index
 from shared.ports import (
     ChatModel,
     ConnectionSink,
@@ -58,6 +63,28 @@ class QueryDeps:
     index: VectorIndex
     model: ChatModel
     conversations: ConversationStore
+
+
+def build_query_deps(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
+    model: ChatModel | None = None,
+    conversations: ConversationStore | None = None,
+) -> QueryDeps:
+    """The query service's parts: the ones given, the rest built from settings.
+
+    Every caller (local server, Lambda, ``rag`` CLI, evaluation, tests) goes
+    through here, as the indexer's go through ``build_pipeline``. Conversations
+    default to memory (one process); the Lambda passes its DynamoDB store.
+    """
+    return QueryDeps(
+        embedder=embedder if embedder is not None else build_embedder(settings),
+        index=index if index is not None else build_vector_index(settings),
+        model=model if model is not None else build_chat_model(settings),
+        conversations=conversations if conversations is not None else InMemoryConversationStore(),
+    )
 
 
 class AskRejected(RagError):
@@ -146,6 +173,12 @@ class AnswerService:
         )
 
     def accept(self, ask: AskAction) -> Job:
+        """Validate an ask and resolve its ids; raises AskRejected."""
+        self.check(ask)
+        return self.assign_ids(ask)
+
+    def check(self, ask: AskAction) -> None:
+        """Raise AskRejected unless the question and preset are acceptable."""
         limit = self._query.max_question_chars
         if len(ask.question) > limit:
             raise AskRejected(ErrorCode.QUESTION_TOO_LONG, f"question exceeds {limit} characters")
@@ -157,6 +190,10 @@ class AnswerService:
             raise AskRejected(
                 ErrorCode.UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {known}"
             )
+
+    @staticmethod
+    def assign_ids(ask: AskAction) -> Job:
+        """The ask's request and conversation ids, new ones where the client sent none."""
         return Job(
             ask=ask,
             request_id=ask.request_id or uuid.uuid4().hex,

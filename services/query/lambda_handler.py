@@ -1,8 +1,9 @@
 """The query Lambda behind the API Gateway WebSocket API.
 
 Routes: ``$connect`` (the authorizer has already run), ``$disconnect`` (flags
-the connection's running answers to stop) and ``$default`` (dispatch on
-``action``). An ``ask`` is validated and acknowledged (``accepted``) in the
+the connection's running answers to stop) and ``$default`` (the query
+service's front door, ``frontdoor.py``, shared with the local server). An
+``ask`` is validated and acknowledged (``accepted``) in the
 ``$default`` invocation, which then invokes this same function
 asynchronously with a worker payload and returns at once; the worker streams
 the answer through ``post_to_connection``. So an answer is bound by the
@@ -23,26 +24,13 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from services.query.core import (
-    AnswerService,
-    AskRejected,
-    Job,
-    QueryDeps,
-    send_rejection,
-    unknown_request,
-)
+from services.query.core import AnswerService, Job, QueryDeps, build_query_deps, send_rejection
+from services.query.frontdoor import FrontDoor, run_answer
 from services.query.registry import RequestRegistry
 from shared.adapters.apigw import ApiGatewaySink, ManagementApi
-from shared.errors import ConnectionGone, InvalidAction
-from shared.protocol import (
-    AcceptedEvent,
-    AskAction,
-    CancelAction,
-    ErrorCode,
-    ErrorEvent,
-    PongEvent,
-    parse_client_action,
-)
+from shared.errors import ConnectionGone
+from shared.ports import ConnectionSink
+from shared.protocol import AskAction, ErrorCode
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +83,7 @@ class LambdaApp:
         self._settings = settings
         self._deps = deps
         self._service = AnswerService(settings, deps)
+        self._door = FrontDoor(self._service, settings.query.max_concurrent_per_connection)
         self._registry = registry
         self._management = management
         self._invoker = invoker
@@ -120,50 +109,14 @@ class LambdaApp:
         return OK
 
     async def _dispatch(self, body: str, sink: ApiGatewaySink, endpoint: str, context: Any) -> None:
-        try:
-            action = parse_client_action(body)
-        except InvalidAction as exc:
-            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
-            return
-        if isinstance(action, AskAction):
-            await self._ask(action, sink, endpoint, context)
-        elif isinstance(action, CancelAction):
-            if not await self._registry.cancel(sink.connection_id, action.request_id):
-                await sink.send(unknown_request(action.request_id))
-        else:
-            await sink.send(PongEvent())
-
-    async def _ask(self, ask: AskAction, sink: ApiGatewaySink, endpoint: str, context: Any) -> None:
-        try:
-            job = self._service.accept(ask)
-            refused = await self._registry.start(
-                sink.connection_id,
-                job.request_id,
-                self._settings.query.max_concurrent_per_connection,
-            )
-            if refused is not None:
-                raise AskRejected(refused, _REFUSALS[refused])
-        except AskRejected as exc:
-            await send_rejection(sink, ask.request_id, exc.code, str(exc))
-            return
-        await sink.send(
-            AcceptedEvent(request_id=job.request_id, conversation_id=job.conversation_id)
+        runs = _WorkerRuns(
+            self._registry,
+            self._invoker,
+            sink.connection_id,
+            endpoint,
+            context.invoked_function_arn,
         )
-        worker = WorkerJob(
-            ask=job.ask,
-            request_id=job.request_id,
-            conversation_id=job.conversation_id,
-            connection_id=sink.connection_id,
-            endpoint_url=endpoint,
-        )
-        try:
-            await self._invoker.invoke_async(
-                context.invoked_function_arn, {WORKER_KEY: worker.model_dump(mode="json")}
-            )
-        except Exception:
-            log.exception("could not start the worker for %s", job.request_id)
-            await self._registry.finish(sink.connection_id, job.request_id)
-            await send_rejection(sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
+        await self._door.handle_frame(body, sink, runs)
 
     async def _work(self, worker: WorkerJob, context: Any) -> None:
         job = Job(
@@ -173,21 +126,7 @@ class LambdaApp:
         cancel = asyncio.Event()
         poller = asyncio.create_task(self._poll(worker, cancel))
         try:
-            async with asyncio.timeout(_time_left_s(context)):
-                await self._service.answer(job, sink, cancel)
-        except ConnectionGone:
-            log.info("client left during %s; generation stopped", job.request_id)
-        except TimeoutError:  # end the answer properly before Lambda kills the function
-            log.warning("answer %s hit the function's time limit", job.request_id)
-            message = "the answer took longer than the service's time limit"
-            with contextlib.suppress(Exception):
-                await send_rejection(sink, job.request_id, ErrorCode.MODEL_FAILED, message)
-        except Exception:
-            log.exception("answer %s failed", job.request_id)
-            with contextlib.suppress(Exception):
-                await send_rejection(
-                    sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
-                )
+            await run_answer(self._service, job, sink, cancel, time_limit_s=_time_left_s(context))
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,10 +150,50 @@ class LambdaApp:
                 log.warning("cancel poll failed for %s", worker.request_id, exc_info=True)
 
 
-_REFUSALS = {
-    ErrorCode.DUPLICATE_REQUEST: "a request with this id is already running",
-    ErrorCode.TOO_MANY_REQUESTS: "too many answers are running on this connection",
-}
+class _WorkerRuns:
+    """The front door's Runs for one ``$default`` invocation: the connection's
+    running requests live in the shared registry, and an accepted answer runs
+    in an asynchronous invocation of this same function (the worker)."""
+
+    def __init__(
+        self,
+        registry: RequestRegistry,
+        invoker: Invoker,
+        connection_id: str,
+        endpoint: str,
+        function_arn: str,
+    ) -> None:
+        self._registry = registry
+        self._invoker = invoker
+        self._connection_id = connection_id
+        self._endpoint = endpoint
+        self._function_arn = function_arn
+
+    async def claim(self, request_id: str, max_running: int) -> ErrorCode | None:
+        return await self._registry.start(self._connection_id, request_id, max_running)
+
+    async def release(self, request_id: str) -> None:
+        await self._registry.finish(self._connection_id, request_id)
+
+    async def cancel(self, request_id: str) -> bool:
+        return await self._registry.cancel(self._connection_id, request_id)
+
+    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+        worker = WorkerJob(
+            ask=job.ask,
+            request_id=job.request_id,
+            conversation_id=job.conversation_id,
+            connection_id=self._connection_id,
+            endpoint_url=self._endpoint,
+        )
+        try:
+            await self._invoker.invoke_async(
+                self._function_arn, {WORKER_KEY: worker.model_dump(mode="json")}
+            )
+        except Exception:
+            log.exception("could not start the worker for %s", job.request_id)
+            await self.release(job.request_id)
+            await send_rejection(sink, job.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
 
 
 def _time_left_s(context: Any) -> float | None:
@@ -257,7 +236,6 @@ def build_app_from_environment() -> LambdaApp:
     from services.query.conversation import ConversationStore, InMemoryConversationStore
     from services.query.invoke import LambdaInvoker
     from services.query.registry import InMemoryRegistry
-    from shared.factory import build_chat_model, build_embedder, build_vector_index
     from shared.settings import load_settings
 
     settings = load_settings()
@@ -271,12 +249,7 @@ def build_app_from_environment() -> LambdaApp:
         registry, conversations = state, state
     else:  # one container only: cancel across invocations will not reach the worker
         registry, conversations = InMemoryRegistry(), InMemoryConversationStore()
-    deps = QueryDeps(
-        embedder=build_embedder(settings),
-        index=build_vector_index(settings),
-        model=build_chat_model(settings),
-        conversations=conversations,
-    )
+    deps = build_query_deps(settings, conversations=conversations)
     return LambdaApp(settings, deps, registry, ManagementApi(settings), LambdaInvoker(settings))
 
 

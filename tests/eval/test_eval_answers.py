@@ -9,8 +9,7 @@ import numpy as np
 
 from cli.eval.answers import run_answers
 from cli.eval.questions import EvalQuestion
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from shared.adapters import sqlite_store
 from shared.documents import Chunk, EmbeddedChunk
 from shared.settings import Settings
@@ -39,7 +38,7 @@ async def test_citation_rate_counts_answers_citing_an_expected_document(tmp_path
     # First answer cites source [1] (the best hit), the second cites nothing.
     model = FakeChatModel(Script(tokens=["They purr [1]."]), Script(tokens=["No idea."]))
     service = AnswerService(
-        settings, QueryDeps(embedder, index, model, InMemoryConversationStore())
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
     )
     questions = [
         EvalQuestion(question="why do cats purr when content", doc_ids=["cats.md"]),

@@ -10,8 +10,7 @@ import pytest
 from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, QueryDeps, build_query_deps
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.settings import ModelSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel
@@ -48,10 +47,10 @@ async def index(tmp_path: Path, embedder: FakeEmbedder) -> AsyncIterator[SqliteV
 
 
 @pytest.fixture
-def deps(embedder: FakeEmbedder, index: SqliteVectorIndex, model: FakeChatModel) -> QueryDeps:
-    return QueryDeps(
-        embedder=embedder, index=index, model=model, conversations=InMemoryConversationStore()
-    )
+def deps(
+    settings: Settings, embedder: FakeEmbedder, index: SqliteVectorIndex, model: FakeChatModel
+) -> QueryDeps:
+    return build_query_deps(settings, embedder=embedder, index=index, model=model)
 
 
 @pytest.fixture

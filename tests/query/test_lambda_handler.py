@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.dynamodb_state import DynamoDbState
+from services.query.frontdoor import refusal
 from services.query.invoke import LambdaInvoker
 from services.query.lambda_handler import WORKER_KEY, LambdaApp, LambdaRuntime
 from services.query.registry import InMemoryRegistry
@@ -92,7 +92,13 @@ def containers(
 
     def build() -> LambdaApp:
         state = DynamoDbState(dynamo)
-        deps = QueryDeps(FakeEmbedder(), SqliteVectorIndex(index.path), model, state)
+        deps = build_query_deps(
+            lambda_settings,
+            embedder=FakeEmbedder(),
+            index=SqliteVectorIndex(index.path),
+            model=model,
+            conversations=state,
+        )
         return LambdaApp(
             lambda_settings,
             deps,
@@ -289,8 +295,13 @@ async def test_concurrency_limit_and_duplicates_hold_across_invocations(
     await invoke(front, message_event(connection, ask))
     await invoke(other, message_event(connection, ask))
     await invoke(other, message_event(connection, {**ask, "request_id": "two"}))
-    errors = [f["code"] for f in stand_in.frames[connection] if f["event"] == "error"]
-    assert errors == [ErrorCode.DUPLICATE_REQUEST, ErrorCode.TOO_MANY_REQUESTS]
+    errors = [f for f in stand_in.frames[connection] if f["event"] == "error"]
+    assert [f["code"] for f in errors] == [ErrorCode.DUPLICATE_REQUEST, ErrorCode.TOO_MANY_REQUESTS]
+    # the local server's words too: both go through the front door
+    assert [f["message"] for f in errors] == [
+        str(refusal(ErrorCode.DUPLICATE_REQUEST, "one", 1)),
+        str(refusal(ErrorCode.TOO_MANY_REQUESTS, "two", 1)),
+    ]
 
 
 async def test_in_memory_state_serves_a_single_container(
@@ -299,11 +310,11 @@ async def test_in_memory_state_serves_a_single_container(
     """Without a state table everything still works within one container."""
 
     def build() -> LambdaApp:
-        deps = QueryDeps(
-            FakeEmbedder(),
-            SqliteVectorIndex(index.path),
-            FakeChatModel(),
-            InMemoryConversationStore(),
+        deps = build_query_deps(
+            lambda_settings,
+            embedder=FakeEmbedder(),
+            index=SqliteVectorIndex(index.path),
+            model=FakeChatModel(),
         )
         return LambdaApp(
             lambda_settings,

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.protocol import SourcesEvent
@@ -52,7 +51,7 @@ async def sources_for(
     settings: Settings, index: OpenSearchVectorIndex, embedder: FakeEmbedder, **ask: object
 ) -> SourcesEvent:
     model = FakeChatModel(Script(tokens=["ok [1]"]))
-    deps = QueryDeps(embedder, index, model, InMemoryConversationStore())
+    deps = build_query_deps(settings, embedder=embedder, index=index, model=model)
     sink = RecordingSink()
     session = ConnectionSession(AnswerService(settings, deps), sink, max_concurrent=1)
     await session.handle_frame(json.dumps({"action": "ask", **ask}))

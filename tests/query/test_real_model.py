@@ -10,8 +10,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.server import create_app
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.documents import EmbeddedChunk
@@ -34,7 +33,7 @@ async def real_server(settings: Settings) -> AsyncIterator[TestServer]:
     vectors = await embedder.embed_documents([chunk.text for chunk in chunks])
     await index.write([EmbeddedChunk(c, v) for c, v in zip(chunks, vectors, strict=True)])
     model = build_chat_model(settings)
-    deps = QueryDeps(embedder, index, model, InMemoryConversationStore())
+    deps = build_query_deps(settings, embedder=embedder, index=index, model=model)
     server = TestServer(create_app(settings, deps), host="127.0.0.1")
     await server.start_server()
     yield server

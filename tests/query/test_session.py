@@ -13,6 +13,7 @@ import json
 import pytest
 
 from services.query.core import AnswerService
+from services.query.frontdoor import refusal
 from services.query.session import ConnectionSession
 from shared.errors import ModelError
 from shared.protocol import ErrorCode, StopReason
@@ -209,6 +210,11 @@ async def test_too_many_concurrent_answers_and_duplicate_ids_are_refused(
     await session.handle_frame(ask(request_id="three"))
     codes = [e.code for e in sink.of("error")]  # type: ignore[union-attr]
     assert codes == [ErrorCode.DUPLICATE_REQUEST, ErrorCode.TOO_MANY_REQUESTS]
+    # the deployed API's words too: both go through the front door
+    assert [e.message for e in sink.of("error")] == [  # type: ignore[union-attr]
+        str(refusal(ErrorCode.DUPLICATE_REQUEST, "one", 2)),
+        str(refusal(ErrorCode.TOO_MANY_REQUESTS, "three", 2)),
+    ]
     model.release()
     await session.wait_idle()
     done_ids = [e.request_id for e in sink.of("done")]  # type: ignore[union-attr]

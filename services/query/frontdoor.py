@@ -1,0 +1,148 @@
+"""The query service's one front door, transport-free: a client frame in, events out.
+
+    frame -> parse -> ask    -> claim a slot (duplicate id? too many?) -> accept (limits,
+                                preset) -> ``accepted`` -> launch the answer
+                      cancel -> flag the running answer, or ``unknown_request``
+                      ping   -> ``pong``
+                      bad    -> ``error`` (the connection stays open)
+
+Both transports call it: the local aiohttp server (``session.py``) and the
+Lambda behind API Gateway (``lambda_handler.py``). Each supplies only how its
+answers run (:class:`Runs`): as tasks in this process, or as a worker
+invocation with the running requests in DynamoDB. So the local server and the
+deployed API route, refuse and word their errors the same way.
+
+A rejected ask gets ``error`` + ``done(stop_reason=error)`` so the client can
+close out that request id, except a duplicate request id, which gets only
+``error`` (a ``done`` would end the answer still running under that id). The
+slot is claimed before the ask is validated for that reason: a duplicate id is
+refused as a duplicate whatever else is wrong with the ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+from services.query.core import AnswerService, AskRejected, Job, send_rejection, unknown_request
+from shared.errors import ConnectionGone, InvalidAction
+from shared.ports import ConnectionSink
+from shared.protocol import (
+    AcceptedEvent,
+    AskAction,
+    CancelAction,
+    ErrorCode,
+    ErrorEvent,
+    PongEvent,
+    parse_client_action,
+)
+
+log = logging.getLogger(__name__)
+
+TIME_LIMIT_MESSAGE = "the answer took longer than the service's time limit"
+
+
+class Runs(Protocol):
+    """Where a transport keeps the answers running on one connection."""
+
+    async def claim(self, request_id: str, max_running: int) -> ErrorCode | None:
+        """Reserve a slot for ``request_id``; the refusal code when the id is
+        already running or the connection is at its limit."""
+        ...
+
+    async def release(self, request_id: str) -> None:
+        """Give back a claimed slot whose answer will not run."""
+        ...
+
+    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+        """Start streaming an accepted answer (claimed before); return at once."""
+        ...
+
+    async def cancel(self, request_id: str) -> bool:
+        """Ask a running answer to stop; False if no such request runs."""
+        ...
+
+
+def refusal(code: ErrorCode, request_id: str, max_running: int) -> AskRejected:
+    """The one wording of the per-connection rules, for both transports."""
+    if code == ErrorCode.DUPLICATE_REQUEST:
+        return AskRejected(code, f"request {request_id!r} is already running")
+    return AskRejected(code, f"at most {max_running} answers may run at once on one connection")
+
+
+class FrontDoor:
+    def __init__(self, service: AnswerService, max_running: int) -> None:
+        self._service = service
+        self._max = max_running
+
+    async def handle_frame(self, frame: str | bytes, sink: ConnectionSink, runs: Runs) -> None:
+        """Handle one client frame; raises only ConnectionGone."""
+        try:
+            action = parse_client_action(frame)
+        except InvalidAction as exc:
+            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
+            return
+        if isinstance(action, AskAction):
+            await self._ask(action, sink, runs)
+        elif isinstance(action, CancelAction):
+            if not await runs.cancel(action.request_id):
+                await sink.send(unknown_request(action.request_id))
+        else:
+            await sink.send(PongEvent())
+
+    async def _ask(self, ask: AskAction, sink: ConnectionSink, runs: Runs) -> None:
+        started = time.perf_counter()
+        job = self._service.assign_ids(ask)
+        refused = await runs.claim(job.request_id, self._max)
+        if refused is not None:
+            exc = refusal(refused, job.request_id, self._max)
+            await send_rejection(sink, ask.request_id, exc.code, str(exc))
+            return
+        try:
+            self._service.check(ask)
+        except AskRejected as exc:
+            await runs.release(job.request_id)
+            await send_rejection(sink, ask.request_id, exc.code, str(exc))
+            return
+        try:
+            await sink.send(
+                AcceptedEvent(request_id=job.request_id, conversation_id=job.conversation_id)
+            )
+        except BaseException:  # the client left before its answer started
+            await runs.release(job.request_id)
+            raise
+        await runs.launch(job, sink, started)
+
+
+async def run_answer(
+    service: AnswerService,
+    job: Job,
+    sink: ConnectionSink,
+    cancel: asyncio.Event,
+    started: float | None = None,
+    time_limit_s: float | None = None,
+) -> None:
+    """Stream one accepted answer to its end, whatever happens.
+
+    A client that left ends it quietly; a bug, or running into ``time_limit_s``
+    (a Lambda must close the answer before it is killed), ends it with
+    ``error`` + ``done``. Raises only CancelledError.
+    """
+    deadline = asyncio.timeout(time_limit_s)
+    try:
+        async with deadline:
+            await service.answer(job, sink, cancel, started)
+    except ConnectionGone:
+        log.info("client left during %s; generation stopped", job.request_id)
+    except Exception as exc:  # a bug must not kill the connection silently
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            log.warning("answer %s hit the function's time limit", job.request_id)
+            code, message = ErrorCode.MODEL_FAILED, TIME_LIMIT_MESSAGE
+        else:
+            log.exception("answer %s failed", job.request_id)
+            code, message = ErrorCode.INTERNAL_ERROR, "internal error"
+        with contextlib.suppress(Exception):
+            await send_rejection(sink, job.request_id, code, message)

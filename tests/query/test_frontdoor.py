@@ -1,0 +1,110 @@
+"""The query service's front door, on its own: the rules both transports share.
+
+GIVEN a front door over the real answer service and a recording Runs (the
+part each transport supplies), WHEN asks are refused or the client leaves,
+THEN the claimed slot is given back and the events follow the one rule:
+``error`` + ``done`` for a refused ask, only ``error`` for a duplicate id.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.query.core import AnswerService, Job
+from services.query.frontdoor import FrontDoor, refusal
+from shared.ports import ConnectionSink
+from shared.protocol import ErrorCode
+from tests.fakes.sink import RecordingSink
+
+
+class RecordingRuns:
+    """Runs that keep claims in a set and record what the front door asked for."""
+
+    def __init__(self, running: set[str] | None = None) -> None:
+        self.running = set(running or ())
+        self.launched: list[Job] = []
+        self.released: list[str] = []
+
+    async def claim(self, request_id: str, max_running: int) -> ErrorCode | None:
+        if request_id in self.running:
+            return ErrorCode.DUPLICATE_REQUEST
+        if len(self.running) >= max_running:
+            return ErrorCode.TOO_MANY_REQUESTS
+        self.running.add(request_id)
+        return None
+
+    async def release(self, request_id: str) -> None:
+        self.released.append(request_id)
+        self.running.discard(request_id)
+
+    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+        self.launched.append(job)
+
+    async def cancel(self, request_id: str) -> bool:
+        return request_id in self.running
+
+
+def frame(**fields: object) -> str:
+    return json.dumps({"action": "ask", "question": "llamas?", **fields})
+
+
+async def test_an_accepted_ask_is_claimed_acknowledged_and_launched(
+    service: AnswerService,
+) -> None:
+    sink, runs = RecordingSink(), RecordingRuns()
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs)
+    assert sink.kinds() == ["accepted"]
+    assert [job.request_id for job in runs.launched] == ["r1"]
+    assert runs.running == {"r1"}
+
+
+async def test_a_duplicate_id_is_refused_as_a_duplicate_even_when_the_ask_is_invalid(
+    service: AnswerService,
+) -> None:
+    """A done under that id would end the answer still running under it."""
+    sink, runs = RecordingSink(), RecordingRuns(running={"r1"})
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1", question=" "), sink, runs)
+    assert sink.kinds() == ["error"]
+    assert sink.of("error")[0].code == ErrorCode.DUPLICATE_REQUEST  # type: ignore[union-attr]
+    assert runs.running == {"r1"} and runs.released == []
+
+
+async def test_an_invalid_ask_gives_back_its_slot(service: AnswerService) -> None:
+    sink, runs = RecordingSink(), RecordingRuns()
+    await FrontDoor(service, 1).handle_frame(frame(request_id="r1", preset="pirate"), sink, runs)
+    assert sink.kinds() == ["error", "done"]
+    assert runs.released == ["r1"] and runs.running == set()
+    await FrontDoor(service, 1).handle_frame(frame(request_id="r2"), sink, runs)
+    assert sink.kinds()[-1] == "accepted"  # the limit of one was not used up
+
+
+async def test_a_client_gone_before_accepted_gives_back_its_slot(
+    service: AnswerService,
+) -> None:
+    from shared.errors import ConnectionGone
+
+    sink, runs = RecordingSink(gone_after=0), RecordingRuns()
+    with pytest.raises(ConnectionGone):
+        await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs)
+    assert runs.released == ["r1"] and runs.launched == []
+
+
+async def test_an_ask_without_request_id_is_claimed_under_the_id_it_is_given(
+    service: AnswerService,
+) -> None:
+    sink, runs = RecordingSink(), RecordingRuns()
+    await FrontDoor(service, 2).handle_frame(frame(), sink, runs)
+    (accepted,) = sink.of("accepted")
+    assert runs.running == {accepted.request_id}  # type: ignore[union-attr]
+
+
+def test_the_refusals_name_the_request_and_the_limit() -> None:
+    duplicate = refusal(ErrorCode.DUPLICATE_REQUEST, "r1", 2)
+    too_many = refusal(ErrorCode.TOO_MANY_REQUESTS, "r1", 2)
+    assert (duplicate.code, str(duplicate)) == (
+        ErrorCode.DUPLICATE_REQUEST,
+        "request 'r1' is already running",
+    )
+    assert str(too_many) == "at most 2 answers may run at once on one connection"
