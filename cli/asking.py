@@ -20,7 +20,6 @@ from rich.markup import escape
 
 from cli.local_parts import LocalParts
 from services.query.core import AnswerService, AskRejected, build_query_deps
-from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.errors import ConfigurationError
 from shared.ports import ServerEvent
 from shared.protocol import (
@@ -93,8 +92,8 @@ class InProcessAsker:
         self._service: AnswerService | None = None
 
     async def check_documents(self) -> None:
-        index = self._parts.index
-        if isinstance(index, SqliteVectorIndex) and not await index.document_ids():
+        index = self._parts.embedded_index
+        if index is not None and not await index.document_ids():
             raise ConfigurationError(NO_DOCUMENTS)
 
     def _answer_service(self) -> AnswerService:

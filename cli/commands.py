@@ -14,7 +14,6 @@ from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, conn
 from cli.files import SAMPLES_DIR, discover, parse_metadata
 from cli.local_parts import LocalParts
 from cli.submit import DocumentResult, Sent, send_delete, send_files, wait_until_done
-from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
 from shared.settings import Settings
@@ -129,8 +128,8 @@ async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
     parts = LocalParts(settings)
     try:
         statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
-        queue = parts.queue
-        dead = (await queue.counts()).dead if isinstance(queue, SqliteQueue) else 0
+        queue = parts.embedded_queue
+        dead = (await queue.counts()).dead if queue is not None else 0
         return statuses, dead
     finally:
         await parts.close()

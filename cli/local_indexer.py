@@ -3,7 +3,7 @@
 The indexer service's own ``Poller`` and ``IndexerPipeline`` do the work; this
 module only wires them to the local parts (sharing the store and embedder
 with the query side of ``rag serve``) and gives poison messages a place to go:
-the embedded queue's dead-letter table, with the reason.
+the embedded queue's dead-letter table, with the reason (``SqliteDeadLetters``).
 """
 
 from __future__ import annotations
@@ -11,25 +11,16 @@ from __future__ import annotations
 import asyncio
 
 from cli.local_parts import LocalParts
-from services.indexer.pipeline import IndexerPipeline, Outcome
+from services.indexer.pipeline import IndexerPipeline
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters.sqlite_queue import SqliteQueue
-from shared.ports import QueueMessage
+from shared.adapters.sqlite_queue import SqliteDeadLetters
+from shared.errors import ConfigurationError
 
 # The embedded queue's receive is a local poll, so a short wait costs nothing
 # and lets the poller stop (end of `rag ingest`, server shutdown) at once.
 LOCAL_WAIT_S = 1
 LOCAL_RETRY_BASE_S = 2.0
-
-
-class SqliteDeadLetters:
-    def __init__(self, queue: SqliteQueue) -> None:
-        self._queue = queue
-
-    async def send(self, message: QueueMessage, outcome: Outcome) -> None:
-        reason = str(outcome.error) if outcome.error is not None else "rejected by the indexer"
-        await self._queue.dead_letter(message, reason)
 
 
 def local_pipeline(parts: LocalParts) -> IndexerPipeline:
@@ -39,9 +30,9 @@ def local_pipeline(parts: LocalParts) -> IndexerPipeline:
 
 
 def build_poller(parts: LocalParts) -> Poller:
-    queue = parts.queue
-    if not isinstance(queue, SqliteQueue):
-        raise TypeError("the in-process indexer consumes the embedded queue only")
+    queue = parts.embedded_queue
+    if queue is None:
+        raise ConfigurationError("the in-process indexer consumes the embedded queue only")
     settings = parts.settings.model_copy(
         update={"queue": parts.settings.queue.model_copy(update={"wait_seconds": LOCAL_WAIT_S})}
     )

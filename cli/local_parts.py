@@ -3,14 +3,20 @@
 Heavy parts (embedder, chat model) are built on first use, so ``rag docs``
 stays instant and ``rag serve`` answers its health check before the chat
 model has loaded.
+
+Most of the CLI uses the ports (``index``, ``queue``...). Local mode also
+uses what only the embedded adapters can do (queue counts, dead letters,
+heartbeats; the list of stored documents): ``embedded_queue`` and
+``embedded_index`` give those, typed, or None when that part is remote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.factory import (
     build_chat_model,
@@ -22,6 +28,12 @@ from shared.factory import (
 from shared.ports import ChatModel, Embedder, Queue, StatusStore, VectorIndex
 from shared.settings import Settings
 
+T = TypeVar("T")
+
+if TYPE_CHECKING:  # the embedded adapters load apsw: only when local mode uses them
+    from shared.adapters.sqlite_queue import SqliteQueue
+    from shared.adapters.sqlite_store import SqliteVectorIndex
+
 
 @dataclass
 class LocalParts:
@@ -31,45 +43,68 @@ class LocalParts:
     _queue: Queue | None = None
     _embedder: Embedder | None = None
     _model: ChatModel | None = None
+    _embedded_index: SqliteVectorIndex | None = None
+    _embedded_queue: SqliteQueue | None = None
     _closers: list[Any] = field(default_factory=list)
 
-    def _keep(self, part: Any) -> Any:
+    def _built(self, build: Callable[[Settings], T]) -> T:
+        part = build(self.settings)
         self._closers.append(part)
         return part
 
     @property
     def index(self) -> VectorIndex:
         if self._index is None:
-            self._index = self._keep(build_vector_index(self.settings))
+            embedded = self.embedded_index
+            self._index = embedded if embedded is not None else self._built(build_vector_index)
         return self._index
+
+    @property
+    def embedded_index(self) -> SqliteVectorIndex | None:
+        """The index as the embedded store, or None when it is OpenSearch."""
+        if self.settings.index.backend != "embedded":
+            return None
+        if self._embedded_index is None:
+            from shared.adapters import sqlite_store
+
+            self._embedded_index = self._built(sqlite_store.from_settings)
+        return self._embedded_index
 
     @property
     def status(self) -> StatusStore:
         if self._status is None:
-            self._status = self._keep(build_status_store(self.settings))
+            self._status = self._built(build_status_store)
         return self._status
 
     @property
     def queue(self) -> Queue:
         if self._queue is None:
-            self._queue = self._keep(build_queue(self.settings))
+            embedded = self.embedded_queue
+            self._queue = embedded if embedded is not None else self._built(build_queue)
         return self._queue
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = self._keep(build_embedder(self.settings))
+            self._embedder = self._built(build_embedder)
         return self._embedder
 
     @property
     def model(self) -> ChatModel:
         if self._model is None:
-            self._model = self._keep(build_chat_model(self.settings))
+            self._model = self._built(build_chat_model)
         return self._model
 
     @property
-    def embedded_queue(self) -> bool:
-        return self.settings.queue.backend == "embedded"
+    def embedded_queue(self) -> SqliteQueue | None:
+        """The queue as the embedded queue, or None when it is SQS."""
+        if self.settings.queue.backend != "embedded":
+            return None
+        if self._embedded_queue is None:
+            from shared.adapters import sqlite_queue
+
+            self._embedded_queue = self._built(sqlite_queue.from_settings)
+        return self._embedded_queue
 
     async def close(self) -> None:
         for part in reversed(self._closers):

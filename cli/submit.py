@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from cli.files import SourceFile, build_index_message, file_digest
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
-from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
+from shared.errors import ConfigurationError
 from shared.ingest import DeleteOperation, IndexOperation, MetadataValue
 
 HEARTBEAT_S = 2.0
@@ -113,8 +113,9 @@ async def wait_until_done(
 ) -> list[DocumentResult]:
     """Wait for every sent message to leave the embedded queue, indexing in this
     process whenever no ``rag serve`` is consuming."""
-    queue = parts.queue
-    assert isinstance(queue, SqliteQueue), "waiting needs the embedded queue"
+    queue = parts.embedded_queue
+    if queue is None:
+        raise ConfigurationError("waiting for the indexer needs the embedded queue")
     pending = {s.message_id for s in sent}
     worker: asyncio.Task[None] | None = None
     stop = asyncio.Event()
@@ -155,8 +156,8 @@ async def document_results(parts: LocalParts, doc_ids: Sequence[str]) -> list[Do
 
 
 async def _dead_letter_reasons(parts: LocalParts) -> dict[str, str]:
-    queue = parts.queue
-    if not isinstance(queue, SqliteQueue):
+    queue = parts.embedded_queue
+    if queue is None:
         return {}
     reasons: dict[str, str] = {}
     for letter in await queue.dead_letters():
@@ -171,8 +172,9 @@ async def run_local_indexer(parts: LocalParts, stop: asyncio.Event, consumer_id:
     heartbeat so other processes on this data folder know someone is indexing."""
     from cli.local_indexer import run_indexer
 
-    queue = parts.queue
-    assert isinstance(queue, SqliteQueue)
+    queue = parts.embedded_queue
+    if queue is None:
+        raise ConfigurationError("the in-process indexer consumes the embedded queue only")
 
     async def beat() -> None:
         while True:

@@ -28,7 +28,6 @@ from cli.files import (
 )
 from cli.local_parts import LocalParts
 from cli.submit import send_delete, send_files, send_one
-from shared.adapters.sqlite_queue import SqliteQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 
@@ -74,8 +73,8 @@ async def list_documents(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
     body: dict[str, Any] = {"documents": [status_json(s) for s in statuses]}
-    queue = parts.queue
-    if isinstance(queue, SqliteQueue):
+    queue = parts.embedded_queue
+    if queue is not None:
         counts = await queue.counts()
         body["queue"] = {"visible": counts.visible, "in_flight": counts.in_flight}
         body["dead_letters"] = [

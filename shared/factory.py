@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import Any, cast
 
-from shared.ports import BlobStore, ChatModel, Embedder, Queue, StatusStore, VectorIndex
+from shared.ports import (
+    BlobStore,
+    ChatModel,
+    DeadLetters,
+    Embedder,
+    Queue,
+    StatusStore,
+    TokenCounter,
+    VectorIndex,
+)
 from shared.settings import Settings
 
 
@@ -46,5 +55,26 @@ def build_queue(settings: Settings) -> Queue:
     return cast(Queue, _build(name, settings))
 
 
+def build_dead_letters(settings: Settings) -> DeadLetters | None:
+    """Where the indexer puts poison messages: the SQS dead-letter queue when
+    ``RAG_QUEUE__DLQ_URL`` is set, the embedded queue's dead-letter table in
+    local mode; None leaves them to the queue's own redrive policy."""
+    if settings.queue.dlq_url:
+        module = "sqs"
+    elif settings.queue.backend == "embedded":
+        module = "sqlite_queue"
+    else:
+        return None
+    adapters = importlib.import_module(f"shared.adapters.{module}")
+    return cast(DeadLetters, adapters.dead_letters_from_settings(settings))
+
+
 def build_blob_store(settings: Settings) -> BlobStore:
     return cast(BlobStore, _build("s3", settings))
+
+
+def build_token_counter() -> TokenCounter:
+    """all-MiniLM-L6-v2's WordPiece tokenizer (chunk sizes are in its tokens)."""
+    from shared.adapters.wordpiece import default_token_counter
+
+    return default_token_counter()

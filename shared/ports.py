@@ -150,6 +150,22 @@ class Queue(Protocol):
         """Make a message visible again now (graceful shutdown)."""
 
 
+@dataclass(frozen=True)
+class PoisonReason:
+    """Why a message goes to the dead letters, for the operator who finds it there."""
+
+    reason: str
+    error_code: str
+    doc_id: str | None = None
+
+
+class DeadLetters(Protocol):
+    """Where poison messages go: body unchanged, next to why (SQS: the DLQ with
+    message attributes; embedded: the queue's dead-letter table)."""
+
+    async def send(self, message: QueueMessage, why: PoisonReason) -> None: ...
+
+
 class BlobStore(Protocol):
     """Large document bodies referenced by ingest messages (S3)."""
 

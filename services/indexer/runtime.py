@@ -1,9 +1,10 @@
 """Adapters built once from settings (a Lambda cold start, the poller's start-up).
 
-Poison messages: the indexer sends them to the dead-letter queue itself, with
-the reason and error code as message attributes, and then reports them as
-handled. An operator then finds each DLQ entry next to *why* it is there,
-instead of a bare copy after N pointless retries. Without a configured DLQ
+Poison messages: the indexer sends them to the dead letters itself (the
+``DeadLetters`` port: the SQS DLQ with the reason and error code as message
+attributes, or the embedded queue's dead-letter table), and then reports them
+as handled. An operator then finds each entry next to *why* it is there,
+instead of a bare copy after N pointless retries. Without a configured SQS DLQ
 (``RAG_QUEUE__DLQ_URL``) the transports fall back to the queue's own redrive
 policy: the message fails until its receive count moves it.
 """
@@ -13,43 +14,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from services.indexer.batching import BatchingEmbedder
 from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
 from shared.documents import LoadedDocument
-from shared.factory import build_blob_store, build_embedder, build_status_store, build_vector_index
-from shared.ports import BlobStore, Embedder, QueueMessage, StatusStore, VectorIndex
+from shared.factory import (
+    build_blob_store,
+    build_dead_letters,
+    build_embedder,
+    build_status_store,
+    build_token_counter,
+    build_vector_index,
+)
+from shared.ports import (
+    BlobStore,
+    DeadLetters,
+    Embedder,
+    PoisonReason,
+    QueueMessage,
+    StatusStore,
+    VectorIndex,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("services.indexer")
 
 
-class DeadLetters(Protocol):
-    async def send(self, message: QueueMessage, outcome: Outcome) -> None: ...
-
-
-def dead_letter_attributes(message: QueueMessage, outcome: Outcome) -> dict[str, str]:
+def poison_reason(outcome: Outcome) -> PoisonReason:
     error = outcome.error
-    return {
-        "reason": str(error) if error is not None else "unknown",
-        "error_code": error.code if error is not None else "internal_error",
-        "source_message_id": message.message_id,
-        "doc_id": outcome.doc_id or "",
-        "receive_count": str(message.receive_count),
-    }
-
-
-class SqsDeadLetters:
-    """Poison messages to an SQS dead-letter queue, body unchanged, reason attached."""
-
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue  # shared.adapters.sqs.SqsQueue
-
-    async def send(self, message: QueueMessage, outcome: Outcome) -> None:
-        await self._queue.send_with_attributes(
-            message.body, dead_letter_attributes(message, outcome)
-        )
+    if error is None:
+        return PoisonReason("rejected by the indexer", "internal_error", outcome.doc_id)
+    return PoisonReason(str(error), error.code, outcome.doc_id)
 
 
 def log_outcome(outcome: Outcome) -> None:
@@ -79,8 +74,6 @@ def build_pipeline(
     blobs: BlobStore | None = None,
 ) -> IndexerPipeline:
     """The pipeline with the product's loaders and token counter (every caller's choice)."""
-    from shared.adapters.wordpiece import default_token_counter
-
     return IndexerPipeline(
         settings=settings,
         index=index,
@@ -88,7 +81,7 @@ def build_pipeline(
         embedder=embedder,
         blobs=blobs,
         loader=default_loader(),
-        counter=default_token_counter(),
+        counter=build_token_counter(),
     )
 
 
@@ -111,7 +104,7 @@ class Runtime:
         if self.dead_letters is None:
             return False
         try:
-            await self.dead_letters.send(message, outcome)
+            await self.dead_letters.send(message, poison_reason(outcome))
         except Exception as exc:
             log.error(
                 "could not send a poison message to the DLQ; leaving it to redrive",
@@ -143,10 +136,8 @@ def build_runtime(settings: Settings) -> Runtime:
         close = getattr(adapter, "close", None)
         if close is not None:
             runtime.closers.append(close)
-    if settings.queue.dlq_url:
-        from shared.adapters.sqs import SqsQueue
-
-        dlq = SqsQueue(settings.queue.dlq_url, settings)
-        runtime.dead_letters = SqsDeadLetters(dlq)
-        runtime.closers.append(dlq.close)
+    runtime.dead_letters = build_dead_letters(settings)
+    close = getattr(runtime.dead_letters, "close", None)
+    if close is not None:
+        runtime.closers.append(close)
     return runtime

@@ -1,26 +1,16 @@
 """Conversation history: the last turns per conversation id.
 
-``ConversationStore`` is the seam; the in-memory store serves the local
-server (and a warm Lambda container: see docs/query.md for the limitation).
+``ConversationStore`` (``ports.py``) is the seam; the in-memory store serves
+the local server (and a warm Lambda container: see docs/query.md for the
+limitation).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from services.query.prompts import Turn
-
-
-class ConversationStore(Protocol):
-    async def history(self, conversation_id: str) -> list[Turn]:
-        """Oldest first; empty for an unknown id."""
-        ...
-
-    async def append(self, conversation_id: str, turn: Turn, keep_turns: int) -> None:
-        """Add a turn, keeping at most the last ``keep_turns``."""
-        ...
 
 
 class InMemoryConversationStore:

@@ -21,11 +21,8 @@ from typing import Any
 
 from services.query.citations import build_citations
 from services.query.context import FittedPrompt, fit_prompt
-from services.query.conversation import (
-    ConversationStore,
-    InMemoryConversationStore,
-    trim_history,
-)
+from services.query.conversation import InMemoryConversationStore, trim_history
+from services.query.ports import ConversationStore
 from services.query.prompts import Turn
 from services.query.retrieval import RetrievalFailed, Retriever
 from services.query.streaming import TokenStreamer

@@ -20,14 +20,13 @@ import asyncio
 import base64
 import contextlib
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from services.query.core import AnswerService, Job, QueryDeps, build_query_deps, send_rejection
 from services.query.frontdoor import FrontDoor, run_answer
-from services.query.registry import RequestRegistry
-from shared.adapters.apigw import ApiGatewaySink, ManagementApi
+from services.query.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
 from shared.errors import ConnectionGone
 from shared.ports import ConnectionSink
 from shared.protocol import AskAction, ErrorCode
@@ -54,10 +53,6 @@ def connect_response(event: dict[str, Any]) -> dict[str, Any]:
 DEADLINE_MARGIN_S = 3.0
 
 
-class Invoker(Protocol):
-    async def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None: ...
-
-
 class WorkerJob(BaseModel):
     """The payload of the asynchronous worker invocation."""
 
@@ -76,7 +71,7 @@ class LambdaApp:
         settings: Settings,
         deps: QueryDeps,
         registry: RequestRegistry,
-        management: ManagementApi,
+        management: ConnectionSinks,
         invoker: Invoker,
         poll_s: float = 0.25,
     ) -> None:
@@ -104,19 +99,12 @@ class LambdaApp:
             return OK
         endpoint = self._management.endpoint(request["domainName"], request["stage"])
         sink = self._management.sink(endpoint, connection_id)
-        with contextlib.suppress(ConnectionGone):
-            await self._dispatch(_body(event), sink, endpoint, context)
-        return OK
-
-    async def _dispatch(self, body: str, sink: ApiGatewaySink, endpoint: str, context: Any) -> None:
         runs = _WorkerRuns(
-            self._registry,
-            self._invoker,
-            sink.connection_id,
-            endpoint,
-            context.invoked_function_arn,
+            self._registry, self._invoker, connection_id, endpoint, context.invoked_function_arn
         )
-        await self._door.handle_frame(body, sink, runs)
+        with contextlib.suppress(ConnectionGone):
+            await self._door.handle_frame(_body(event), sink, runs)
+        return OK
 
     async def _work(self, worker: WorkerJob, context: Any) -> None:
         job = Job(
@@ -233,8 +221,9 @@ class LambdaRuntime:
 
 
 def build_app_from_environment() -> LambdaApp:
-    from services.query.conversation import ConversationStore, InMemoryConversationStore
-    from services.query.invoke import LambdaInvoker
+    from services.query.adapters.apigw import ManagementApi
+    from services.query.adapters.lambda_invoker import LambdaInvoker
+    from services.query.conversation import InMemoryConversationStore
     from services.query.registry import InMemoryRegistry
     from shared.settings import load_settings
 
@@ -243,7 +232,7 @@ def build_app_from_environment() -> LambdaApp:
     registry: RequestRegistry
     conversations: ConversationStore
     if settings.query.state_table:
-        from services.query.dynamodb_state import DynamoDbState
+        from services.query.adapters.dynamodb_state import DynamoDbState
 
         state = DynamoDbState(settings)
         registry, conversations = state, state

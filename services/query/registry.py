@@ -4,37 +4,14 @@ cancel flags and departed connections.
 In the local server a ConnectionSession keeps this in memory. In Lambda the
 ``ask``, the worker that streams its answer and a later ``cancel`` or
 ``$disconnect`` are separate invocations (often separate containers), so the
-registry must be shared state: ``DynamoDbState`` when ``RAG_QUERY__STATE_TABLE``
-is set. ``InMemoryRegistry`` only works within one container.
+registry must be shared state: ``DynamoDbState`` (``adapters/``) when
+``RAG_QUERY__STATE_TABLE`` is set. ``InMemoryRegistry`` only works within one
+container. The port, ``RequestRegistry``, is in ``ports.py``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from shared.protocol import ErrorCode
-
-
-class RequestRegistry(Protocol):
-    async def start(
-        self, connection_id: str, request_id: str, max_running: int
-    ) -> ErrorCode | None:
-        """Register a running request; return the error code if refused."""
-        ...
-
-    async def cancel(self, connection_id: str, request_id: str) -> bool:
-        """Flag a running request as cancelled; False if no such request runs."""
-        ...
-
-    async def should_stop(self, connection_id: str, request_id: str) -> bool:
-        """True once the request was cancelled or its connection left."""
-        ...
-
-    async def finish(self, connection_id: str, request_id: str) -> None: ...
-
-    async def disconnect(self, connection_id: str) -> None:
-        """The connection left: every request on it should stop."""
-        ...
 
 
 class InMemoryRegistry:

@@ -25,7 +25,7 @@ from pathlib import Path
 import apsw
 
 from shared.adapters.sqlite_common import QUEUE_DB, SqliteWorker, rows, write_transaction
-from shared.ports import QueueMessage
+from shared.ports import PoisonReason, QueueMessage
 from shared.settings import Settings
 
 SCHEMA = """
@@ -263,6 +263,23 @@ class SqliteQueue:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+class SqliteDeadLetters:
+    """Poison messages to the embedded queue's dead-letter table, with the reason."""
+
+    def __init__(self, queue: SqliteQueue) -> None:
+        self._queue = queue
+
+    async def send(self, message: QueueMessage, why: PoisonReason) -> None:
+        await self._queue.dead_letter(message, why.reason)
+
+    async def close(self) -> None:
+        await self._queue.close()
+
+
+def dead_letters_from_settings(settings: Settings) -> SqliteDeadLetters:
+    return SqliteDeadLetters(from_settings(settings))
 
 
 def from_settings(settings: Settings) -> SqliteQueue:

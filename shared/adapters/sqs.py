@@ -1,4 +1,4 @@
-"""The Queue port on Amazon SQS (or ElasticMQ / moto via RAG_AWS__ENDPOINT_URL)."""
+"""The Queue and DeadLetters ports on Amazon SQS (or ElasticMQ / moto via RAG_AWS__ENDPOINT_URL)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
 from shared.errors import ConfigurationError, QueueUnavailable
-from shared.ports import QueueMessage
+from shared.ports import PoisonReason, QueueMessage
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -25,6 +25,17 @@ def build_message_attributes(attributes: dict[str, str]) -> dict[str, dict[str, 
     return {
         name: {"DataType": "String", "StringValue": value[:MAX_REASON_CHARS] or "-"}
         for name, value in attributes.items()
+    }
+
+
+def dead_letter_attributes(message: QueueMessage, why: PoisonReason) -> dict[str, str]:
+    """The DLQ entry's message attributes: why, and where the message came from."""
+    return {
+        "reason": why.reason,
+        "error_code": why.error_code,
+        "source_message_id": message.message_id,
+        "doc_id": why.doc_id or "",
+        "receive_count": str(message.receive_count),
     }
 
 
@@ -121,6 +132,25 @@ class SqsQueue:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+class SqsDeadLetters:
+    """Poison messages to an SQS dead-letter queue, body unchanged, reason attached."""
+
+    def __init__(self, dlq: SqsQueue) -> None:
+        self._dlq = dlq
+
+    async def send(self, message: QueueMessage, why: PoisonReason) -> None:
+        await self._dlq.send_with_attributes(message.body, dead_letter_attributes(message, why))
+
+    async def close(self) -> None:
+        await self._dlq.close()
+
+
+def dead_letters_from_settings(settings: Settings) -> SqsDeadLetters:
+    if not settings.queue.dlq_url:
+        raise ConfigurationError("RAG_QUEUE__DLQ_URL is required for an SQS dead-letter queue")
+    return SqsDeadLetters(SqsQueue(settings.queue.dlq_url, settings))
 
 
 def from_settings(settings: Settings) -> SqsQueue:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiobotocore.session import get_session
 from opensearchpy import AsyncOpenSearch
 
-from services.indexer.runtime import Runtime, SqsDeadLetters
+from services.indexer.runtime import Runtime
 from shared.adapters import dynamodb_status, opensearch, sqs
 from shared.adapters.s3 import S3BlobStore
 from shared.ports import VectorIndex
@@ -82,9 +82,9 @@ def real_runtime(settings: Settings, index: VectorIndex | None = None) -> Runtim
     status = dynamodb_status.from_settings(settings)
     blobs = S3BlobStore(settings)
     pipeline = make_pipeline(settings, index, status, FakeEmbedder(dimension=DIM), blobs)
-    dlq = sqs.SqsQueue(settings.queue.dlq_url or "", settings)
-    runtime = Runtime(settings, pipeline, SqsDeadLetters(dlq))
-    runtime.closers += [index.close, status.close, blobs.close, dlq.close]
+    dead_letters = sqs.dead_letters_from_settings(settings)
+    runtime = Runtime(settings, pipeline, dead_letters)
+    runtime.closers += [index.close, status.close, blobs.close, dead_letters.close]
     return runtime
 
 

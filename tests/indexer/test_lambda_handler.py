@@ -9,23 +9,11 @@ import pytest
 
 from services.indexer.lambda_handler import handle_event, record_message
 from services.indexer.logs import JsonFormatter
-from services.indexer.pipeline import Outcome
 from services.indexer.runtime import Runtime
-from shared.errors import IndexUnavailable, QueueUnavailable
-from shared.ports import QueueMessage
+from shared.errors import IndexUnavailable
+from tests.fakes.dead_letters import RecordingDeadLetters
 from tests.fakes.vector_index import FakeVectorIndex
 from tests.indexer.events import index_body, sqs_event, sqs_record
-
-
-class RecordingDeadLetters:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[QueueMessage, Outcome]] = []
-        self.fail = fail
-
-    async def send(self, message: QueueMessage, outcome: Outcome) -> None:
-        if self.fail:
-            raise QueueUnavailable("DLQ down")
-        self.sent.append((message, outcome))
 
 
 async def test_a_clean_batch_reports_no_failures(runtime: Runtime) -> None:
@@ -42,9 +30,9 @@ async def test_poison_goes_to_the_dlq_and_is_not_reported(runtime: Runtime) -> N
     result = await handle_event(event, runtime)
 
     assert result == {"batchItemFailures": []}
-    [(message, outcome)] = dead.sent
+    [(message, why)] = dead.sent
     assert message.message_id == "poison-1"
-    assert outcome.error is not None and outcome.error.code == "invalid_message"
+    assert why.error_code == "invalid_message" and why.reason
 
 
 async def test_poison_without_a_dlq_is_left_to_the_redrive_policy(runtime: Runtime) -> None:

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestServer
 
 from cli.local_parts import LocalParts
 from cli.webapi import add_local_routes
-from shared.adapters.sqlite_queue import SqliteQueue
 from shared.settings import Settings
 
 PAGE = {"X-Requested-With": "rag-page"}
@@ -68,9 +67,7 @@ async def test_uploads_are_queued_and_bad_files_rejected_with_reasons(
     assert reasons["tool.exe"].startswith("unsupported file type")
     assert reasons["blank.md"] == "the file is empty"
     assert [(d["doc_id"], d["state"]) for d in listed["documents"]] == [("notes.txt", "queued")]
-    queue = parts.queue
-    assert isinstance(queue, SqliteQueue)
-    (message,) = await queue.receive(5, 0, 60)
+    (message,) = await parts.queue.receive(5, 0, 60)
     assert json.loads(message.body)["text"] == "hello"
 
 
@@ -106,7 +103,5 @@ async def test_delete_queues_a_delete_and_unknown_ids_are_404(
             deleted = await response.json()
     assert missing == 404
     assert deleted["doc_id"] == "a b.txt"
-    queue = parts.queue
-    assert isinstance(queue, SqliteQueue)
-    bodies = [json.loads(m.body) for m in await queue.receive(5, 0, 60)]
+    bodies = [json.loads(m.body) for m in await parts.queue.receive(5, 0, 60)]
     assert [b["op"] for b in bodies] == ["index", "delete"]

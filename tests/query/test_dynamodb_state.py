@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.query import dynamodb_state
-from services.query.dynamodb_state import DynamoDbState
+from services.query.adapters import dynamodb_state
+from services.query.adapters.dynamodb_state import DynamoDbState
 from services.query.prompts import Turn
 from shared.protocol import ErrorCode
 from shared.settings import AwsSettings, QuerySettings, Settings

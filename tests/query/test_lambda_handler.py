@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from services.query.adapters.apigw import ManagementApi
+from services.query.adapters.dynamodb_state import DynamoDbState
+from services.query.adapters.lambda_invoker import LambdaInvoker
 from services.query.core import build_query_deps
-from services.query.dynamodb_state import DynamoDbState
 from services.query.frontdoor import refusal
-from services.query.invoke import LambdaInvoker
 from services.query.lambda_handler import WORKER_KEY, LambdaApp, LambdaRuntime
 from services.query.registry import InMemoryRegistry
-from shared.adapters.apigw import ManagementApi
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, QuerySettings, Settings

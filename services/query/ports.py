@@ -1,0 +1,71 @@
+"""The query service's own ports: what only this service needs from outside.
+
+The ports every part shares (vector index, embedder, chat model, connection
+sink...) are in ``shared/ports.py``. These four are the query service's alone;
+their adapters live in ``services/query/adapters/``, in-memory ones for a
+single process beside the logic that uses them (``registry.py``,
+``conversation.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from services.query.prompts import Turn
+from shared.ports import ConnectionSink
+from shared.protocol import ErrorCode
+
+
+class ConversationStore(Protocol):
+    """The last turns per conversation id (in memory; DynamoDB for Lambda)."""
+
+    async def history(self, conversation_id: str) -> list[Turn]:
+        """Oldest first; empty for an unknown id."""
+        ...
+
+    async def append(self, conversation_id: str, turn: Turn, keep_turns: int) -> None:
+        """Add a turn, keeping at most the last ``keep_turns``."""
+        ...
+
+
+class RequestRegistry(Protocol):
+    """Running requests per connection, shared by the Lambda's invocations."""
+
+    async def start(
+        self, connection_id: str, request_id: str, max_running: int
+    ) -> ErrorCode | None:
+        """Register a running request; return the error code if refused."""
+        ...
+
+    async def cancel(self, connection_id: str, request_id: str) -> bool:
+        """Flag a running request as cancelled; False if no such request runs."""
+        ...
+
+    async def should_stop(self, connection_id: str, request_id: str) -> bool:
+        """True once the request was cancelled or its connection left."""
+        ...
+
+    async def finish(self, connection_id: str, request_id: str) -> None: ...
+
+    async def disconnect(self, connection_id: str) -> None:
+        """The connection left: every request on it should stop."""
+        ...
+
+
+class Invoker(Protocol):
+    """Start another invocation of a function without waiting for it."""
+
+    async def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None: ...
+
+
+class ConnectionSinks(Protocol):
+    """Sinks for the connections of a deployed WebSocket API (API Gateway's
+    Management API), one client per endpoint."""
+
+    def endpoint(self, domain_name: str, stage: str) -> str:
+        """The Management API endpoint of the API a request came through."""
+        ...
+
+    def sink(self, endpoint_url: str, connection_id: str) -> ConnectionSink: ...
+
+    async def close(self) -> None: ...
