@@ -46,7 +46,7 @@ async def _via_s3(settings: Settings, message: IndexOperation) -> IndexOperation
         )
     data = message.inline_bytes() or b""
     key = upload_key(message.doc_id)
-    client = LazyAwsClient("s3", settings)
+    client = LazyAwsClient.from_settings("s3", settings)
     try:
         s3 = await client()
         await s3.put_object(

@@ -10,10 +10,10 @@ import asyncio
 import logging
 import signal
 
-from services.indexer.logs import configure_logging
 from services.indexer.poller import Poller
 from services.indexer.runtime import build_runtime
 from shared.factory import build_queue
+from shared.logs import configure_logging
 from shared.settings import load_settings
 
 log = logging.getLogger("services.indexer")

@@ -8,8 +8,8 @@ are reported as handled; should that send fail, they are reported as failed
 and the queue's redrive policy remains the safety net.
 
 Adapters are built once per cold start and reused by warm invocations, on
-one event loop kept for the life of the execution environment (aiohttp and
-aiobotocore clients are bound to the loop that created them).
+one event loop kept for the life of the execution environment
+(``shared.lambda_runtime``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import asyncio
 import logging
 from typing import Any
 
-from services.indexer.logs import configure_logging
 from services.indexer.pipeline import Verdict
 from services.indexer.runtime import Runtime, build_runtime, log_outcome
+from shared.lambda_runtime import LambdaRuntime
+from shared.logs import configure_logging
 from shared.ports import QueueMessage
 from shared.settings import load_settings
 
 log = logging.getLogger("services.indexer")
-
-_loop: asyncio.AbstractEventLoop | None = None
-_runtime: Runtime | None = None
 
 
 def record_message(record: dict[str, Any]) -> QueueMessage:
@@ -72,27 +70,21 @@ async def handle_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any
     }
 
 
-def _get_runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        settings = load_settings()
-        configure_logging(settings.log_level)
-        _runtime = build_runtime(settings)
-    return _runtime
+class IndexerApp:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return await handle_event(event, self.runtime)
+
+    async def close(self) -> None:
+        await self.runtime.close()
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _loop
-    if _loop is None or _loop.is_closed():
-        _loop = asyncio.new_event_loop()
-    return _loop.run_until_complete(handle_event(event, _get_runtime()))
+def build_app_from_environment() -> IndexerApp:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return IndexerApp(build_runtime(settings))
 
 
-def reset_for_tests() -> None:
-    """Forget the cold-start state (tests run the handler under several settings)."""
-    global _loop, _runtime
-    if _runtime is not None and _loop is not None and not _loop.is_closed():
-        _loop.run_until_complete(_runtime.close())
-    if _loop is not None and not _loop.is_closed():
-        _loop.close()
-    _loop, _runtime = None, None
+handler = LambdaRuntime(build_app_from_environment)

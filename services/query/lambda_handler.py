@@ -28,6 +28,8 @@ from services.query.core import AnswerService, Job, QueryDeps, build_query_deps,
 from services.query.frontdoor import FrontDoor, run_answer
 from services.query.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
 from shared.errors import ConnectionGone
+from shared.lambda_runtime import LambdaRuntime
+from shared.logs import configure_logging
 from shared.ports import ConnectionSink
 from shared.protocol import AskAction, ErrorCode
 from shared.settings import Settings
@@ -199,27 +201,6 @@ def _body(event: dict[str, Any]) -> str:
     return str(body)
 
 
-class LambdaRuntime:
-    """Runs a LambdaApp on one event loop that lives as long as the container,
-    so aiobotocore clients and connection pools survive between invocations."""
-
-    def __init__(self, build: Any) -> None:
-        self._build = build
-        self._app: LambdaApp | None = None
-        self._loop = asyncio.new_event_loop()
-
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if self._app is None:
-            self._app = self._build()
-        return self._loop.run_until_complete(self._app.handle(event, context))
-
-    def close(self) -> None:
-        """For tests and tools; a Lambda container just ends."""
-        if self._app is not None:
-            self._loop.run_until_complete(self._app.close())
-        self._loop.close()
-
-
 def build_app_from_environment() -> LambdaApp:
     from services.query.adapters.apigw import ManagementApi
     from services.query.adapters.lambda_invoker import LambdaInvoker
@@ -228,7 +209,7 @@ def build_app_from_environment() -> LambdaApp:
     from shared.settings import load_settings
 
     settings = load_settings()
-    logging.getLogger().setLevel(settings.log_level)
+    configure_logging(settings.log_level)
     registry: RequestRegistry
     conversations: ConversationStore
     if settings.query.state_table:

@@ -70,7 +70,7 @@ class BedrockChatModel(RemoteChatModel):
         self._model_id = settings.model.bedrock_model_id
         super().__init__(
             settings.model.family,
-            client or LazyAwsClient("bedrock-runtime", settings, read_timeout_s=120),
+            client or LazyAwsClient.from_settings("bedrock-runtime", settings, read_timeout_s=120),
         )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:

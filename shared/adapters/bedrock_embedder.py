@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from botocore.config import Config
 
+from shared.adapters.aws_client import LazyAwsClient
 from shared.adapters.remote_embedding import (
-    LazyClient,
     map_client_error,
     required_dimension,
     to_unit_vectors,
@@ -55,7 +55,11 @@ class BedrockEmbedder:
         self._model = model_id
         self._dimension = dimension
         self._concurrency = max(1, concurrency)
-        self._client = LazyClient("bedrock-runtime", region, endpoint_url, client_config)
+        # Not settings.aws.endpoint_url: that one points S3/SQS at local
+        # look-alikes, which don't serve SageMaker or Bedrock.
+        self._client = LazyAwsClient(
+            "bedrock-runtime", region=region, endpoint_url=endpoint_url, config=client_config
+        )
 
     @property
     def model_id(self) -> str:
@@ -91,7 +95,7 @@ class BedrockEmbedder:
         return f"Bedrock model {self._model}"
 
     async def _invoke(self, text: str) -> list[float]:
-        client = await self._client.get()
+        client = await self._client()
         try:
             response = await client.invoke_model(
                 modelId=self._model,

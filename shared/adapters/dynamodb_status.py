@@ -56,7 +56,7 @@ def from_item(item: dict[str, dict[str, str]]) -> DocumentStatus:
 class DynamoDbStatusStore:
     def __init__(self, table: str, settings: Settings) -> None:
         self.table = table
-        self._client = LazyAwsClient("dynamodb", settings, read_timeout_s=10.0)
+        self._client = LazyAwsClient.from_settings("dynamodb", settings, read_timeout_s=10.0)
 
     async def _call(self, action: str, call: Callable[[Any], Awaitable[T]]) -> T:
         try:

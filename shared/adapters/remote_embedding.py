@@ -1,18 +1,14 @@
-"""What the SageMaker and Bedrock embedders share: an aiobotocore client made
-on first use, botocore errors mapped to ours, and vector checks.
+"""What the SageMaker and Bedrock embedders share: botocore errors mapped to
+ours, and vector checks (their client is ``aws_client.LazyAwsClient``).
 
 Pure parts (``map_client_error``, ``to_unit_vectors``) are tested alone.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import numpy as np
-from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import error_code, http_status
@@ -35,10 +31,6 @@ _TRANSIENT_CODES = frozenset(
         "ModelNotReadyException",
         "ModelTimeoutException",
     }
-)
-# botocore itself retries a couple of times before we see the error.
-DEFAULT_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60
 )
 
 
@@ -84,51 +76,3 @@ def to_unit_vectors(rows: Any, count: int, dimension: int, what: str) -> Vector:
         raise ModelError(f"{what}: the endpoint returned a zero or non-finite vector")
     unit: Vector = (vectors / norms).astype(np.float32)
     return unit
-
-
-class LazyClient:
-    """One aiobotocore client, created on first use in the running loop and
-    re-created if a later call runs in another loop (a Lambda that calls
-    ``asyncio.run`` per invocation)."""
-
-    def __init__(
-        self,
-        service: str,
-        region: str,
-        endpoint_url: str | None = None,
-        config: Config | None = None,
-    ) -> None:
-        self._service = service
-        self._region = region
-        # Not settings.aws.endpoint_url: that one points S3/SQS at local
-        # look-alikes, which don't serve SageMaker or Bedrock.
-        self._endpoint_url = endpoint_url
-        self._config = config or DEFAULT_CLIENT_CONFIG
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
-            return self._client
-        if self._loop is not loop:
-            self._lock, self._client, self._stack = asyncio.Lock(), None, None
-        async with self._lock:
-            if self._client is None:
-                stack = contextlib.AsyncExitStack()
-                creator = get_session().create_client(
-                    self._service,
-                    region_name=self._region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-                self._client = await stack.enter_async_context(creator)
-                self._stack, self._loop = stack, loop
-        return self._client
-
-    async def close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None and self._loop is asyncio.get_running_loop():
-            await stack.aclose()

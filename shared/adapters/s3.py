@@ -41,7 +41,7 @@ def too_large(where: str, size: int | None, max_bytes: int) -> DocumentTooLarge:
 
 class S3BlobStore:
     def __init__(self, settings: Settings) -> None:
-        self._client = LazyAwsClient("s3", settings)
+        self._client = LazyAwsClient.from_settings("s3", settings)
 
     async def get(self, bucket: str, key: str, version_id: str | None, max_bytes: int) -> bytes:
         where = _describe(bucket, key, version_id)

@@ -123,7 +123,8 @@ class SageMakerChatModel(RemoteChatModel):
         self._endpoint = model.endpoint_name
         super().__init__(
             model.family,
-            client or LazyAwsClient("sagemaker-runtime", settings, read_timeout_s=120),
+            client
+            or LazyAwsClient.from_settings("sagemaker-runtime", settings, read_timeout_s=120),
         )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:

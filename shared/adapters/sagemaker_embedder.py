@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
+from shared.adapters.aws_client import LazyAwsClient
 from shared.adapters.remote_embedding import (
-    LazyClient,
     map_client_error,
     required_dimension,
     to_unit_vectors,
@@ -64,7 +64,11 @@ class SageMakerEmbedder:
         self._endpoint = endpoint_name
         self._dimension = dimension
         self._batch_size = batch_size
-        self._client = LazyClient("sagemaker-runtime", region, endpoint_url, client_config)
+        # Not settings.aws.endpoint_url: that one points S3/SQS at local
+        # look-alikes, which don't serve SageMaker or Bedrock.
+        self._client = LazyAwsClient(
+            "sagemaker-runtime", region=region, endpoint_url=endpoint_url, config=client_config
+        )
 
     @property
     def model_id(self) -> str:
@@ -93,7 +97,7 @@ class SageMakerEmbedder:
 
     async def _invoke(self, texts: Sequence[str]) -> Vector:
         what = f"SageMaker endpoint {self._endpoint}"
-        client = await self._client.get()
+        client = await self._client()
         try:
             response = await client.invoke_endpoint(
                 EndpointName=self._endpoint,

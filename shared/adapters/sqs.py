@@ -56,7 +56,7 @@ class SqsQueue:
         self.queue_url = queue_url
         self._settings = settings
         # Long polls hold a connection for up to 20 s: the read timeout must exceed it.
-        self._client = client or LazyAwsClient("sqs", settings, read_timeout_s=40.0)
+        self._client = client or LazyAwsClient.from_settings("sqs", settings, read_timeout_s=40.0)
 
     def sibling(self, queue_url: str) -> SqsQueue:
         """Another queue (e.g. the dead-letter queue) sharing this one's client."""

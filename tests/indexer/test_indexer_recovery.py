@@ -190,7 +190,7 @@ def test_the_lambda_entry_point_builds_everything_from_the_environment(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    lambda_handler.reset_for_tests()
+    lambda_handler.handler.close()  # start cold, under these settings
     try:
         # WHEN two warm invocations handle a batch each
         first = lambda_handler.handler(
@@ -200,15 +200,14 @@ def test_the_lambda_entry_point_builds_everything_from_the_environment(
         # THEN the good one succeeded; the poison one (no DLQ configured) is left to redrive
         assert first == {"batchItemFailures": []}
         assert second == {"batchItemFailures": [{"itemIdentifier": "p"}]}
-        runtime = lambda_handler._runtime
-        assert runtime is not None
-        loop = lambda_handler._loop
-        assert loop is not None
-        record = loop.run_until_complete(runtime.pipeline.status.get("guide"))
+        app = lambda_handler.handler.app
+        assert app is not None
+        runtime = app.runtime
+        record = lambda_handler.handler.run(runtime.pipeline.status.get("guide"))
         assert record is not None and record.state is DocState.INDEXED
         assert runtime.pipeline.embedder.dimension == 384
     finally:
-        lambda_handler.reset_for_tests()
+        lambda_handler.handler.close()
         asyncio.run(_drop_index(opensearch_url, index_name))
 
 

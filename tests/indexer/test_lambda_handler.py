@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from services.indexer.lambda_handler import handle_event, record_message
-from services.indexer.logs import JsonFormatter
 from services.indexer.runtime import Runtime
 from shared.errors import IndexUnavailable
+from shared.logs import JsonFormatter
 from tests.fakes.dead_letters import RecordingDeadLetters
 from tests.fakes.vector_index import FakeVectorIndex
 from tests.indexer.events import index_body, sqs_event, sqs_record

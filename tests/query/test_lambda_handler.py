@@ -20,9 +20,10 @@ from services.query.adapters.dynamodb_state import DynamoDbState
 from services.query.adapters.lambda_invoker import LambdaInvoker
 from services.query.core import build_query_deps
 from services.query.frontdoor import refusal
-from services.query.lambda_handler import WORKER_KEY, LambdaApp, LambdaRuntime
+from services.query.lambda_handler import WORKER_KEY, LambdaApp
 from services.query.registry import InMemoryRegistry
 from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.lambda_runtime import LambdaRuntime
 from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel, Script
@@ -69,7 +70,7 @@ async def lambda_settings(settings: Settings, stand_in: AwsStandIn) -> AsyncIter
         )
 
 
-Container = Callable[[], LambdaRuntime]
+Container = Callable[[], LambdaRuntime[LambdaApp]]
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def containers(
     state_table: str,
 ) -> Iterator[Container]:
     """Each call is a new Lambda container sharing the DynamoDB state table."""
-    started: list[LambdaRuntime] = []
+    started: list[LambdaRuntime[LambdaApp]] = []
     dynamo = lambda_settings.model_copy(
         update={
             "aws": AwsSettings(region="us-east-1", endpoint_url=moto_url),
@@ -108,7 +109,7 @@ def containers(
             poll_s=0.02,
         )
 
-    def new() -> LambdaRuntime:
+    def new() -> LambdaRuntime[LambdaApp]:
         runtime = LambdaRuntime(build)
         started.append(runtime)
         return runtime
@@ -119,13 +120,17 @@ def containers(
 
 
 async def invoke(
-    runtime: LambdaRuntime, event: dict[str, Any], context: LambdaContext | None = None
+    runtime: LambdaRuntime[LambdaApp], event: dict[str, Any], context: LambdaContext | None = None
 ) -> dict[str, Any]:
     return await asyncio.to_thread(runtime, event, context or LambdaContext())
 
 
 async def ask_and_run_worker(
-    front: LambdaRuntime, worker: LambdaRuntime, stand_in: AwsStandIn, connection: str, **ask: Any
+    front: LambdaRuntime[LambdaApp],
+    worker: LambdaRuntime[LambdaApp],
+    stand_in: AwsStandIn,
+    connection: str,
+    **ask: Any,
 ) -> Frames:
     before = len(stand_in.invocations)
     await invoke(front, message_event(connection, {"action": "ask", **ask}))

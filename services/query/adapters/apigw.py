@@ -1,4 +1,4 @@
-"""The ConnectionSink port on the API Gateway Management API (``post_to_connection``).
+"""ConnectionSinks (a query port) on the API Gateway Management API (``post_to_connection``).
 
 The endpoint comes from each WebSocket event's request context:
 ``https://{domainName}/{stage}``. One aiobotocore client is kept per endpoint
@@ -9,14 +9,11 @@ A ``GoneException`` (410) means the client has left: it becomes
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import error_code
+from shared.adapters.aws_client import LazyAwsClient, client_config, error_code
 from shared.errors import ConnectionGone, TransientError
 from shared.ports import ServerEvent
 from shared.protocol import encode_event
@@ -30,19 +27,14 @@ def management_endpoint(domain_name: str, stage: str, override: str | None = Non
 
 
 class ManagementApi:
-    """aiobotocore ``apigatewaymanagementapi`` clients by endpoint, closed together."""
+    """``apigatewaymanagementapi`` clients by endpoint, closed together."""
 
     def __init__(self, settings: Settings) -> None:
         self._region = settings.aws.region
         self._override = settings.aws.endpoint_url
-        self._config = AioConfig(
-            connect_timeout=5,
-            read_timeout=10,
-            retries={"max_attempts": 3, "mode": "standard"},  # retries throttling, not Gone
-            max_pool_connections=64,
-        )
-        self._stack = AsyncExitStack()
-        self._clients: dict[str, Any] = {}
+        # Standard retries cover throttling, not Gone; many answers post at once.
+        self._config = client_config(read_timeout_s=10, max_pool_connections=64)
+        self._clients: dict[str, LazyAwsClient] = {}
 
     def endpoint(self, domain_name: str, stage: str) -> str:
         return management_endpoint(domain_name, stage, self._override)
@@ -50,23 +42,22 @@ class ManagementApi:
     async def client(self, endpoint_url: str) -> Any:
         client = self._clients.get(endpoint_url)
         if client is None:
-            creator = get_session().create_client(
+            client = LazyAwsClient(
                 "apigatewaymanagementapi",
-                region_name=self._region,
+                region=self._region,
                 endpoint_url=endpoint_url,
                 config=self._config,
             )
-            client = await self._stack.enter_async_context(creator)
             self._clients[endpoint_url] = client
-        return client
+        return await client()
 
     def sink(self, endpoint_url: str, connection_id: str) -> ApiGatewaySink:
         return ApiGatewaySink(self, endpoint_url, connection_id)
 
     async def close(self) -> None:
-        self._clients.clear()
-        await self._stack.aclose()
-        self._stack = AsyncExitStack()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
 
 class ApiGatewaySink:

@@ -54,7 +54,7 @@ class DynamoDbState:
         if not settings.query.state_table:
             raise ConfigurationError("RAG_QUERY__STATE_TABLE is required for DynamoDB state")
         self._table = settings.query.state_table
-        self._client = client or LazyAwsClient("dynamodb", settings, read_timeout_s=5)
+        self._client = client or LazyAwsClient.from_settings("dynamodb", settings, read_timeout_s=5)
 
     async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         client = await self._client()

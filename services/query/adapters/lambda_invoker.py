@@ -16,7 +16,7 @@ from shared.settings import Settings
 
 class LambdaInvoker:
     def __init__(self, settings: Settings) -> None:
-        self._client = LazyAwsClient("lambda", settings, read_timeout_s=10)
+        self._client = LazyAwsClient.from_settings("lambda", settings, read_timeout_s=10)
 
     async def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None:
         client = await self._client()

@@ -1,5 +1,7 @@
 """Structured JSON logs: one object per line, for CloudWatch Logs Insights.
 
+Both Lambda functions and the indexer's poller log this way.
+
 Call sites pass their fields as ``extra={"fields": {...}}``; the formatter
 merges them into the record's JSON so queries can filter on ``doc_id``,
 ``message_id``, ``outcome`` or a timing.
