@@ -48,11 +48,14 @@ class VectorIndex(Protocol):
 class StatusStore(Protocol):
     """Per-document status records, queryable by doc id."""
 
-    async def put(self, status: DocumentStatus) -> None: ...
+    async def put(self, status: DocumentStatus) -> None:
+        """Write the record, unless the stored one is newer (``updated_at``):
+        a slow, older write arriving last never undoes a newer outcome."""
 
     async def get(self, doc_id: str) -> DocumentStatus | None: ...
 
-    async def list(self, limit: int = 1000) -> list[DocumentStatus]: ...
+    async def list(self, limit: int = 1000) -> list[DocumentStatus]:
+        """The ``limit`` most recently updated records, newest first."""
 
 
 class Embedder(Protocol):

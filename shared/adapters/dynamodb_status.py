@@ -97,10 +97,12 @@ class DynamoDbStatusStore:
         return from_item(item) if item else None
 
     async def list(self, limit: int = 1000) -> list[DocumentStatus]:
+        # A scan returns items in no useful order: the newest ``limit`` are
+        # only known once every page has been read.
         found: list[DocumentStatus] = []
         start_key: dict[str, Any] | None = None
-        while len(found) < limit:
-            kwargs: dict[str, Any] = {"TableName": self.table, "Limit": min(1000, limit)}
+        while True:
+            kwargs: dict[str, Any] = {"TableName": self.table, "Limit": 1000}
             if start_key:
                 kwargs["ExclusiveStartKey"] = start_key
             response = await self._scan(kwargs)

@@ -29,6 +29,10 @@ class SqliteStatusStore:
     async def put(self, status: DocumentStatus) -> None:
         def _put(conn: apsw.Connection) -> None:
             with write_transaction(conn):
+                if (
+                    stored := _stored(conn, status.doc_id)
+                ) and stored.updated_at > status.updated_at:
+                    return  # a slow, older write arriving last: the newer record wins
                 conn.execute(
                     "INSERT INTO doc_status (doc_id, state, updated_at, status_json) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (doc_id) DO UPDATE SET "
@@ -46,19 +50,18 @@ class SqliteStatusStore:
 
     async def get(self, doc_id: str) -> DocumentStatus | None:
         def _get(conn: apsw.Connection) -> DocumentStatus | None:
-            found = rows(conn, "SELECT status_json FROM doc_status WHERE doc_id = ?", (doc_id,))
-            return DocumentStatus.model_validate_json(found[0][0]) if found else None
+            return _stored(conn, doc_id)
 
         return await self._db.run(_get)
 
     async def list(self, limit: int = 1000) -> list[DocumentStatus]:
         def _list(conn: apsw.Connection) -> list[DocumentStatus]:
-            found = rows(
-                conn,
-                "SELECT status_json FROM doc_status ORDER BY doc_id LIMIT ?",
-                (limit,),
-            )
-            return [DocumentStatus.model_validate_json(r[0]) for r in found]
+            # Newest first, as the port says (ISO strings in the column vary in
+            # their fraction digits, so the order is taken on parsed times).
+            found = rows(conn, "SELECT status_json FROM doc_status")
+            statuses = [DocumentStatus.model_validate_json(r[0]) for r in found]
+            statuses.sort(key=lambda s: s.updated_at, reverse=True)
+            return statuses[:limit]
 
         return await self._db.run(_list)
 
@@ -73,6 +76,11 @@ class SqliteStatusStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _stored(conn: apsw.Connection, doc_id: str) -> DocumentStatus | None:
+    found = rows(conn, "SELECT status_json FROM doc_status WHERE doc_id = ?", (doc_id,))
+    return DocumentStatus.model_validate_json(found[0][0]) if found else None
 
 
 def from_settings(settings: Settings) -> SqliteStatusStore:

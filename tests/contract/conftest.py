@@ -1,4 +1,8 @@
-"""One VectorIndex contract, run against every adapter.
+"""Contract suites: one per port with two adapters, run against every adapter
+(and the test fake where there is one). This module describes the subjects:
+VectorIndex, Queue + DeadLetters, StatusStore.
+
+VectorIndex.
 
 Each adapter is described by an ``IndexUnderTest``: how to open (and re-open)
 the same index, and how to make recent writes visible. OpenSearch makes
@@ -12,16 +16,26 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from shared.ports import VectorIndex
-from shared.settings import IndexSettings, Settings
+from shared.ports import DeadLetters, Queue, StatusStore, VectorIndex
+from shared.settings import AwsSettings, IndexSettings, QueueSettings, Settings, StatusSettings
+from tests.servers import MAX_RECEIVE_COUNT, SQS_REGION, SqsQueuePair
 
 T = TypeVar("T")
 POLL_LIMIT_S = 15.0
+
+
+@pytest.fixture(autouse=True)
+def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts any credentials; never let a developer's real ones be used."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 @dataclass
@@ -93,13 +107,140 @@ def under_test(request: pytest.FixtureRequest) -> IndexUnderTest:
     return subject
 
 
-@pytest.fixture(autouse=True)
-async def _close_opened(under_test: IndexUnderTest) -> AsyncIterator[None]:
-    yield
-    for index in under_test.opened:
-        await index.close()
-
-
 @pytest.fixture
 def index(under_test: IndexUnderTest) -> VectorIndex:
     return under_test.new()
+
+
+# ---- Queue + DeadLetters ---------------------------------------------------
+# The embedded queue and SQS on the shared moto server, each with its dead
+# letters (the queue's table; the DLQ wired by a redrive policy). Dead letters
+# are read back as (body, reason); SQS's own redrive adds no reason (None).
+
+DeadEntry = tuple[str, str | None]
+
+
+@dataclass
+class QueueUnderTest:
+    name: str
+    queue: Queue
+    dead_letters: DeadLetters
+    max_receive_count: int
+    read_dead: Callable[[], Awaitable[list[DeadEntry]]]
+
+
+@pytest.fixture
+async def sqlite_queue_under_test(tmp_path: Path) -> AsyncIterator[QueueUnderTest]:
+    from shared.adapters.sqlite_queue import SqliteDeadLetters, SqliteQueue
+
+    queue = SqliteQueue(tmp_path / "queue.sqlite3", max_receive_count=MAX_RECEIVE_COUNT)
+
+    async def read_dead() -> list[DeadEntry]:
+        return [(d.body, d.reason) for d in await queue.dead_letters()]
+
+    yield QueueUnderTest("sqlite", queue, SqliteDeadLetters(queue), MAX_RECEIVE_COUNT, read_dead)
+    await queue.close()
+
+
+@pytest.fixture
+async def sqs_queue_under_test(
+    sqs_endpoint_url: str, sqs_queue: SqsQueuePair, sqs_client: Any
+) -> AsyncIterator[QueueUnderTest]:
+    from shared.adapters import sqs
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url),
+        queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url, dlq_url=sqs_queue.dlq_url),
+    )
+    queue = sqs.from_settings(settings)
+    dead_letters = sqs.dead_letters_from_settings(settings)
+
+    async def read_dead() -> list[DeadEntry]:
+        response = await sqs_client.receive_message(
+            QueueUrl=sqs_queue.dlq_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=1,
+            VisibilityTimeout=60,  # read each entry once
+        )
+        return [
+            (m["Body"], m.get("MessageAttributes", {}).get("reason", {}).get("StringValue"))
+            for m in response.get("Messages", [])
+        ]
+
+    yield QueueUnderTest("sqs", queue, dead_letters, sqs_queue.max_receive_count, read_dead)
+    await queue.close()
+    await dead_letters.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("sqs", marks=pytest.mark.sqs)])
+def queue_under_test(request: pytest.FixtureRequest) -> QueueUnderTest:
+    subject: QueueUnderTest = request.getfixturevalue(f"{request.param}_queue_under_test")
+    return subject
+
+
+@pytest.fixture
+async def fake_dead_letters_under_test(
+    sqlite_queue_under_test: QueueUnderTest,
+) -> QueueUnderTest:
+    """The tests' RecordingDeadLetters, beside a real (embedded) queue."""
+    from tests.fakes.dead_letters import RecordingDeadLetters
+
+    fake = RecordingDeadLetters()
+
+    async def read_dead() -> list[DeadEntry]:
+        return [(message.body, why.reason) for message, why in fake.sent]
+
+    return QueueUnderTest("fake", sqlite_queue_under_test.queue, fake, MAX_RECEIVE_COUNT, read_dead)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("sqs", marks=pytest.mark.sqs), "fake"])
+def dead_letters_under_test(request: pytest.FixtureRequest) -> QueueUnderTest:
+    name = f"{request.param}_dead_letters_under_test"
+    if request.param != "fake":
+        name = f"{request.param}_queue_under_test"
+    subject: QueueUnderTest = request.getfixturevalue(name)
+    return subject
+
+
+# ---- StatusStore -------------------------------------------------------------
+# The embedded store, DynamoDB on the shared moto server, and the tests' fake.
+
+
+@pytest.fixture
+async def sqlite_status_under_test(tmp_path: Path) -> AsyncIterator[StatusStore]:
+    from shared.adapters.sqlite_status import SqliteStatusStore
+
+    store = SqliteStatusStore(tmp_path / "status.sqlite3")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def dynamodb_status_under_test(sqs_endpoint_url: str) -> AsyncIterator[StatusStore]:
+    from shared.adapters import dynamodb_status
+    from tests.indexer.harness import create_status_table
+
+    table = await create_status_table(sqs_endpoint_url)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url),
+        status=StatusSettings(backend="dynamodb", table=table),
+    )
+    store = dynamodb_status.from_settings(settings)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def fake_status_under_test() -> StatusStore:
+    from tests.fakes.status_store import FakeStatusStore
+
+    return FakeStatusStore()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("dynamodb", marks=pytest.mark.sqs), "fake"])
+def status_store(request: pytest.FixtureRequest) -> StatusStore:
+    subject: StatusStore = request.getfixturevalue(f"{request.param}_status_under_test")
+    return subject

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,13 @@ def make_chunk(
         metadata=metadata or {},
     )
     return EmbeddedChunk(chunk=chunk, vector=vector)
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened(under_test: IndexUnderTest) -> AsyncIterator[None]:
+    yield
+    for index in under_test.opened:
+        await index.close()
 
 
 def ids(hits: list[SearchHit]) -> list[str]:

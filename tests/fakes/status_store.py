@@ -1,4 +1,4 @@
-"""An in-memory StatusStore for logic tests."""
+"""An in-memory StatusStore for logic tests (passes the StatusStore contract)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ class FakeStatusStore:
         self.history: list[DocumentStatus] = []
 
     async def put(self, status: DocumentStatus) -> None:
+        stored = self.records.get(status.doc_id)
+        if stored is not None and stored.updated_at > status.updated_at:
+            return  # as the real stores: an older write never replaces a newer record
         self.records[status.doc_id] = status
         self.history.append(status)
 
