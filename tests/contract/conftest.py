@@ -149,7 +149,7 @@ async def sqs_queue_under_test(
     from shared.adapters import sqs
 
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url),
         queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url, dlq_url=sqs_queue.dlq_url),
     )
@@ -224,7 +224,7 @@ async def dynamodb_status_under_test(sqs_endpoint_url: str) -> AsyncIterator[Sta
 
     table = await create_status_table(sqs_endpoint_url)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url),
         status=StatusSettings(backend="dynamodb", table=table),
     )

@@ -12,7 +12,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
 
 
 def status(doc_id: str, state: DocState, at: datetime, **more: object) -> DocumentStatus:
-    return DocumentStatus(doc_id=doc_id, state=state, updated_at=at, **more)  # type: ignore[arg-type]
+    return DocumentStatus(doc_id=doc_id, state=state, updated_at=at, **more)
 
 
 async def test_an_unknown_document_has_no_status(status_store: StatusStore) -> None:

@@ -70,7 +70,7 @@ def chunk(
     settings: ChunkingSettings = SETTINGS,
     **loaded: object,
 ) -> list[Chunk]:
-    doc = LoadedDocument(text=text, **loaded)  # type: ignore[arg-type]
+    doc = LoadedDocument(text=text, **loaded)
     return chunk_document("doc-1", doc, generation="gen-1", settings=settings, counter=counter)
 
 

@@ -25,6 +25,7 @@ from shared.protocol import (
     ErrorEvent,
     PingAction,
     PongEvent,
+    ServerEvent,
     SourcesEvent,
     StopReason,
     TokenEvent,
@@ -129,7 +130,7 @@ def test_schema_accepts_every_action_and_event_the_models_produce() -> None:
     ]
     for action in actions:
         validator("client-action").validate(json.loads(action.model_dump_json()))
-    events = [
+    events: list[ServerEvent] = [
         AcceptedEvent(request_id="r"),
         TokenEvent(request_id="r", seq=0, text="t"),
         SourcesEvent(

@@ -41,7 +41,7 @@ def make_pipeline(
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 @pytest.fixture
@@ -77,5 +77,5 @@ def runtime(settings: Settings, pipeline: IndexerPipeline) -> Runtime:
 @pytest.fixture
 def settings_small(fake_index: FakeVectorIndex, fake_status: FakeStatusStore) -> IndexerPipeline:
     """A pipeline whose document size limit is 100 bytes."""
-    small = Settings(_env_file=None, ingest={"max_document_bytes": 100})  # type: ignore[call-arg]
+    small = Settings(_env_file=None, ingest={"max_document_bytes": 100})
     return make_pipeline(small, fake_index, fake_status)

@@ -41,7 +41,7 @@ class Servers:
 
     def settings(self, opensearch_url: str | None = None, **more: Any) -> Settings:
         return Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             aws={"endpoint_url": self.aws_endpoint},
             index={
                 "backend": "opensearch",

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.sqs
 
 
 def aws_settings(endpoint: str, **more: Any) -> Settings:
-    return Settings(_env_file=None, aws={"endpoint_url": endpoint}, **more)  # type: ignore[call-arg]
+    return Settings(_env_file=None, aws={"endpoint_url": endpoint}, **more)
 
 
 @pytest.fixture

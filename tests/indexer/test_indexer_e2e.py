@@ -189,12 +189,8 @@ async def test_lambda_opensearch_down_then_back_loses_nothing(
     while len(indexed) < 3 and loop.time() < deadline:
         await asyncio.sleep(1.0)  # the failed messages' visibility runs out
         await lambda_delivery(live, sqs_client, servers.queue_url)
-        indexed = [
-            d
-            for d in ("doc0", "doc1", "doc2")
-            if await live.pipeline.status.get(d)
-            and (await live.pipeline.status.get(d)).state is DocState.INDEXED
-        ]  # type: ignore[union-attr]
+        statuses = {d: await live.pipeline.status.get(d) for d in ("doc0", "doc1", "doc2")}
+        indexed = [d for d, s in statuses.items() if s is not None and s.state is DocState.INDEXED]
     assert indexed == ["doc0", "doc1", "doc2"]
     assert await dead_letters(sqs_client, servers.dlq_url) == []
 

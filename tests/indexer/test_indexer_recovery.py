@@ -45,7 +45,7 @@ async def test_a_crash_between_write_and_cleanup_converges_on_redelivery(
     opensearch_client: AsyncOpenSearch,
 ) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         index={
             "backend": "opensearch",
             "opensearch_url": opensearch_url,
@@ -111,7 +111,7 @@ class BlockingEmbedder(FakeEmbedder):
 
 @pytest.fixture
 async def sqs(sqs_endpoint_url: str, sqs_queue: SqsQueuePair) -> AsyncIterator[SqsQueue]:
-    settings = Settings(_env_file=None, aws={"endpoint_url": sqs_endpoint_url})  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, aws={"endpoint_url": sqs_endpoint_url})
     queue = SqsQueue(sqs_queue.url, settings)
     yield queue
     await queue.close()
@@ -119,7 +119,7 @@ async def sqs(sqs_endpoint_url: str, sqs_queue: SqsQueuePair) -> AsyncIterator[S
 
 def slow_runtime(visibility_timeout_s: int) -> tuple[Runtime, BlockingEmbedder]:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         queue={"wait_seconds": 1, "visibility_timeout_s": visibility_timeout_s},
     )
     embedder = BlockingEmbedder()

@@ -25,7 +25,7 @@ POLL_LIMIT_S = 15.0
 
 def os_settings(url: str, index_name: str, engine: str) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         index={
             "backend": "opensearch",
             "opensearch_url": url,
@@ -191,4 +191,4 @@ async def test_vectors_round_trip_as_float32(index: OpenSearchVectorIndex) -> No
     # np.float32 values must serialise (the bulk body is JSON)
     await index.ensure_index(DIM)
     chunk = embedded("f", "g", ["x"])[0]
-    await index.write([EmbeddedChunk(chunk.chunk, np.ones(DIM, dtype=np.float32) / 4)])
+    await index.write([EmbeddedChunk(chunk.chunk, np.full(DIM, 0.25, dtype=np.float32))])

@@ -21,7 +21,7 @@ def _chunk(ordinal: int = 0, **fields: object) -> EmbeddedChunk:
         start=0,
         end=5,
         metadata={"team": "hr"},
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
     return EmbeddedChunk(chunk, np.array([0.5, -0.5], dtype=np.float32))
 

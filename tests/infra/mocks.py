@@ -176,7 +176,7 @@ def run_under_mocks(mocks: RecordingMocks, program: Callable[[], Any]) -> None:
     loop.set_default_executor(executor)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
     try:
-        pulumi.runtime.test(program)()
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]  # pulumi: no annotations
     finally:
         executor.shutdown(wait=True)
         for thread_loop in thread_loops:

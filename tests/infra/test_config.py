@@ -25,7 +25,8 @@ def test_project_file() -> None:
 
 
 def dev_stack_config() -> dict[str, Any]:
-    return yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    return config
 
 
 def test_dev_stack_documents_the_real_defaults() -> None:

@@ -7,6 +7,8 @@ services' real settings from the stack's variables and checks every value landed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from infra import env
@@ -23,7 +25,7 @@ VALUES = {
 }
 
 
-def apply(monkeypatch: pytest.MonkeyPatch, variables: dict[str, object]) -> None:
+def apply(monkeypatch: pytest.MonkeyPatch, variables: Mapping[str, object]) -> None:
     for key, value in variables.items():
         monkeypatch.setenv(key, str(value))
 

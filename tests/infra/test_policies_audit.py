@@ -152,7 +152,7 @@ def test_aoss_policies(variant: tuple[StackConfig, Deployment]) -> None:
     assert access.inputs["type"] == "data"
     roles = {r.name: r.state["arn"] for r in d.of_type("aws:iam/role:Role")}
     by_principal = {tuple(e["Principal"]): e["Rules"] for e in access.policy()}
-    expected = {(roles["indexer-role"],), (roles["query-role"],)}
+    expected: set[tuple[str, ...]] = {(roles["indexer-role"],), (roles["query-role"],)}
     if config.search.admin_principals:
         expected.add(tuple(config.search.admin_principals))
     assert set(by_principal) == expected

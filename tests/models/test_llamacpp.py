@@ -49,8 +49,10 @@ async def test_streams_tokens_then_one_finish_with_counts(model: LlamaCppChatMod
 async def test_max_new_tokens_one(model: LlamaCppChatModel) -> None:
     events = await _collect(model, GenerationParams(max_new_tokens=1))
     assert len(events) == 2
-    assert events[-1] == ModelFinish(
-        StopReason.LENGTH, prompt_tokens=events[-1].prompt_tokens, completion_tokens=1
+    finish = events[-1]
+    assert isinstance(finish, ModelFinish)
+    assert finish == ModelFinish(
+        StopReason.LENGTH, prompt_tokens=finish.prompt_tokens, completion_tokens=1
     )
 
 
@@ -118,8 +120,10 @@ async def test_concurrent_streams_all_complete(model: LlamaCppChatModel) -> None
     params = GenerationParams(max_new_tokens=6)
     results = await asyncio.gather(*(_collect(model, params) for _ in range(3)))
     for events in results:
-        assert events[-1] == ModelFinish(
-            StopReason.LENGTH, prompt_tokens=events[-1].prompt_tokens, completion_tokens=6
+        finish = events[-1]
+        assert isinstance(finish, ModelFinish)
+        assert finish == ModelFinish(
+            StopReason.LENGTH, prompt_tokens=finish.prompt_tokens, completion_tokens=6
         )
         assert sum(isinstance(e, ModelToken) for e in events) >= 3
 

@@ -23,7 +23,10 @@ def reference() -> tuple[list[str], np.ndarray]:
 
 
 def _cosines(got: np.ndarray, want: np.ndarray) -> np.ndarray:
-    return (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    cosines: np.ndarray = (got * want).sum(1) / (
+        np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1)
+    )
+    return cosines
 
 
 async def test_batched_vectors_match_sentence_transformers_on_every_text(

@@ -26,14 +26,18 @@ PARAMS = GenerationParams(max_new_tokens=64, temperature=0.6, top_p=0.9, stop=("
 
 
 def tgi_line(text: str, special: bool = False, details: dict[str, object] | None = None) -> bytes:
-    body = {"token": {"id": 1, "text": text, "logprob": -0.1, "special": special}}
+    body: dict[str, object] = {
+        "token": {"id": 1, "text": text, "logprob": -0.1, "special": special}
+    }
     body["generated_text"] = None
     body["details"] = details
     return b"data:" + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
 
 
 def lmi_line(text: str, special: bool = False, details: dict[str, object] | None = None) -> bytes:
-    body = {"token": {"id": 1, "text": text, "log_prob": -0.1, "special": special}}
+    body: dict[str, object] = {
+        "token": {"id": 1, "text": text, "log_prob": -0.1, "special": special}
+    }
     body["details"] = details
     return json.dumps(body).encode() + b"\n"
 

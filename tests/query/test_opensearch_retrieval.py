@@ -35,7 +35,7 @@ async def os_index(
         backend="opensearch",
         opensearch_url=opensearch_url,
         index_name=opensearch_index_name,
-        engine=opensearch_knn_engine,  # type: ignore[arg-type]
+        engine=opensearch_knn_engine,
         space_type="innerproduct" if opensearch_knn_engine == "faiss" else "cosinesimil",
     )
     index = OpenSearchVectorIndex(settings.model_copy(update={"index": index_settings}))

@@ -15,7 +15,7 @@ from services.query.server import create_app
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.documents import EmbeddedChunk
 from shared.factory import build_chat_model, build_embedder
-from shared.protocol import parse_server_event
+from shared.protocol import ServerEvent, parse_server_event
 from shared.settings import ModelSettings, Settings
 from tests.query.corpus import unembedded_chunks
 
@@ -44,7 +44,7 @@ async def real_server(settings: Settings) -> AsyncIterator[TestServer]:
 async def test_real_model_answer_over_the_websocket(real_server: TestServer) -> None:
     async with ClientSession() as http, http.ws_connect(real_server.make_url("/ws")) as ws:
         await ws.send_json({"action": "ask", "question": "What do llamas eat?"})
-        events = []
+        events: list[ServerEvent] = []
         while not events or events[-1].event != "done":
             events.append(parse_server_event(await ws.receive_str(timeout=120)))
     kinds = [event.event for event in events]
