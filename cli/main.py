@@ -40,6 +40,9 @@ Stack = Annotated[
     str | None,
     typer.Option("--stack", help="Use a deployed Pulumi stack's queue and bucket (e.g. dev)"),
 ]
+Token = Annotated[str | None, typer.Option(help="Token for the deployed API")]
+ChunkCount = Annotated[int | None, typer.Option(help="Chunks to retrieve")]
+SearchMode = Annotated[str | None, typer.Option(help="knn or hybrid")]
 
 
 def stack_outputs(stack: str | None) -> dict[str, Any]:
@@ -138,9 +141,9 @@ def ask(
     url: Annotated[
         str | None, typer.Option(help="Ask a server: ws://127.0.0.1:8080/ws or the stack's URL")
     ] = None,
-    token: Annotated[str | None, typer.Option(help="Token for the deployed API")] = None,
-    k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
-    mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
+    token: Token = None,
+    k: ChunkCount = None,
+    mode: SearchMode = None,
     data_dir: DataDir = None,
     stack: Stack = None,
 ) -> None:
@@ -155,9 +158,9 @@ def ask(
 @app.command()
 def chat(
     url: Annotated[str | None, typer.Option(help="Chat with a server instead")] = None,
-    token: Annotated[str | None, typer.Option(help="Token for the deployed API")] = None,
-    k: Annotated[int | None, typer.Option(help="Chunks to retrieve")] = None,
-    mode: Annotated[str | None, typer.Option(help="knn or hybrid")] = None,
+    token: Token = None,
+    k: ChunkCount = None,
+    mode: SearchMode = None,
     data_dir: DataDir = None,
     stack: Stack = None,
 ) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from botocore.config import Config
 
-from shared.adapters.aws_client import LazyAwsClient
 from shared.adapters.remote_embedding import (
+    endpoint_client,
     map_client_error,
     required_dimension,
     to_unit_vectors,
@@ -55,11 +55,7 @@ class BedrockEmbedder:
         self._model = model_id
         self._dimension = dimension
         self._concurrency = max(1, concurrency)
-        # Not settings.aws.endpoint_url: that one points S3/SQS at local
-        # look-alikes, which don't serve SageMaker or Bedrock.
-        self._client = LazyAwsClient(
-            "bedrock-runtime", region=region, endpoint_url=endpoint_url, config=client_config
-        )
+        self._client = endpoint_client("bedrock-runtime", region, endpoint_url, client_config)
 
     @property
     def model_id(self) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import error_code, http_status
+from shared.adapters.aws_client import LazyAwsClient, error_code, http_status
 from shared.documents import Vector
 from shared.errors import ConfigurationError, DimensionMismatch, ModelError, ModelUnavailable
 from shared.settings import Settings
@@ -32,6 +33,15 @@ _TRANSIENT_CODES = frozenset(
         "ModelTimeoutException",
     }
 )
+
+
+def endpoint_client(
+    service: str, region: str, endpoint_url: str | None, config: Config | None
+) -> LazyAwsClient:
+    """The runtime client of a model endpoint. ``endpoint_url`` is the
+    embedder's own, not ``RAG_AWS__ENDPOINT_URL``: that one points S3/SQS at
+    local look-alikes, which don't serve SageMaker or Bedrock."""
+    return LazyAwsClient(service, region=region, endpoint_url=endpoint_url, config=config)
 
 
 def required_dimension(settings: Settings, backend: str) -> int:

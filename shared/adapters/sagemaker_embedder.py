@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
-from shared.adapters.aws_client import LazyAwsClient
 from shared.adapters.remote_embedding import (
+    endpoint_client,
     map_client_error,
     required_dimension,
     to_unit_vectors,
@@ -64,11 +64,7 @@ class SageMakerEmbedder:
         self._endpoint = endpoint_name
         self._dimension = dimension
         self._batch_size = batch_size
-        # Not settings.aws.endpoint_url: that one points S3/SQS at local
-        # look-alikes, which don't serve SageMaker or Bedrock.
-        self._client = LazyAwsClient(
-            "sagemaker-runtime", region=region, endpoint_url=endpoint_url, config=client_config
-        )
+        self._client = endpoint_client("sagemaker-runtime", region, endpoint_url, client_config)
 
     @property
     def model_id(self) -> str:

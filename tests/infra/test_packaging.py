@@ -176,7 +176,7 @@ def test_the_shipped_code_never_imports_the_cli() -> None:
 
 def test_botocore_keeps_every_client_the_services_create() -> None:
     pattern = re.compile(
-        r"""(?:create_client|LazyAwsClient(?:\.from_settings)?)\(\s*["']([a-z0-9-]+)["']"""
+        r"""(?:create_client|LazyAwsClient(?:\.from_settings)?|endpoint_client)\(\s*["']([a-z0-9-]+)["']"""
     )
     used = {
         match
