@@ -126,6 +126,16 @@ def sqs_endpoint_url() -> str:
     )
 
 
+@pytest.fixture
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto accepts any credentials; never let a developer's real ones be used."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", SQS_REGION)
+
+
 def unique_name(prefix: str) -> str:
     """A lowercase name no other test (or earlier run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -30,12 +30,8 @@ POLL_LIMIT_S = 15.0
 
 
 @pytest.fixture(autouse=True)
-def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto accepts any credentials; never let a developer's real ones be used."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws_test_credentials(fake_aws_credentials: None) -> None:
+    """Every contract test runs with them (see tests/servers.py)."""
 
 
 @dataclass

@@ -14,13 +14,8 @@ from tests.fakes.vector_index import FakeVectorIndex
 
 
 @pytest.fixture(autouse=True)
-def aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto accepts any credentials; never let a developer's real ones be used."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def aws_test_credentials(fake_aws_credentials: None) -> None:
+    """Every indexer test runs with them (see tests/servers.py)."""
 
 
 def make_pipeline(
