@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from services.indexer.lambda_handler import handle_event, record_message
 from services.indexer.runtime import Runtime
 from shared.errors import IndexUnavailable
 from shared.logs import JsonFormatter
+from shared.settings import Settings
 from tests.fakes.dead_letters import RecordingDeadLetters
 from tests.fakes.vector_index import FakeVectorIndex
 from tests.indexer.events import index_body, sqs_event, sqs_record
@@ -83,3 +85,21 @@ async def test_outcomes_are_logged_as_json_with_ids_and_timings(
     assert line["doc_id"] == "doc-9" and line["message_id"] == "mid-9"
     assert line["outcome"] == "indexed" and line["level"] == "INFO"
     assert {"fetch", "chunk", "embed", "write", "total"} <= set(line["timings_ms"])
+
+
+async def test_the_factory_picks_the_dead_letters_beside_the_queue(tmp_path: Path) -> None:
+    from shared.adapters.sqlite_queue import SqliteDeadLetters
+    from shared.adapters.sqs import SqsDeadLetters
+    from shared.factory import build_dead_letters
+
+    embedded = build_dead_letters(Settings(_env_file=None, data_dir=tmp_path))
+    assert isinstance(embedded, SqliteDeadLetters)
+    await embedded.close()
+    dlq = "http://127.0.0.1:9/000000000000/dlq"
+    with_dlq = build_dead_letters(
+        Settings(_env_file=None, queue={"backend": "sqs", "queue_url": dlq, "dlq_url": dlq})
+    )
+    assert isinstance(with_dlq, SqsDeadLetters)  # built lazily: nothing was contacted
+    await with_dlq.close()
+    # SQS without a DLQ URL: poison is left to the queue's redrive policy.
+    assert build_dead_letters(Settings(_env_file=None, queue={"backend": "sqs"})) is None
