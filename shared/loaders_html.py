@@ -27,6 +27,7 @@ _PAGE_CHROME = "header, footer, aside, [role=banner], [role=contentinfo], [role=
 _CHROME_NAMES = (
     "header", "footer", "nav", "navbar", "navigation", "nav-panel", "breadcrumb",
     "breadcrumbs", "sidebar", "menu", "skip-link", "cookie-banner", "toc-sidebar",
+    "headerlink",
 )  # fmt: skip
 _NAMED_CHROME = ", ".join(f"[class~={name}], [id={name}]" for name in _CHROME_NAMES)
 _CONTENT_CONTAINERS = frozenset({"article", "main"})

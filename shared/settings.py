@@ -74,6 +74,9 @@ class ChunkingSettings(BaseModel):
     # all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP].
     chunk_tokens: int = Field(default=200, ge=16, le=254)
     overlap_tokens: int = Field(default=32, ge=0, le=128)
+    # What the embedder reads before each chunk's text (shared/context_header.py);
+    # with a header the chunk window shrinks by 32 tokens to leave it room.
+    context_header: Literal["none", "title", "title_section"] = "title_section"
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> ChunkingSettings:
