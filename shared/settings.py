@@ -129,6 +129,8 @@ class QuerySettings(BaseModel):
     default_k: int = Field(default=5, ge=1, le=50)
     search_mode: Literal["knn", "hybrid"] = "knn"
     rrf_k: int = Field(default=60, ge=1)
+    # Hybrid: weight of the keyword ranking in the fusion (k-NN's is 1).
+    keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0)
     candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
     max_chunks_per_doc: int = Field(default=3, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)

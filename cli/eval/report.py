@@ -144,8 +144,20 @@ def metrics_text(summary: EvalSummary) -> list[str]:
     return lines
 
 
-def human_report(summary: EvalSummary, answers: AnswerSummary | None = None) -> str:
-    lines = metrics_text(summary)
+def settings_text(context: dict[str, Any]) -> list[str]:
+    """The settings behind the numbers, e.g. ``settings  embedder=… chunk_tokens=200``.
+    Chunking settings take effect at ingest: an index built under other
+    settings is re-indexed when its documents are sent again."""
+    pairs = " ".join(f"{key}={value}" for key, value in context.items())
+    return [f"settings    {pairs}"]
+
+
+def human_report(
+    summary: EvalSummary,
+    answers: AnswerSummary | None = None,
+    context: dict[str, Any] | None = None,
+) -> str:
+    lines = [*(settings_text(context) if context else []), *metrics_text(summary)]
     if answers is not None:
         lines.extend(answers.text_lines())
     failures = failures_text(summary)
