@@ -70,7 +70,10 @@ class CachingEmbedder:
         self.misses += len(missing)
         if missing:
             vectors = await self._inner.embed_documents([texts[i] for i in missing])
-            new = {keys[i]: np.asarray(v, dtype=np.float32) for i, v in zip(missing, vectors)}
+            new = {
+                keys[i]: np.asarray(v, dtype=np.float32)
+                for i, v in zip(missing, vectors, strict=True)
+            }
             with self._lock, self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?)",

@@ -6,8 +6,9 @@
 the path relative to DIR) that answer the question; any one of them counts.
 ``passage`` (optional) is the answer's key string, or a list of 1–3
 alternative spellings of it (``["shlex.split(", "split(s"]``): a retrieved
-chunk of an expected document should contain one of them. ``filters`` (optional) are metadata filters passed to retrieval as
-the query service would. Blank lines and lines starting with ``#`` are skipped.
+chunk of an expected document should contain one of them. ``filters``
+(optional) are metadata filters passed to retrieval as the query service
+would. Blank lines and lines starting with ``#`` are skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import RagError
 from shared.protocol import Filters
-
 
 MAX_PASSAGES = 3
 
@@ -37,7 +37,6 @@ class EvalQuestion(BaseModel):
     doc_ids: list[str] = Field(min_length=1)
     passage: str | list[str] | None = Field(default=None)
     filters: Filters = Field(default_factory=dict)
-
 
     @field_validator("passage")
     @classmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from cli.eval.questions import EvalQuestion, load_questions
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from services.query.retrieval import Retriever, SearchMode
 from shared.adapters import sqlite_status, sqlite_store
-from shared.ports import Embedder
-from shared.settings import Settings
+from shared.ports import Embedder, VectorIndex
+from shared.settings import QuerySettings, Settings
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,11 @@ def settings_for(base: Settings, data_dir: Path) -> Settings:
     )
 
 
-async def evaluate_corpus(
-    name: str,
-    corpus: Path,
-    questions: Sequence[EvalQuestion],
-    settings: Settings,
-    embedder: Embedder,
-    modes: Sequence[SearchMode] = ("knn", "hybrid"),
-) -> SetResult:
-    k = settings.query.default_k
+@asynccontextmanager
+async def indexed_corpus(
+    name: str, corpus: Path, settings: Settings, embedder: Embedder
+) -> AsyncIterator[tuple[VectorIndex, IndexReport]]:
+    """``corpus`` in a temporary embedded store built under ``settings``."""
     with tempfile.TemporaryDirectory(prefix=f"rag-eval-{name}-") as tmp:
         local = settings_for(settings, Path(tmp))
         index, status = sqlite_store.from_settings(local), sqlite_status.from_settings(local)
@@ -70,15 +67,38 @@ async def evaluate_corpus(
             )
             if report.failed:
                 print(f"warning: {name}: not indexed: {report.failed}", file=sys.stderr)
-            retriever = Retriever(embedder, index, local.query)
-            summaries = {}
-            for mode in modes:
-                results = await run_retrieval(questions, retriever, mode, k)
-                summaries[mode] = summarise(results, mode, k)
-            return SetResult(name, report, summaries)
+            yield index, report
         finally:
             await index.close()
             await status.close()
+
+
+async def evaluate_index(
+    index: VectorIndex,
+    questions: Sequence[EvalQuestion],
+    query: QuerySettings,
+    embedder: Embedder,
+    modes: Sequence[SearchMode] = ("knn", "hybrid"),
+) -> dict[str, EvalSummary]:
+    retriever = Retriever(embedder, index, query)
+    summaries = {}
+    for mode in modes:
+        results = await run_retrieval(questions, retriever, mode, query.default_k)
+        summaries[mode] = summarise(results, mode, query.default_k)
+    return summaries
+
+
+async def evaluate_corpus(
+    name: str,
+    corpus: Path,
+    questions: Sequence[EvalQuestion],
+    settings: Settings,
+    embedder: Embedder,
+    modes: Sequence[SearchMode] = ("knn", "hybrid"),
+) -> SetResult:
+    async with indexed_corpus(name, corpus, settings, embedder) as (index, report):
+        summaries = await evaluate_index(index, questions, settings.query, embedder, modes)
+        return SetResult(name, report, summaries)
 
 
 async def evaluate_set(
