@@ -49,7 +49,7 @@ from shared.ports import TokenCounter
 from shared.settings import ChunkingSettings
 
 # Bump when the algorithm changes so that documents are re-chunked on re-send.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: context header; HTML definition terms break
 TOKENIZER_ID = "all-MiniLM-L6-v2-wordpiece"
 MAX_WINDOW_TOKENS = 254
 # WordPiece reads a longer run of word characters as one [UNK].

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.eval.pdf_split import source_digest, split_pdf
+from cli.eval.pdf_split import split_digest, split_pdf
 
 EVALSETS_DIR = Path(__file__).resolve().parents[2] / "evalsets"
 HELD_OUT = "npm"
@@ -47,7 +47,7 @@ class EvalSet:
             return self.root / "corpus"
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
         source = self.root / spec["source"]
-        target = cache_root() / "evalsets" / f"{self.name}-{source_digest(source)}"
+        target = cache_root() / "evalsets" / f"{self.name}-{split_digest(source, spec)}"
         split_pdf(source, target, int(spec["depth"]), frozenset(spec.get("skip", [])))
         return target
 

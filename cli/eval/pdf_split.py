@@ -2,15 +2,15 @@
 evaluation set whose source is one big PDF that ships unmodified in the repo.
 
 The parts are built at run time into a cache folder, never committed: the
-repo carries the package's file as it was published. A part holds the pages
-from its entry's first page to the page before the next entry's (entries
-that start on the same page share it), and its ``/Title`` is the entry's
-title, as a manual split by chapters would be titled.
+repo carries the package's file as it was published. Every page goes to
+exactly one part (see ``outline_parts``), and a part's ``/Title`` is its
+chapters' titles, as a manual split by chapters would be titled.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +32,15 @@ def _slug(title: str) -> str:
 
 
 def outline_parts(reader: PdfReader, depth: int, skip: frozenset[str]) -> list[Part]:
-    """Parts from the outline entries at ``depth`` (0 = top level)."""
-    entries: list[tuple[str, int, bool]] = []  # (title, page, is a part) in order
+    """Parts from the outline entries at ``depth`` (0 = top level).
+
+    PDF pages cannot be cut, so chapters that start on the same page form one
+    part (titled with all their titles), and a part runs to the page before
+    the next chapter's first page: every page belongs to one part only, and
+    a chapter's tail on the next part's first page is read with that part.
+    """
+    starts: list[int] = []  # first pages of every entry down to ``depth``
+    kept: list[tuple[str, int]] = []
 
     def walk(items: list[Any], level: int) -> None:
         for item in items:
@@ -41,16 +48,24 @@ def outline_parts(reader: PdfReader, depth: int, skip: frozenset[str]) -> list[P
                 walk(item, level + 1)
             elif level <= depth:
                 page = reader.get_destination_page_number(item)
-                entries.append((str(item.title).strip(), page, level == depth))
+                starts.append(page)
+                title = str(item.title).strip()
+                if level == depth and title not in skip:
+                    kept.append((title, page))
 
     walk(reader.outline, 0)
+    groups: list[tuple[list[str], int]] = []
+    for title, page in kept:
+        if groups and groups[-1][1] == page:
+            groups[-1][0].append(title)
+        else:
+            groups.append(([title], page))
     parts: list[Part] = []
-    for i, (title, page, is_part) in enumerate(entries):
-        if not is_part or title in skip:
-            continue
-        following = [p for _, p, _ in entries[i + 1 :] if p >= page]
-        last = max(page, following[0] - 1) if following else len(reader.pages) - 1
-        parts.append(Part(f"{len(parts) + 1:03d}-{_slug(title)}.pdf", title, page, last))
+    for titles, page in groups:
+        later = [p for p in starts if p > page]
+        last = min(later) - 1 if later else len(reader.pages) - 1
+        name = f"{len(parts) + 1:03d}-{_slug(titles[0])}.pdf"
+        parts.append(Part(name, ", ".join(titles), page, last))
     return parts
 
 
@@ -75,5 +90,11 @@ def split_pdf(source: Path, out_dir: Path, depth: int, skip: frozenset[str]) -> 
     return written
 
 
-def source_digest(source: Path) -> str:
-    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+# Bump when the way parts are cut changes: the cache folder is keyed by it.
+SPLIT_VERSION = "2"
+
+
+def split_digest(source: Path, spec: dict[str, Any]) -> str:
+    """Names the folder of parts: the source's bytes, the spec, the cutting rules."""
+    described = json.dumps(spec, sort_keys=True) + SPLIT_VERSION
+    return hashlib.sha256(source.read_bytes() + described.encode()).hexdigest()[:16]
