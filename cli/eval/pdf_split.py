@@ -48,6 +48,8 @@ def outline_parts(reader: PdfReader, depth: int, skip: frozenset[str]) -> list[P
                 walk(item, level + 1)
             elif level <= depth:
                 page = reader.get_destination_page_number(item)
+                if page is None:  # an entry pointing nowhere bounds nothing
+                    continue
                 starts.append(page)
                 title = str(item.title).strip()
                 if level == depth and title not in skip:

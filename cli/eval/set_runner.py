@@ -81,7 +81,7 @@ async def evaluate_index(
     modes: Sequence[SearchMode] = ("knn", "hybrid"),
 ) -> dict[str, EvalSummary]:
     retriever = Retriever(embedder, index, query)
-    summaries = {}
+    summaries: dict[str, EvalSummary] = {}
     for mode in modes:
         results = await run_retrieval(questions, retriever, mode, query.default_k)
         summaries[mode] = summarise(results, mode, query.default_k)
