@@ -113,10 +113,12 @@ def sample_store(
 
 @pytest.fixture(scope="session")
 def set_stores(
-    tmp_path_factory: pytest.TempPathFactory, memo_embedder: MemoEmbedder
+    tmp_path_factory: pytest.TempPathFactory,
+    memo_embedder: MemoEmbedder,
+    sample_store: SampleStore,
 ) -> Callable[[str], SampleStore]:
     """Each evaluation set's corpus in its own store, built on first use."""
-    built: dict[str, SampleStore] = {}
+    built: dict[str, SampleStore] = {"samples": sample_store}
     sets = {s.name: s for s in all_sets()}
 
     def get(name: str) -> SampleStore:
