@@ -3,7 +3,8 @@
 Rules, in order of strength:
 
 - a chunk holds at most ``chunk_tokens`` tokens (never more than 254, the
-  256-token window of all-MiniLM-L6-v2 minus [CLS] and [SEP]);
+  256-token window of all-MiniLM-L6-v2 minus [CLS] and [SEP], less the
+  32 tokens kept for the context header when one is embedded);
 - a chunk ends only between words: where whitespace separates two tokens, after
   a punctuation mark, or next to a CJK ideograph (each is a word for BERT), so
   a WordPiece ``##`` continuation never starts a chunk;
@@ -40,6 +41,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.context_header import HEADER_TOKENS, HEADER_VERSION
 from shared.documents import Chunk, LoadedDocument, chunk_id_for
 from shared.errors import EmptyDocument
 from shared.ingest import MetadataValue
@@ -47,7 +49,7 @@ from shared.ports import TokenCounter
 from shared.settings import ChunkingSettings
 
 # Bump when the algorithm changes so that documents are re-chunked on re-send.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: context header; HTML definition terms break
 TOKENIZER_ID = "all-MiniLM-L6-v2-wordpiece"
 MAX_WINDOW_TOKENS = 254
 # WordPiece reads a longer run of word characters as one [UNK].
@@ -104,8 +106,15 @@ def settings_fingerprint(chunking: ChunkingSettings, embedder_model_id: str) -> 
     return (
         f"chunker={CHUNKER_VERSION};tokenizer={TOKENIZER_ID};"
         f"chunk_tokens={chunking.chunk_tokens};overlap_tokens={chunking.overlap_tokens};"
-        f"embedder={embedder_model_id}"
+        f"embedder={embedder_model_id};"
+        f"context_header={chunking.context_header}/{HEADER_VERSION}"
     )
+
+
+def window_tokens(chunking: ChunkingSettings) -> int:
+    """Largest chunk: the configured size, within the window minus the header's room."""
+    reserve = 0 if chunking.context_header == "none" else HEADER_TOKENS
+    return min(chunking.chunk_tokens, MAX_WINDOW_TOKENS - reserve)
 
 
 def chunk_document(
@@ -127,7 +136,7 @@ def chunk_document(
     if len(starts) == 0:
         raise EmptyDocument("the document has no indexable text")
     levels = _boundary_levels(text, starts, ends, pieces, loaded.breaks)
-    size = min(settings.chunk_tokens, MAX_WINDOW_TOKENS)
+    size = window_tokens(settings)
     ranges = _token_ranges(levels, size, settings.overlap_tokens)
     doc_title = title if title is not None else loaded.title
     meta = dict(metadata or {})

@@ -27,6 +27,7 @@ _PAGE_CHROME = "header, footer, aside, [role=banner], [role=contentinfo], [role=
 _CHROME_NAMES = (
     "header", "footer", "nav", "navbar", "navigation", "nav-panel", "breadcrumb",
     "breadcrumbs", "sidebar", "menu", "skip-link", "cookie-banner", "toc-sidebar",
+    "headerlink",
 )  # fmt: skip
 _NAMED_CHROME = ", ".join(f"[class~={name}], [id={name}]" for name in _CHROME_NAMES)
 _CONTENT_CONTAINERS = frozenset({"article", "main"})
@@ -41,6 +42,11 @@ _BLOCKS = frozenset(
     | set(_HEADINGS)
 )  # fmt: skip
 _CELLS = frozenset({"td", "th"})
+# A definition term (an API entry's signature in generated reference manuals,
+# an option name): it stays on the line right above its description, and a
+# chunk prefers to start at it, so that a signature and what it does share a
+# chunk instead of being cut apart at the blank line between them.
+_TERM = -1
 # Marks a <br> among inline text; the parser never yields NUL in text nodes.
 _BR = "\x00"
 
@@ -87,7 +93,7 @@ def _inside_content(node: LexborNode) -> bool:
 
 
 class _Blocks:
-    """Collects paragraphs: ``(text, heading level or 0)``."""
+    """Collects paragraphs: ``(text, heading level, 0, or _TERM for a <dt>)``."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, int]] = []
@@ -120,7 +126,7 @@ def _walk(root: LexborNode, blocks: _Blocks) -> None:
         node, leaving = stack.pop()
         tag = node.tag or ""
         if leaving:
-            blocks.flush(_HEADINGS.get(tag, 0))
+            blocks.flush(_TERM if tag == "dt" else _HEADINGS.get(tag, 0))
         elif tag == "-text":
             blocks.text(node.text_content or "")
         elif tag.startswith("-"):
@@ -143,19 +149,24 @@ def _walk(root: LexborNode, blocks: _Blocks) -> None:
 def _assemble(items: list[tuple[str, int]], title: str | None) -> LoadedDocument:
     parts: list[str] = []
     sections: list[tuple[int, str]] = []
+    terms: list[int] = []
     path: list[tuple[int, str]] = []
     offset = 0
-    for text, level in items:
-        if level:
+    for i, (text, level) in enumerate(items):
+        if level > 0:
             while path and path[-1][0] >= level:
                 path.pop()
             path.append((level, text.replace("\n", " ")))
             sections.append((offset, " > ".join(name for _, name in path)))
-        parts.append(text)
-        offset += len(text) + 2
+        elif level == _TERM:
+            terms.append(offset)
+        # A term is followed by one newline (its description is next), others by two.
+        joint = "\n" if level == _TERM and i + 1 < len(items) else "\n\n"
+        parts.append(text + joint)
+        offset += len(text) + len(joint)
     return LoadedDocument(
-        text="\n\n".join(parts),
+        text="".join(parts).rstrip("\n"),
         title=title,
         sections=sections,
-        breaks=[start for start, _ in sections if start > 0],
+        breaks=sorted(start for start in {*terms, *(s for s, _ in sections)} if start > 0),
     )

@@ -74,6 +74,9 @@ class ChunkingSettings(BaseModel):
     # all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP].
     chunk_tokens: int = Field(default=200, ge=16, le=254)
     overlap_tokens: int = Field(default=32, ge=0, le=128)
+    # What the embedder reads before each chunk's text (shared/context_header.py);
+    # with a header the chunk window shrinks by 32 tokens to leave it room.
+    context_header: Literal["none", "title", "title_section"] = "title_section"
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> ChunkingSettings:
@@ -126,6 +129,8 @@ class QuerySettings(BaseModel):
     default_k: int = Field(default=5, ge=1, le=50)
     search_mode: Literal["knn", "hybrid"] = "knn"
     rrf_k: int = Field(default=60, ge=1)
+    # Hybrid: weight of the keyword ranking in the fusion (k-NN's is 1).
+    keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0)
     candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
     max_chunks_per_doc: int = Field(default=3, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)

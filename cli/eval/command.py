@@ -48,16 +48,17 @@ def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
 
     run = asyncio.run(evaluate(settings, options))
     summary = run.summary
+    context = context_of(settings, run.embedder_id)
     if all(not r.retrieved for r in summary.results):
         raise RagError(
             "no question retrieved anything: is the index empty? "
             "Ingest first (rag ingest FOLDER), or check --data-dir / --stack / RAG_INDEX__*."
         )
     if as_json:
-        payload = summary_json(summary, context_of(settings, run.embedder_id), run.answers)
+        payload = summary_json(summary, context, run.answers)
         typer.echo(json.dumps(payload))
     else:
-        typer.echo(human_report(summary, run.answers))
+        typer.echo(human_report(summary, run.answers, context))
     return summary.metrics["recall@5"]
 
 

@@ -16,9 +16,11 @@ the order in which the query service hands sources to the chat model.
   returning three chunks of one relevant document, and the per-document cap
   of the query service would change nDCG for reasons unrelated to ranking.
   The ideal ranking puts ``min(len(expected), k)`` relevant documents first.
-- ``passage_hit``: whether any retrieved chunk contains the expected passage,
-  compared case-insensitively with runs of whitespace collapsed (loaders
-  re-flow text, e.g. PDF line breaks).
+- ``passage_hit``: whether any retrieved chunk contains the expected passage
+  (any one of its 1–3 alternative key strings), compared case-insensitively
+  with runs of whitespace collapsed (loaders re-flow text, e.g. PDF line
+  breaks). The runner only offers it chunks of expected documents, so a key
+  string that happens to occur in an unrelated page does not count.
 """
 
 from __future__ import annotations
@@ -62,9 +64,14 @@ def normalise_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip().casefold()
 
 
-def passage_hit(chunk_texts: Iterable[str], passage: str) -> bool:
-    needle = normalise_text(passage)
-    return any(needle in normalise_text(text) for text in chunk_texts)
+def passage_hit(chunk_texts: Iterable[str], passage: str | Sequence[str]) -> bool:
+    alternatives = [passage] if isinstance(passage, str) else list(passage)
+    needles = [normalise_text(p) for p in alternatives]
+    return any(
+        needle in haystack
+        for haystack in (normalise_text(text) for text in chunk_texts)
+        for needle in needles
+    )
 
 
 def mean(values: Iterable[float]) -> float:

@@ -10,6 +10,7 @@ from cli.eval.answers import AnswerSummary
 from cli.eval.runner import EvalSummary, QuestionResult, QuestionScore
 
 METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
+PASSAGE_KEYS = ("passage@3", "passage@5")
 _EXCERPT = 240
 
 
@@ -55,6 +56,7 @@ def summary_json(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {key: _round(summary.metrics[key]) for key in METRIC_KEYS}
     out["passage_rate"] = _round(summary.passage_rate)
+    out.update({key: _round(summary.metrics.get(key)) for key in PASSAGE_KEYS})
     out["passage_questions"] = summary.passage_questions
     out["question_count"] = len(summary.results)
     out["mode"] = summary.mode
@@ -80,6 +82,7 @@ def compare_json(rows: Sequence[CompareRow], context: dict[str, Any]) -> dict[st
                 "mode": row.summary.mode,
                 **{key: _round(row.summary.metrics[key]) for key in METRIC_KEYS},
                 "passage_rate": _round(row.summary.passage_rate),
+                **{key: _round(row.summary.metrics.get(key)) for key in PASSAGE_KEYS},
                 "mean_query_s": round(row.summary.timing.mean_s, 4),
             }
             for row in rows
@@ -109,7 +112,7 @@ def passage_misses_text(summary: EvalSummary) -> list[str]:
     lines: list[str] = []
     for result, score in zip(summary.results, summary.scores, strict=True):
         if score.passage_hit is False and score.hit_at_k:
-            excerpt = (result.question.passage or "")[:_EXCERPT]
+            excerpt = " | ".join(result.question.passages)[:_EXCERPT]
             lines.append(f"~ {result.question.question}")
             lines.append(f"    document found, passage not in top {summary.k}: {excerpt!r}")
     return lines
@@ -125,6 +128,9 @@ def metrics_text(summary: EvalSummary) -> list[str]:
         f"MRR         {m['mrr']:.3f}",
         f"nDCG@10     {m['ndcg@10']:.3f}",
     ]
+    for key in PASSAGE_KEYS:
+        if key in m:
+            lines.append(f"{key:<11} {m[key]:.3f}")
     if summary.passage_rate is not None:
         lines.append(
             f"passage@{summary.k}   {summary.passage_rate:.3f}"
@@ -138,8 +144,20 @@ def metrics_text(summary: EvalSummary) -> list[str]:
     return lines
 
 
-def human_report(summary: EvalSummary, answers: AnswerSummary | None = None) -> str:
-    lines = metrics_text(summary)
+def settings_text(context: dict[str, Any]) -> list[str]:
+    """The settings behind the numbers, e.g. ``settings  embedder=… chunk_tokens=200``.
+    Chunking settings take effect at ingest: an index built under other
+    settings is re-indexed when its documents are sent again."""
+    pairs = " ".join(f"{key}={value}" for key, value in context.items())
+    return [f"settings    {pairs}"]
+
+
+def human_report(
+    summary: EvalSummary,
+    answers: AnswerSummary | None = None,
+    context: dict[str, Any] | None = None,
+) -> str:
+    lines = [*(settings_text(context) if context else []), *metrics_text(summary)]
     if answers is not None:
         lines.extend(answers.text_lines())
     failures = failures_text(summary)

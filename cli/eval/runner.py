@@ -25,6 +25,9 @@ from services.query.retrieval import Retriever, SearchMode
 from shared.documents import SearchHit
 
 CUTOFFS = (1, 5, 10)
+# "Passage in top n": one of the first n chunks is from an expected document
+# and holds a key string. Reported at 3 and 5 besides --k.
+PASSAGE_CUTOFFS = (3, 5)
 # Ranking metrics look at the first 10 chunks whatever --k is.
 MIN_DEPTH = 10
 
@@ -56,8 +59,9 @@ class QuestionScore:
     reciprocal_rank: float
     ndcg10: float
     first_relevant_rank: int | None
-    passage_hit: bool | None  # None when the question gives no passage
+    passage_hit: bool | None  # at k; None when the question gives no passage
     hit_at_k: bool
+    passage_at: dict[int, bool] | None = None  # at PASSAGE_CUTOFFS
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,20 @@ def score_question(result: QuestionResult, k: int) -> QuestionScore:
     ranked = [chunk.doc_id for chunk in result.retrieved]
     expected = set(result.question.doc_ids)
     rr = reciprocal_rank(ranked, expected)
-    passage = result.question.passage
+    passages = result.question.passages
+
+    def found_within(n: int) -> bool:
+        top = [c.text for c in result.retrieved[:n] if c.doc_id in expected]
+        return passage_hit(top, passages)
+
     return QuestionScore(
         recall={cut: recall_at_k(ranked, expected, cut) for cut in CUTOFFS},
         reciprocal_rank=rr,
         ndcg10=ndcg_at_k(ranked, expected, 10),
         first_relevant_rank=round(1 / rr) if rr else None,
-        passage_hit=(
-            None
-            if passage is None
-            else passage_hit((c.text for c in result.retrieved[:k]), passage)
-        ),
+        passage_hit=found_within(k) if passages else None,
         hit_at_k=bool(recall_at_k(ranked, expected, k)),
+        passage_at={n: found_within(n) for n in PASSAGE_CUTOFFS} if passages else None,
     )
 
 
@@ -126,6 +132,10 @@ def summarise(results: Sequence[QuestionResult], mode: str, k: int) -> EvalSumma
     metrics["mrr"] = mean(s.reciprocal_rank for s in scores)
     metrics["ndcg@10"] = mean(s.ndcg10 for s in scores)
     with_passage = [s.passage_hit for s in scores if s.passage_hit is not None]
+    for n in PASSAGE_CUTOFFS:
+        at_n = [s.passage_at[n] for s in scores if s.passage_at is not None]
+        if at_n:
+            metrics[f"passage@{n}"] = mean(float(hit) for hit in at_n)
     seconds = [r.seconds for r in results]
     return EvalSummary(
         mode=mode,

@@ -48,11 +48,19 @@ def chunking_for(size: int, configured: ChunkingSettings) -> ChunkingSettings:
 
 
 def context_of(settings: Settings, embedder_id: str) -> dict[str, Any]:
+    """The settings that produced the numbers (printed with them)."""
+    query = settings.query
     return {
         "index_backend": settings.index.backend,
         "embedder": embedder_id,
         "chunk_tokens": settings.chunking.chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
+        "context_header": settings.chunking.context_header,
+        "candidates": query.candidates,
+        "rrf_k": query.rrf_k,
+        "keyword_weight": query.keyword_weight,
+        "max_chunks_per_doc": query.max_chunks_per_doc,
+        "near_duplicate_threshold": query.near_duplicate_threshold,
     }
 
 

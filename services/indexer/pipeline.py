@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.chunking import chunk_document, settings_fingerprint
+from shared.context_header import HeaderBuilder
 from shared.documents import (
     Chunk,
     DocState,
@@ -183,6 +184,7 @@ class IndexerPipeline:
         self._load = loader
         self._counter = counter
         self._fingerprint = settings_fingerprint(settings.chunking, embedder.model_id)
+        self._headers = HeaderBuilder(settings.chunking.context_header, counter)
         self._doc_locks = KeyedLocks()
 
     async def start(self) -> None:
@@ -291,7 +293,9 @@ class IndexerPipeline:
             for first in range(0, len(chunks), WRITE_GROUP):
                 group = chunks[first : first + WRITE_GROUP]
                 t = time.perf_counter()
-                vectors = await self.embedder.embed_documents([c.text for c in group])
+                # The embedder reads each chunk under its title and section path.
+                texts = [self._headers.embedding_text(c) for c in group]
+                vectors = await self.embedder.embed_documents(texts)
                 timer.lap("embed", t)
                 if pending is not None:
                     await self._timed(pending, timer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
@@ -25,9 +25,12 @@ class RetrievalFailed(RagError):
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[tuple[str, Sequence[SearchHit]]], rrf_k: int
+    rankings: Sequence[tuple[str, Sequence[SearchHit]]],
+    rrf_k: int,
+    weights: Mapping[str, float] | None = None,
 ) -> list[SearchHit]:
-    """Fuse named rankings: score = sum over rankings of 1 / (rrf_k + rank), rank from 1.
+    """Fuse named rankings: score = sum over rankings of w / (rrf_k + rank), rank
+    from 1, where w is the ranking's weight (default 1).
 
     RRF ignores the raw scores, which live on incomparable scales (BM25 vs.
     cosine). A hit keeps the chunk of its first appearance and records which
@@ -36,9 +39,10 @@ def reciprocal_rank_fusion(
     fused: dict[str, SearchHit] = {}
     scores: dict[str, float] = {}
     for name, hits in rankings:
+        weight = (weights or {}).get(name, 1.0)
         for rank, hit in enumerate(hits, start=1):
             key = hit.chunk.chunk_id
-            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            scores[key] = scores.get(key, 0.0) + weight / (rrf_k + rank)
             seen = fused.get(key)
             sources = (seen.rank_sources if seen else ()) + (name,)
             fused[key] = replace(seen or hit, rank_sources=sources)
@@ -108,4 +112,8 @@ class Retriever:
             self._index.knn_search(vector, candidates, filters),
             self._index.keyword_search(text, candidates, filters),
         )
-        return reciprocal_rank_fusion([("knn", knn), ("keyword", keyword)], self._settings.rrf_k)
+        return reciprocal_rank_fusion(
+            [("knn", knn), ("keyword", keyword)],
+            self._settings.rrf_k,
+            {"keyword": self._settings.keyword_weight},
+        )

@@ -1,17 +1,19 @@
-"""The sample corpus indexed once per session with the real MiniLM embedder.
+"""The evaluation corpora indexed once per session with the real MiniLM embedder.
 
 Indexing ~360 chunks with the real model takes tens of seconds on a laptop
-CPU, so the store is built once (with default settings, through the
+CPU, so each store is built once (with default settings, through the
 indexer's pipeline) and every evaluation test reads it. ``MemoEmbedder``
 remembers each text's vector, so indexing the same corpus into OpenSearch
 and re-asking the golden questions cost no second embedding pass, and both
-stores see bit-identical vectors.
+stores see bit-identical vectors. Below it, document vectors are cached on
+disk (``~/.cache/serverless-rag``, keyed by model and text), so a second
+run of the suite on the same machine embeds nothing it has seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +21,12 @@ import numpy as np
 import pytest
 
 from cli.eval.corpus import IndexReport, index_folder
+from cli.eval.embedding_cache import CachingEmbedder, cached_embedder
+from cli.eval.evalsets import all_sets, cache_root
 from shared.adapters import sqlite_status, sqlite_store
 from shared.adapters.minilm import MiniLMEmbedder
 from shared.documents import Vector
+from shared.ports import Embedder
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +37,7 @@ GOLDEN = REPO / "samples" / "golden.jsonl"
 class MemoEmbedder:
     """The real embedder, with every vector it computed remembered by text."""
 
-    def __init__(self, inner: MiniLMEmbedder) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self._inner = inner
         self._seen: dict[str, Vector] = {}
 
@@ -67,23 +72,27 @@ class SampleStore:
 
 
 @pytest.fixture(scope="session")
-def memo_embedder() -> MemoEmbedder:
-    return MemoEmbedder(MiniLMEmbedder())
+def disk_cached_minilm() -> Iterator[CachingEmbedder]:
+    embedder = cached_embedder(MiniLMEmbedder(), cache_root())
+    yield embedder
+    embedder.close()
 
 
 @pytest.fixture(scope="session")
-def sample_store(
-    tmp_path_factory: pytest.TempPathFactory, memo_embedder: MemoEmbedder
-) -> SampleStore:
-    """samples/corpus in an embedded store, default settings, real embedder."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("sample-store"))
+def memo_embedder(disk_cached_minilm: CachingEmbedder) -> MemoEmbedder:
+    return MemoEmbedder(disk_cached_minilm)
+
+
+def build_store(folder: Path, data_dir: Path, embedder: Embedder) -> SampleStore:
+    """``folder`` in an embedded store, default settings, through the pipeline."""
+    settings = Settings(data_dir=data_dir)
 
     async def build() -> IndexReport:
         index = sqlite_store.from_settings(settings)
         status = sqlite_status.from_settings(settings)
         try:
             return await index_folder(
-                CORPUS, settings=settings, index=index, status=status, embedder=memo_embedder
+                folder, settings=settings, index=index, status=status, embedder=embedder
             )
         finally:
             await index.close()
@@ -92,3 +101,32 @@ def sample_store(
     report = asyncio.run(build())
     assert not report.failed, report.failed
     return SampleStore(settings, report)
+
+
+@pytest.fixture(scope="session")
+def sample_store(
+    tmp_path_factory: pytest.TempPathFactory, memo_embedder: MemoEmbedder
+) -> SampleStore:
+    """samples/corpus in an embedded store, default settings, real embedder."""
+    return build_store(CORPUS, tmp_path_factory.mktemp("sample-store"), memo_embedder)
+
+
+@pytest.fixture(scope="session")
+def set_stores(
+    tmp_path_factory: pytest.TempPathFactory,
+    memo_embedder: MemoEmbedder,
+    sample_store: SampleStore,
+) -> Callable[[str], SampleStore]:
+    """Each evaluation set's corpus in its own store, built on first use."""
+    built: dict[str, SampleStore] = {"samples": sample_store}
+    sets = {s.name: s for s in all_sets()}
+
+    def get(name: str) -> SampleStore:
+        if name not in built:
+            folder = sets[name].corpus_dir()
+            built[name] = build_store(
+                folder, tmp_path_factory.mktemp(f"{name}-store"), memo_embedder
+            )
+        return built[name]
+
+    return get

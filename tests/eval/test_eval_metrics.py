@@ -73,3 +73,31 @@ def test_passage_hit_ignores_case_and_reflowed_whitespace() -> None:
 def test_mean_of_nothing_is_zero() -> None:
     assert mean([]) == 0.0
     assert mean([1.0, 0.0, 0.5]) == pytest.approx(0.5)
+
+
+def test_passage_hit_accepts_any_of_its_alternatives() -> None:
+    chunks = ["use shlex.split(s) to split"]
+    assert passage_hit(chunks, ["str.split(", "shlex.split("])
+    assert not passage_hit(chunks, ["str.split(", "re.split("])
+
+
+def test_passage_in_top_n_counts_only_chunks_of_expected_documents() -> None:
+    from cli.eval.questions import EvalQuestion
+    from cli.eval.runner import QuestionResult, RetrievedChunk, score_question, summarise
+
+    question = EvalQuestion(question="q?", doc_ids=["right.html"], passage=["key("])
+    retrieved = (
+        RetrievedChunk(1, "other.html", None, 0.9, "mentions key( too"),
+        RetrievedChunk(2, "right.html", None, 0.8, "the attribute table"),
+        RetrievedChunk(3, "right.html", None, 0.7, "more table"),
+        RetrievedChunk(4, "right.html", None, 0.6, "key(x) returns the key"),
+    )
+    result = QuestionResult(question, retrieved, 0.01)
+    score = score_question(result, k=5)
+    # The unrelated page's chunk does not count; the answer is 4th.
+    assert score.passage_at == {3: False, 5: True}
+    assert score.passage_hit is True
+    summary = summarise([result], "knn", 5)
+    assert summary.metrics["passage@3"] == 0.0
+    assert summary.metrics["passage@5"] == 1.0
+    assert summary.metrics["mrr"] == 0.5

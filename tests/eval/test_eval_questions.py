@@ -52,3 +52,15 @@ def test_compare_sets_a_valid_second_chunk_size() -> None:
     # The overlap shrinks only when the smaller size demands it (< size / 2).
     assert chunking_for(100, default).overlap_tokens == default.overlap_tokens
     assert chunking_for(40, default).overlap_tokens == 19
+
+
+def test_passage_takes_one_to_three_alternative_key_strings() -> None:
+    line = {"question": "q?", "doc_ids": ["a"], "passage": ["shlex.split(", "split(s"]}
+    [question] = parse_questions([json.dumps(line)])
+    assert question.passages == ("shlex.split(", "split(s")
+    [single] = parse_questions([json.dumps({**line, "passage": "one"})])
+    assert single.passages == ("one",)
+    for bad in ([], ["a", "b", "c", "d"], ["ok", " "]):
+        with pytest.raises(QuestionFileError) as caught:
+            parse_questions([json.dumps({**line, "passage": bad})])
+        assert "passage" in str(caught.value)

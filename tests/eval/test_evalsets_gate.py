@@ -1,0 +1,53 @@
+"""The per-set quality gate: every evaluation set, with the default settings
+and the real embedder, must stay above floors set just under its measured
+numbers, in k-NN and in hybrid mode.
+
+The numbers are measured by ``bench/retrieval_sets.py`` (docs/evaluation.md,
+"Defaults across corpora"); one question is 1/60 = 0.017 on the new sets.
+A change to the chunker, loaders, context header, embedder or ranking that
+costs retrieval quality on any corpus fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cli.eval.evalsets import all_sets
+from cli.eval.questions import load_questions
+from cli.eval.runner import run_retrieval, summarise
+from services.query.retrieval import Retriever, SearchMode
+from shared.adapters import sqlite_store
+from tests.eval.conftest import MemoEmbedder, SampleStore
+
+# set -> mode -> metric -> (floor, measured)
+FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
+SETS = {s.name: s for s in all_sets()}
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"), [(name, mode) for name in FLOORS for mode in FLOORS[name]]
+)
+async def test_each_set_meets_its_floors(
+    name: str,
+    mode: SearchMode,
+    set_stores: Callable[[str], SampleStore],
+    memo_embedder: MemoEmbedder,
+) -> None:
+    store = set_stores(name)
+    settings = store.settings
+    questions = load_questions(SETS[name].questions_path)
+    index = sqlite_store.from_settings(settings)
+    try:
+        retriever = Retriever(memo_embedder, index, settings.query)
+        results = await run_retrieval(questions, retriever, mode, settings.query.default_k)
+    finally:
+        await index.close()
+    metrics = summarise(results, mode, settings.query.default_k).metrics
+    low = {
+        metric: round(metrics[metric], 3)
+        for metric, (floor, _) in FLOORS[name][mode].items()
+        if metrics[metric] < floor
+    }
+    assert not low, f"{name} ({mode}) fell below its floors: {low}"
