@@ -136,6 +136,9 @@ class QuerySettings(BaseModel):
     history_turns: int = Field(default=6, ge=0)
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)
+    # Check each answer sentence against the sources with the embedder
+    # (services/query/attribution.py); off: "cited" = the [n] markers written.
+    attribution: bool = True
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
     # Lambda: DynamoDB table (pk/sk strings, TTL "expires_at") shared by the
     # invocations of one answer: cancel flags, running requests, conversations.
