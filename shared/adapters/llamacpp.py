@@ -71,11 +71,18 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+def default_batch_threads() -> int:
+    """Every core for the prompt (prefill): its large matrix products keep all
+    threads busy between barriers, unlike one-token decode steps."""
+    return max(1, min(8, os.cpu_count() or 2))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     model_path: Path
     context_tokens: int
-    threads: int
+    threads: int  # decoding
+    batch_threads: int | None = None  # prompt processing; None = same as threads
 
 
 @dataclass
@@ -111,7 +118,7 @@ def _start_server(config: ServerConfig) -> LoadedModel:
     params.warmup = False  # a warm-up decode costs seconds on a busy CPU, saves nothing
     params.verbosity = -1
     params.cpuparams.n_threads = config.threads
-    params.cpuparams_batch.n_threads = config.threads
+    params.cpuparams_batch.n_threads = config.batch_threads or config.threads
     started = time.perf_counter()
     try:
         server = xllamacpp.Server(params)
@@ -296,4 +303,5 @@ def from_settings(settings: Settings) -> LlamaCppChatModel:
     path = model.local_model_path or packaged_model_path()
     family = model.family if model.local_model_path else PACKAGED_FAMILY
     threads = model.local_threads or default_threads()
-    return LlamaCppChatModel(ServerConfig(path, model.context_tokens, threads), family)
+    batch = model.local_batch_threads or default_batch_threads()
+    return LlamaCppChatModel(ServerConfig(path, model.context_tokens, threads, batch), family)
