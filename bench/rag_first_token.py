@@ -31,8 +31,7 @@ from typing import Any
 from cli.eval.corpus import index_folder
 from cli.eval.questions import load_questions
 from cli.files import SAMPLES_DIR
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from shared.adapters.llamacpp import LlamaCppChatModel
 from shared.factory import build_chat_model, build_embedder, build_status_store, build_vector_index
 from shared.ports import ServerEvent
@@ -145,7 +144,7 @@ async def run(
             )
             await model.load()
             service = AnswerService(
-                settings, QueryDeps(embedder, index, spy, InMemoryConversationStore())
+                settings, build_query_deps(settings, embedder=embedder, index=index, model=spy)
             )
             await answer(service, "warm-up: what is aiohttp?")  # first-call costs
             samples = []

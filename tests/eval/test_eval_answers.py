@@ -88,7 +88,7 @@ async def test_answer_metrics_from_attributed_sentences(tmp_path: Path) -> None:
         Script(tokens=["No idea."]),  # claims nothing, cites nothing
     )
     service = AnswerService(
-        settings, QueryDeps(embedder, index, model, InMemoryConversationStore())
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
     )
     questions = [
         EvalQuestion(

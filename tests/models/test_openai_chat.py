@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from services.query.prompts import messages_prompt
 from shared.adapters.llamacpp import packaged_model_path
 from shared.adapters.openai_chat import (
@@ -120,7 +119,7 @@ async def test_the_answer_pipeline_end_to_end_on_llama_cpp(llama_server: str) ->
     model = OpenAIChatModel(llama_server, "smollm2", KEY)
     settings = Settings(model=ModelSettings(max_new_tokens=24))
     service = AnswerService(
-        settings, QueryDeps(embedder, index, model, InMemoryConversationStore())
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
     )
     sink = RecordingSink()
     ask = AskAction(action="ask", question="What do llamas eat?")
@@ -133,7 +132,7 @@ async def test_the_answer_pipeline_end_to_end_on_llama_cpp(llama_server: str) ->
     (sources,) = sink.of("sources")
     assert isinstance(sources, SourcesEvent) and sources.sentences is not None
     (done,) = sink.of("done")
-    assert isinstance(done, DoneEvent) and done.completion_tokens == 24
+    assert isinstance(done, DoneEvent) and 1 <= done.completion_tokens <= 24
 
 
 # ---- what llama.cpp cannot show: a replayed Ollama 404, a broken stream -----------
@@ -197,8 +196,9 @@ async def test_a_broken_stream_fails_after_the_tokens_already_sent(stand_in: str
 async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) -> None:
     embedder, index = FakeEmbedder(), FakeVectorIndex()
     model = OpenAIChatModel(stand_in, "llama2")
+    settings = Settings()
     service = AnswerService(
-        Settings(), QueryDeps(embedder, index, model, InMemoryConversationStore())
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
     )
     sink = RecordingSink()
     await service.answer(
