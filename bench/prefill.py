@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.prefill                 # 5 rounds
     .venv/bin/python -m bench.prefill --rounds 3 --decode 32
 
-One RAG-sized prompt (5 sample chunks + question in ChatML, ~900 tokens) is
-sent to llama.cpp alone (``cache_prompt: false``) under each configuration,
-round-robin, so that the machine's load drifts hit every configuration alike:
+A RAG-sized prompt (5 sample chunks + question in ChatML, ~1000 tokens; the
+sources rotate every round) is sent to llama.cpp alone (``cache_prompt:
+false``) under each configuration, round-robin, so that the machine's load
+drifts hit every configuration alike:
 
 - the packaged Q4_1 GGUF, prompt threads 1 (the baseline) and all cores;
 - its F16 copy (``shared/adapters/gguf_f16.py``), prompt threads 1 and all cores;
@@ -37,9 +38,12 @@ DOCS = ["aiohttp.txt", "h11.txt", "idna.md", "jmespath.txt", "anyio.txt"]
 QUESTION = "How do I add a websocket echo endpoint to an aiohttp web server?"
 
 
-def rag_prompt(chars_per_source: int = 900) -> str:
+def rag_prompt(rotation: int = 0, chars_per_source: int = 600) -> str:
+    """~1000 tokens, like k=5 retrieved chunks; each round rotates the sources, as
+    each question retrieves others: only the system prompt stays a common prefix."""
     sources = []
-    for n, name in enumerate(DOCS, 1):
+    docs = DOCS[rotation % len(DOCS) :] + DOCS[: rotation % len(DOCS)]
+    for n, name in enumerate(docs, 1):
         text = (SAMPLES_DIR / "python-packages" / name).read_text(encoding="utf-8")
         sources.append(PromptSource(n=n, text=text[:chars_per_source], title=name))
     return chatml_prompt(DEFAULT_PRESETS["default"], [], user_message(QUESTION, sources))
@@ -102,14 +106,14 @@ def main() -> None:
             args.cores,
             True,
         )
-    prompt = rag_prompt()
     servers = {
         name: load_server(ServerConfig(path, 4096, 1, batch)).server
         for name, (path, batch, _) in configs.items()
     }
     results = {name: Result() for name in configs}
     other = chatml_prompt(DEFAULT_PRESETS["default"], [], "Unrelated question: what is 2+2?")
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
+        prompt = rag_prompt(round_)
         for name, (_, _, prefix) in configs.items():
             server = servers[name]
             if prefix:  # leave only the constant system prompt in the slot's cache

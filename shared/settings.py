@@ -93,6 +93,8 @@ class ModelSettings(BaseModel):
     )
     local_threads: int | None = None  # decoding threads; None = half the cores, at most 4
     local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
+    # Load the F16 copy of the packaged GGUF when scripts/bootstrap made one (faster prompts).
+    local_f16: bool = True
     # backend "openai": any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio).
     openai_base_url: str | None = Field(
         default=None, description="e.g. http://127.0.0.1:11434/v1 (Ollama)"
