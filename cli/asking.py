@@ -23,9 +23,11 @@ from services.query.core import AnswerService, AskRejected, build_query_deps
 from shared.errors import ConfigurationError
 from shared.ports import ServerEvent
 from shared.protocol import (
+    AnswerSentence,
     AskAction,
     DoneEvent,
     ErrorEvent,
+    SentenceSupport,
     SourcesEvent,
     TokenEvent,
     parse_server_event,
@@ -42,9 +44,11 @@ class TerminalSink:
         self.out = out
         self.finished = asyncio.Event()
         self.failed = False
+        self._answer: list[str] = []
 
     async def send(self, event: ServerEvent) -> None:
         if isinstance(event, TokenEvent):
+            self._answer.append(event.text)
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, SourcesEvent):
@@ -58,9 +62,12 @@ class TerminalSink:
                 f"{event.stop_reason}[/dim]"
             )
             self.finished.set()
+            self._answer = []
 
     def _sources(self, event: SourcesEvent) -> None:
         sys.stdout.write("\n")
+        if event.sentences:
+            self._checked(event.sentences)
         if not event.citations:
             return
         self.out.print("\n[bold]Sources[/bold]")
@@ -68,13 +75,46 @@ class TerminalSink:
             marker = f"[{c.n}]" if c.n is not None else "[-]"
             where = f", page {c.page}" if c.page else ""
             title = f"{c.title} ({c.doc_id})" if c.title and c.title != c.doc_id else c.doc_id
-            note = "" if c.cited else " (retrieved, not cited)"
+            note = "" if c.cited else " (retrieved; supports no sentence)"
             self.out.print(
                 f" {escape(marker)} {escape(title)}{escape(where)} "
                 f"[dim]score {c.score:.3f}{note}[/dim]"
             )
             excerpt = " ".join(c.excerpt.split())
             self.out.print(f"     [dim]{escape(excerpt[:240])}[/dim]")
+
+    def _checked(self, sentences: list[AnswerSentence]) -> None:
+        """The answer once more, one line per sentence, with what backs it."""
+        answer = "".join(self._answer)
+        self.out.print("\n[bold]Checked against the sources[/bold]")
+        for line in checked_lines(answer, sentences):
+            self.out.print(line)
+
+
+SENTENCE_WIDTH = 100
+
+
+def checked_lines(answer: str, sentences: list[AnswerSentence]) -> list[str]:
+    """Rich markup lines: ``✓ [1][3] sentence`` for supported sentences, a
+    yellow ``? unsupported`` for the others (with the markers the sources do
+    not back), a dim line for sentences that claim nothing."""
+    lines = []
+    for sentence in sentences:
+        text = " ".join(answer[sentence.start : sentence.end].split())
+        if len(text) > SENTENCE_WIDTH:
+            text = text[: SENTENCE_WIDTH - 1] + "…"
+        if sentence.support == SentenceSupport.SUPPORTED:
+            refs = "".join(f"[{n}]" for n in sentence.sources)
+            lines.append(f" [green]✓[/green] {escape(text)} [green]{escape(refs)}[/green]")
+        elif sentence.support == SentenceSupport.UNSUPPORTED:
+            note = "not supported by the sources"
+            if sentence.unsupported_markers:
+                cited = ", ".join(f"[{n}]" for n in sentence.unsupported_markers)
+                note += f"; {cited} does not say this"
+            lines.append(f" [yellow]? {escape(text)}[/yellow] [dim]({escape(note)})[/dim]")
+        else:
+            lines.append(f"   [dim]{escape(text)}[/dim]")
+    return lines
 
 
 class Asker(Protocol):

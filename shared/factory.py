@@ -44,9 +44,12 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def build_chat_model(settings: Settings) -> ChatModel:
-    name = {"local": "llamacpp", "sagemaker": "sagemaker_chat", "bedrock": "bedrock_chat"}[
-        settings.model.backend
-    ]
+    name = {
+        "local": "llamacpp",
+        "sagemaker": "sagemaker_chat",
+        "bedrock": "bedrock_chat",
+        "openai": "openai_chat",
+    }[settings.model.backend]
     return cast(ChatModel, _build(name, settings))
 
 

@@ -110,20 +110,50 @@ class TokenEvent(_Msg):
 
 
 class Citation(_Msg):
-    n: int | None = Field(description="The [n] the answer cites it by; null if not cited.")
-    cited: bool
+    n: int | None = Field(
+        description="The [n] the answer cites it by; null if not cited (supports no sentence)."
+    )
+    cited: bool = Field(description="True if it supports at least one answer sentence.")
     doc_id: str
     title: str | None = None
     uri: str | None = None
     page: int | None = None
     excerpt: str
     score: float
+    number: int | None = Field(
+        default=None,
+        ge=1,
+        description="The source's number in the prompt (what [n] markers and "
+        "sentences[].sources refer to), cited or not.",
+    )
+
+
+class SentenceSupport(StrEnum):
+    SUPPORTED = "supported"  # at least one source backs it
+    UNSUPPORTED = "unsupported"  # no source backs it: show it as unverified
+    NO_CLAIM = "no_claim"  # too short to check ("Here is how:")
+
+
+class AnswerSentence(_Msg):
+    start: int = Field(ge=0, description="Offset in the answer text, in Unicode code points.")
+    end: int = Field(ge=0, description="Exclusive end offset, in Unicode code points.")
+    support: SentenceSupport
+    sources: list[int] = Field(description="Numbers of the sources that support it, best first.")
+    markers: list[int] = Field(description="The [n] markers the model wrote in it.")
+    unsupported_markers: list[int] = Field(
+        description="Markers whose source does not support the sentence."
+    )
 
 
 class SourcesEvent(_Msg):
     event: Literal["sources"] = "sources"
     request_id: str
     citations: list[Citation]
+    sentences: list[AnswerSentence] | None = Field(
+        default=None,
+        description="Per answer sentence, the sources that support it; null when the "
+        "answer was not attributed (cancelled, or attribution failed).",
+    )
 
 
 class DoneEvent(_Msg):
@@ -134,6 +164,9 @@ class DoneEvent(_Msg):
     completion_tokens: int = Field(ge=0)
     time_to_first_token_ms: float | None = None
     total_ms: float
+    attribution_ms: float | None = Field(
+        default=None, description="Time spent attributing sentences after the last token."
+    )
 
 
 class ErrorEvent(_Msg):

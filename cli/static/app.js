@@ -1,21 +1,13 @@
 // The chat page. Plain JS, no build step. Everything from the server or the
 // model is inserted as text (textContent / text nodes), never as HTML.
 "use strict";
+// Rendering (safe Markdown, sentence attribution, el()) lives in render.js.
 
 const params = new URLSearchParams(location.search);
 const state = { ws: null, conversationId: null, current: null, answers: new Map(), seq: 0 };
 const $ = (id) => document.getElementById(id);
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "text") node.textContent = value;
-    else if (key === "className") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);  // strings become text nodes
-  return node;
-}
+const STORE_KEY = "rag-chat-v1";
+const MAX_STORED_TURNS = 50;
 
 // ---- WebSocket -------------------------------------------------------------
 
@@ -66,17 +58,33 @@ function ask(question) {
   if (state.conversationId) frame.conversation_id = state.conversationId;
   if ($("hybrid").checked) frame.mode = "hybrid";
   if (!send(frame)) { alert("Not connected to the server yet."); return; }
-  const turn = el("div", { className: "turn" });
-  const answerNode = el("div", { className: "answer streaming" });
-  turn.append(el("div", { className: "question", text: question }), answerNode);
-  $("transcript").append(turn);
-  $("empty-hint").hidden = true;
-  const answer = { requestId, turn, answerNode, text: "", done: false };
-  state.answers.set(requestId, answer);
+  const follow = state.pinned;
+  const answer = addTurn({ requestId, question, text: "" });
+  answer.answerNode.classList.add("streaming");
   state.current = answer;
   $("stop").disabled = false;
   $("ask").disabled = true;
-  scrollDown();
+  if (follow) scrollDown();
+}
+
+// One question + answer in the transcript; also used to restore saved turns.
+function addTurn(saved) {
+  const turn = el("div", { className: "turn" });
+  const answerNode = el("div", { className: "answer" });
+  const info = el("div", { className: "sentence-info", role: "status" });
+  info.hidden = true;
+  const copy = el("button", { className: "copy secondary", type: "button", text: "Copy", title: "Copy the answer" });
+  turn.append(el("div", { className: "question", text: saved.question }), answerNode, info);
+  const answer = {
+    requestId: saved.requestId, question: saved.question, turn, answerNode, info, copy,
+    text: saved.text || "", citations: null, sentences: null, meta: null, error: null, done: false,
+  };
+  copy.addEventListener("click", () => copyAnswer(answer));
+  answerNode.addEventListener("click", (e) => selectSentence(answer, e.target));
+  $("transcript").append(turn);
+  $("empty-hint").hidden = true;
+  state.answers.set(answer.requestId, answer);
+  return answer;
 }
 
 function onEvent(event) {
@@ -84,90 +92,191 @@ function onEvent(event) {
   const answer = state.answers.get(event.request_id);
   if (event.event === "error" && !answer) { showError(null, event.message); return; }
   if (!answer) return;
+  const follow = state.pinned;
   switch (event.event) {
     case "accepted":
       if (event.conversation_id) state.conversationId = event.conversation_id;
       break;
     case "token":
       answer.text += event.text;
-      answer.answerNode.append(document.createTextNode(event.text));
-      scrollDown();
+      scheduleRender(answer);
       break;
     case "sources":
-      renderCitedAnswer(answer, event.citations);
+      renderCitedAnswer(answer, event.citations, event.sentences);
       renderSources(answer, event.citations);
       break;
     case "error":
-      showError(answer, `${event.message} (${event.code})`);
+      answer.error = `${event.message} (${event.code})`;
+      showError(answer, answer.error);
       break;
     case "done":
       finishAnswer(answer, event);
       break;
   }
+  if (follow) scrollDown();
+}
+
+// Re-render the Markdown at most once per frame while tokens stream.
+function scheduleRender(answer) {
+  if (answer.renderPending) return;
+  answer.renderPending = true;
+  requestAnimationFrame(() => {
+    answer.renderPending = false;
+    if (!answer.citations) {
+      renderAnswer(answer.answerNode, answer.text);
+      if (state.pinned) scrollDown();
+    }
+  });
 }
 
 function anchorId(answer, n) { return `src-${answer.requestId}-${n}`; }
+function sourceNumber(c) { return c.number ?? c.n; }
 
-// Re-render the answer's text with each [n] turned into a link to its source.
-function renderCitedAnswer(answer, citations) {
-  const cited = new Set(citations.filter((c) => c.n !== null).map((c) => c.n));
-  const node = answer.answerNode;
-  node.replaceChildren();
-  const parts = answer.text.split(/(\[\d+\])/);
-  for (const part of parts) {
-    const m = /^\[(\d+)\]$/.exec(part);
-    if (m && cited.has(Number(m[1]))) {
-      node.append(el("a", { className: "cite", href: `#${anchorId(answer, m[1])}`, text: part }));
-    } else if (part) {
-      node.append(document.createTextNode(part));
-    }
-  }
+// The finished answer: Markdown, [n] linked to their sources, each sentence
+// marked with its verdict (sentences: the protocol's attribution, or null).
+function renderCitedAnswer(answer, citations, sentences = null) {
+  answer.citations = citations;
+  answer.sentences = sentences || null;
+  const known = new Set(citations.map(sourceNumber).filter((n) => n !== null && n !== undefined));
+  const titles = new Map(citations.map((c) => [sourceNumber(c), c.title || c.doc_id]));
+  renderAnswer(answer.answerNode, answer.text, {
+    sentences: answer.sentences || [],
+    titles,
+    anchor: (n) => (known.has(n) ? anchorId(answer, n) : null),
+  });
+  const unsupported = (answer.sentences || []).filter((s) => s.support === "unsupported").length;
+  answer.answerNode.dataset.unsupported = String(unsupported);
 }
 
 function renderSources(answer, citations) {
+  answer.turn.querySelector(".sources")?.remove();
   if (!citations.length) return;
   const list = el("ol", { className: "sources" });
-  const ordered = [...citations].sort((a, b) => (a.n ?? 1e9) - (b.n ?? 1e9));
+  const ordered = [...citations].sort((a, b) => (b.cited - a.cited) || (sourceNumber(a) ?? 1e9) - (sourceNumber(b) ?? 1e9));
   for (const c of ordered) {
+    const n = sourceNumber(c);
     const item = el("li", { className: c.cited ? "cited" : "uncited" });
-    if (c.n !== null) { item.id = anchorId(answer, c.n); item.value = c.n; }
+    if (n !== null && n !== undefined) { item.id = anchorId(answer, n); item.value = n; item.dataset.n = String(n); }
     const label = c.title || c.doc_id;
-    item.append(el("strong", { text: `${c.n !== null ? `[${c.n}] ` : ""}${label}` }));
+    item.append(el("strong", { text: `${n !== null && n !== undefined ? `[${n}] ` : ""}${label}` }));
     const details = [c.doc_id !== label ? c.doc_id : null, c.page ? `page ${c.page}` : null,
-      `score ${Number(c.score).toFixed(3)}`, c.cited ? null : "retrieved, not cited"].filter(Boolean);
+      `score ${Number(c.score).toFixed(3)}`, c.cited ? null : "retrieved, supports no sentence"].filter(Boolean);
     item.append(el("span", { className: "meta", text: ` — ${details.join(" · ")}` }));
     item.append(el("span", { className: "excerpt", text: c.excerpt }));
     list.append(item);
   }
-  answer.turn.append(list);
-  scrollDown();
+  (answer.info || answer.answerNode).after(list);  // (pages scripted by tests have no info line)
+}
+
+// Click a sentence: highlight it and its sources, say what backs it.
+function selectSentence(answer, target) {
+  const span = target.closest ? target.closest(".sentence") : null;
+  answer.answerNode.querySelectorAll(".sentence.active").forEach((s) => s.classList.remove("active"));
+  answer.turn.querySelectorAll(".sources li.highlight").forEach((li) => li.classList.remove("highlight"));
+  if (!span || !answer.sentences) { answer.info.hidden = true; return; }
+  const index = span.dataset.sentence;
+  answer.answerNode.querySelectorAll(`.sentence[data-sentence="${index}"]`).forEach((s) => s.classList.add("active"));
+  const sentence = answer.sentences[Number(index)];
+  for (const n of sentence.sources) {
+    answer.turn.querySelector(`.sources li[data-n="${n}"]`)?.classList.add("highlight");
+  }
+  answer.info.textContent = span.title;
+  answer.info.dataset.support = sentence.support;
+  answer.info.hidden = false;
+}
+
+async function copyAnswer(answer) {
+  try {
+    await navigator.clipboard.writeText(answer.text);
+    answer.copy.textContent = "Copied";
+  } catch {
+    answer.copy.textContent = "Copy failed";
+  }
+  setTimeout(() => { answer.copy.textContent = "Copy"; }, 1500);
 }
 
 function showError(answer, message) {
   const node = el("div", { className: "error", role: "alert", text: message });
   (answer ? answer.turn : $("transcript")).append(node);
-  scrollDown();
+}
+
+function metaText(done) {
+  const secs = (done.total_ms / 1000).toFixed(1);
+  const why = { end: "", length: " · stopped at the length limit", cancelled: " · stopped", error: " · failed" }[done.stop_reason] ?? "";
+  return `${done.completion_tokens} tokens · ${secs} s${why}`;
 }
 
 function finishAnswer(answer, done, problem) {
   if (answer.done) return;
   answer.done = true;
   answer.answerNode.classList.remove("streaming");
+  if (!answer.citations) renderAnswer(answer.answerNode, answer.text);
+  const footer = el("div", { className: "answer-footer" });
   if (done) {
-    const secs = (done.total_ms / 1000).toFixed(1);
-    const why = { end: "", length: " · stopped at the length limit", cancelled: " · stopped", error: " · failed" }[done.stop_reason] ?? "";
-    answer.turn.append(el("div", { className: "meta", text: `${done.completion_tokens} tokens · ${secs} s${why}` }));
+    answer.meta = metaText(done);
+    footer.append(el("span", { className: "meta", text: answer.meta }));
   } else if (problem) {
+    answer.error = problem;
     showError(answer, problem);
   }
+  if (answer.text) footer.prepend(answer.copy);
+  answer.info.before(footer);
   if (state.current === answer) {
     state.current = null;
     $("stop").disabled = true;
     $("ask").disabled = false;
   }
+  save();
 }
 
+// ---- scrolling: follow the answer only while the reader is at the bottom -----
+// "Pinned" changes only when the reader scrolls; growing content or a
+// shrinking transcript (a hint appears above it) keeps a pinned reader pinned.
+
+state.pinned = true;
+function atBottom() {
+  const t = $("transcript");
+  return t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+}
 function scrollDown() { const t = $("transcript"); t.scrollTop = t.scrollHeight; }
+$("transcript").addEventListener("scroll", () => { state.pinned = atBottom(); });
+new ResizeObserver(() => { if (state.pinned) scrollDown(); }).observe($("transcript"));
+
+// ---- the conversation survives a reload (sessionStorage: this tab only) ------
+
+function save() {
+  const turns = [...state.answers.values()].filter((a) => a.done).slice(-MAX_STORED_TURNS).map((a) => ({
+    requestId: a.requestId, question: a.question, text: a.text, citations: a.citations,
+    sentences: a.sentences, meta: a.meta, error: a.error,
+  }));
+  try {
+    sessionStorage.setItem(STORE_KEY, JSON.stringify({ conversationId: state.conversationId, turns }));
+  } catch { /* storage full or disabled: the conversation just won't survive a reload */ }
+}
+
+function restore() {
+  let saved;
+  try { saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null"); } catch { saved = null; }
+  if (!saved || !Array.isArray(saved.turns)) return;
+  state.conversationId = saved.conversationId || null;
+  for (const t of saved.turns) {
+    const answer = addTurn(t);
+    if (t.citations) {
+      renderCitedAnswer(answer, t.citations, t.sentences);
+      renderSources(answer, t.citations);
+    } else {
+      renderAnswer(answer.answerNode, answer.text);
+    }
+    if (t.error) showError(answer, t.error);
+    answer.done = true;
+    answer.meta = t.meta;
+    const footer = el("div", { className: "answer-footer" });
+    if (answer.text) footer.append(answer.copy);
+    if (t.meta) footer.append(el("span", { className: "meta", text: t.meta }));
+    answer.info.before(footer);
+  }
+  scrollDown();
+}
 
 $("ask-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -184,8 +293,10 @@ $("stop").addEventListener("click", () => {
 });
 $("new-conversation").addEventListener("click", () => {
   state.conversationId = null;
+  state.answers.clear();
   $("transcript").replaceChildren();
   $("empty-hint").hidden = false;
+  save();
 });
 
 // ---- documents (local server only) -----------------------------------------
@@ -220,10 +331,13 @@ async function refreshDocuments() {
     if (d.reason) status.append(el("div", { className: "reason", text: d.reason }));
     const del = el("button", { className: "danger", type: "button", text: "Delete", title: `Delete ${d.doc_id}` });
     del.addEventListener("click", () => deleteDocument(d.doc_id));
-    return el("tr", { "data-doc-id": d.doc_id }, el("td", { className: "doc", text: d.title ? `${d.title} (${d.doc_id})` : d.doc_id }), status, el("td", {}, del));
+    const name = el("td", { className: "doc" }, el("span", { className: "title", text: d.title || d.doc_id }));
+    if (d.title && d.title !== d.doc_id) name.append(el("span", { className: "doc-id", text: d.doc_id }));
+    return el("tr", { "data-doc-id": d.doc_id }, name, status, el("td", {}, del));
   });
   $("doc-rows").replaceChildren(...rows);
   if (!rows.length) $("doc-rows").append(el("tr", {}, el("td", { colspan: "3", className: "hint", text: "No documents yet." })));
+  $("no-docs-hint").hidden = rows.length > 0;  // only when there are none
   const busy = data.documents.some((d) => d.state === "queued");
   schedulePoll(busy ? 1000 : 5000);
 }
@@ -262,5 +376,6 @@ $("load-samples").addEventListener("click", async () => {
   refreshDocuments();
 });
 
+restore();
 connect();
 refreshDocuments();

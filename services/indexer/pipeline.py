@@ -259,7 +259,9 @@ class IndexerPipeline:
         t = time.perf_counter()
         out.removed = await self._drop_others(op.doc_id, generation, stored)
         timer.lap("cleanup", t)
-        await self._record_indexed(op, message, generation, len(chunks))
+        # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
+        title = op.title or next((c.title for c in chunks if c.title), None)
+        await self._record_indexed(op, message, generation, len(chunks), title)
 
     async def _fetch(self, op: IndexOperation) -> bytes:
         limit = self._settings.ingest.max_document_bytes
@@ -319,7 +321,12 @@ class IndexerPipeline:
         return await self.index.delete_document(doc_id, keep_generation=generation)
 
     async def _record_indexed(
-        self, op: IndexOperation, message: QueueMessage, generation: str, count: int
+        self,
+        op: IndexOperation,
+        message: QueueMessage,
+        generation: str,
+        count: int,
+        title: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
         await self.status.put(
@@ -328,7 +335,7 @@ class IndexerPipeline:
                 state=DocState.INDEXED,
                 generation=generation,
                 chunk_count=count,
-                title=op.title,
+                title=title or op.title,
                 source_uri=op.source_uri,
                 content_type=op.content_type,
                 message_id=message.message_id,

@@ -4,6 +4,11 @@ Decision (documented in the protocol's ``Citation``): the ``sources`` event
 lists every source the prompt held. Cited ones come first, in the order of
 their number, with ``n`` = the ``[n]`` the answer used and ``cited=true``;
 the rest follow in retrieval order with ``n=null`` and ``cited=false``.
+``number`` is every source's number in the prompt.
+
+"Cited" means "supports at least one answer sentence" when the answer was
+attributed (``services.query.attribution``); without attribution (cancelled
+answers, attribution failed) it falls back to the ``[n]`` markers written.
 """
 
 from __future__ import annotations
@@ -40,22 +45,29 @@ def excerpt(text: str, limit: int) -> str:
 
 
 def build_citations(
-    sources: Sequence[SearchHit], answer: str, excerpt_chars: int
+    sources: Sequence[SearchHit],
+    answer: str,
+    excerpt_chars: int,
+    supported: set[int] | None = None,
 ) -> list[Citation]:
-    """``sources[i]`` is prompt source number ``i + 1``."""
-    used = cited_numbers(answer, len(sources))
-    cited = [_citation(hit, n, excerpt_chars) for n, hit in enumerate(sources, 1) if n in used]
+    """``sources[i]`` is prompt source number ``i + 1``; ``supported`` (the
+    numbers that back a sentence) replaces the markers when given."""
+    used = cited_numbers(answer, len(sources)) if supported is None else supported
+    cited = [
+        _citation(hit, n, True, excerpt_chars) for n, hit in enumerate(sources, 1) if n in used
+    ]
     unused = [
-        _citation(hit, None, excerpt_chars) for n, hit in enumerate(sources, 1) if n not in used
+        _citation(hit, n, False, excerpt_chars) for n, hit in enumerate(sources, 1) if n not in used
     ]
     return cited + unused
 
 
-def _citation(hit: SearchHit, n: int | None, excerpt_chars: int) -> Citation:
+def _citation(hit: SearchHit, number: int, cited: bool, excerpt_chars: int) -> Citation:
     chunk = hit.chunk
     return Citation(
-        n=n,
-        cited=n is not None,
+        n=number if cited else None,
+        cited=cited,
+        number=number,
         doc_id=chunk.doc_id,
         title=chunk.title,
         uri=chunk.source_uri,

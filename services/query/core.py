@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.query.attribution import Attribution, Attributor, supporting_numbers
 from services.query.citations import build_citations
 from services.query.context import FittedPrompt, fit_prompt
 from services.query.conversation import InMemoryConversationStore, trim_history
@@ -39,6 +40,7 @@ from shared.ports import (
     VectorIndex,
 )
 from shared.protocol import (
+    AnswerSentence,
     AskAction,
     Citation,
     DoneEvent,
@@ -143,6 +145,7 @@ class Job:
 class _Generation:
     parts: list[str] = field(default_factory=list)
     finish: ModelFinish | None = None
+    first_token: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class AnswerService:
         self._query = settings.query
         self._deps = deps
         self._retriever = Retriever(deps.embedder, deps.index, settings.query)
+        self._attributor = Attributor(deps.embedder) if settings.query.attribution else None
         model = settings.model
         self._params = GenerationParams(
             max_new_tokens=model.max_new_tokens,
@@ -220,10 +224,41 @@ class AnswerService:
         streamer = TokenStreamer(
             sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
         )
-        outcome = await self._generate(fitted.prompt, streamer, cancel)
+        state = _Generation()
+        texts = [hit.chunk.text for hit in fitted.sources]
+        ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
+        try:
+            outcome = await self._generate(fitted.prompt, streamer, cancel, state)
+        finally:
+            ahead.cancel()  # a cancelled ask does not wait for it
         if outcome.error is None:
             await self._remember(job, outcome)
-        await self._finish(sink, job, fitted.sources, outcome, start, streamer.first_sent_at)
+        attribution = await self._attribute(job, outcome, texts)
+        await self._finish(
+            sink, job, fitted.sources, outcome, start, streamer.first_sent_at, attribution
+        )
+
+    async def _embed_sources_ahead(self, state: _Generation, texts: list[str]) -> None:
+        """Embed the sources' sentences while the model decodes: after the first
+        token, so the prompt's prefill keeps every core."""
+        if self._attributor is None:
+            return
+        await state.first_token.wait()
+        try:
+            await self._attributor.prepare(texts)
+        except Exception as exc:  # retried (and reported) by _attribute
+            log.debug("embedding sources ahead failed: %r", exc)
+
+    async def _attribute(self, job: Job, outcome: _Outcome, texts: list[str]) -> Attribution | None:
+        if self._attributor is None or outcome.error is not None:
+            return None
+        if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
+            return None
+        try:
+            return await self._attributor.attribute(outcome.text, texts)
+        except Exception as exc:  # the embedder failed: fall back to the [n] markers
+            log.warning("attribution failed for %s: %r", job.request_id, exc)
+            return None
 
     async def _prepare(self, job: Job) -> FittedPrompt:
         ask, model = job.ask, self._deps.model
@@ -251,9 +286,8 @@ class AnswerService:
         )
 
     async def _generate(
-        self, prompt: str, streamer: TokenStreamer, cancel: asyncio.Event
+        self, prompt: str, streamer: TokenStreamer, cancel: asyncio.Event, state: _Generation
     ) -> _Outcome:
-        state = _Generation()
         sender = asyncio.create_task(streamer.run())
         generation = asyncio.create_task(self._consume(prompt, streamer, state))
         cancelled = asyncio.create_task(cancel.wait())
@@ -281,6 +315,7 @@ class AnswerService:
                 if isinstance(event, ModelToken):
                     state.parts.append(event.text)
                     streamer.push(event.text)
+                    state.first_token.set()
                 else:
                     state.finish = event
         finally:
@@ -324,13 +359,18 @@ class AnswerService:
         outcome: _Outcome,
         start: float,
         first_sent_at: float | None,
+        attribution: Attribution | None = None,
     ) -> None:
         if outcome.error is not None:
             error = outcome.error.model_copy(update={"request_id": job.request_id})
             await sink.send(error)
         else:
-            citations = build_citations(sources, outcome.text, self._query.excerpt_chars)
-            await sink.send(self._sources_event(job.request_id, citations))
+            supported = None
+            if attribution is not None:
+                supported = supporting_numbers(attribution.sentences)
+            citations = build_citations(sources, outcome.text, self._query.excerpt_chars, supported)
+            sentences = attribution.sentences if attribution is not None else None
+            await sink.send(self._sources_event(job.request_id, citations, sentences))
         now = time.perf_counter()
         ttft = (first_sent_at - start) * 1000 if first_sent_at is not None else None
         done = DoneEvent(
@@ -340,17 +380,23 @@ class AnswerService:
             completion_tokens=outcome.completion_tokens,
             time_to_first_token_ms=ttft,
             total_ms=(now - start) * 1000,
+            attribution_ms=attribution.ms if attribution is not None else None,
         )
         await sink.send(done)
 
-    def _sources_event(self, request_id: str, citations: list[Citation]) -> SourcesEvent:
+    def _sources_event(
+        self,
+        request_id: str,
+        citations: list[Citation],
+        sentences: list[AnswerSentence] | None = None,
+    ) -> SourcesEvent:
         """Shorten excerpts until the event fits one frame (k=50 with long titles may not)."""
-        event = SourcesEvent(request_id=request_id, citations=citations)
+        event = SourcesEvent(request_id=request_id, citations=citations, sentences=sentences)
         limit = self._query.excerpt_chars
         while len(encode_event(event).encode()) > self._query.max_frame_bytes and limit > 20:
             limit //= 2
             shorter = [c.model_copy(update={"excerpt": c.excerpt[:limit]}) for c in citations]
-            event = SourcesEvent(request_id=request_id, citations=shorter)
+            event = SourcesEvent(request_id=request_id, citations=shorter, sentences=sentences)
         return event
 
 

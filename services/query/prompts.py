@@ -7,6 +7,7 @@ follow-ups cheap in context tokens).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -85,12 +86,27 @@ def _llama3(role: str, text: str) -> str:
     return f"<|start_header_id|>{role}<|end_header_id|>\n\n{text.strip()}<|eot_id|>"
 
 
+def messages_prompt(system: str, history: Sequence[Turn], user: str) -> str:
+    """For servers that apply the chat template themselves (OpenAI-compatible
+    ``/chat/completions``): the turns as a JSON list of ``{"role", "content"}``,
+    which the adapter sends as ``messages``."""
+    messages = [{"role": "system", "content": system.strip()}]
+    for turn in history:
+        messages += [
+            {"role": "user", "content": turn.question.strip()},
+            {"role": "assistant", "content": turn.answer.strip()},
+        ]
+    messages.append({"role": "user", "content": user.strip()})
+    return json.dumps(messages, ensure_ascii=False)
+
+
 PromptBuilder = Callable[[str, Sequence[Turn], str], str]
 
 BUILDERS: dict[str, PromptBuilder] = {
     "llama2": llama2_prompt,
     "chatml": chatml_prompt,
     "llama3": llama3_prompt,
+    "messages": messages_prompt,
 }
 
 

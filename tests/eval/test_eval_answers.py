@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cli.eval.answers import run_answers
+from cli.eval.answers import holds_key, run_answers
 from cli.eval.questions import EvalQuestion
 from services.query.core import AnswerService, build_query_deps
 from shared.adapters import sqlite_store
 from shared.documents import Chunk, EmbeddedChunk
+from shared.protocol import SentenceSupport
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
@@ -56,3 +57,70 @@ async def test_citation_rate_counts_answers_citing_an_expected_document(tmp_path
     assert summary.citation_rate == 0.5
     assert summary.uncited == 1
     assert summary.errors == 0
+
+
+async def test_answer_metrics_from_attributed_sentences(tmp_path: Path) -> None:
+    """GIVEN three scripted answers (grounded + invented, wrong source, empty),
+    THEN precision, recall, supported share and key-string rate are exact."""
+    embedder = FakeEmbedder()
+    settings = Settings(data_dir=tmp_path)
+    index = sqlite_store.from_settings(settings)
+    await index.ensure_index(embedder.dimension)
+    chunks = [
+        Chunk(chunk_id=doc, doc_id=doc, generation="g", ordinal=0, text=text, start=0, end=1)
+        for doc, text in DOCS.items()
+    ]
+    vectors = await embedder.embed_documents([c.text for c in chunks])
+    await index.write(
+        [EmbeddedChunk(c, np.asarray(v)) for c, v in zip(chunks, vectors, strict=True)]
+    )
+    model = FakeChatModel(
+        # two sentences the cats source backs, one it doesn't
+        Script(
+            tokens=[
+                "Cats purr when they are content [1]. ",
+                "Cats sleep most of the day. ",
+                "Cats can fly to the moon quickly.",
+            ]
+        ),
+        # backed, but by the wrong document for the question
+        Script(tokens=["Cats purr when they are content."]),
+        Script(tokens=["No idea."]),  # claims nothing, cites nothing
+    )
+    service = AnswerService(
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
+    )
+    questions = [
+        EvalQuestion(
+            question="why do cats purr", doc_ids=["cats.md"], passage="purr when they are content"
+        ),
+        EvalQuestion(question="what do ships carry", doc_ids=["ships.md"], passage="carry cargo"),
+        EvalQuestion(question="what do container ships carry", doc_ids=["ships.md"]),
+    ]
+    try:
+        summary = await run_answers(questions, service, "knn", 2)
+    finally:
+        await index.close()
+
+    first, _, third = summary.results
+    assert [r.cited_doc_ids for r in summary.results] == [("cats.md",), ("cats.md",), ()]
+    assert [
+        (r.count(SentenceSupport.SUPPORTED), r.count(SentenceSupport.UNSUPPORTED))
+        for r in summary.results
+    ] == [(2, 1), (1, 0), (0, 0)]
+    assert third.sentences is not None and third.sentences[0].support == SentenceSupport.NO_CLAIM
+    assert summary.citation_precision == 0.5  # 1 expected of 2 cited documents
+    assert summary.citation_recall == 1 / 3
+    assert summary.supported_share == 0.75  # 3 of 4 checkable sentences
+    assert (summary.key_rate, summary.key_questions) == (0.5, 2)
+    assert summary.uncited == 1 and summary.errors == 0
+    assert first.attribution_ms is not None
+    report = "\n".join(summary.text_lines())
+    assert "citation precision  0.500   recall 0.333" in report
+    assert "supported sentences 0.750" in report
+    assert summary.as_json()["key_string_rate"] == 0.5
+
+
+def test_key_strings_compare_like_passages() -> None:
+    assert holds_key("Use  WEB.WebSocketResponse()\nhere", ["web.websocketresponse() here"])
+    assert not holds_key("nothing", ["web.WebSocketResponse()"])

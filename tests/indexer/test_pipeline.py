@@ -36,6 +36,17 @@ async def test_indexes_a_new_document_and_records_its_status(
     assert status.indexed_at is not None
 
 
+async def test_the_status_record_carries_the_loaders_title_when_the_message_has_none(
+    pipeline: IndexerPipeline, fake_status: FakeStatusStore
+) -> None:
+    # GIVEN a Markdown upload without a title field (the chat page's uploads)
+    text = "# Llama care guide\n\nLlamas eat hay.\n"
+    body = index_body("guide.md", text, content_type="text/markdown")
+    # WHEN it is indexed, THEN the document list can show its heading as the title
+    await pipeline.process(queue_message(body))
+    assert fake_status.records["guide.md"].title == "Llama care guide"
+
+
 async def test_redelivery_of_the_same_message_changes_nothing(
     pipeline: IndexerPipeline, fake_index: FakeVectorIndex, embedder: FakeEmbedder
 ) -> None:

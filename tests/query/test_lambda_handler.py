@@ -168,6 +168,10 @@ async def test_ask_is_accepted_then_answered_by_an_async_worker(
     text = "".join(f["text"] for f in frames if f["event"] == "token")
     assert text == "Twenty five days [1]."
     assert frames[-2]["citations"][0]["cited"] is True
+    # The worker attributes the answer like the local server does.
+    (sentence,) = frames[-2]["sentences"]
+    assert (sentence["start"], sentence["end"]) == (0, len(text))
+    assert sentence["support"] == "supported" and sentence["sources"] == [1]
     assert frames[-1]["stop_reason"] == StopReason.END
 
 

@@ -65,6 +65,16 @@ async def test_ask_streams_tokens_then_sources_then_done(
     citations = events[-2]["citations"]
     assert isinstance(citations, list) and citations[0]["doc_id"] == "llamas"
     assert citations[0]["cited"] is True
+    assert events[-2]["sentences"] == [
+        {
+            "start": 0,
+            "end": len("Grass and hay [1]."),
+            "support": "supported",
+            "sources": [1],
+            "markers": [1],
+            "unsupported_markers": [],
+        }
+    ]
 
 
 async def test_cancel_over_the_socket(ws: ClientWebSocketResponse, model: FakeChatModel) -> None:

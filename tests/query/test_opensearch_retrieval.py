@@ -89,4 +89,4 @@ async def test_hybrid_fuses_keyword_and_vector_results(
         settings, os_index, embedder, question="server room locked", mode="hybrid", k=2
     )
     assert sources.citations[0].doc_id == "servers"
-    assert sources.citations[0].cited and sources.citations[0].n == 1
+    assert sources.citations[0].number == 1  # "ok [1]" supports nothing: retrieval order

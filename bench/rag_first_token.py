@@ -1,0 +1,205 @@
+"""Time to first token for REAL RAG questions (``python -m bench.query --part rag``).
+
+The sample documents that answer the first golden questions are indexed with
+the real MiniLM into a temporary embedded index; each question then goes
+through the query service (``AnswerService``: embed, retrieve k=5 chunks, fit
+the prompt, the local llama.cpp model) and its ``done.time_to_first_token_ms``
+is recorded. Right after, llama.cpp alone gets exactly the prompt the service
+built (``cache_prompt: false``, so it cannot reuse the service's KV cache,
+one token): that is the baseline, measured in the same run on the same load.
+
+Printed: p50/min/max of both, their ratio, the prompt size, and what the
+service adds before the model (embed + retrieve + fit). Levers to compare
+(each a flag): ``--model-path`` (e.g. the F16 copy), ``--threads`` (decode),
+``--batch-threads`` (prompt processing), ``--context-tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cli.eval.corpus import index_folder
+from cli.eval.questions import load_questions
+from cli.files import SAMPLES_DIR
+from services.query.core import AnswerService, build_query_deps
+from shared.adapters.llamacpp import LlamaCppChatModel
+from shared.factory import build_chat_model, build_embedder, build_status_store, build_vector_index
+from shared.ports import ServerEvent
+from shared.protocol import AskAction, DoneEvent
+from shared.settings import ModelSettings, QuerySettings, Settings
+
+GOLDEN = SAMPLES_DIR.parent / "golden.jsonl"
+
+
+@dataclass(frozen=True)
+class Sample:
+    question: str
+    service_ttft_ms: float
+    alone_ttft_ms: float
+    alone_prompt_ms: float | None  # llama.cpp's own prompt-processing time
+    prompt_tokens: int
+    before_model_ms: float
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[ServerEvent] = []
+
+    async def send(self, event: ServerEvent) -> None:
+        self.events.append(event)
+
+
+class PromptSpy:
+    """Wraps the chat model to keep the prompt the service built and when it was called."""
+
+    def __init__(self, inner: LlamaCppChatModel) -> None:
+        self.inner = inner
+        self.prompt = ""
+        self.called = 0.0
+
+    @property
+    def family(self) -> str:
+        return self.inner.family
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream(self, prompt: str, params: Any) -> Any:
+        self.prompt, self.called = prompt, time.perf_counter()
+        return self.inner.stream(prompt, params)
+
+
+def copy_documents(doc_ids: Sequence[str], into: Path) -> None:
+    for doc_id in doc_ids:
+        target = into / doc_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLES_DIR / doc_id, target)
+
+
+async def alone(model: LlamaCppChatModel, prompt: str) -> tuple[float, float | None]:
+    """llama.cpp's server alone on ``prompt``: ms to the first token, and its
+    own prompt_ms when it reports timings."""
+    loaded = await model.load()
+    request = {
+        "prompt": prompt,
+        "stream": True,
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "cache_prompt": False,
+    }
+    first: list[float] = []
+    timings: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def on_chunk(data: Any) -> bool:
+        with lock:
+            if isinstance(data, dict):
+                choices = data.get("choices") or [{}]
+                if choices[0].get("text") and not first:
+                    first.append(time.perf_counter())
+                timings.update(data.get("timings") or {})
+        return False
+
+    started = time.perf_counter()
+    await asyncio.to_thread(loaded.server.handle_completions, request, on_chunk)
+    end = first[0] if first else time.perf_counter()
+    prompt_ms = timings.get("prompt_ms")
+    return (end - started) * 1000, float(prompt_ms) if prompt_ms is not None else None
+
+
+async def run(
+    questions: int,
+    model_settings: ModelSettings,
+    max_new_tokens: int,
+) -> list[Sample]:
+    golden = load_questions(GOLDEN)[:questions]
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        copy_documents(sorted({d for q in golden for d in q.doc_ids}), corpus)
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            model=model_settings.model_copy(
+                update={"max_new_tokens": max_new_tokens, "temperature": 0.0}
+            ),
+            query=QuerySettings(coalesce_ms=0.0, default_k=5),
+        )
+        embedder = build_embedder(settings)
+        index, status = build_vector_index(settings), build_status_store(settings)
+        model = build_chat_model(settings)
+        assert isinstance(model, LlamaCppChatModel), "the RAG bench runs the local model"
+        spy = PromptSpy(model)
+        try:
+            await index_folder(
+                corpus, settings=settings, index=index, status=status, embedder=embedder
+            )
+            await model.load()
+            service = AnswerService(
+                settings, build_query_deps(settings, embedder=embedder, index=index, model=spy)
+            )
+            await answer(service, "warm-up: what is aiohttp?")  # first-call costs
+            samples = []
+            for question in golden:
+                started = time.perf_counter()
+                done = await answer(service, question.question)
+                before_model = (spy.called - started) * 1000
+                ttft_alone, prompt_ms = await alone(model, spy.prompt)
+                samples.append(
+                    Sample(
+                        question.question,
+                        done.time_to_first_token_ms or float("nan"),
+                        ttft_alone,
+                        prompt_ms,
+                        done.prompt_tokens,
+                        before_model,
+                    )
+                )
+            return samples
+        finally:
+            await index.close()
+            await status.close()  # type: ignore[attr-defined]
+
+
+async def answer(service: AnswerService, question: str) -> DoneEvent:
+    sink = Recorder()
+    job = service.accept(AskAction(action="ask", question=question))
+    await service.answer(job, sink, asyncio.Event())
+    done = sink.events[-1]
+    assert isinstance(done, DoneEvent), sink.events
+    return done
+
+
+def report(samples: Sequence[Sample], label: str) -> str:
+    service = [s.service_ttft_ms for s in samples]
+    base = [s.alone_ttft_ms for s in samples]
+    prompt_ms = [s.alone_prompt_ms for s in samples if s.alone_prompt_ms is not None]
+    ratio = statistics.median(service) / statistics.median(base)
+    lines = [
+        f"Part 3: time to first token, real RAG questions (k=5), {label}",
+        f"  questions {len(samples)}; prompt tokens p50 "
+        f"{statistics.median(s.prompt_tokens for s in samples):.0f}",
+        "  first token (ms)       p50      min      max",
+        f"  service (ask->token) {statistics.median(service):7.0f}  {min(service):7.0f}  "
+        f"{max(service):7.0f}   (goal <= 2000 p50)",
+        f"  llama.cpp alone      {statistics.median(base):7.0f}  {min(base):7.0f}  "
+        f"{max(base):7.0f}",
+        f"  service / alone      {ratio:7.2f}",
+        f"  before the model (embed + retrieve + fit) p50 "
+        f"{statistics.median(s.before_model_ms for s in samples):.0f} ms",
+    ]
+    if prompt_ms:
+        lines.append(f"  llama.cpp's own prompt_ms p50 {statistics.median(prompt_ms):.0f}")
+    return "\n".join(lines)
+
+
+def as_json(samples: Sequence[Sample]) -> str:
+    return json.dumps([s.__dict__ for s in samples], indent=1)
