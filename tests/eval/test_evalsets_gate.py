@@ -22,7 +22,50 @@ from shared.adapters import sqlite_store
 from tests.eval.conftest import MemoEmbedder, SampleStore
 
 # set -> mode -> metric -> (floor, measured)
-FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
+FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
+    "samples": {
+        "knn": {
+            "mrr": (0.93, 0.959),
+            "recall@5": (0.96, 0.986),
+            "passage@3": (0.8, 0.829),
+            "passage@5": (0.87, 0.9),
+        },
+        "hybrid": {
+            "mrr": (0.94, 0.974),
+            "recall@5": (0.96, 0.986),
+            "passage@3": (0.87, 0.9),
+            "passage@5": (0.91, 0.943),
+        },
+    },
+    "cmake": {
+        "knn": {
+            "mrr": (0.77, 0.795),
+            "recall@5": (0.89, 0.917),
+            "passage@3": (0.62, 0.65),
+            "passage@5": (0.75, 0.783),
+        },
+        "hybrid": {
+            "mrr": (0.81, 0.841),
+            "recall@5": (0.9, 0.933),
+            "passage@3": (0.74, 0.767),
+            "passage@5": (0.82, 0.85),
+        },
+    },
+    "gnuplot": {
+        "knn": {
+            "mrr": (0.7, 0.726),
+            "recall@5": (0.82, 0.85),
+            "passage@3": (0.7, 0.733),
+            "passage@5": (0.75, 0.783),
+        },
+        "hybrid": {
+            "mrr": (0.76, 0.786),
+            "recall@5": (0.84, 0.867),
+            "passage@3": (0.74, 0.767),
+            "passage@5": (0.8, 0.833),
+        },
+    },
+}
 SETS = {s.name: s for s in all_sets()}
 
 
