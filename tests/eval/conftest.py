@@ -119,12 +119,11 @@ def set_stores(
     built: dict[str, SampleStore] = {"samples": sample_store}
     sets = {s.name: s for s in all_sets()}
 
-    def get(name: str) -> SampleStore:
+    async def get(name: str) -> SampleStore:
         if name not in built:
             folder = sets[name].corpus_dir()
-            built[name] = build_store(
-                folder, tmp_path_factory.mktemp(f"{name}-store"), memo_embedder
-            )
+            data_dir = tmp_path_factory.mktemp(f"{name}-store")
+            built[name] = await build_store(folder, data_dir, memo_embedder)
         return built[name]
 
     return get
