@@ -71,8 +71,9 @@ class EmbedderSettings(BaseModel):
 
 
 class ChunkingSettings(BaseModel):
-    # all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP].
-    chunk_tokens: int = Field(default=200, ge=16, le=254)
+    # all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP]; 222 leaves
+    # 32 for the context header (docs/evaluation.md, "Defaults across corpora").
+    chunk_tokens: int = Field(default=222, ge=16, le=254)
     overlap_tokens: int = Field(default=32, ge=0, le=128)
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
@@ -136,12 +137,12 @@ class StatusSettings(BaseModel):
 
 class QuerySettings(BaseModel):
     default_k: int = Field(default=5, ge=1, le=50)
-    search_mode: Literal["knn", "hybrid"] = "knn"
+    search_mode: Literal["knn", "hybrid"] = "hybrid"
     rrf_k: int = Field(default=60, ge=1)
     # Hybrid: weight of the keyword ranking in the fusion (k-NN's is 1).
     keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0)
     candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
-    max_chunks_per_doc: int = Field(default=3, ge=1)
+    max_chunks_per_doc: int = Field(default=5, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     max_question_chars: int = Field(default=4000, ge=1, le=4000)
     max_concurrent_per_connection: int = Field(default=2, ge=1)

@@ -65,5 +65,5 @@ def test_the_header_setting_shapes_the_window_and_the_generation() -> None:
     without = ChunkingSettings(chunk_tokens=254, context_header="none")
     assert window_tokens(with_header) == MAX_WINDOW_TOKENS - HEADER_TOKENS
     assert window_tokens(without) == MAX_WINDOW_TOKENS
-    assert window_tokens(ChunkingSettings()) == 200
+    assert window_tokens(ChunkingSettings()) == ChunkingSettings().chunk_tokens == 222
     assert settings_fingerprint(with_header, "m") != settings_fingerprint(without, "m")

@@ -13,7 +13,7 @@ run of the suite on the same machine embeds nothing it has seen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,22 +83,18 @@ def memo_embedder(disk_cached_minilm: CachingEmbedder) -> MemoEmbedder:
     return MemoEmbedder(disk_cached_minilm)
 
 
-def build_store(folder: Path, data_dir: Path, embedder: Embedder) -> SampleStore:
+async def build_store(folder: Path, data_dir: Path, embedder: Embedder) -> SampleStore:
     """``folder`` in an embedded store, default settings, through the pipeline."""
     settings = Settings(data_dir=data_dir)
-
-    async def build() -> IndexReport:
-        index = sqlite_store.from_settings(settings)
-        status = sqlite_status.from_settings(settings)
-        try:
-            return await index_folder(
-                folder, settings=settings, index=index, status=status, embedder=embedder
-            )
-        finally:
-            await index.close()
-            await status.close()
-
-    report = asyncio.run(build())
+    index = sqlite_store.from_settings(settings)
+    status = sqlite_status.from_settings(settings)
+    try:
+        report = await index_folder(
+            folder, settings=settings, index=index, status=status, embedder=embedder
+        )
+    finally:
+        await index.close()
+        await status.close()
     assert not report.failed, report.failed
     return SampleStore(settings, report)
 
@@ -108,7 +104,8 @@ def sample_store(
     tmp_path_factory: pytest.TempPathFactory, memo_embedder: MemoEmbedder
 ) -> SampleStore:
     """samples/corpus in an embedded store, default settings, real embedder."""
-    return build_store(CORPUS, tmp_path_factory.mktemp("sample-store"), memo_embedder)
+    folder = tmp_path_factory.mktemp("sample-store")
+    return asyncio.run(build_store(CORPUS, folder, memo_embedder))
 
 
 @pytest.fixture(scope="session")
@@ -116,17 +113,17 @@ def set_stores(
     tmp_path_factory: pytest.TempPathFactory,
     memo_embedder: MemoEmbedder,
     sample_store: SampleStore,
-) -> Callable[[str], SampleStore]:
-    """Each evaluation set's corpus in its own store, built on first use."""
+) -> Callable[[str], Awaitable[SampleStore]]:
+    """Each evaluation set's corpus in its own store, built on first use
+    (awaited: the tests that use them run in an event loop)."""
     built: dict[str, SampleStore] = {"samples": sample_store}
     sets = {s.name: s for s in all_sets()}
 
-    def get(name: str) -> SampleStore:
+    async def get(name: str) -> SampleStore:
         if name not in built:
             folder = sets[name].corpus_dir()
-            built[name] = build_store(
-                folder, tmp_path_factory.mktemp(f"{name}-store"), memo_embedder
-            )
+            data_dir = tmp_path_factory.mktemp(f"{name}-store")
+            built[name] = await build_store(folder, data_dir, memo_embedder)
         return built[name]
 
     return get
