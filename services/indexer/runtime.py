@@ -48,7 +48,11 @@ def poison_reason(outcome: Outcome) -> PoisonReason:
 
 
 def log_outcome(outcome: Outcome) -> None:
-    if outcome.ok:
+    if outcome.verdict is Verdict.STALE:
+        log.warning("stale message acknowledged", extra={"fields": outcome.log_fields()})
+    elif outcome.verdict is Verdict.BUSY:
+        log.info("document busy: message returned", extra={"fields": outcome.log_fields()})
+    elif outcome.ok:
         log.info("message processed", extra={"fields": outcome.log_fields()})
     elif outcome.verdict is Verdict.POISON:
         log.error("poison message rejected", extra={"fields": outcome.log_fields()})
