@@ -52,7 +52,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await client.delete_table(TableName=table)
 
 
-def record(version: int | None, state: DocState = DocState.INDEXED, **more: object) -> DocumentStatus:
+def record(
+    version: int | None, state: DocState = DocState.INDEXED, **more: object
+) -> DocumentStatus:
     return DocumentStatus(doc_id="doc", state=state, doc_version=version, **more)  # type: ignore[arg-type]
 
 
