@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 
+from shared.ports import BlobStore
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.status_store import FakeStatusStore
@@ -49,10 +49,10 @@ def winners(bodies: list[str]) -> dict[str, str | None]:
 
 
 async def clean_ingest(
-    settings: Settings, bodies: dict[str, str | None], embedder: FakeEmbedder | Any = None
+    settings: Settings, bodies: dict[str, str | None], blobs: BlobStore | None = None
 ) -> dict[str, Expected | None]:
     index, status = FakeVectorIndex(), FakeStatusStore()
-    pipeline = make_pipeline(settings, index, status, embedder or FakeEmbedder(dimension=16))
+    pipeline = make_pipeline(settings, index, status, FakeEmbedder(dimension=16), blobs)
     expected: dict[str, Expected | None] = {}
     for doc, body in bodies.items():
         if body is None:
