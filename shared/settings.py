@@ -159,7 +159,10 @@ class IndexerSettings(BaseModel):
         gt=0.0,
         description="How long a versioned delete blocks older index messages",
     )
-    reconcile_requeue_limit: int = Field(default=100, ge=0)
+    reconcile_requeue_limit: int = Field(
+        default=100, ge=0, description="Documents one reconcile run may re-queue"
+    )
+    metrics_namespace: str = "RAG/Indexer"
 
 
 class QuerySettings(BaseModel):

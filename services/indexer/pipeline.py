@@ -357,8 +357,14 @@ class IndexerPipeline:
         title = op.title or next((c.title for c in chunks if c.title), None)
         lease.check()
         await self._record_indexed(
-            op, message, generation, len(chunks), version, written_at,
-            cleanup_pending=others, title=title,
+            op,
+            message,
+            generation,
+            len(chunks),
+            version,
+            written_at,
+            cleanup_pending=others,
+            title=title,
         )
         if others:
             # Everything but this generation was searchable before it was
@@ -368,8 +374,14 @@ class IndexerPipeline:
             out.removed = await self.index.delete_document(op.doc_id, generation)
             timer.lap("cleanup", t)
             await self._record_indexed(
-                op, message, generation, len(chunks), version, written_at,
-                cleanup_pending=False, title=title,
+                op,
+                message,
+                generation,
+                len(chunks),
+                version,
+                written_at,
+                cleanup_pending=False,
+                title=title,
             )
 
     async def _wait_settled(

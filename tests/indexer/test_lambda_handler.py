@@ -103,3 +103,28 @@ async def test_the_factory_picks_the_dead_letters_beside_the_queue(tmp_path: Pat
     await with_dlq.close()
     # SQS without a DLQ URL: poison is left to the queue's redrive policy.
     assert build_dead_letters(Settings(_env_file=None, queue={"backend": "sqs"})) is None
+
+
+async def test_a_scheduled_reconcile_prints_its_drift_as_an_emf_metric(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.indexer.lambda_handler import handle_reconcile, is_reconcile_event
+
+    # GIVEN a document indexed, then a stray generation left in the index
+    await handle_event(sqs_event(sqs_record(index_body("d", "some text"))), runtime)
+    capsys.readouterr()
+    index = runtime.pipeline.index
+    assert isinstance(index, FakeVectorIndex)
+    [row] = index.rows.values()
+    stray = row.chunk.model_copy(update={"generation": "stale"})
+    await index.write([type(row)(stray, row.vector)])
+    # WHEN EventBridge's scheduled event arrives
+    event = {"rag_task": "reconcile"}
+    assert is_reconcile_event(event) and not is_reconcile_event(sqs_event())
+    report = await handle_reconcile(runtime)
+    # THEN the stray is gone, the report says so, and the metric line is on stdout
+    assert report["drift_found"] == 1 and report["repairs"][0]["drift"] == "stray_generations"
+    assert await index.generations("d") == {row.chunk.generation: 1}
+    metric = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metric["DriftFound"] == 1
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RAG/Indexer"
