@@ -26,6 +26,7 @@ import signal
 from collections.abc import Sequence
 
 from services.indexer.logs import configure_logging
+
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, SqsDeadLetters, build_pipeline
 from shared.adapters import dynamodb_status, opensearch, s3, sqs
