@@ -1,15 +1,20 @@
 """The indexer's transport-free core: one queue message in, the index made to match.
 
-    parse → fetch body (inline or S3, size-limited) → load → chunk → generation
-      → already stored whole? → no-op (drop other generations if any)
-      → else embed in batches → write → delete older generations
+    parse → lease the doc id (else: busy) → stale version? (acknowledge)
+      → fetch body (inline or S3, size-limited) → load → chunk → generation
+      → recorded whole already? → no-op (finish a pending clean-up)
+      → else wait until earlier writes are searchable → writing marker
+        → embed in batches → write → status indexed → delete other generations
     → status record (indexed / deleted / failed with reason and error code)
 
 Idempotency rests on the generation (a hash of the body, its metadata and
 everything that shapes chunks and vectors), never on store ids: re-sending the
 same document changes nothing, and a crash anywhere converges on the next
-delivery. Failures are classified for the transports: *poison* (the message or
-document itself is unusable: retrying won't help) or *retry* (anything else).
+delivery. The status record, not the index's lagging search, is the memory of
+what the index holds (see ``records`` and ``lease``). Failures are classified
+for the transports: *poison* (the message or document itself is unusable:
+retrying won't help), *retry* (anything else), *busy* (another worker holds
+the document) and *stale* (older than the version applied: acknowledged).
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ from shared.documents import (
     content_generation,
     is_stale,
 )
-from shared.errors import DocumentError, DocumentTooLarge, InvalidMessage, RagError, StaleVersion
+from shared.errors import (
+    DocumentError,
+    DocumentTooLarge,
+    InvalidMessage,
+    LeaseLost,
+    RagError,
+    StaleVersion,
+)
 from shared.ingest import DeleteOperation, IndexOperation, parse_ingest_message
 from shared.ports import BlobStore, Embedder, QueueMessage, StatusStore, TokenCounter, VectorIndex
 from shared.settings import Settings
@@ -158,11 +170,8 @@ class _Timer:
 class KeyedLocks:
     """One lock per doc id, dropped when nobody holds or waits for it.
 
-    Two copies of a message for the same document (a re-send, a redelivery)
-    processed at once would both find the generation missing and both write
-    it; in one process they are serialised here. Across processes the next
-    delivery of the document repairs it (a generation with the wrong count
-    is rewritten whole).
+    Messages of one document in one process wait for each other here rather
+    than bounce off the document's lease (which keeps other processes out).
     """
 
     def __init__(self) -> None:
@@ -245,7 +254,8 @@ class IndexerPipeline:
                 outcome.doc_id = doc_id_hint(message.body)
             if outcome.verdict is Verdict.RETRY and not isinstance(exc, RagError):
                 log.exception("unexpected failure", extra={"fields": outcome.log_fields()})
-            await self._record_failure(outcome, message)
+            if not isinstance(exc, LeaseLost):  # the document is another worker's now
+                await self._record_failure(outcome, message)
         outcome.timings_ms = timer.total()
         return outcome
 
