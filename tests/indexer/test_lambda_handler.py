@@ -128,3 +128,26 @@ async def test_a_scheduled_reconcile_prints_its_drift_as_an_emf_metric(
     metric = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metric["DriftFound"] == 1
     assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RAG/Indexer"
+
+
+async def test_a_message_whose_document_is_leased_elsewhere_is_reported_for_retry(
+    runtime: Runtime,
+) -> None:
+    status = runtime.pipeline.status
+    assert await status.acquire_lease("held", "another-invocation", 60)
+    event = sqs_event(
+        sqs_record(index_body("held", "text"), message_id="busy-1"),
+        sqs_record(index_body("free", "text"), message_id="ok-1"),
+    )
+    assert await handle_event(event, runtime) == {
+        "batchItemFailures": [{"itemIdentifier": "busy-1"}]
+    }
+
+
+def test_busy_messages_back_off_past_a_whole_lease_within_four_receives() -> None:
+    from services.indexer.poller import busy_delay_s
+
+    delays = [busy_delay_s(n, 2.0, 60.0) for n in range(1, 6)]
+    assert delays == [2, 6, 18, 54, 60]
+    assert sum(delays[:4]) > 60  # a dead holder's lease runs out first
+    assert busy_delay_s(1, 0.1, 60.0) == 1  # SQS takes whole seconds
