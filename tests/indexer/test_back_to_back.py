@@ -19,7 +19,7 @@ from shared.adapters.dynamodb_status import DynamoDbStatusStore
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.settings import Settings
 from tests.indexer.conftest import make_pipeline
-from tests.indexer.events import index_body, paragraphs, queue_message
+from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
 from tests.indexer.harness import SETTLE_S, create_status_table, eventually
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.sqs]
@@ -77,3 +77,29 @@ async def test_v2_right_after_v1_leaves_only_v2(
     got = await eventually(opensearch_client, opensearch_index_name, probe, lambda g: g == expected)
     stale = [d for d in expected if got[d] != expected[d]]
     assert stale == [], f"{len(stale)} of {DOCS} documents kept a stale generation: {got}"
+
+
+async def test_a_delete_right_after_an_index_leaves_nothing(
+    real_pipeline: IndexerPipeline,
+    opensearch_client: AsyncOpenSearch,
+    opensearch_index_name: str,
+) -> None:
+    # GIVEN each document indexed, then deleted at once (its chunks not yet searchable)
+    async def index_then_delete(i: int) -> str:
+        doc = f"gone{i}"
+        indexed = await real_pipeline.process(queue_message(index_body(doc, paragraphs(doc, 4))))
+        deleted = await real_pipeline.process(queue_message(delete_body(doc)))
+        assert indexed.ok and deleted.ok
+        return doc
+
+    docs = await asyncio.gather(*(index_then_delete(i) for i in range(DOCS)))
+
+    # THEN nothing of them is left once everything is searchable
+    async def probe() -> dict[str, dict[str, int]]:
+        return {d: await real_pipeline.index.generations(d) for d in docs}
+
+    got = await eventually(
+        opensearch_client, opensearch_index_name, probe, lambda g: not any(g.values())
+    )
+    left = [d for d in docs if got[d]]
+    assert left == [], f"{len(left)} of {DOCS} deleted documents kept chunks: {got}"
