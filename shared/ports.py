@@ -34,6 +34,10 @@ class VectorIndex(Protocol):
     async def generations(self, doc_id: str) -> dict[str, int]:
         """Chunk count per stored generation of one document."""
 
+    async def doc_ids(self) -> list[str]:
+        """Every document id that has chunks in the index, sorted (for the
+        reconciler; like any search, it may lag recent writes)."""
+
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         """Delete the document's chunks, except those of ``keep_generation``.
         Returns how many were deleted."""

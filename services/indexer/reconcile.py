@@ -16,8 +16,9 @@ for drift; documents that are busy or settling are counted and left to the
 next run. Transport-free: the Lambda's scheduled run and ``rag reconcile``
 call the same :class:`Reconciler`.
 
-Documents with no status record at all are not visited (the index is read
-per document, by the ids the status store lists).
+Chunks of a document with no status record at all are orphans too: a
+writer records its marker before its first chunk, so no live worker can be
+behind them.
 """
 
 from __future__ import annotations
@@ -103,11 +104,13 @@ class Reconciler:
 
     async def run(self, *, dry_run: bool = False) -> ReconcileReport:
         report = ReconcileReport(dry_run=dry_run)
-        for record in await self._status.list(limit=MAX_DOCUMENTS):
+        recorded = [r.doc_id for r in await self._status.list(limit=MAX_DOCUMENTS)]
+        unrecorded = sorted(set(await self._index.doc_ids()) - set(recorded))
+        for doc_id in recorded + unrecorded:
             report.checked += 1
             try:
-                async with DocLease(self._status, record.doc_id, self._lease_s) as lease:
-                    await self._check(record.doc_id, lease, report)
+                async with DocLease(self._status, doc_id, self._lease_s) as lease:
+                    await self._check(doc_id, lease, report)
             except DocumentBusy:
                 report.busy += 1
         log.info("reconciled", extra={"fields": report.as_dict()})
@@ -116,6 +119,7 @@ class Reconciler:
     async def _check(self, doc_id: str, lease: DocLease, report: ReconcileReport) -> None:
         record = await self._status.get(doc_id)  # fresh, under the lease
         if record is None:
+            await self._orphan(doc_id, lease, report)
             return
         until = settled_at(record, lease.acquired_at, self._settle_s)
         if until is not None and until > datetime.now(UTC):
@@ -150,6 +154,19 @@ class Reconciler:
         report.repairs += repairs
         if not report.dry_run and (repairs or record.cleanup_pending):
             await self._record_repaired(record, repairs, lease)
+
+    async def _orphan(self, doc_id: str, lease: DocLease, report: ReconcileReport) -> None:
+        stored = await self._index.generations(doc_id)
+        if not stored:
+            return
+        detail = "no status record; " + ", ".join(f"{g}×{n}" for g, n in sorted(stored.items()))
+        action = "none (dry run)"
+        if not report.dry_run:
+            lease.check()
+            action = f"deleted {await self._index.delete_document(doc_id)} chunk(s)"
+        repair = Repair(doc_id, "orphan_chunks", detail, action)
+        log.warning("drift", extra={"fields": asdict(repair)})
+        report.repairs.append(repair)
 
     async def _requeue_doc(self, record: DocumentStatus, report: ReconcileReport) -> str:
         if report.dry_run:

@@ -51,6 +51,9 @@ class FakeVectorIndex:
                 counts[row.chunk.generation] = counts.get(row.chunk.generation, 0) + 1
         return counts
 
+    async def doc_ids(self) -> list[str]:
+        return sorted({row.chunk.doc_id for row in self.rows.values()})
+
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         if self.fail_deletes:
             raise self.fail_deletes.pop(0)

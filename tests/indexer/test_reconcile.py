@@ -1,6 +1,7 @@
 """The reconciler on the real OpenSearch node and DynamoDB (moto), each kind of
-drift made by hand: stray generation, orphan chunks, missing chunks, duplicated
-chunks, a dead worker's half-written generation."""
+drift made by hand: stray generation, orphan chunks (of a deleted document and
+of one with no record), missing chunks, duplicated chunks, a dead worker's
+half-written generation."""
 
 from __future__ import annotations
 
@@ -108,6 +109,8 @@ async def make_drift(
     assert crashed is not None
     await pipeline.status.put(crashed.model_copy(update={"writing": "halfwritten"}))
     await pipeline.index.write([stray_chunk("crashed", "halfwritten", 0)])
+    # chunks of a document the status store has never heard of
+    await pipeline.index.write([stray_chunk("unknown", "whoknows", i) for i in range(3)])
     await client.indices.refresh(index=index)
     return sent
 
@@ -143,11 +146,12 @@ async def test_each_kind_of_drift_is_found_repaired_and_reported(
         ("missing", "missing_chunks"),
         ("extra", "extra_chunks"),
         ("crashed", "stray_generations"),
+        ("unknown", "orphan_chunks"),
     }
-    assert report.checked == len(DOCS) and report.drift_found == 5 and report.requeued == 2
+    assert report.checked == len(DOCS) + 1 and report.drift_found == 6 and report.requeued == 2
     assert sorted(requeued) == sorted([sent["missing"], sent["extra"]])
     metric = drift_metric(report, "RAG/Indexer", "fn")
-    assert metric["DriftFound"] == 5 and metric["DocumentsRequeued"] == 2
+    assert metric["DriftFound"] == 6 and metric["DocumentsRequeued"] == 2
 
     # AND once the re-queued messages are processed, the index is a clean ingest again
     for body in requeued:
@@ -170,7 +174,7 @@ async def test_a_dry_run_reports_and_changes_nothing(
         index=pipeline.index, status=pipeline.status, requeue=None, settle_s=0.0, lease_s=30
     )
     report = await reconciler.run(dry_run=True)
-    assert report.drift_found == 5
+    assert report.drift_found == 6
     assert await index_contents(opensearch_client, opensearch_index_name) == before
 
 
