@@ -50,7 +50,7 @@ async def reconcile_local(settings: Settings, *, dry_run: bool) -> dict[str, Any
 
 async def reconcile_stack(settings: Settings, function: str, *, dry_run: bool) -> dict[str, Any]:
     """Invoke the deployed indexer with the reconcile event; its report back."""
-    client = LazyAwsClient("lambda", settings, read_timeout_s=900)
+    client = LazyAwsClient.from_settings("lambda", settings, read_timeout_s=900)
     event = {"rag_task": "reconcile", "dry_run": dry_run}
     try:
         response = await (await client()).invoke(

@@ -25,12 +25,12 @@ import random
 import signal
 from collections.abc import Sequence
 
-from services.indexer.logs import configure_logging
-
 from services.indexer.poller import Poller
-from services.indexer.runtime import Runtime, SqsDeadLetters, build_pipeline
+from services.indexer.runtime import Runtime, build_pipeline
 from shared.adapters import dynamodb_status, opensearch, s3, sqs
+from shared.adapters.sqs import SqsDeadLetters
 from shared.documents import DocState, DocumentStatus, EmbeddedChunk, Vector
+from shared.logs import configure_logging
 from shared.settings import load_settings
 from tests.fakes.embedder import FakeEmbedder
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opensearchpy import AsyncOpenSearch
@@ -49,7 +50,7 @@ def winners(bodies: list[str]) -> dict[str, str | None]:
 
 
 async def clean_ingest(
-    settings: Settings, bodies: dict[str, str | None], blobs: BlobStore | None = None
+    settings: Settings, bodies: Mapping[str, str | None], blobs: BlobStore | None = None
 ) -> dict[str, Expected | None]:
     index, status = FakeVectorIndex(), FakeStatusStore()
     pipeline = make_pipeline(settings, index, status, FakeEmbedder(dimension=16), blobs)

@@ -35,7 +35,7 @@ async def real_pipeline(
 ) -> AsyncIterator[IndexerPipeline]:
     table = await create_status_table(sqs_endpoint_url)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         aws={"endpoint_url": sqs_endpoint_url},
         index={
             "backend": "opensearch",

@@ -133,6 +133,6 @@ def _generation_matches(body: str, generation: str | None) -> bool:
 
     op = parse_ingest_message(body)
     assert isinstance(op, IndexOperation)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     fingerprint = settings_fingerprint(settings.chunking, "fake/hash-embedder")
     return generation_of(op, op.inline_bytes() or b"", fingerprint) == generation

@@ -121,7 +121,7 @@ async def setup(
         await s3.create_bucket(Bucket=bucket)
         await s3.put_object(Bucket=bucket, Key="big.txt", Body=b"x" * (MAX_DOCUMENT_BYTES + 1))
         await s3.put_object(Bucket=bucket, Key="ok.md", Body=b"# From S3\n\nA small document.")
-    settings = Settings(_env_file=None, ingest={"max_document_bytes": MAX_DOCUMENT_BYTES})  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, ingest={"max_document_bytes": MAX_DOCUMENT_BYTES})
     yield Setup(env, url, dlq, opensearch_index_name, bucket, settings)
     await sqs_client.delete_queue(QueueUrl=url)
     await sqs_client.delete_queue(QueueUrl=dlq)
@@ -268,7 +268,7 @@ async def test_sigkilled_pollers_converge_on_a_clean_ingest(
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     blobs = S3BlobStore(
-        Settings(_env_file=None, aws={"endpoint_url": setup.env["RAG_AWS__ENDPOINT_URL"]})  # type: ignore[call-arg]
+        Settings(_env_file=None, aws={"endpoint_url": setup.env["RAG_AWS__ENDPOINT_URL"]})
     )
     try:
         for round_no in range(ROUNDS):
@@ -302,18 +302,20 @@ async def test_sigkilled_pollers_converge_on_a_clean_ingest(
         pollers.count_crashes()
         await blobs.close()
     dead = await drain_dlq(sqs_client, setup.dlq_url)
-    bodies = Counter(m["Body"] for m in dead)
+    dead_bodies = Counter(m["Body"] for m in dead)
     summary = (
         f"seed {seed}: {ROUNDS} rounds, {DOCS} documents (+ S3 doc), {tally.messages} messages, "
         f"{tally.starts} poller starts, crashes {dict(tally.crashes)}, "
         f"external kills {tally.external_kills}, violations per round {tally.violations}, "
-        f"DLQ {len(dead)} ({len(bodies)} distinct) for {len(poison)} poison, "
+        f"DLQ {len(dead)} ({len(dead_bodies)} distinct) for {len(poison)} poison, "
         f"{time.monotonic() - started:.0f} s"
     )
     print(summary)
-    assert set(bodies) == set(poison), summary
+    assert set(dead_bodies) == set(poison), summary
     for message in dead:
         attributes = message["MessageAttributes"]
         assert attributes["reason"]["StringValue"] and attributes["error_code"]["StringValue"]
     # Sent to the DLQ once each, unless a kill fell between the DLQ send and the delete.
-    assert len(dead) - len(bodies) <= tally.external_kills + sum(tally.crashes.values()), summary
+    assert len(dead) - len(dead_bodies) <= tally.external_kills + sum(tally.crashes.values()), (
+        summary
+    )

@@ -35,7 +35,7 @@ async def settings(
 ) -> Settings:
     table = await create_status_table(sqs_endpoint_url)
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         aws={"endpoint_url": sqs_endpoint_url},
         index={
             "backend": "opensearch",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
@@ -45,17 +46,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 AttributeDefinitions=[{"AttributeName": "doc_id", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-            settings = Settings(_env_file=None, aws={"endpoint_url": endpoint})  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, aws={"endpoint_url": endpoint})
             dynamo = DynamoDbStatusStore(table, settings)
             yield dynamo
             await dynamo.close()
             await client.delete_table(TableName=table)
 
 
-def record(
-    version: int | None, state: DocState = DocState.INDEXED, **more: object
-) -> DocumentStatus:
-    return DocumentStatus(doc_id="doc", state=state, doc_version=version, **more)  # type: ignore[arg-type]
+def record(version: int | None, state: DocState = DocState.INDEXED, **more: Any) -> DocumentStatus:
+    return DocumentStatus(doc_id="doc", state=state, doc_version=version, **more)
 
 
 async def test_a_newer_version_replaces_an_older_one_and_never_the_reverse(

@@ -14,7 +14,7 @@ from shared.settings import Settings
 
 def chunk_counts(data: Path, doc_id: str) -> dict[str, int]:
     async def read() -> dict[str, int]:
-        parts = LocalParts(Settings(_env_file=None, data_dir=data))  # type: ignore[call-arg]
+        parts = LocalParts(Settings(_env_file=None, data_dir=data))
         try:
             return await parts.index.generations(doc_id)
         finally:
@@ -25,7 +25,7 @@ def chunk_counts(data: Path, doc_id: str) -> dict[str, int]:
 
 def drop_chunks(data: Path, doc_id: str) -> None:
     async def drop() -> None:
-        parts = LocalParts(Settings(_env_file=None, data_dir=data))  # type: ignore[call-arg]
+        parts = LocalParts(Settings(_env_file=None, data_dir=data))
         try:
             await parts.index.delete_document(doc_id)
         finally:

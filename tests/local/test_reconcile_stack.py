@@ -21,7 +21,7 @@ async def test_a_missing_function_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    settings = Settings(_env_file=None, aws={"endpoint_url": sqs_endpoint_url})  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, aws={"endpoint_url": sqs_endpoint_url})
     with pytest.raises(ConfigurationError) as caught:
         await reconcile_stack(settings, "rag-dev-indexer-missing", dry_run=True)
     message = str(caught.value)
