@@ -6,6 +6,7 @@ rag ask "question"            stream an answer, then its sources
 rag chat                      ask follow-up questions in one conversation
 rag docs                      every document with its status (and why it failed)
 rag delete DOC_ID             remove a document
+rag reconcile                 repair drift between status records and the index
 rag eval QUESTIONS.jsonl      measure retrieval quality (recall@k, MRR, nDCG@10)
 """
 
@@ -199,6 +200,47 @@ def delete(
     """Remove a document from the index."""
     ok = run(commands.delete(settings_for(data_dir), doc_id))
     if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconcile(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report drift only (exit 1 if any was found)")
+    ] = False,
+    data_dir: DataDir = None,
+    stack: Stack = None,
+) -> None:
+    """Compare every document's status with the index; remove strays, re-index what's missing."""
+    from cli import reconcile as reconciling
+    from cli.stack_outputs import pick
+
+    if stack:
+        function = pick(stack_outputs(stack), reconciling.FUNCTION_KEYS)
+        if function is None:
+            err.print(f"[red]rag: stack {stack!r} has no indexer_function output[/red]")
+            raise typer.Exit(1)
+        report = run(
+            reconciling.reconcile_stack(settings_for(None, stack), function, dry_run=dry_run)
+        )
+    else:
+        report = run(reconciling.reconcile_local(settings_for(data_dir), dry_run=dry_run))
+    if report["repairs"]:
+        table = Table("document", "drift", "found", "done")
+        for repair in report["repairs"]:
+            table.add_row(
+                escape(repair["doc_id"]),
+                repair["drift"],
+                escape(repair["detail"]),
+                escape(repair["action"]),
+            )
+        console.print(table)
+    console.print(
+        f"checked {report['checked']} document(s): drift in {report['drift_found']}, "
+        f"re-queued {report['requeued']}, busy {report['busy']}, settling {report['settling']}"
+        + (" (dry run: nothing changed)" if dry_run else "")
+    )
+    if dry_run and report["drift_found"]:
         raise typer.Exit(1)
 
 

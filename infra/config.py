@@ -68,6 +68,12 @@ class IndexerConfig(_Frozen):
     batching_window_seconds: int = Field(default=2, ge=0, le=300, alias="batchingWindowSeconds")
     # SQS event-source scaling cap (AWS minimum is 2).
     max_concurrency: int = Field(default=4, ge=2, le=1000, alias="maxConcurrency")
+    # EventBridge schedule of the reconciler run (the indexer function); null: none.
+    reconcile_schedule: str | None = Field(
+        default="rate(1 hour)",
+        alias="reconcileSchedule",
+        pattern=r"^(rate\(.+\)|cron\(.+\))$",
+    )
 
 
 class ChatApiConfig(_Frozen):

@@ -134,6 +134,9 @@ def build_stack(
             queue_name=ingest.queue.name,
             dlq_name=ingest.dead_letter_queue.name,
             function_names=functions,
+            reconcile_function=(
+                indexer.function.name if config.indexer.reconcile_schedule else None
+            ),
         ),
     )
     outputs: dict[str, pulumi.Input[str]] = {
@@ -143,6 +146,7 @@ def build_stack(
         "dead_letter_queue_url": ingest.dead_letter_queue.url,
         "ingest_bucket": ingest.bucket.bucket,
         "status_table": ingest.status_table.name,
+        "indexer_function": indexer.function.name,
         "collection_endpoint": endpoint,
     }
     if auth is not None and auth.user_pool is not None and auth.user_pool_client is not None:

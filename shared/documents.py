@@ -76,7 +76,15 @@ class DocState(StrEnum):
 
 
 class DocumentStatus(BaseModel):
-    """Why a document is (or isn't) searchable. Queryable by doc id."""
+    """Why a document is (or isn't) searchable. Queryable by doc id.
+
+    Besides the story for operators, the record is the indexer's consistent
+    memory of the index (whose searches lag writes): ``generation`` and
+    ``chunk_count`` are what the index must hold; ``writing`` names a
+    generation a worker began to write and never recorded (it crashed);
+    ``settled_at`` is when searches will see every chunk written so far;
+    ``cleanup_pending`` says other generations may still be there.
+    """
 
     doc_id: str
     state: DocState
@@ -90,6 +98,33 @@ class DocumentStatus(BaseModel):
     message_id: str | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     indexed_at: datetime | None = None
+    doc_version: int | None = None  # the producer's version last applied
+    writing: str | None = None
+    settled_at: datetime | None = None
+    cleanup_pending: bool = False
+    # A versioned delete's tombstone blocks older index messages until then.
+    expires_at: datetime | None = None
+    # The ingest message (zlib + base64) when small, so reconcile can re-queue it.
+    source_message: str | None = None
+
+
+def is_stale(
+    stored: DocumentStatus | None, version: int | None, *, delete: bool, now: datetime
+) -> bool:
+    """Whether an update with ``version`` must not change a document stored as ``stored``.
+
+    Unversioned updates always apply (the later processed wins). A versioned
+    one applies over an older or equal version (equal: a redelivery of the
+    same update), except that a delete's tombstone also blocks index updates
+    of its own version, until it expires.
+    """
+    if version is None or stored is None or stored.doc_version is None:
+        return False
+    if stored.expires_at is not None and stored.expires_at <= now:
+        return False
+    if stored.state is DocState.DELETED and not delete:
+        return version <= stored.doc_version
+    return version < stored.doc_version
 
 
 def content_generation(content: bytes, settings_fingerprint: str) -> str:
@@ -107,3 +142,13 @@ def content_generation(content: bytes, settings_fingerprint: str) -> str:
 
 def chunk_id_for(doc_id: str, generation: str, ordinal: int) -> str:
     return hashlib.sha256(f"{doc_id}\0{generation}\0{ordinal}".encode()).hexdigest()[:32]
+
+
+def version_conflict(stored: DocumentStatus | None, new: DocumentStatus, now: datetime) -> bool:
+    """The status stores' write condition: a record carrying a version may not replace
+    one with a newer version (an expired tombstone no longer counts)."""
+    if new.doc_version is None or stored is None or stored.doc_version is None:
+        return False
+    if stored.expires_at is not None and stored.expires_at <= now:
+        return False
+    return stored.doc_version > new.doc_version

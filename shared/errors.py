@@ -9,7 +9,9 @@
     │   └── EmptyDocument
     ├── ConfigurationError      settings are missing or inconsistent (start-up error)
     │   └── DimensionMismatch   the index's vector size differs from the embedder's
+    ├── StaleVersion            an update older than the document's stored version (acknowledged)
     ├── TransientError          worth retrying: a dependency is down or throttling
+    │   ├── LeaseLost           another worker took over the document mid-way
     │   ├── IndexUnavailable
     │   ├── QueueUnavailable
     │   └── ModelUnavailable    a model endpoint throttles or is down
@@ -78,6 +80,18 @@ class TransientError(RagError):
     """A dependency failed in a way that a retry may fix."""
 
     code = "unavailable"
+
+
+class StaleVersion(RagError):
+    """A conditional status write found a newer ``doc_version`` (or a tombstone) stored."""
+
+    code = "stale_version"
+
+
+class LeaseLost(TransientError):
+    """This worker's per-document lease expired and another worker may hold it now."""
+
+    code = "lease_lost"
 
 
 class IndexUnavailable(TransientError):

@@ -8,6 +8,9 @@ Version 1 envelope, discriminated by ``op``::
     {"version": 1, "op": "index", "doc_id": "q3.pdf", "content_type": "application/pdf",
      "s3": {"bucket": "my-ingest-bucket", "key": "docs/q3.pdf"}}
     {"version": 1, "op": "delete", "doc_id": "handbook/leave.md"}
+    {"version": 1, "op": "index", "doc_id": "a.md", "doc_version": 1732960000123, "text": "..."}
+
+``doc_version`` (optional, both ops) orders the updates of one document.
 
 Exactly one body source is given: ``text`` (inline), ``data_base64`` (small
 binary files such as PDFs) or ``s3`` (large files). ``parse_ingest_message``
@@ -47,12 +50,28 @@ class S3Object(_Model):
     version_id: str | None = None
 
 
+DocVersion = Annotated[
+    int | None,
+    Field(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description=(
+            "Optional, monotonically increasing per document (a source timestamp or sequence "
+            "number). An update older than the version already applied is acknowledged as "
+            "stale and changes nothing; without it, the later-processed message wins."
+        ),
+    ),
+]
+
+
 class IndexOperation(_Model):
     """Index (or re-index) one document. Re-sending identical content is a no-op."""
 
     version: Literal[1] = 1
     op: Literal["index"] = "index"
     doc_id: DocId
+    doc_version: DocVersion = None
     title: str | None = Field(default=None, max_length=1024)
     source_uri: str | None = Field(default=None, max_length=2048)
     metadata: Metadata = Field(default_factory=dict)
@@ -94,6 +113,7 @@ class DeleteOperation(_Model):
     version: Literal[1] = 1
     op: Literal["delete"] = "delete"
     doc_id: DocId
+    doc_version: DocVersion = None
 
 
 IngestMessage = Annotated[IndexOperation | DeleteOperation, Field(discriminator="op")]

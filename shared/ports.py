@@ -34,6 +34,10 @@ class VectorIndex(Protocol):
     async def generations(self, doc_id: str) -> dict[str, int]:
         """Chunk count per stored generation of one document."""
 
+    async def doc_ids(self) -> list[str]:
+        """Every document id that has chunks in the index, sorted (for the
+        reconciler; like any search, it may lag recent writes)."""
+
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         """Delete the document's chunks, except those of ``keep_generation``.
         Returns how many were deleted."""
@@ -46,16 +50,26 @@ class VectorIndex(Protocol):
 
 
 class StatusStore(Protocol):
-    """Per-document status records, queryable by doc id."""
+    """Per-document status records and leases, read and written consistently by doc id."""
 
     async def put(self, status: DocumentStatus) -> None:
-        """Write the record, unless the stored one is newer (``updated_at``):
-        a slow, older write arriving last never undoes a newer outcome."""
+        """Write the record. One carrying a ``doc_version`` is written only if the stored
+        record has none, an older or equal one, or is an expired tombstone; otherwise
+        raise StaleVersion (a conditional write, atomic in the store). One without is
+        written unless the stored one is newer (``updated_at``): a slow, older write
+        arriving last never undoes a newer outcome."""
 
     async def get(self, doc_id: str) -> DocumentStatus | None: ...
 
     async def list(self, limit: int = 1000) -> list[DocumentStatus]:
         """The ``limit`` most recently updated records, newest first."""
+
+    async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        """Take the document's lease for ``ttl_s`` seconds, or renew it if ``owner``
+        holds it. False while another owner's lease has not expired."""
+
+    async def release_lease(self, doc_id: str, owner: str) -> None:
+        """Give the lease up (a no-op unless ``owner`` still holds it)."""
 
 
 class Embedder(Protocol):

@@ -135,6 +135,37 @@ class StatusSettings(BaseModel):
     table: str | None = None
 
 
+class IndexerSettings(BaseModel):
+    """Ordering, leases and clean-up under at-least-once, unordered delivery."""
+
+    settle_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=(
+            "Seconds after a write until searches see all of it (None: 0 for the embedded "
+            "store, 30 for OpenSearch/AOSS). Old generations are deleted by a search made "
+            "at least this long after their last write."
+        ),
+    )
+    lease_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="Per-document lease; renewed every third of it while a message is worked on",
+    )
+    busy_retry_s: float = Field(
+        default=2.0, gt=0.0, description="First delay for a message whose document is leased"
+    )
+    tombstone_days: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="How long a versioned delete blocks older index messages",
+    )
+    reconcile_requeue_limit: int = Field(
+        default=100, ge=0, description="Documents one reconcile run may re-queue"
+    )
+    metrics_namespace: str = "RAG/Indexer"
+
+
 class QuerySettings(BaseModel):
     default_k: int = Field(default=5, ge=1, le=50)
     search_mode: Literal["knn", "hybrid"] = "hybrid"
@@ -178,6 +209,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
 
 

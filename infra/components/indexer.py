@@ -1,4 +1,4 @@
-"""The indexer Lambda, fed by the ingest queue."""
+"""The indexer Lambda, fed by the ingest queue, and its scheduled reconcile run."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from infra.components.lambdas import (
 from infra.config import StackConfig
 
 HANDLER = "services.indexer.lambda_handler.handler"
+# The event the schedule sends (services.indexer.lambda_handler.is_reconcile_event).
+RECONCILE_INPUT = '{"rag_task": "reconcile"}'
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def indexer_statements(
         policies.statement(
             "DeadLetterInvalidMessages", ["sqs:SendMessage"], [ingest.dead_letter_queue.arn]
         ),
+        # The reconciler re-queues documents whose chunks went missing.
+        policies.statement("RequeueDriftedDocuments", ["sqs:SendMessage"], [ingest.queue.arn]),
         policies.statement(
             "ReadDocuments",
             ["s3:GetObject"],
@@ -59,7 +63,14 @@ def indexer_statements(
         ),
         policies.statement(
             "DocumentStatus",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            # Scan: the reconciler walks every record; leases are conditional puts/deletes.
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Scan",
+            ],
             [ingest.status_table.arn],
         ),
         # Data-plane permissions are narrowed further by the collection's data access policy.
@@ -117,4 +128,32 @@ class Indexer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
         )
+        self.schedule: aws.cloudwatch.EventRule | None = None
+        if cfg.indexer.reconcile_schedule:
+            self._schedule_reconcile(name, cfg.indexer.reconcile_schedule)
         self.register_outputs({"function": self.function.name})
+
+    def _schedule_reconcile(self, name: str, expression: str) -> None:
+        """EventBridge invokes the indexer with the reconcile event; only this rule may."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.schedule = aws.cloudwatch.EventRule(
+            f"{name}-reconcile",
+            description="Repair drift between document status records and the index",
+            schedule_expression=expression,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-reconcile-target",
+            rule=self.schedule.name,
+            arn=self.function.arn,
+            input=RECONCILE_INPUT,
+            opts=child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-reconcile-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="events.amazonaws.com",
+            source_arn=self.schedule.arn,
+            opts=child,
+        )

@@ -79,6 +79,8 @@ class Ingest(pulumi.ComponentResource):
             attributes=[aws.dynamodb.TableAttributeArgs(name="doc_id", type="S")],
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            # Expired delete tombstones and stale leases go by themselves.
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name="ttl_epoch", enabled=True),
             opts=child,
         )
         self.register_outputs(

@@ -12,6 +12,8 @@ import pulumi_aws as aws
 from infra.config import ObservabilityConfig
 
 PERIOD_SECONDS = 300
+# Where the indexer's reconcile run reports drift (EMF; RAG_INDEXER__METRICS_NAMESPACE).
+DRIFT_NAMESPACE = "RAG/Indexer"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class ObservabilityArgs:
     queue_name: pulumi.Input[str]
     dlq_name: pulumi.Input[str]
     function_names: Mapping[str, pulumi.Input[str]]
+    # The indexer function whose scheduled reconcile reports drift (None: no schedule).
+    reconcile_function: pulumi.Input[str] | None = None
 
 
 class Observability(pulumi.ComponentResource):
@@ -64,6 +68,18 @@ class Observability(pulumi.ComponentResource):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=args.config.oldest_message_age_seconds,
         )
+        if args.reconcile_function is not None:
+            alarm(
+                "index-drift",
+                "The reconciler found the index drifted from the status records "
+                "(see the indexer's 'drift' log lines for what it repaired).",
+                namespace=DRIFT_NAMESPACE,
+                metric_name="DriftFound",
+                dimensions={"FunctionName": args.reconcile_function},
+                statistic="Maximum",
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+            )
         for key, function_name in sorted(args.function_names.items()):
             alarm(
                 f"{key}-errors",

@@ -7,6 +7,11 @@ back. Poison messages go to the DLQ with their reason (see ``runtime``) and
 are reported as handled; should that send fail, they are reported as failed
 and the queue's redrive policy remains the safety net.
 
+A scheduled EventBridge rule invokes the same function with
+``{"rag_task": "reconcile"}``: it then runs the reconciler instead
+(``services.indexer.reconcile``), prints its drift figures as a CloudWatch
+Embedded Metric Format record, and returns the report.
+
 Adapters are built once per cold start and reused by warm invocations, on
 one event loop kept for the life of the execution environment
 (``shared.lambda_runtime``).
@@ -15,11 +20,14 @@ one event loop kept for the life of the execution environment
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import Any
 
 from services.indexer.pipeline import Verdict
-from services.indexer.runtime import Runtime, build_runtime, log_outcome
+from services.indexer.reconcile import drift_metric
+from services.indexer.runtime import Runtime, build_reconciler, build_runtime, log_outcome
 from shared.lambda_runtime import LambdaRuntime
 from shared.logs import configure_logging
 from shared.ports import QueueMessage
@@ -70,11 +78,29 @@ async def handle_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any
     }
 
 
+RECONCILE_TASK = "reconcile"
+
+
+def is_reconcile_event(event: dict[str, Any]) -> bool:
+    return event.get("rag_task") == RECONCILE_TASK
+
+
+async def handle_reconcile(runtime: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
+    await runtime.start()
+    report = await build_reconciler(runtime, runtime.requeue).run(dry_run=dry_run)
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
+    metric = drift_metric(report, runtime.settings.indexer.metrics_namespace, function)
+    print(json.dumps(metric), flush=True)  # EMF: one line on stdout becomes metrics
+    return report.as_dict()
+
+
 class IndexerApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     async def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if is_reconcile_event(event):
+            return await handle_reconcile(self.runtime, dry_run=event.get("dry_run") is True)
         return await handle_event(event, self.runtime)
 
     async def close(self) -> None:

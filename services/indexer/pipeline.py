@@ -1,15 +1,20 @@
 """The indexer's transport-free core: one queue message in, the index made to match.
 
-    parse → fetch body (inline or S3, size-limited) → load → chunk → generation
-      → already stored whole? → no-op (drop other generations if any)
-      → else embed in batches → write → delete older generations
+    parse → lease the doc id (else: busy) → stale version? (acknowledge)
+      → fetch body (inline or S3, size-limited) → load → chunk → generation
+      → recorded whole already? → no-op (finish a pending clean-up)
+      → else wait until earlier writes are searchable → writing marker
+        → embed in batches → write → status indexed → delete other generations
     → status record (indexed / deleted / failed with reason and error code)
 
 Idempotency rests on the generation (a hash of the body, its metadata and
 everything that shapes chunks and vectors), never on store ids: re-sending the
 same document changes nothing, and a crash anywhere converges on the next
-delivery. Failures are classified for the transports: *poison* (the message or
-document itself is unusable: retrying won't help) or *retry* (anything else).
+delivery. The status record, not the index's lagging search, is the memory of
+what the index holds (see ``records`` and ``lease``). Failures are classified
+for the transports: *poison* (the message or document itself is unusable:
+retrying won't help), *retry* (anything else), *busy* (another worker holds
+the document) and *stale* (older than the version applied: acknowledged).
 """
 
 from __future__ import annotations
@@ -21,10 +26,19 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from services.indexer.lease import DocLease, DocumentBusy
+from services.indexer.records import (
+    is_current,
+    newest_version,
+    pack_message,
+    settle_seconds,
+    settled_at,
+    writing_record,
+)
 from shared.chunking import chunk_document, settings_fingerprint
 from shared.context_header import HeaderBuilder
 from shared.documents import (
@@ -34,8 +48,16 @@ from shared.documents import (
     EmbeddedChunk,
     LoadedDocument,
     content_generation,
+    is_stale,
 )
-from shared.errors import DocumentError, DocumentTooLarge, InvalidMessage, RagError
+from shared.errors import (
+    DocumentError,
+    DocumentTooLarge,
+    InvalidMessage,
+    LeaseLost,
+    RagError,
+    StaleVersion,
+)
 from shared.ingest import DeleteOperation, IndexOperation, parse_ingest_message
 from shared.ports import BlobStore, Embedder, QueueMessage, StatusStore, TokenCounter, VectorIndex
 from shared.settings import Settings
@@ -52,8 +74,10 @@ class Verdict(StrEnum):
     INDEXED = "indexed"
     UNCHANGED = "unchanged"  # this generation was already stored whole
     DELETED = "deleted"
+    STALE = "stale"  # older than the version applied: acknowledged, nothing changed
     POISON = "poison"  # never retry: to the DLQ with the reason
     RETRY = "retry"  # transient: let the queue redeliver
+    BUSY = "busy"  # another worker holds the document: back in the queue, shortly
 
 
 @dataclass
@@ -64,12 +88,19 @@ class Outcome:
     generation: str | None = None
     chunk_count: int = 0
     removed: int = 0
+    doc_version: int | None = None
+    stored_version: int | None = None  # the newer version that made this one stale
     error: RagError | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.verdict in {Verdict.INDEXED, Verdict.UNCHANGED, Verdict.DELETED}
+        return self.verdict in {
+            Verdict.INDEXED,
+            Verdict.UNCHANGED,
+            Verdict.DELETED,
+            Verdict.STALE,
+        }
 
     def log_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -79,8 +110,11 @@ class Outcome:
             "generation": self.generation,
             "chunks": self.chunk_count,
             "removed": self.removed,
+            "doc_version": self.doc_version,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
+        if self.stored_version is not None:
+            fields["stored_version"] = self.stored_version
         if self.error is not None:
             fields["error_code"] = self.error.code
             fields["reason"] = str(self.error)
@@ -136,11 +170,8 @@ class _Timer:
 class KeyedLocks:
     """One lock per doc id, dropped when nobody holds or waits for it.
 
-    Two copies of a message for the same document (a re-send, a redelivery)
-    processed at once would both find the generation missing and both write
-    it; in one process they are serialised here. Across processes the next
-    delivery of the document repairs it (a generation with the wrong count
-    is rewritten whole).
+    Messages of one document in one process wait for each other here rather
+    than bounce off the document's lease (which keeps other processes out).
     """
 
     def __init__(self) -> None:
@@ -186,6 +217,9 @@ class IndexerPipeline:
         self._fingerprint = settings_fingerprint(settings.chunking, embedder.model_id)
         self._headers = HeaderBuilder(settings.chunking.context_header, counter)
         self._doc_locks = KeyedLocks()
+        self.settle_s = settle_seconds(settings)
+        self._lease_s = settings.indexer.lease_s
+        self._tombstone = timedelta(days=settings.indexer.tombstone_days)
 
     async def start(self) -> None:
         """Create the index if needed; DimensionMismatch here is a start-up error."""
@@ -197,11 +231,21 @@ class IndexerPipeline:
         try:
             op = parse_ingest_message(message.body)
             outcome.doc_id = op.doc_id
-            async with self._doc_locks.hold(op.doc_id):
+            outcome.doc_version = op.doc_version
+            # One process serialises its own messages of a document; the lease
+            # keeps other processes out.
+            async with (
+                self._doc_locks.hold(op.doc_id),
+                DocLease(self.status, op.doc_id, self._lease_s) as lease,
+            ):
                 if isinstance(op, DeleteOperation):
-                    await self._delete(op, message, outcome)
+                    await self._delete(op, message, outcome, lease, timer)
                 else:
-                    await self._index(op, message, outcome, timer)
+                    await self._index(op, message, outcome, lease, timer)
+        except DocumentBusy:
+            outcome.verdict = Verdict.BUSY
+        except StaleVersion:
+            outcome.verdict = Verdict.STALE  # lost a race to a newer version at the write
         except Exception as exc:
             error = exc if isinstance(exc, RagError) else RagError(f"unexpected error: {exc!r}")
             outcome.verdict = Verdict.POISON if is_poison(exc) else Verdict.RETRY
@@ -210,58 +254,158 @@ class IndexerPipeline:
                 outcome.doc_id = doc_id_hint(message.body)
             if outcome.verdict is Verdict.RETRY and not isinstance(exc, RagError):
                 log.exception("unexpected failure", extra={"fields": outcome.log_fields()})
-            await self._record_failure(outcome, message)
+            if not isinstance(exc, LeaseLost):  # the document is another worker's now
+                await self._record_failure(outcome, message)
         outcome.timings_ms = timer.total()
         return outcome
 
-    async def _delete(self, op: DeleteOperation, message: QueueMessage, out: Outcome) -> None:
+    async def _delete(
+        self,
+        op: DeleteOperation,
+        message: QueueMessage,
+        out: Outcome,
+        lease: DocLease,
+        timer: _Timer,
+    ) -> None:
+        previous = await self.status.get(op.doc_id)
+        now = datetime.now(UTC)
+        if is_stale(previous, op.doc_version, delete=True, now=now):
+            out.verdict, out.stored_version = (
+                Verdict.STALE,
+                previous.doc_version if previous else None,
+            )
+            return
+        await self._wait_settled(previous, lease, timer)
+        lease.check()
         out.removed = await self.index.delete_document(op.doc_id)
         out.verdict = Verdict.DELETED
+        version = newest_version(op.doc_version, previous)
+        lease.check()
         await self.status.put(
-            DocumentStatus(doc_id=op.doc_id, state=DocState.DELETED, message_id=message.message_id)
+            DocumentStatus(
+                doc_id=op.doc_id,
+                state=DocState.DELETED,
+                message_id=message.message_id,
+                doc_version=version,
+                settled_at=previous.settled_at if previous else None,
+                # Only a versioned delete has anything to block, and only for a while.
+                expires_at=now + self._tombstone if op.doc_version is not None else None,
+            )
         )
 
     async def _index(
-        self, op: IndexOperation, message: QueueMessage, out: Outcome, timer: _Timer
+        self,
+        op: IndexOperation,
+        message: QueueMessage,
+        out: Outcome,
+        lease: DocLease,
+        timer: _Timer,
     ) -> None:
         t = time.perf_counter()
+        previous = await self.status.get(op.doc_id)
+        if is_stale(previous, op.doc_version, delete=False, now=datetime.now(UTC)):
+            out.verdict, out.stored_version = (
+                Verdict.STALE,
+                previous.doc_version if previous else None,
+            )
+            return
+        t = timer.lap("lookup", t)
         body = await self._fetch(op)
         t = timer.lap("fetch", t)
         generation = out.generation = generation_of(op, body, self._fingerprint)
-        stored = await self.index.generations(op.doc_id)
-        previous = await self.status.get(op.doc_id)
-        t = timer.lap("lookup", t)
-        if (
-            previous is not None
-            and previous.state is DocState.INDEXED
-            and previous.generation == generation
-        ):
+        if is_current(previous, generation):
             # A redelivery or a re-send of identical content: nothing to embed.
             # The status record (strongly consistent, written only after a
-            # whole write) is trusted over the index's count, which may lag
-            # writes by a refresh interval (AOSS: seconds) and would invite a
-            # second copy.
+            # whole write) is trusted over the index's search, which may lag.
+            assert previous is not None
             out.chunk_count = previous.chunk_count
-            out.removed = await self._drop_others(op.doc_id, generation, stored)
             out.verdict = Verdict.UNCHANGED
+            if previous.cleanup_pending:
+                await self._wait_settled(previous, lease, timer)
+                lease.check()
+                out.removed = await self.index.delete_document(op.doc_id, generation)
+            if (
+                previous.cleanup_pending
+                or previous.state is not DocState.INDEXED
+                or (newest_version(op.doc_version, previous) != previous.doc_version)
+            ):
+                await self.status.put(
+                    previous.model_copy(
+                        update={
+                            "state": DocState.INDEXED,
+                            "cleanup_pending": False,
+                            "reason": None,
+                            "error_code": None,
+                            "doc_version": newest_version(op.doc_version, previous),
+                            "updated_at": datetime.now(UTC),
+                        }
+                    )
+                )
             return
         chunks = await asyncio.to_thread(self._chunks, op, body, generation)
         t = timer.lap("chunk", t)
         out.chunk_count = len(chunks)
-        if stored.get(generation) == len(chunks):
-            out.verdict = Verdict.UNCHANGED  # written before a crash; only clean-up was missing
-        else:
-            if generation in stored:
-                # A partial (or duplicated) copy of this generation: start it afresh.
-                await self.index.delete_document(op.doc_id)
-            await self._embed_and_write(chunks, timer)
-            out.verdict = Verdict.INDEXED
+        # From here on the index's searches must be complete for this document:
+        # every earlier write (ours, or a crashed worker's) must be searchable.
+        await self._wait_settled(previous, lease, timer)
         t = time.perf_counter()
-        out.removed = await self._drop_others(op.doc_id, generation, stored)
-        timer.lap("cleanup", t)
+        stored = await self.index.generations(op.doc_id)
+        version = newest_version(op.doc_version, previous)
+        lease.check()
+        # The marker: should this worker die from here on, the next one knows a
+        # generation may be half-written and waits for it to become searchable.
+        await self.status.put(writing_record(op, previous, generation, version, message))
+        if generation in stored:
+            # A partial (or duplicated) copy left by a crash: start it afresh.
+            await self.index.delete_document(op.doc_id)
+        t = timer.lap("lookup", t)
+        await self._embed_and_write(chunks, timer, lease)
+        written_at = datetime.now(UTC)
+        out.verdict = Verdict.INDEXED
+        others = any(g != generation for g in stored)
         # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
         title = op.title or next((c.title for c in chunks if c.title), None)
-        await self._record_indexed(op, message, generation, len(chunks), title)
+        lease.check()
+        await self._record_indexed(
+            op,
+            message,
+            generation,
+            len(chunks),
+            version,
+            written_at,
+            cleanup_pending=others,
+            title=title,
+        )
+        if others:
+            # Everything but this generation was searchable before it was
+            # written, so one search-and-delete now removes all of it.
+            t = time.perf_counter()
+            lease.check()
+            out.removed = await self.index.delete_document(op.doc_id, generation)
+            timer.lap("cleanup", t)
+            await self._record_indexed(
+                op,
+                message,
+                generation,
+                len(chunks),
+                version,
+                written_at,
+                cleanup_pending=False,
+                title=title,
+            )
+
+    async def _wait_settled(
+        self, previous: DocumentStatus | None, lease: DocLease, timer: _Timer
+    ) -> None:
+        """Sleep until searches see every chunk written for this document so far."""
+        until = settled_at(previous, lease.acquired_at, self.settle_s)
+        if until is None:
+            return
+        delay = (until - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            t = time.perf_counter()
+            await asyncio.sleep(delay)
+            timer.lap("settle", t)
 
     async def _fetch(self, op: IndexOperation) -> bytes:
         limit = self._settings.ingest.max_document_bytes
@@ -288,7 +432,9 @@ class IndexerPipeline:
             metadata=op.metadata,
         )
 
-    async def _embed_and_write(self, chunks: Sequence[Chunk], timer: _Timer) -> None:
+    async def _embed_and_write(
+        self, chunks: Sequence[Chunk], timer: _Timer, lease: DocLease
+    ) -> None:
         """Embed group n+1 while group n is being written."""
         pending: asyncio.Task[None] | None = None
         try:
@@ -302,6 +448,7 @@ class IndexerPipeline:
                 if pending is not None:
                     await self._timed(pending, timer)
                 embedded = [EmbeddedChunk(c, v) for c, v in zip(group, vectors, strict=True)]
+                lease.check()
                 pending = asyncio.create_task(self.index.write(embedded))
             if pending is not None:
                 await self._timed(pending, timer)
@@ -315,17 +462,16 @@ class IndexerPipeline:
         await task
         timer.lap("write", t)
 
-    async def _drop_others(self, doc_id: str, generation: str, stored: dict[str, int]) -> int:
-        if not any(g != generation for g in stored):
-            return 0
-        return await self.index.delete_document(doc_id, keep_generation=generation)
-
     async def _record_indexed(
         self,
         op: IndexOperation,
         message: QueueMessage,
         generation: str,
         count: int,
+        version: int | None,
+        written_at: datetime,
+        *,
+        cleanup_pending: bool,
         title: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
@@ -341,23 +487,32 @@ class IndexerPipeline:
                 message_id=message.message_id,
                 updated_at=now,
                 indexed_at=now,
+                doc_version=version,
+                settled_at=written_at + timedelta(seconds=self.settle_s),
+                cleanup_pending=cleanup_pending,
+                source_message=pack_message(message.body),
             )
         )
 
     async def _record_failure(self, out: Outcome, message: QueueMessage) -> None:
+        """Say why, keeping what the record knows about the index (generation,
+        count, version, markers): the chunks of the last good version are still there."""
         if out.doc_id is None or out.error is None:
             return
+        failure = {
+            "state": DocState.FAILED,
+            "reason": str(out.error)[:2000],
+            "error_code": out.error.code,
+            "message_id": message.message_id,
+            "updated_at": datetime.now(UTC),
+        }
         try:
-            await self.status.put(
-                DocumentStatus(
-                    doc_id=out.doc_id,
-                    state=DocState.FAILED,
-                    generation=out.generation,
-                    reason=str(out.error)[:2000],
-                    error_code=out.error.code,
-                    message_id=message.message_id,
-                )
-            )
+            previous = await self.status.get(out.doc_id)
+            if previous is None:
+                record = DocumentStatus(doc_id=out.doc_id, **failure)
+            else:
+                record = previous.model_copy(update=failure)
+            await self.status.put(record)
         except Exception as exc:  # the failure itself matters more than its record
             log.warning(
                 "could not record a failure status",

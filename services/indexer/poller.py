@@ -9,6 +9,8 @@
   down must not burn the receive count towards the DLQ in seconds).
 - Poison: to the DLQ with its reason, then deleted; without a DLQ, released at
   once so the queue's redrive moves it after its receive limit.
+- Busy (another worker holds the document's lease): visible again after a
+  short delay that grows with the receive count (``RAG_INDEXER__BUSY_RETRY_S``).
 - On stop (SIGTERM/SIGINT) receiving stops (a long poll under way is let
   finish and what it returns is released at once); in-flight messages get a
   grace period to finish, and those still running are released (visibility 0).
@@ -35,6 +37,17 @@ def retry_delay_s(receive_count: int, base_s: float, cap_s: int) -> int:
     return int(min(cap_s, base_s * 2 ** max(0, receive_count - 1)))
 
 
+def busy_delay_s(receive_count: int, base_s: float, lease_s: float) -> int:
+    """Back-off for a message whose document another worker holds.
+
+    Short at first (the holder usually finishes within seconds), tripling so
+    that within four receives the delays outlast a whole lease (a holder that
+    died): the message must not use up the queue's receive limit and be
+    redriven while the document is merely busy.
+    """
+    return max(1, int(min(lease_s, base_s * 3 ** max(0, receive_count - 1))))
+
+
 class Poller:
     def __init__(
         self,
@@ -56,6 +69,7 @@ class Poller:
         self.processed = 0
         self.rejected = 0
         self.retried = 0
+        self.busy = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._runtime.start()
@@ -117,6 +131,12 @@ class Poller:
         elif outcome.verdict is Verdict.POISON:
             await self._reject(message, outcome)
             self.rejected += 1
+        elif outcome.verdict is Verdict.BUSY:
+            # Another worker holds the document: look again soon, a bit later each time.
+            self.busy += 1
+            indexer = self._runtime.settings.indexer
+            delay = busy_delay_s(message.receive_count, indexer.busy_retry_s, indexer.lease_s)
+            await self._settle(self._queue.extend(message, delay), message, "back off")
         else:
             self.retried += 1
             delay = retry_delay_s(

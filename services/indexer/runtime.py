@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from services.indexer.batching import BatchingEmbedder
 from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
+from services.indexer.reconcile import Reconciler, Requeue
 from shared.documents import LoadedDocument
 from shared.factory import (
     build_blob_store,
@@ -48,7 +49,11 @@ def poison_reason(outcome: Outcome) -> PoisonReason:
 
 
 def log_outcome(outcome: Outcome) -> None:
-    if outcome.ok:
+    if outcome.verdict is Verdict.STALE:
+        log.warning("stale message acknowledged", extra={"fields": outcome.log_fields()})
+    elif outcome.verdict is Verdict.BUSY:
+        log.info("document busy: message returned", extra={"fields": outcome.log_fields()})
+    elif outcome.ok:
         log.info("message processed", extra={"fields": outcome.log_fields()})
     elif outcome.verdict is Verdict.POISON:
         log.error("poison message rejected", extra={"fields": outcome.log_fields()})
@@ -90,6 +95,8 @@ class Runtime:
     settings: Settings
     pipeline: IndexerPipeline
     dead_letters: DeadLetters | None = None
+    # Where reconcile re-queues documents (the ingest queue), when configured.
+    requeue: Requeue | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = False
 
@@ -122,6 +129,18 @@ class Runtime:
         self.closers.clear()
 
 
+def build_reconciler(runtime: Runtime, requeue: Requeue | None) -> Reconciler:
+    pipeline = runtime.pipeline
+    return Reconciler(
+        index=pipeline.index,
+        status=pipeline.status,
+        requeue=requeue,
+        settle_s=pipeline.settle_s,
+        lease_s=runtime.settings.indexer.lease_s,
+        requeue_limit=runtime.settings.indexer.reconcile_requeue_limit,
+    )
+
+
 def build_runtime(settings: Settings) -> Runtime:
     index = build_vector_index(settings)
     status = build_status_store(settings)
@@ -136,6 +155,12 @@ def build_runtime(settings: Settings) -> Runtime:
         close = getattr(adapter, "close", None)
         if close is not None:
             runtime.closers.append(close)
+    if settings.queue.backend == "sqs" and settings.queue.queue_url:
+        from shared.adapters.sqs import SqsQueue
+
+        ingest = SqsQueue(settings.queue.queue_url, settings)
+        runtime.requeue = ingest.send
+        runtime.closers.append(ingest.close)
     runtime.dead_letters = build_dead_letters(settings)
     close = getattr(runtime.dead_letters, "close", None)
     if close is not None:

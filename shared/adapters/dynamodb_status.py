@@ -8,12 +8,19 @@ an AOSS index offers neither (no client-chosen ``_id``, writes searchable
 only after a delay), so "upsert by doc id" would need search-then-write races.
 On-demand billing makes the table free at rest.
 
-Writes are conditional on ``updated_at`` so that a slow, older delivery can't
-overwrite a newer record.
+Writes of records that carry a producer ``doc_version`` are conditional on
+it (a newer stored version, or an unexpired tombstone, raises StaleVersion);
+other writes are conditional on ``updated_at`` so that a slow, older delivery
+can't overwrite a newer record. Leases are items of their own in the same
+table, keyed ``LEASE_PREFIX + doc_id`` (doc ids can't contain control
+characters, so the keys never collide), written with conditional puts.
+Tombstones carry ``ttl_epoch`` (enable the table's TTL on it to let
+DynamoDB remove expired ones).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,36 +28,71 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
 from shared.documents import DocumentStatus
-from shared.errors import ConfigurationError, TransientError
+from shared.errors import ConfigurationError, StaleVersion, TransientError
 from shared.settings import Settings
 
 T = TypeVar("T")
-_INT_FIELDS = {"chunk_count"}
+_INT_FIELDS = {"chunk_count", "doc_version"}
 _ORDER_KEY = "updated_us"
+_TTL_KEY = "ttl_epoch"
+_DERIVED = {_ORDER_KEY, _TTL_KEY}
+# Control characters are not allowed in doc ids (shared.ingest.DocId).
+LEASE_PREFIX = "\x1flease\x1f"
+
+Item = dict[str, dict[str, Any]]
 
 
-def to_item(status: DocumentStatus) -> dict[str, dict[str, str]]:
+def to_item(status: DocumentStatus) -> Item:
     """A status as a DynamoDB item; absent (None) fields are left out."""
-    item: dict[str, dict[str, str]] = {}
+    item: Item = {}
     for name, value in status.model_dump(mode="json").items():
         if value is None:
             continue
-        item[name] = {"N": str(value)} if name in _INT_FIELDS else {"S": str(value)}
+        if isinstance(value, bool):
+            item[name] = {"BOOL": value}
+        elif name in _INT_FIELDS:
+            item[name] = {"N": str(value)}
+        else:
+            item[name] = {"S": str(value)}
     # A number for the ordering condition (ISO strings vary in their fraction digits).
     item[_ORDER_KEY] = {"N": str(int(status.updated_at.timestamp() * 1_000_000))}
+    if status.expires_at is not None:
+        item[_TTL_KEY] = {"N": str(int(status.expires_at.timestamp()))}
     return item
 
 
-def from_item(item: dict[str, dict[str, str]]) -> DocumentStatus:
+def from_item(item: Item) -> DocumentStatus:
     fields: dict[str, Any] = {}
     for name, typed in item.items():
-        if name == _ORDER_KEY:
+        if name in _DERIVED:
             continue
         if "N" in typed:
             fields[name] = int(typed["N"])
         elif "S" in typed:
             fields[name] = typed["S"]
+        elif "BOOL" in typed:
+            fields[name] = bool(typed["BOOL"])
     return DocumentStatus.model_validate(fields)
+
+
+def put_condition(item: Item) -> dict[str, Any]:
+    """The write condition for one status item (pure, so it is unit-tested)."""
+    if "doc_version" in item:
+        return {
+            "ConditionExpression": (
+                "attribute_not_exists(#v) OR #v <= :v OR (attribute_exists(#x) AND #x <= :now)"
+            ),
+            "ExpressionAttributeNames": {"#v": "doc_version", "#x": _TTL_KEY},
+            "ExpressionAttributeValues": {
+                ":v": item["doc_version"],
+                ":now": {"N": str(int(time.time()))},
+            },
+        }
+    return {
+        "ConditionExpression": "attribute_not_exists(#t) OR #t <= :t",
+        "ExpressionAttributeNames": {"#t": _ORDER_KEY},
+        "ExpressionAttributeValues": {":t": item[_ORDER_KEY]},
+    }
 
 
 class DynamoDbStatusStore:
@@ -70,21 +112,61 @@ class DynamoDbStatusStore:
 
     async def put(self, status: DocumentStatus) -> None:
         item = to_item(status)
+        condition = put_condition(item)
         try:
             await self._call(
                 "write a document status",
+                lambda c: c.put_item(TableName=self.table, Item=item, **condition),
+            )
+        except TransientError as exc:
+            if error_code(exc.__cause__ or exc) != "ConditionalCheckFailedException":
+                raise
+            if status.doc_version is not None:
+                raise StaleVersion(
+                    f"{status.doc_id}: a version newer than {status.doc_version} is stored"
+                ) from exc
+            # A newer record is already there: it wins.
+
+    async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        now_ms = int(time.time() * 1000)
+        try:
+            await self._call(
+                "take a document lease",
                 lambda c: c.put_item(
                     TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(#t) OR #t <= :t",
-                    ExpressionAttributeNames={"#t": _ORDER_KEY},
-                    ExpressionAttributeValues={":t": item[_ORDER_KEY]},
+                    Item={
+                        "doc_id": {"S": LEASE_PREFIX + doc_id},
+                        "owner": {"S": owner},
+                        "expires_ms": {"N": str(now_ms + int(ttl_s * 1000))},
+                        _TTL_KEY: {"N": str(now_ms // 1000 + int(ttl_s) + 3600)},
+                    },
+                    ConditionExpression="attribute_not_exists(#o) OR #o = :o OR #e < :now",
+                    ExpressionAttributeNames={"#o": "owner", "#e": "expires_ms"},
+                    ExpressionAttributeValues={":o": {"S": owner}, ":now": {"N": str(now_ms)}},
+                ),
+            )
+        except TransientError as exc:
+            if error_code(exc.__cause__ or exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    async def release_lease(self, doc_id: str, owner: str) -> None:
+        try:
+            await self._call(
+                "release a document lease",
+                lambda c: c.delete_item(
+                    TableName=self.table,
+                    Key={"doc_id": {"S": LEASE_PREFIX + doc_id}},
+                    ConditionExpression="#o = :o",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":o": {"S": owner}},
                 ),
             )
         except TransientError as exc:
             if error_code(exc.__cause__ or exc) != "ConditionalCheckFailedException":
                 raise
-            # A newer record is already there: it wins.
+            # Expired and taken by another worker meanwhile: theirs now.
 
     async def get(self, doc_id: str) -> DocumentStatus | None:
         response = await self._call(
@@ -106,7 +188,11 @@ class DynamoDbStatusStore:
             if start_key:
                 kwargs["ExclusiveStartKey"] = start_key
             response = await self._scan(kwargs)
-            found.extend(from_item(i) for i in response.get("Items", []))
+            found.extend(
+                from_item(i)
+                for i in response.get("Items", [])
+                if not i["doc_id"]["S"].startswith(LEASE_PREFIX)
+            )
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
                 break

@@ -186,6 +186,16 @@ class OpenSearchVectorIndex:
         response = await self._search("count generations", req.build_generations_query(doc_id))
         return req.parse_generations(response)
 
+    async def doc_ids(self) -> list[str]:
+        found: list[str] = []
+        after: dict[str, Any] | None = None
+        while True:
+            response = await self._search("list documents", req.build_doc_ids_query(after))
+            ids, after = req.parse_doc_ids_page(response)
+            found += ids
+            if after is None:
+                return found
+
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         deleted = 0
         async for ids in self._store_id_pages(doc_id, keep_generation):

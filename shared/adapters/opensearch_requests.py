@@ -168,6 +168,28 @@ def parse_generations(response: dict[str, Any]) -> dict[str, int]:
     return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
 
+DOC_IDS_PAGE = 1000
+
+
+def build_doc_ids_query(after: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One page of distinct doc ids: a composite aggregation, paged by ``after_key``."""
+    composite: dict[str, Any] = {
+        "size": DOC_IDS_PAGE,
+        "sources": [{"doc_id": {"terms": {"field": "doc_id"}}}],
+    }
+    if after is not None:
+        composite["after"] = after
+    return {"size": 0, "aggs": {"docs": {"composite": composite}}}
+
+
+def parse_doc_ids_page(response: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
+    """The page's doc ids and the key to continue after (None at the end)."""
+    docs = response.get("aggregations", {}).get("docs", {})
+    ids = [str(b["key"]["doc_id"]) for b in docs.get("buckets", [])]
+    after = docs.get("after_key")
+    return ids, (after if ids and len(ids) >= DOC_IDS_PAGE else None)
+
+
 def build_ids_query(
     doc_id: str,
     keep_generation: str | None,

@@ -1,13 +1,21 @@
-"""The embedded StatusStore: one row per document in the index's SQLite file."""
+"""The embedded StatusStore: one row per document in the index's SQLite file.
+
+Conditional writes (newer ``doc_version`` wins) and leases are checked and
+written inside one ``BEGIN IMMEDIATE`` transaction, so they are atomic across
+the processes sharing the data folder.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
 
 from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
-from shared.documents import DocumentStatus
+from shared.documents import DocumentStatus, version_conflict
+from shared.errors import StaleVersion
 from shared.settings import Settings
 
 SCHEMA = """
@@ -18,6 +26,11 @@ CREATE TABLE IF NOT EXISTS doc_status (
     status_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS doc_status_updated ON doc_status (updated_at);
+CREATE TABLE IF NOT EXISTS doc_lease (
+    doc_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -29,9 +42,14 @@ class SqliteStatusStore:
     async def put(self, status: DocumentStatus) -> None:
         def _put(conn: apsw.Connection) -> None:
             with write_transaction(conn):
-                if (
-                    stored := _stored(conn, status.doc_id)
-                ) and stored.updated_at > status.updated_at:
+                stored = _stored(conn, status.doc_id)
+                if status.doc_version is not None:
+                    if version_conflict(stored, status, datetime.now(UTC)):
+                        raise StaleVersion(
+                            f"{status.doc_id}: version {stored.doc_version if stored else None} "
+                            f"is stored, newer than {status.doc_version}"
+                        )
+                elif stored and stored.updated_at > status.updated_at:
                     return  # a slow, older write arriving last: the newer record wins
                 conn.execute(
                     "INSERT INTO doc_status (doc_id, state, updated_at, status_json) "
@@ -64,6 +82,34 @@ class SqliteStatusStore:
             return statuses[:limit]
 
         return await self._db.run(_list)
+
+    async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        def _acquire(conn: apsw.Connection) -> bool:
+            now = time.time()
+            with write_transaction(conn):
+                held = rows(
+                    conn, "SELECT owner, expires FROM doc_lease WHERE doc_id = ?", (doc_id,)
+                )
+                if held and held[0][0] != owner and held[0][1] > now:
+                    return False
+                conn.execute(
+                    "INSERT INTO doc_lease (doc_id, owner, expires) VALUES (?, ?, ?) "
+                    "ON CONFLICT (doc_id) DO UPDATE SET owner = excluded.owner, "
+                    "expires = excluded.expires",
+                    (doc_id, owner, now + ttl_s),
+                )
+            return True
+
+        return await self._db.run(_acquire)
+
+    async def release_lease(self, doc_id: str, owner: str) -> None:
+        def _release(conn: apsw.Connection) -> None:
+            with write_transaction(conn):
+                conn.execute(
+                    "DELETE FROM doc_lease WHERE doc_id = ? AND owner = ?", (doc_id, owner)
+                )
+
+        await self._db.run(_release)
 
     async def remove(self, doc_id: str) -> None:
         """Forget a document entirely (the page's delete after the chunks are gone)."""

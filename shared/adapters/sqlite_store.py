@@ -200,6 +200,12 @@ class SqliteVectorIndex:
 
         return await self._db.run(_gens)
 
+    async def doc_ids(self) -> list[str]:
+        def _ids(conn: apsw.Connection) -> list[str]:
+            return [str(r[0]) for r in rows(conn, "SELECT DISTINCT doc_id FROM chunks ORDER BY 1")]
+
+        return await self._db.run(_ids)
+
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         def _delete(conn: apsw.Connection) -> int:
             with write_transaction(conn):

@@ -72,6 +72,19 @@ async def test_a_second_adapter_sees_the_dimension(under_test: IndexUnderTest) -
         await under_test.new().ensure_index(DIM + 1)
 
 
+async def test_documents_with_chunks_are_listed(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    await index.write([make_chunk(d, "g1", 0, unit(1, 0)) for d in ("b.md", "a.md", "c.md")])
+    await index.write([make_chunk("a.md", "g2", 1, unit(1, 1))])
+    listed = await under_test.eventually(index.doc_ids, lambda ids: len(ids) == 3)
+    assert listed == ["a.md", "b.md", "c.md"]
+    await index.delete_document("b.md")
+    after = await under_test.eventually(index.doc_ids, lambda ids: len(ids) == 2)
+    assert after == ["a.md", "c.md"]
+
+
 async def test_written_generations_are_counted(
     under_test: IndexUnderTest, index: VectorIndex
 ) -> None:

@@ -1,18 +1,27 @@
-"""An in-memory StatusStore for logic tests (passes the StatusStore contract)."""
+"""An in-memory StatusStore for logic tests (passes the StatusStore contract,
+with the same version and lease rules as the real stores)."""
 
 from __future__ import annotations
 
-from shared.documents import DocumentStatus
+import time
+from datetime import UTC, datetime
+
+from shared.documents import DocumentStatus, version_conflict
+from shared.errors import StaleVersion
 
 
 class FakeStatusStore:
     def __init__(self) -> None:
         self.records: dict[str, DocumentStatus] = {}
         self.history: list[DocumentStatus] = []
+        self.leases: dict[str, tuple[str, float]] = {}
 
     async def put(self, status: DocumentStatus) -> None:
         stored = self.records.get(status.doc_id)
-        if stored is not None and stored.updated_at > status.updated_at:
+        if status.doc_version is not None:
+            if version_conflict(stored, status, datetime.now(UTC)):
+                raise StaleVersion(f"{status.doc_id}: a newer version is stored")
+        elif stored is not None and stored.updated_at > status.updated_at:
             return  # as the real stores: an older write never replaces a newer record
         self.records[status.doc_id] = status
         self.history.append(status)
@@ -22,3 +31,15 @@ class FakeStatusStore:
 
     async def list(self, limit: int = 1000) -> list[DocumentStatus]:
         return sorted(self.records.values(), key=lambda s: s.updated_at, reverse=True)[:limit]
+
+    async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        now = time.time()
+        held = self.leases.get(doc_id)
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self.leases[doc_id] = (owner, now + ttl_s)
+        return True
+
+    async def release_lease(self, doc_id: str, owner: str) -> None:
+        if self.leases.get(doc_id, ("", 0.0))[0] == owner:
+            del self.leases[doc_id]

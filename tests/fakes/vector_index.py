@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from shared.documents import EmbeddedChunk, SearchHit, Vector
-from shared.errors import DimensionMismatch
+from shared.errors import DimensionMismatch, IndexUnavailable
 from shared.ports import Filters
 
 
@@ -24,6 +24,7 @@ class FakeVectorIndex:
         self.dimension: int | None = None
         self.fail_writes: list[Exception] = []
         self.fail_deletes: list[Exception] = []
+        self.write_limit: int | None = None
         self.writes = 0
         self.closed = False
         self._ids = itertools.count(1)
@@ -37,7 +38,10 @@ class FakeVectorIndex:
         if self.fail_writes:
             raise self.fail_writes.pop(0)
         self.writes += 1
-        for chunk in chunks:
+        limit, self.write_limit = self.write_limit, None
+        for n, chunk in enumerate(chunks):
+            if limit is not None and n >= limit:
+                raise IndexUnavailable(f"the write stopped after {limit} chunk(s)")
             self.rows[f"id-{next(self._ids)}"] = chunk
 
     async def generations(self, doc_id: str) -> dict[str, int]:
@@ -46,6 +50,9 @@ class FakeVectorIndex:
             if row.chunk.doc_id == doc_id:
                 counts[row.chunk.generation] = counts.get(row.chunk.generation, 0) + 1
         return counts
+
+    async def doc_ids(self) -> list[str]:
+        return sorted({row.chunk.doc_id for row in self.rows.values()})
 
     async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
         if self.fail_deletes:

@@ -27,6 +27,8 @@ from tests.indexer.conftest import make_pipeline
 T = TypeVar("T")
 DIM = 16
 POLL_LIMIT_S = 20.0
+# The test node refreshes every second (AOSS needs the product default's margin).
+SETTLE_S = 1.5
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Servers:
                 "visibility_timeout_s": 30,
             },
             status={"backend": "dynamodb", "table": self.table},
-            **more,
+            **({"indexer": {"settle_s": SETTLE_S}} | more),
         )
 
 

@@ -103,3 +103,51 @@ async def test_the_factory_picks_the_dead_letters_beside_the_queue(tmp_path: Pat
     await with_dlq.close()
     # SQS without a DLQ URL: poison is left to the queue's redrive policy.
     assert build_dead_letters(Settings(_env_file=None, queue={"backend": "sqs"})) is None
+
+
+async def test_a_scheduled_reconcile_prints_its_drift_as_an_emf_metric(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.indexer.lambda_handler import handle_reconcile, is_reconcile_event
+
+    # GIVEN a document indexed, then a stray generation left in the index
+    await handle_event(sqs_event(sqs_record(index_body("d", "some text"))), runtime)
+    capsys.readouterr()
+    index = runtime.pipeline.index
+    assert isinstance(index, FakeVectorIndex)
+    [row] = index.rows.values()
+    stray = row.chunk.model_copy(update={"generation": "stale"})
+    await index.write([type(row)(stray, row.vector)])
+    # WHEN EventBridge's scheduled event arrives
+    event = {"rag_task": "reconcile"}
+    assert is_reconcile_event(event) and not is_reconcile_event(sqs_event())
+    report = await handle_reconcile(runtime)
+    # THEN the stray is gone, the report says so, and the metric line is on stdout
+    assert report["drift_found"] == 1 and report["repairs"][0]["drift"] == "stray_generations"
+    assert await index.generations("d") == {row.chunk.generation: 1}
+    metric = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metric["DriftFound"] == 1
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RAG/Indexer"
+
+
+async def test_a_message_whose_document_is_leased_elsewhere_is_reported_for_retry(
+    runtime: Runtime,
+) -> None:
+    status = runtime.pipeline.status
+    assert await status.acquire_lease("held", "another-invocation", 60)
+    event = sqs_event(
+        sqs_record(index_body("held", "text"), message_id="busy-1"),
+        sqs_record(index_body("free", "text"), message_id="ok-1"),
+    )
+    assert await handle_event(event, runtime) == {
+        "batchItemFailures": [{"itemIdentifier": "busy-1"}]
+    }
+
+
+def test_busy_messages_back_off_past_a_whole_lease_within_four_receives() -> None:
+    from services.indexer.poller import busy_delay_s
+
+    delays = [busy_delay_s(n, 2.0, 60.0) for n in range(1, 6)]
+    assert delays == [2, 6, 18, 54, 60]
+    assert sum(delays[:4]) > 60  # a dead holder's lease runs out first
+    assert busy_delay_s(1, 0.1, 60.0) == 1  # SQS takes whole seconds

@@ -155,3 +155,29 @@ def test_bulk_errors_name_each_failed_item() -> None:
 def test_bulk_errors_ignore_deletes_of_ids_already_gone() -> None:
     req.check_bulk_errors([{"delete": {"_id": "2", "status": 404}}])
     req.check_bulk_errors([])
+
+
+def test_doc_ids_are_paged_by_a_composite_aggregation() -> None:
+    from shared.adapters.opensearch_requests import (
+        DOC_IDS_PAGE,
+        build_doc_ids_query,
+        parse_doc_ids_page,
+    )
+
+    first = build_doc_ids_query()
+    assert first["size"] == 0 and "after" not in first["aggs"]["docs"]["composite"]
+    later = build_doc_ids_query({"doc_id": "m.md"})
+    assert later["aggs"]["docs"]["composite"]["after"] == {"doc_id": "m.md"}
+    full = {
+        "aggregations": {
+            "docs": {
+                "buckets": [{"key": {"doc_id": f"d{i}"}} for i in range(DOC_IDS_PAGE)],
+                "after_key": {"doc_id": "last"},
+            }
+        }
+    }
+    ids, after = parse_doc_ids_page(full)
+    assert len(ids) == DOC_IDS_PAGE and after == {"doc_id": "last"}
+    short = {"aggregations": {"docs": {"buckets": [{"key": {"doc_id": "z"}}], "after_key": {}}}}
+    assert parse_doc_ids_page(short) == (["z"], None)
+    assert parse_doc_ids_page({}) == ([], None)

@@ -29,5 +29,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "observability": {"alarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:alarms"},
         "lambda": {"architecture": "x86_64"},
     },
-    "public-bedrock-noauth": {"model": {"source": "bedrock"}, "chat": {"auth": "none"}},
+    "public-bedrock-noauth": {
+        "model": {"source": "bedrock"},
+        "chat": {"auth": "none"},
+        "indexer": {"reconcileSchedule": None},
+    },
 }
