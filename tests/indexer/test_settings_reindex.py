@@ -67,7 +67,7 @@ async def test_a_settings_change_reindexes_every_document_cleanly(
     tmp_path: Path, change: str
 ) -> None:
     # GIVEN every document indexed with the defaults
-    before = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    before = Settings(_env_file=None, data_dir=tmp_path)
     first = await index_all(before, FakeEmbedder(dimension=16))
     assert {verdict for verdict, _ in first.values()} == {Verdict.INDEXED}
     # (re-sending under the same settings is a no-op)
@@ -99,7 +99,7 @@ async def test_a_settings_change_reindexes_every_document_cleanly(
 async def test_the_embedder_reads_the_header_while_the_stored_text_stays_clean(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path)
     embedder = FakeEmbedder(dimension=16)
     await index_all(settings, embedder)
     embedded = [text for call in embedder.calls for text in call]
