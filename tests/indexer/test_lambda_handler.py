@@ -151,3 +151,12 @@ def test_busy_messages_back_off_past_a_whole_lease_within_four_receives() -> Non
     assert delays == [2, 6, 18, 54, 60]
     assert sum(delays[:4]) > 60  # a dead holder's lease runs out first
     assert busy_delay_s(1, 0.1, 60.0) == 1  # SQS takes whole seconds
+
+
+async def test_the_function_routes_the_scheduled_event_to_reconcile(runtime: Runtime) -> None:
+    from services.indexer.lambda_handler import IndexerApp
+
+    app = IndexerApp(runtime)
+    await app.handle(sqs_event(sqs_record(index_body("d", "text"))), None)
+    report = await app.handle({"rag_task": "reconcile", "dry_run": True}, None)
+    assert (report["checked"], report["drift_found"], report["dry_run"]) == (1, 0, True)
