@@ -49,14 +49,6 @@ class CollectingSink:
         self.events.append(event)
 
 
-def key_strings(question: EvalQuestion) -> tuple[str, ...]:
-    """The question's expected key string(s): ``passage`` as one string or a list."""
-    passage: Any = question.passage
-    if passage is None:
-        return ()
-    return (passage,) if isinstance(passage, str) else tuple(passage)
-
-
 def _normalised(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -89,7 +81,7 @@ class AnswerResult:
 
     @property
     def holds_key(self) -> bool | None:
-        keys = key_strings(self.question)
+        keys = self.question.passages
         return holds_key(self.answer, keys) if keys else None
 
 
