@@ -225,10 +225,11 @@ async def test_gone_client_stops_generation_at_once(
 async def test_a_worker_near_the_function_timeout_ends_the_answer_properly(
     containers: Container, stand_in: AwsStandIn, model: FakeChatModel
 ) -> None:
-    # The answer would take 20 s; the function has 5 s left after its margin, so
-    # the model is streaming when time runs out (5 s, not less, so that a busy
-    # machine still reaches the model before the deadline).
-    model.scripts = [Script(tokens=["word "] * 2000, delay_s=0.01)]
+    # The answer would take ~13 s (the fake stops at max_new_tokens=256, 0.05 s
+    # each); the function has 5 s left after its margin, so the model is
+    # streaming when time runs out (5 s, not less, so that a busy machine still
+    # reaches the model before the deadline).
+    model.scripts = [Script(tokens=["word "] * 2000, delay_s=0.05)]
     front, worker = containers(), containers()
     connection = new_connection_id()
     await invoke(front, message_event(connection, {"action": "ask", "question": "llamas?"}))
