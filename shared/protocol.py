@@ -25,6 +25,9 @@ from shared.ingest import MetadataKey
 PROTOCOL_VERSION: Literal[1] = 1
 MAX_QUESTION_CHARS = 4000
 MAX_K = 50
+# No valid frame nests deeper than filters' lists (4 levels); anything much
+# deeper is rejected before validation, so it can't exhaust the stack.
+MAX_FRAME_DEPTH = 16
 
 RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 FilterValue = str | int | float | bool
@@ -195,6 +198,10 @@ def parse_client_action(frame: str | bytes) -> AskAction | CancelAction | PingAc
         raw: Any = json.loads(frame)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidAction(ErrorCode.INVALID_JSON, f"frame is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the decoder recurses per nesting level
+        raise InvalidAction(
+            ErrorCode.INVALID_JSON, f"frame nests deeper than {MAX_FRAME_DEPTH} levels"
+        ) from exc
     if not isinstance(raw, dict):
         raise InvalidAction(ErrorCode.INVALID_JSON, "frame must be a JSON object")
     action = raw.get("action")
@@ -203,10 +210,31 @@ def parse_client_action(frame: str | bytes) -> AskAction | CancelAction | PingAc
             ErrorCode.UNKNOWN_ACTION,
             f"unknown action {action!r}; expected one of {', '.join(KNOWN_ACTIONS)}",
         )
+    if nesting_depth(raw) > MAX_FRAME_DEPTH:
+        raise InvalidAction(
+            ErrorCode.INVALID_REQUEST, f"frame nests deeper than {MAX_FRAME_DEPTH} levels"
+        )
     try:
-        return _CLIENT.validate_python(raw)
+        # Strict: "5" or true is not an integer, as the published schema says.
+        return _CLIENT.validate_python(raw, strict=True)
     except ValidationError as exc:
         raise InvalidAction(_code_for(exc), _describe(exc)) from exc
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (iterative, so
+    a deep value can't exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_FRAME_DEPTH:
+                stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _code_for(exc: ValidationError) -> ErrorCode:
@@ -230,8 +258,8 @@ def _describe(exc: ValidationError) -> str:
 def parse_server_event(
     frame: str | bytes,
 ) -> AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent:
-    """For clients and tests: parse one server frame."""
-    return _SERVER.validate_json(frame)
+    """For clients and tests: parse one server frame (strictly, as the schema says)."""
+    return _SERVER.validate_json(frame, strict=True)
 
 
 def encode_event(

@@ -167,3 +167,46 @@ def test_invalid_request_names_the_field() -> None:
 def test_question_at_the_limit_is_accepted() -> None:
     action = parse_client_action(ask(question="x" * MAX_QUESTION_CHARS))
     assert isinstance(action, AskAction)
+
+
+# ---- strict types and nesting (the parse function, shared by both transports) ----
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"k": "5"},
+        {"k": True},
+        {"k": 5.0},
+        {"question": 5},
+        {"conversation_id": 7},
+        {"request_id": 12},
+        {"mode": ["knn"]},
+        {"v": "1"},
+    ],
+    ids=str,
+)
+def test_ask_fields_are_strict_as_the_schema_says(fields: dict[str, Any]) -> None:
+    frame = json.dumps({"action": "ask", "question": "q", **fields})
+    with pytest.raises(InvalidAction) as caught:
+        parse_client_action(frame)
+    assert caught.value.code == ErrorCode.INVALID_REQUEST
+
+
+def test_filter_values_keep_their_json_types() -> None:
+    frame = json.dumps(
+        {"action": "ask", "question": "q", "filters": {"a": 1, "b": 0.5, "c": True, "d": ["x"]}}
+    )
+    ask = parse_client_action(frame)
+    assert isinstance(ask, AskAction)
+    assert ask.filters == {"a": 1, "b": 0.5, "c": True, "d": ["x"]}
+    assert type(ask.filters["c"]) is bool
+
+
+@pytest.mark.parametrize(("levels", "code"), [(100_000, "invalid_json"), (40, "invalid_request")])
+def test_deep_nesting_is_a_protocol_error_not_a_crash(levels: int, code: str) -> None:
+    frame = '{"action":"ask","question":"q","filters":' + "[" * levels + "]" * levels + "}"
+    with pytest.raises(InvalidAction) as caught:
+        parse_client_action(frame)
+    assert caught.value.code == code
+    assert "nests deeper" in str(caught.value)
