@@ -6,9 +6,13 @@ Supported types: ``text/plain``, ``text/markdown``, ``text/html`` and
 
 Text decoding (plain, Markdown, HTML): a byte-order mark wins, then a
 ``charset`` the content type (or an HTML ``<meta>``) declares, then UTF-8.
-Bytes that are not valid UTF-8 are read as Windows-1252, the usual encoding of
-legacy "ANSI" text files, rather than rejected; content with NUL bytes is
-refused as binary. Newlines are normalised to ``\\n``.
+Bytes that are not valid UTF-8 go to a maintained detector
+(charset-normalizer): Shift-JIS, GBK, KOI8-R… are read as what they are, and
+Windows-1252 (legacy "ANSI") wins ties, as it is the usual encoding of old
+Western text files. When the detector finds no encoding, or only a noisy one,
+the document fails with that reason instead of being indexed as garbage.
+Content with NUL bytes is refused as binary. Newlines are normalised to
+``\\n``.
 """
 
 from __future__ import annotations
@@ -133,8 +137,49 @@ def decode_text(content: bytes, charset: str | None = None) -> str:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
-        text = content.decode("cp1252", errors="replace")
+        text = detect_and_decode(content)
     return _normalise_newlines(text)
+
+
+# More "mess" than this in the detector's best reading means it is guessing.
+MAX_DETECTION_CHAOS = 0.2
+# Without a byte-order mark these are guesses the detector makes for short
+# Western text (four bytes of "café" read as two CJK characters): never take them.
+_NO_BOM_EXCLUDED = ["utf_16", "utf_16_be", "utf_16_le", "utf_32", "utf_32_be", "utf_32_le"]
+_LEGACY_DEFAULT = "cp1252"
+
+
+def detect_and_decode(content: bytes) -> str:
+    """Decode bytes that are not UTF-8 with the detected encoding; raise
+    DocumentError when the detector can't tell with confidence."""
+    from charset_normalizer import from_bytes  # only non-UTF-8 documents pay for it
+
+    matches = list(from_bytes(content, cp_exclusion=_NO_BOM_EXCLUDED))
+    if not matches:
+        raise DocumentError(
+            "the document is not UTF-8 and its character encoding can't be detected: "
+            "save it as UTF-8 (or send its charset in the content type)"
+        )
+    best = matches[0]
+    if best.chaos > MAX_DETECTION_CHAOS:
+        raise DocumentError(
+            f"the document is not UTF-8 and its encoding is unclear (best guess "
+            f"{best.encoding}, {best.chaos:.0%} of it looks garbled): save it as UTF-8 "
+            "(or send its charset in the content type)"
+        )
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    legacy = next((m for m in tied if _LEGACY_DEFAULT in m.could_be_from_charset), None)
+    if legacy is not None:
+        return str(legacy)
+    readings = {str(m) for m in tied}
+    if len(readings) > 1:
+        guesses = ", ".join(m.encoding for m in tied[:4])
+        raise DocumentError(
+            f"the document is not UTF-8 and too short or too mixed to tell its encoding "
+            f"(equally likely: {guesses}): save it as UTF-8 (or send its charset in the "
+            "content type)"
+        )
+    return str(best)
 
 
 def _decode(content: bytes, encoding: str) -> str:
