@@ -11,6 +11,12 @@ or extend a message someone else now holds.
 
 Consumers also leave a heartbeat, so ``rag ingest`` can tell whether a
 ``rag serve`` is already draining the queue of the same data folder.
+
+Unlike SQS, every consumer here is a process on this machine, so a receive
+records who holds the message (pid and process start time). A process killed
+mid-message (``kill -9`` of ``rag serve``) would otherwise leave its messages
+invisible for the whole visibility timeout; instead the next receive (and
+``reclaim_orphans``) puts them back at once, within seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import apsw
 
+from shared.adapters.process_identity import is_alive, this_process
 from shared.adapters.sqlite_common import QUEUE_DB, SqliteWorker, rows, write_transaction
 from shared.ports import PoisonReason, QueueMessage
 from shared.settings import Settings
@@ -36,7 +43,9 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at REAL NOT NULL,
     visible_at REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt TEXT
+    receipt TEXT,
+    owner_pid INTEGER,
+    owner_started TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (visible_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -56,6 +65,9 @@ CREATE TABLE IF NOT EXISTS consumers (
 
 _POLL_MIN_S = 0.05
 _POLL_MAX_S = 0.5
+# How often a receiving process looks for messages held by dead processes.
+RECLAIM_EVERY_S = 2.0
+_OWNER_COLUMNS = (("owner_pid", "INTEGER"), ("owner_started", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class SqliteQueue:
         self.path = path
         self.max_receive_count = max_receive_count
         self._db = SqliteWorker(path, schema=SCHEMA, name="sqlite-queue")
+        self._migrated = False
+        self._reclaimed_at = float("-inf")
 
     async def send(self, body: str) -> str:
         message_id = str(uuid.uuid4())
@@ -106,6 +120,8 @@ class SqliteQueue:
         deadline = time.monotonic() + max(0.0, wait_seconds)
         pause = _POLL_MIN_S
         while True:
+            if time.monotonic() - self._reclaimed_at >= RECLAIM_EVERY_S:
+                await self.reclaim_orphans()
             got = await self._db.run(lambda c: self._take(c, max_messages, visibility_timeout_s))
             if got or time.monotonic() >= deadline:
                 return got
@@ -115,6 +131,7 @@ class SqliteQueue:
     def _take(self, conn: apsw.Connection, limit: int, visibility_s: int) -> list[QueueMessage]:
         now = time.time()
         taken: list[QueueMessage] = []
+        owner_pid, owner_started = this_process()
         with write_transaction(conn):
             candidates = rows(
                 conn,
@@ -135,8 +152,8 @@ class SqliteQueue:
                 receipt = uuid.uuid4().hex
                 conn.execute(
                     "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?, "
-                    "receipt = ? WHERE message_id = ?",
-                    (now + visibility_s, receipt, message_id),
+                    "receipt = ?, owner_pid = ?, owner_started = ? WHERE message_id = ?",
+                    (now + visibility_s, receipt, owner_pid, owner_started, message_id),
                 )
                 taken.append(QueueMessage(message_id, receipt, body, count + 1))
         return taken
@@ -164,6 +181,53 @@ class SqliteQueue:
                 conn.execute(sql, params)
 
         await self._db.run(_run)
+
+    def _ensure_owner_columns(self, conn: apsw.Connection) -> None:
+        """Queues made before owners were recorded get the columns once."""
+        if self._migrated:
+            return
+        have = {str(row[1]) for row in rows(conn, "PRAGMA table_info(messages)")}
+        with write_transaction(conn):
+            for name, kind in _OWNER_COLUMNS:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+        self._migrated = True
+
+    async def reclaim_orphans(self) -> int:
+        """Make messages held by processes that no longer exist visible again
+        now (their receive count stays, so a message that kills its consumer
+        still reaches the dead-letter table). Returns how many."""
+        self._reclaimed_at = time.monotonic()
+
+        def _holders(conn: apsw.Connection) -> list[tuple[int, str | None]]:
+            self._ensure_owner_columns(conn)
+            found = rows(
+                conn,
+                "SELECT DISTINCT owner_pid, owner_started FROM messages "
+                "WHERE visible_at > ? AND owner_pid IS NOT NULL",
+                (time.time(),),
+            )
+            return [(int(pid), started) for pid, started in found]
+
+        dead = [h for h in await self._db.run(_holders) if not is_alive(*h)]
+        if not dead:
+            return 0
+
+        def _reclaim(conn: apsw.Connection) -> int:
+            now = time.time()
+            taken_back = 0
+            with write_transaction(conn):
+                for pid, started in dead:
+                    conn.execute(
+                        "UPDATE messages SET visible_at = ?, owner_pid = NULL, "
+                        "owner_started = NULL WHERE visible_at > ? AND owner_pid = ? "
+                        "AND owner_started IS ?",
+                        (now, now, pid, started),
+                    )
+                    taken_back += conn.changes()
+            return taken_back
+
+        return await self._db.run(_reclaim)
 
     async def delete(self, message: QueueMessage) -> None:
         await self._update(
