@@ -3,84 +3,204 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
-from cli.files import SAMPLES_DIR, discover, parse_metadata
+from cli.files import SAMPLES_DIR, SourceFile, discover, parse_metadata
 from cli.local_parts import LocalParts
-from cli.submit import DocumentResult, Sent, send_delete, send_files, wait_until_done
+from cli.manifest import Manifest
+from cli.submit import (
+    DocumentResult,
+    Sent,
+    send_delete,
+    send_files,
+    vanished,
+    wait_until_done,
+)
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
+from shared.ingest import MetadataValue
 from shared.settings import Settings
 
 __all__ = ["SAMPLES_DIR", "ask", "delete", "ingest", "list_docs"]
-console = Console()
+# Results are not wrapped: piped into a file or grep, a line stays one line.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _progress() -> Progress:
+    # On stderr, so `rag ingest … > results.txt` keeps only the results.
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=err,
     )
 
 
 async def ingest(
-    settings: Settings, targets: Sequence[Path], *, force: bool, meta: list[str], wait: bool
+    settings: Settings,
+    targets: Sequence[Path],
+    *,
+    force: bool,
+    meta: list[str],
+    wait: bool,
+    id_prefix: str = "",
+    sync: bool = False,
 ) -> int:
-    """Returns how many documents failed."""
+    """Returns how many documents failed. Progress, warnings and errors go to
+    stderr; the results (what was indexed, skipped, deleted) to stdout."""
     try:
         metadata = parse_metadata(meta)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
-    files, skipped = discover(targets)
+    files, skipped = discover(targets, id_prefix)
     for s in skipped:
-        console.print(f"[yellow]skipped {escape(str(s.path))}: {escape(s.reason)}[/yellow]")
-    if not files:
+        err.print(f"[yellow]skipped {escape(str(s.path))}: {escape(s.reason)}[/yellow]")
+    sync_folders = [t for t in targets if t.is_dir()] if sync else []
+    if not files and not sync_folders:
         raise ConfigurationError("no supported files to ingest (.txt, .md, .html, .pdf)")
     parts = LocalParts(settings)
     try:
         with _progress() as progress:
-            sending = progress.add_task("sending", total=len(files))
-            sent, unchanged = await send_files(
-                parts,
-                files,
-                force=force,
-                metadata=metadata,
-                tick=lambda n: progress.advance(sending, n),
-            )
-            if unchanged:
-                progress.console.print(f"{len(unchanged)} unchanged file(s) skipped")
-            if not parts.embedded_queue:
-                progress.console.print(
-                    f"sent {len(sent)} document(s) to {settings.queue.queue_url}"
-                )
-                return 0
-            if not sent or not wait:
-                return 0
-            indexing = progress.add_task("indexing", total=len(sent))
-            results = await wait_until_done(
-                parts, sent, tick=lambda n: progress.advance(indexing, n)
-            )
+            sent, unchanged = await _send(parts, files, progress, force=force, metadata=metadata)
+            deletes = [
+                Sent(doc_id, await send_delete(parts, doc_id))
+                for doc_id in vanished(Manifest.load(settings.data_dir), sync_folders)
+            ]
+        await _say_unchanged(parts, unchanged)
+        if not parts.embedded_queue:
+            console.print(f"sent {len(sent)} document(s) to {settings.queue.queue_url}")
+            if deletes:
+                console.print(f"sent {len(deletes)} delete(s) (files gone from the folder)")
+            return 0
+        if not (sent or deletes) or not wait:
+            return 0
+        with _progress() as progress:
+            results = await _wait(parts, [*sent, *deletes], progress)
         return _report(results)
     finally:
         await parts.close()
 
 
+async def _send(
+    parts: LocalParts,
+    files: Sequence[SourceFile],
+    progress: Progress,
+    *,
+    force: bool,
+    metadata: dict[str, MetadataValue],
+) -> tuple[list[Sent], list[str]]:
+    total = sum(f.path.stat().st_size for f in files)
+    task = progress.add_task("sending", total=total, detail=f"0/{len(files)} files")
+    count = 0
+
+    def tick(size: int) -> None:
+        nonlocal count
+        count += 1
+        progress.update(task, advance=size, detail=f"{count}/{len(files)} files")
+
+    return await send_files(parts, files, force=force, metadata=metadata, tick=tick)
+
+
+async def _say_unchanged(parts: LocalParts, unchanged: Sequence[str]) -> None:
+    """One summary line each for unchanged files and for unchanged files that
+    failed before (not re-sent: they would fail again)."""
+    failed_before = 0
+    if parts.embedded_queue:
+        for doc_id in unchanged:
+            status = await parts.status.get(doc_id)
+            failed_before += status is not None and status.state == DocState.FAILED
+    if len(unchanged) > failed_before:
+        console.print(f"{len(unchanged) - failed_before} unchanged file(s) skipped")
+    if failed_before:
+        console.print(
+            f"{failed_before} unchanged file(s) that failed before skipped "
+            "(reasons: `rag docs`; --force re-sends them)"
+        )
+
+
+class _IndexingProgress:
+    """Bytes and documents finished, plus chunks written so far: a big PDF
+    moves the chunk count while its bytes wait for the whole document."""
+
+    def __init__(self, parts: LocalParts, sent: Sequence[Sent], progress: Progress) -> None:
+        self._parts = parts
+        self._progress = progress
+        self._docs = len(sent)
+        self._done: list[Sent] = []
+        self._pending = {s.doc_id for s in sent}
+        self._baseline: dict[str, int] = {}
+        self._chunks_done = 0
+        self._task = progress.add_task(
+            "indexing", total=sum(s.size for s in sent) or len(sent), detail=""
+        )
+
+    async def start(self) -> None:
+        for doc_id in list(self._pending)[:_CHUNK_WATCH_DOCS]:
+            self._baseline[doc_id] = await self._written(doc_id)
+
+    async def _written(self, doc_id: str) -> int:
+        return sum((await self._parts.index.generations(doc_id)).values())
+
+    def finished(self, done: list[Sent]) -> None:
+        self._done.extend(done)
+        for s in done:
+            self._pending.discard(s.doc_id)
+            self._baseline.pop(s.doc_id, None)
+        advance = sum(s.size for s in done) if any(s.size for s in done) else len(done)
+        self._progress.update(self._task, advance=advance)
+
+    async def watch(self) -> None:
+        while True:
+            in_flight = 0
+            for doc_id, base in list(self._baseline.items()):
+                in_flight += max(0, await self._written(doc_id) - base)
+            done = len(self._done)
+            self._progress.update(
+                self._task, detail=f"{done}/{self._docs} documents, {in_flight} chunks in flight"
+            )
+            await asyncio.sleep(1.0)
+
+
+_CHUNK_WATCH_DOCS = 20
+
+
+async def _wait(
+    parts: LocalParts, sent: Sequence[Sent], progress: Progress
+) -> list[DocumentResult]:
+    watcher = _IndexingProgress(parts, sent, progress)
+    await watcher.start()
+    watching = asyncio.create_task(watcher.watch())
+    try:
+        return await wait_until_done(parts, sent, lambda _: None, watcher.finished)
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+
+
 def _report(results: Sequence[DocumentResult]) -> int:
-    failed = [r for r in results if r.state != DocState.INDEXED]
-    indexed = len(results) - len(failed)
-    chunks = sum(r.chunks for r in results)
-    console.print(f"[green]{indexed} document(s) indexed[/green] ({chunks} chunks)")
+    failed = [r for r in results if r.state not in (DocState.INDEXED, DocState.DELETED)]
+    indexed = [r for r in results if r.state == DocState.INDEXED]
+    deleted = len(results) - len(failed) - len(indexed)
+    chunks = sum(r.chunks for r in indexed)
+    line = f"[green]{len(indexed)} document(s) indexed[/green] ({chunks} chunks)"
+    if deleted:
+        line += f", {deleted} deleted (files gone)"
+    if failed:
+        line += f", [red]{len(failed)} failed[/red]"
+    console.print(line)
     for r in failed:
-        console.print(f"[red]{escape(r.doc_id)}: {r.state}: {escape(r.reason or '')}[/red]")
+        err.print(f"[red]{escape(r.doc_id)}: {r.state}: {escape(r.reason or '')}[/red]")
     return len(failed)
 
 
@@ -129,8 +249,15 @@ async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
     try:
         statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
         queue = parts.embedded_queue
-        dead = (await queue.counts()).dead if queue is not None else 0
-        return statuses, dead
+        if queue is None:
+            return statuses, 0
+        taken_back = await queue.reclaim_orphans()
+        if taken_back:
+            err.print(
+                f"[yellow]{taken_back} message(s) held by a process that is gone were put "
+                "back on the queue; the next `rag serve` or `rag ingest` indexes them[/yellow]"
+            )
+        return statuses, (await queue.counts()).dead
     finally:
         await parts.close()
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.errors import ConfigurationError
 from shared.ingest import MAX_INLINE_BYTES, IndexOperation, MetadataValue
 
 CONTENT_TYPES = {
@@ -49,9 +50,19 @@ def _walk(folder: Path) -> Iterable[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[SourceFile], list[Skipped]]:
-    """Files under ``paths``; a file's doc id is its path relative to the folder
-    given (``guide/intro.md``), or just its name when the file itself was given."""
+def id_collision(doc_id: str, first: Path, second: Path) -> ConfigurationError:
+    return ConfigurationError(
+        f"two files would both be document {doc_id!r}: {first} and {second}; "
+        f"ingest them in separate runs with --id-prefix (e.g. --id-prefix "
+        f"{second.parent.name or 'b'}/ gives {second.parent.name or 'b'}/{doc_id}), "
+        "or ingest their common parent folder so the ids include the folder names"
+    )
+
+
+def discover(paths: Sequence[Path], id_prefix: str = "") -> tuple[list[SourceFile], list[Skipped]]:
+    """Files under ``paths``; a file's doc id is ``id_prefix`` + its path relative
+    to the folder given (``guide/intro.md``), or + its name when the file itself
+    was given. Two files with one id raise ConfigurationError naming both."""
     found: dict[str, SourceFile] = {}
     skipped: list[Skipped] = []
     for given in paths:
@@ -71,6 +82,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[SourceFile], list[Skipped]]:
             if content_type is None:
                 skipped.append(Skipped(path, f"unsupported file type (supported: {SUPPORTED})"))
                 continue
+            doc_id = id_prefix + doc_id
+            if doc_id in found and found[doc_id].path.resolve() != path.resolve():
+                raise id_collision(doc_id, found[doc_id].path, path)
             found[doc_id] = SourceFile(path, doc_id, content_type)
     return list(found.values()), skipped
 

@@ -120,6 +120,20 @@ def ingest(
         list[str] | None, typer.Option("--meta", help="Metadata key=value for every file")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until every document is indexed")] = True,
+    id_prefix: Annotated[
+        str,
+        typer.Option(
+            "--id-prefix",
+            help="Put this before every document id (e.g. team-a/) to keep apart "
+            "files that would share an id",
+        ),
+    ] = "",
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync", help="Also delete the documents of files gone from the folders given"
+        ),
+    ] = False,
     data_dir: DataDir = None,
     stack: Stack = None,
 ) -> None:
@@ -131,7 +145,17 @@ def ingest(
         err.print("[red]rag: nothing to ingest: give files or folders, or --sample[/red]")
         raise typer.Exit(2)
     settings = settings_for(data_dir, stack)
-    failed = run(commands.ingest(settings, targets, force=force, meta=meta or [], wait=wait))
+    failed = run(
+        commands.ingest(
+            settings,
+            targets,
+            force=force,
+            meta=meta or [],
+            wait=wait,
+            id_prefix=id_prefix,
+            sync=sync,
+        )
+    )
     if failed:
         raise typer.Exit(1)
 

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from cli.files import SourceFile, build_index_message, file_digest
 from cli.local_parts import LocalParts
@@ -32,6 +33,7 @@ _POLL_S = 0.25
 class Sent:
     doc_id: str
     message_id: str
+    size: int = 0  # bytes of the file, for progress
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,35 @@ class DocumentResult:
 Tick = Callable[[int], None]
 
 
+# An unchanged file in one of these states is not sent again (a failed one
+# would only fail again: `--force` re-sends it).
+SETTLED = (DocState.INDEXED, DocState.FAILED)
+
+
 async def is_unchanged(parts: LocalParts, manifest: Manifest, doc_id: str, digest: str) -> bool:
     if manifest.digest(doc_id) != digest:
         return False
     if not parts.embedded_queue:
         return True
     status = await parts.status.get(doc_id)
-    return status is not None and status.state == DocState.INDEXED
+    return status is not None and status.state in SETTLED
+
+
+def check_sources(manifest: Manifest, files: Sequence[SourceFile]) -> None:
+    """Refuse (before sending anything) a file whose id already belongs to
+    another file that still exists: it would silently replace that document."""
+    for source in files:
+        previous = manifest.source(source.doc_id)
+        here = source.path.resolve()
+        if previous is None or Path(previous) == here or not Path(previous).exists():
+            continue
+        folder = here.parent.name or "b"
+        raise ConfigurationError(
+            f"document id {source.doc_id!r} already belongs to {previous}; "
+            f"{source.path} would silently replace it. To keep both, give this run "
+            f"an id prefix: --id-prefix {folder}/ (id {folder}/{source.doc_id}); "
+            f"to replace it, `rag delete {source.doc_id}` first"
+        )
 
 
 async def send_one(parts: LocalParts, message: IndexOperation) -> str:
@@ -88,8 +112,11 @@ async def send_files(
     metadata: dict[str, MetadataValue] | None = None,
     tick: Tick = lambda _: None,
 ) -> tuple[list[Sent], list[str]]:
-    """Send every changed file; returns (sent, unchanged doc ids)."""
+    """Send every changed file; returns (sent, unchanged doc ids). Unchanged
+    means the same bytes as last sent and (locally) indexed or failed; ``tick``
+    gets each file's size in bytes."""
     manifest = Manifest.load(parts.settings.data_dir)
+    check_sources(manifest, files)
     sent: list[Sent] = []
     unchanged: list[str] = []
     for source in files:
@@ -101,28 +128,47 @@ async def send_files(
             message = build_index_message(
                 source.doc_id, data, source.content_type, metadata=metadata
             )
-            sent.append(Sent(source.doc_id, await send_one(parts, message)))
-            manifest.record(source.doc_id, digest)
+            sent.append(Sent(source.doc_id, await send_one(parts, message), len(data)))
+            manifest.record(source.doc_id, digest, source.path)
             manifest.save()
-        tick(1)
+        tick(len(data))
     return sent, unchanged
 
 
+def vanished(manifest: Manifest, folders: Sequence[Path]) -> list[str]:
+    """Ids of documents ingested from under ``folders`` whose files are gone
+    (``rag ingest --sync``)."""
+    gone: list[str] = []
+    for folder in folders:
+        gone.extend(
+            doc_id
+            for doc_id, source in sorted(manifest.under(folder).items())
+            if not source.exists()
+        )
+    return gone
+
+
 async def wait_until_done(
-    parts: LocalParts, sent: Sequence[Sent], tick: Tick
+    parts: LocalParts,
+    sent: Sequence[Sent],
+    tick: Tick,
+    finished: Callable[[list[Sent]], None] = lambda _: None,
 ) -> list[DocumentResult]:
     """Wait for every sent message to leave the embedded queue, indexing in this
-    process whenever no ``rag serve`` is consuming."""
+    process whenever no ``rag serve`` is consuming. ``tick`` gets how many
+    finished, ``finished`` which ones."""
     queue = parts.embedded_queue
     if queue is None:
         raise ConfigurationError("waiting for the indexer needs the embedded queue")
-    pending = {s.message_id for s in sent}
+    by_id = {s.message_id: s for s in sent}
+    pending = set(by_id)
     worker: asyncio.Task[None] | None = None
     stop = asyncio.Event()
     try:
         while pending:
             still = {m for m in pending if await queue.is_pending(m)}
             tick(len(pending) - len(still))
+            finished([by_id[m] for m in pending - still])
             pending = still
             if not pending:
                 break

@@ -89,3 +89,35 @@ async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
 
     assert sent.doc_id == "big.txt"
     assert body == big.encode()
+
+
+async def test_sync_sends_deletes_for_files_gone_from_the_folder(
+    tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any, sqs_client: Any
+) -> None:
+    from cli import commands
+    from shared.ingest import DeleteOperation
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nalpha")
+    (folder / "b.md").write_text("# B\n\nbeta")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        aws=AwsSettings(region="us-east-1", endpoint_url=sqs_endpoint_url),
+        queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url),
+    )
+    options: dict[str, Any] = {"force": False, "meta": [], "wait": True}
+    assert await commands.ingest(settings, [folder], **options) == 0
+    (folder / "b.md").unlink()
+    assert await commands.ingest(settings, [folder], sync=True, **options) == 0
+
+    bodies: list[str] = []
+    for _ in range(3):
+        got = await sqs_client.receive_message(
+            QueueUrl=sqs_queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        bodies += [m["Body"] for m in got.get("Messages", [])]
+    messages = [parse_ingest_message(body) for body in bodies]
+    deletes = [m.doc_id for m in messages if isinstance(m, DeleteOperation)]
+    indexed = sorted(m.doc_id for m in messages if isinstance(m, IndexOperation))
+    assert deletes == ["b.md"] and indexed == ["a.md", "b.md"]

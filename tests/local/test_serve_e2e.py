@@ -107,8 +107,10 @@ async def test_ingest_without_a_server_indexes_in_process(tmp_path: Path) -> Non
     # The empty file fails with its reason; the rest are indexed; the command says so.
     assert result.returncode == 1
     assert "3 document(s) indexed" in result.stdout
-    assert "empty.txt: failed" in result.stdout
-    assert "notes.docx: unsupported file type" in " ".join(result.stdout.split())
+    # errors and warnings on stderr, naming the document; results on stdout
+    assert "empty.txt: failed" in result.stderr
+    assert "notes.docx: unsupported file type" in " ".join(result.stderr.split())
+    assert "sending" not in result.stdout and "empty.txt" not in result.stdout
     listed = rag("docs", "--data-dir", str(data))
     assert "kitchen.html" in listed.stdout and "failed" in listed.stdout
 
