@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Protocol
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import aiohttp
 from rich.console import Console
 from rich.markup import escape
 
+from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
 from services.query.core import AnswerService, AskRejected, build_query_deps
 from shared.errors import ConfigurationError
@@ -33,6 +30,7 @@ from shared.protocol import (
     parse_server_event,
 )
 
+__all__ = ["InProcessAsker", "TerminalSink", "WebSocketAsker", "with_token"]
 console = Console()
 NO_DOCUMENTS = "no documents indexed yet: run `rag ingest --sample` (or `rag ingest PATH…`)"
 
@@ -164,10 +162,11 @@ class InProcessAsker:
 
 
 class WebSocketAsker:
-    """Speaks the protocol to a server; one connection per chat session."""
+    """Speaks the protocol to a server over one chat socket (which keeps
+    itself alive and reconnects: ``cli/chat_socket.py``)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, k: int | None, mode: str | None):
-        self._ws = ws
+    def __init__(self, socket: ChatSocket, k: int | None, mode: str | None):
+        self._socket = socket
         self._k = k
         self._mode = mode
         self._conversation_id: str | None = None
@@ -181,39 +180,13 @@ class WebSocketAsker:
             frame["mode"] = self._mode
         if self._conversation_id:
             frame["conversation_id"] = self._conversation_id
-        await self._ws.send_json(frame)
-        async for message in self._ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            event = parse_server_event(message.data)
-            if getattr(event, "request_id", request_id) != request_id:
-                continue
+        await self._socket.send(frame)
+        async for data in self._socket.frames():
+            event = parse_server_event(data)
+            if getattr(event, "request_id", None) != request_id:
+                continue  # pongs of the keep-alive, other answers
             if event.event == "accepted" and event.conversation_id:
                 self._conversation_id = event.conversation_id
             await sink.send(event)
             if isinstance(event, DoneEvent):
                 return
-        raise ConfigurationError("the server closed the connection before the answer was done")
-
-
-def with_token(url: str, token: str | None) -> str:
-    if not token:
-        return url
-    parts = urlsplit(url)
-    query = f"{parts.query}&" if parts.query else ""
-    return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
-
-
-@asynccontextmanager
-async def connect(url: str, token: str | None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    async with aiohttp.ClientSession() as session:
-        try:
-            ws = await session.ws_connect(with_token(url, token), heartbeat=30)
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ConfigurationError(
-                f"can't connect to {url}: {exc}; is `rag serve` running (or the URL right)?"
-            ) from exc
-        try:
-            yield ws
-        finally:
-            await ws.close()

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker, connect
+from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker
+from cli.chat_socket import ChatSocket
 from cli.files import SAMPLES_DIR, SourceFile, discover, parse_metadata
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
@@ -24,7 +25,7 @@ from cli.submit import (
     wait_until_done,
 )
 from shared.documents import DocState, DocumentStatus
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, RagError
 from shared.ingest import MetadataValue
 from shared.settings import Settings
 
@@ -214,8 +215,8 @@ async def ask(
 ) -> bool:
     """One question (``questions``) or an interactive chat (None). True if all went well."""
     if url:
-        async with connect(url, token) as ws:
-            return await _ask_all(WebSocketAsker(ws, k, mode), questions)
+        async with ChatSocket(url, token) as socket:
+            return await _ask_all(WebSocketAsker(socket, k, mode), questions)
     parts = LocalParts(settings)
     try:
         asker = InProcessAsker(parts, k, mode)
@@ -241,7 +242,10 @@ async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
             return True
         if not question:
             return True
-        await asker.ask(question, TerminalSink())
+        try:
+            await asker.ask(question, TerminalSink())
+        except RagError as exc:  # e.g. the connection dropped: say so, keep chatting
+            err.print(f"[red]rag: {escape(str(exc))}[/red]")
 
 
 async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:

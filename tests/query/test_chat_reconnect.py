@@ -1,0 +1,141 @@
+"""``rag chat --url`` against real servers that drop idle connections: the chat
+socket answers heartbeats while idle, reconnects when the connection was
+dropped anyway, and a network failure is one line, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
+from rich.console import Console
+
+from cli.asking import TerminalSink, WebSocketAsker
+from cli.chat_socket import ChatSocket, ConnectionLost
+from services.query.core import QueryDeps
+from services.query.server import SERVICE, WebSocketSink, create_app
+from services.query.session import ConnectionSession
+from shared.settings import Settings
+from tests.fakes.chat_model import FakeChatModel, Script
+
+IDLE_DROP_S = 0.5
+
+
+async def _serve(request: web.Request, ws: web.WebSocketResponse, idle_s: float | None) -> None:
+    session = ConnectionSession(request.app[SERVICE], WebSocketSink(ws), 2)
+    try:
+        while True:
+            try:
+                message = await ws.receive(timeout=idle_s)
+            except TimeoutError:
+                # A proxy/NAT dropping an idle connection: no close frame at all.
+                assert request.transport is not None
+                request.transport.abort()
+                return
+            if message.type != WSMsgType.TEXT:
+                return
+            await session.handle_frame(message.data)
+            await session.wait_idle()
+    finally:
+        await session.close()
+
+
+async def drops_idle(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await _serve(request, ws, IDLE_DROP_S)
+    return ws
+
+
+async def pings_often(request: web.Request) -> web.WebSocketResponse:
+    # aiohttp closes the socket when a ping goes unanswered for heartbeat/2.
+    ws = web.WebSocketResponse(heartbeat=0.2)
+    await ws.prepare(request)
+    await _serve(request, ws, None)
+    return ws
+
+
+@pytest.fixture
+async def server(settings: Settings, deps: QueryDeps) -> AsyncIterator[TestServer]:
+    app = create_app(settings, deps)
+    app.router.add_get("/drops-idle", drops_idle)
+    app.router.add_get("/pings-often", pings_often)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+def quiet_sink() -> TerminalSink:
+    return TerminalSink(Console(file=io.StringIO()))
+
+
+async def ask(asker: WebSocketAsker) -> TerminalSink:
+    sink = quiet_sink()
+    await asyncio.wait_for(asker.ask("What do llamas eat?", sink), 10)
+    assert sink.finished.is_set() and not sink.failed
+    return sink
+
+
+async def test_a_question_after_the_server_dropped_the_idle_connection_reconnects(
+    server: TestServer, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["Grass", "."]), Script(tokens=["Hay", "."])]
+    url = str(server.make_url("/drops-idle"))
+    async with ChatSocket(url, keepalive_s=3600) as socket:
+        asker = WebSocketAsker(socket, None, None)
+        await ask(asker)
+        # GIVEN the user idles longer than the server keeps idle connections
+        await asyncio.sleep(IDLE_DROP_S * 4)
+        # WHEN they ask again THEN the answer comes, over a new connection
+        await ask(asker)
+        assert socket.connections == 2
+    # the conversation carried over: the second prompt holds the first answer
+    assert "Grass" in model.streams[1].prompt
+
+
+async def test_idle_chat_answers_the_servers_heartbeats(
+    server: TestServer, model: FakeChatModel
+) -> None:
+    url = str(server.make_url("/pings-often"))
+    async with ChatSocket(url, keepalive_s=3600) as socket:
+        asker = WebSocketAsker(socket, None, None)
+        await ask(asker)
+        await asyncio.sleep(1.5)  # many heartbeat periods of silence
+        await ask(asker)
+        assert socket.connections == 1  # kept alive, no reconnect needed
+
+
+async def test_protocol_pings_keep_an_idle_connection_busy(
+    server: TestServer, model: FakeChatModel
+) -> None:
+    url = str(server.make_url("/drops-idle"))
+    async with ChatSocket(url, keepalive_s=IDLE_DROP_S / 3) as socket:
+        asker = WebSocketAsker(socket, None, None)
+        await ask(asker)
+        await asyncio.sleep(IDLE_DROP_S * 4)
+        await ask(asker)
+        assert socket.connections == 1
+
+
+async def test_a_server_gone_for_good_is_a_clean_error(
+    settings: Settings, deps: QueryDeps, model: FakeChatModel
+) -> None:
+    server = TestServer(create_app(settings, deps), host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("/ws"))
+    async with ChatSocket(url) as socket:
+        asker = WebSocketAsker(socket, None, None)
+        await ask(asker)
+        await server.close()
+        with pytest.raises(ConnectionLost, match="can't connect"):
+            await asyncio.wait_for(asker.ask("again?", quiet_sink()), 10)
+
+
+async def test_connecting_to_nothing_is_a_clean_error() -> None:
+    with pytest.raises(ConnectionLost, match="is `rag serve` running"):
+        async with ChatSocket("ws://127.0.0.1:9/ws"):
+            pass
