@@ -6,13 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.asking import Asker, InProcessAsker, TerminalSink, WebSocketAsker
-from cli.chat_socket import ChatSocket
 from cli.files import SAMPLES_DIR, SourceFile, discover, parse_metadata
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
@@ -29,6 +27,11 @@ from shared.errors import ConfigurationError, RagError
 from shared.ingest import MetadataValue
 from shared.settings import Settings
 
+if TYPE_CHECKING:  # the ask path (query service, models) loads only when asking
+    from rich.progress import Progress
+
+    from cli.asking import Asker
+
 __all__ = ["SAMPLES_DIR", "ask", "delete", "ingest", "list_docs"]
 # Results are not wrapped: piped into a file or grep, a line stays one line.
 console = Console(soft_wrap=True)
@@ -37,6 +40,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _progress() -> Progress:
     # On stderr, so `rag ingest … > results.txt` keeps only the results.
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -214,6 +219,9 @@ async def ask(
     mode: str | None,
 ) -> bool:
     """One question (``questions``) or an interactive chat (None). True if all went well."""
+    from cli.asking import InProcessAsker, WebSocketAsker
+    from cli.chat_socket import ChatSocket
+
     if url:
         async with ChatSocket(url, token) as socket:
             return await _ask_all(WebSocketAsker(socket, k, mode), questions)
@@ -227,6 +235,8 @@ async def ask(
 
 
 async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
+    from cli.asking import TerminalSink
+
     if questions is not None:
         ok = True
         for question in questions:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.paths import SAMPLES_DIR
 from shared.errors import ConfigurationError
 from shared.ingest import MAX_INLINE_BYTES, IndexOperation, MetadataValue
 
@@ -21,8 +22,7 @@ CONTENT_TYPES = {
     ".pdf": "application/pdf",
 }
 SUPPORTED = ", ".join(sorted(CONTENT_TYPES))
-# The repo's sample documents (`rag ingest --sample`, the page's button, eval --compare).
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples" / "corpus"
+__all__ = ["SAMPLES_DIR", "SourceFile", "discover"]
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,100 @@
-"""rag: the whole product on this machine, or a deployed stack (--stack).
-
-rag serve                     the chat page, WebSocket API and indexer on one data folder
-rag ingest PATH… | --sample   index files and folders (unchanged files are skipped)
-rag ask "question"            stream an answer, then its sources
-rag chat                      ask follow-up questions in one conversation
-rag docs                      every document with its status (and why it failed)
-rag delete DOC_ID             remove a document
-rag reconcile                 repair drift between status records and the index
-rag eval QUESTIONS.jsonl      measure retrieval quality (recall@k, MRR, nDCG@10)
+"""rag: the whole product on this machine (chat page, WebSocket API, indexer,
+embedded store, local models), or a client of a deployed stack (--stack).
+Start with `rag serve`, then `rag ingest --sample` and `rag ask "…"`.
 """
 
+# Only typer and the standard library load at start: each command imports
+# what it needs when it runs, so `rag --help` and `rag docs` stay quick
+# (bench/cli_start.py measures them).
 from __future__ import annotations
 
-import asyncio
+import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from cli import commands
-from cli.eval import command as eval_command
 from shared.errors import RagError
-from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from rich.console import Console
+
+    from shared.settings import Settings
 
 T = TypeVar("T")
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-console = Console()
-err = Console(stderr=True)
+app = typer.Typer(
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Plain help: rich's help renderer alone costs more than the 0.3 s budget.
+    rich_markup_mode=None,
+)
+_state = {"debug": bool(os.environ.get("RAG_DEBUG"))}
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Local data folder (default: RAG_DATA_DIR or .rag-data)"),
+    typer.Option(
+        "--data-dir",
+        help="Local data folder (default: RAG_DATA_DIR, else the per-user folder, "
+        "e.g. ~/.local/share/rag)",
+    ),
 ]
 Stack = Annotated[
     str | None,
     typer.Option("--stack", help="Use a deployed Pulumi stack's queue and bucket (e.g. dev)"),
 ]
-Token = Annotated[str | None, typer.Option(help="Token for the deployed API")]
-ChunkCount = Annotated[int | None, typer.Option(help="Chunks to retrieve")]
-SearchMode = Annotated[str | None, typer.Option(help="knn or hybrid")]
+Token = Annotated[
+    str | None, typer.Option(help="Token for the deployed API", envvar="RAG_TOKEN")
+]
+Mode = Annotated[
+    Literal["knn", "hybrid"] | None,
+    typer.Option("--mode", help="Search mode (default: RAG_QUERY__SEARCH_MODE)"),
+]
+K = Annotated[
+    int | None, typer.Option("-k", "--k", min=1, max=50, help="Chunks to retrieve (1–50)")
+]
+
+
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
+    err().print(f"[red]rag: {escape(message)}[/red]")
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"rag {version('serverless-rag')}")
+        except PackageNotFoundError:
+            typer.echo("rag (not installed: run scripts/bootstrap)")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version"),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an unexpected error")
+    ] = False,
+) -> None:
+    if debug:
+        _state["debug"] = True
 
 
 def stack_outputs(stack: str | None) -> dict[str, Any]:
@@ -54,11 +105,14 @@ def stack_outputs(stack: str | None) -> dict[str, Any]:
     try:
         return read_stack_outputs(stack, Path.cwd())
     except RagError as exc:
-        err.print(f"[red]rag: {escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
+    """Settings for one command: --data-dir beats RAG_DATA_DIR (and .env), which
+    beat the per-user data folder."""
+    from cli.paths import load_cli_settings
+
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -66,7 +120,7 @@ def settings_for(data_dir: Path | None, stack: str | None = None) -> Settings:
         from cli.stack_outputs import settings_overrides
 
         overrides.update(settings_overrides(stack_outputs(stack)))
-    return load_settings(**overrides)
+    return load_cli_settings(**overrides)
 
 
 def stack_websocket_url(url: str | None, stack: str | None) -> str | None:
@@ -76,20 +130,31 @@ def stack_websocket_url(url: str | None, stack: str | None) -> str | None:
 
     found = pick(stack_outputs(stack), WEBSOCKET_KEYS)
     if found is None:
-        err.print(f"[red]rag: stack {stack!r} has no websocket_url output[/red]")
-        raise typer.Exit(1)
+        raise fail(f"stack {stack!r} has no websocket_url output")
     return found
+
+
+def local_server_url(settings: Settings) -> str | None:
+    """The WebSocket of a `rag serve` running on this data folder, if any."""
+    from cli.announce import read_announcement
+
+    note = read_announcement(settings.data_dir)
+    if note is None:
+        return None
+    err().print(f"[dim]asking the rag serve on this data folder ({note.ws_url})[/dim]")
+    return note.ws_url
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command; product errors become a clear message and exit code 1."""
+    import asyncio
+
     try:
         return asyncio.run(coro)
     except RagError as exc:
-        err.print(f"[red]rag: {escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        err.print("[yellow](stopped)[/yellow]")
+        err().print("[yellow](stopped)[/yellow]")
         raise typer.Exit(130) from None
 
 
@@ -102,13 +167,18 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
+    from cli.port_check import port_problem
+
+    # Before loading anything: a busy port is known in milliseconds, not after the model.
+    problem = port_problem(host, port)
+    if problem is not None:
+        raise fail(f"{problem}: stop it, or pick another port with --port")
     from cli.serve import serve as run_server
 
     try:
         run_server(settings_for(data_dir), host, port)
     except OSError as exc:
-        err.print(f"[red]rag: can't listen on {host}:{port} ({exc.strerror}): use --port[/red]")
-        raise typer.Exit(1) from None
+        raise fail(f"can't listen on {host}:{port} ({exc.strerror}): use --port") from None
 
 
 @app.command()
@@ -137,14 +207,21 @@ def ingest(
     data_dir: DataDir = None,
     stack: Stack = None,
 ) -> None:
-    """Index files and folders (recursive; doc id = path relative to the folder given)."""
+    """Index files and folders (id: the path relative to the folder given)."""
+    from cli import commands
+
     targets = list(paths or [])
     if sample:
         targets.append(commands.SAMPLES_DIR)
     if not targets:
-        err.print("[red]rag: nothing to ingest: give files or folders, or --sample[/red]")
-        raise typer.Exit(2)
+        raise fail("nothing to ingest: give files or folders, or --sample", 2)
     settings = settings_for(data_dir, stack)
+    if not stack:
+        from cli.announce import read_announcement
+
+        note = read_announcement(settings.data_dir)
+        if note is not None:
+            err().print(f"[dim]the rag serve at {note.http_url} (pid {note.pid}) indexes[/dim]")
     failed = run(
         commands.ingest(
             settings,
@@ -164,41 +241,88 @@ def ingest(
 def ask(
     question: Annotated[str, typer.Argument(help="The question")],
     url: Annotated[
-        str | None, typer.Option(help="Ask a server: ws://127.0.0.1:8080/ws or the stack's URL")
+        str | None,
+        typer.Option(
+            help="Ask a server: ws://127.0.0.1:8080/ws or the stack's URL (default: the "
+            "rag serve running on the data folder, else in this process)"
+        ),
     ] = None,
     token: Token = None,
-    k: ChunkCount = None,
-    mode: SearchMode = None,
+    k: K = None,
+    mode: Mode = None,
     data_dir: DataDir = None,
-    stack: Stack = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            "--stack",
+            help="Ask a deployed Pulumi stack: its websocket_url output, with --token "
+            "(or RAG_TOKEN) for the $connect authorizer",
+        ),
+    ] = None,
 ) -> None:
     """Stream the answer to one question, then its sources."""
+    from cli import commands
+
     settings = settings_for(data_dir)
-    url = stack_websocket_url(url, stack)
-    ok = run(commands.ask(settings, [question], url, token, k, _mode(mode)))
+    url = stack_websocket_url(url, stack) or local_server_url(settings)
+    ok = run(commands.ask(settings, [question], url, token, k, mode))
     if not ok:
         raise typer.Exit(1)
 
 
 @app.command()
 def chat(
-    url: Annotated[str | None, typer.Option(help="Chat with a server instead")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Chat with a server (default: the rag serve running on the data folder, "
+            "else in this process)"
+        ),
+    ] = None,
     token: Token = None,
-    k: ChunkCount = None,
-    mode: SearchMode = None,
+    k: K = None,
+    mode: Mode = None,
     data_dir: DataDir = None,
-    stack: Stack = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            "--stack",
+            help="Chat with a deployed Pulumi stack: its websocket_url output, with --token "
+            "(or RAG_TOKEN) for the $connect authorizer",
+        ),
+    ] = None,
 ) -> None:
-    """Interactive questions in one conversation (empty line or Ctrl-D to quit)."""
+    """Follow-up questions in one conversation (empty line or Ctrl-D quits)."""
+    from cli import commands
+
     settings = settings_for(data_dir)
-    url = stack_websocket_url(url, stack)
-    run(commands.ask(settings, None, url, token, k, _mode(mode)))
+    url = stack_websocket_url(url, stack) or local_server_url(settings)
+    run(commands.ask(settings, None, url, token, k, mode))
 
 
 @app.command()
-def docs(data_dir: DataDir = None, stack: Stack = None) -> None:
+def docs(
+    data_dir: DataDir = None,
+    stack: Stack = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (documents, dead letters)")
+    ] = False,
+) -> None:
     """List documents with their status (and the reason when one failed)."""
+    from cli import commands
+
     statuses, dead = run(commands.list_docs(settings_for(data_dir, stack)))
+    if as_json:
+        import json
+
+        documents = [s.model_dump(mode="json") for s in statuses]
+        typer.echo(json.dumps({"documents": documents, "dead_letters": dead}))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
     if not statuses:
         console.print("no documents yet: run `rag ingest --sample` or `rag ingest PATH…`")
         return
@@ -222,6 +346,8 @@ def delete(
     doc_id: Annotated[str, typer.Argument(help="Document id")], data_dir: DataDir = None
 ) -> None:
     """Remove a document from the index."""
+    from cli import commands
+
     ok = run(commands.delete(settings_for(data_dir), doc_id))
     if not ok:
         raise typer.Exit(1)
@@ -242,13 +368,17 @@ def reconcile(
     if stack:
         function = pick(stack_outputs(stack), reconciling.FUNCTION_KEYS)
         if function is None:
-            err.print(f"[red]rag: stack {stack!r} has no indexer_function output[/red]")
-            raise typer.Exit(1)
+            raise fail(f"stack {stack!r} has no indexer_function output")
         report = run(
             reconciling.reconcile_stack(settings_for(None, stack), function, dry_run=dry_run)
         )
     else:
         report = run(reconciling.reconcile_local(settings_for(data_dir), dry_run=dry_run))
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
     if report["repairs"]:
         table = Table("document", "drift", "found", "done")
         for repair in report["repairs"]:
@@ -268,16 +398,39 @@ def reconcile(
         raise typer.Exit(1)
 
 
-def _mode(mode: str | None) -> Literal["knn", "hybrid"] | None:
-    if mode in (None, "knn", "hybrid"):
-        return mode  # type: ignore[return-value]
-    err.print("[red]rag: --mode must be knn or hybrid[/red]")
-    raise typer.Exit(2)
+def register_eval() -> None:
+    # `rag eval` lives in its own module (owned by the evaluation work).
+    from cli.eval import command as eval_command
+
+    eval_command.register(app)
 
 
-# `rag eval` lives in its own module (owned by the evaluation work).
-eval_command.register(app)
+register_eval()
+
+
+def main() -> int:
+    """The `rag` entry point: an unexpected error is one line with a hint,
+    unless --debug (or RAG_DEBUG=1) asks for the traceback."""
+    try:
+        app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        from rich.markup import escape
+
+        lines = str(exc).splitlines()
+        detail = f": {lines[0]}" if lines else ""
+        err().print(
+            f"[red]rag: unexpected error: {type(exc).__name__}{escape(detail)}[/red]\n"
+            "[dim](run again with --debug for the traceback)[/dim]"
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    sys.exit(main())

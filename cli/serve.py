@@ -16,6 +16,7 @@ import time
 
 from aiohttp import web
 
+from cli.announce import announce, withdraw
 from cli.local_parts import LocalParts
 from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
@@ -75,6 +76,7 @@ def build_local_app(settings: Settings) -> web.Application:
                 await task
         await model.close()
         await parts.close()
+        withdraw(settings.data_dir)
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)
@@ -87,7 +89,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
     )
     app = build_local_app(settings)
     ready = f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})"
-    # run_app calls ``print`` once the socket is bound, so the line never lies.
-    web.run_app(
-        app, host=host, port=port, print=lambda _: print(ready, flush=True), access_log=None
-    )
+
+    def bound(_: object) -> None:
+        # run_app calls ``print`` once the socket is bound, so neither the line
+        # nor the note in the data folder (for ask/chat/ingest) ever lies.
+        announce(settings.data_dir, host, port)
+        print(ready, flush=True)
+
+    web.run_app(app, host=host, port=port, print=bound, access_log=None)

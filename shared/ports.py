@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from shared.documents import DocumentStatus, EmbeddedChunk, SearchHit, Vector
+from shared.documents import DocumentStatus, EmbeddedChunk, SearchHit
 from shared.protocol import Filters as Filters  # re-export: what the index adapters take
 from shared.protocol import ServerEvent as ServerEvent  # re-export for sinks
 from shared.protocol import StopReason
+
+if TYPE_CHECKING:
+    from shared.documents import Vector
 
 
 @runtime_checkable

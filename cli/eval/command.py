@@ -10,16 +10,17 @@ stores at two chunk sizes and prints k-NN vs. hybrid for both, side by side.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from cli.files import SAMPLES_DIR
+from cli.paths import SAMPLES_DIR, load_cli_settings
 from shared.errors import RagError
-from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # `rag --help` must not pay for pydantic-settings
+    from shared.settings import Settings
 
 
 def _settings(data_dir: Path | None, stack: str | None) -> Settings:
@@ -28,7 +29,7 @@ def _settings(data_dir: Path | None, stack: str | None) -> Settings:
         from cli.stack_outputs import read_stack_outputs, settings_overrides
 
         overrides.update(settings_overrides(read_stack_outputs(stack, Path.cwd())))
-    return load_settings(**overrides)
+    return load_cli_settings(**overrides)
 
 
 def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool) -> None:
@@ -37,12 +38,16 @@ def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool
 
     if not corpus.is_dir():
         raise RagError(f"--corpus {corpus} is not a folder")
+    import asyncio
+
     rows = asyncio.run(compare(settings, options, corpus))
     context = {"corpus": str(corpus), "embedder": settings.embedder.backend}
     typer.echo(json.dumps(compare_json(rows, context)) if as_json else compare_text(rows))
 
 
 def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
+    import asyncio
+
     from cli.eval.report import human_report, summary_json
     from cli.eval.session import context_of, evaluate
 
@@ -77,7 +82,7 @@ def eval_command(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("--k", min=1, max=50, help="Chunks the model gets (default: query k)"),
+        typer.Option("-k", "--k", min=1, max=50, help="Chunks the model gets (default: query k)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     answers: Annotated[
