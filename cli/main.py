@@ -417,6 +417,11 @@ def main() -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return 130
+    except RagError as exc:  # raised outside `run`, e.g. while reading settings
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        fail(str(exc))
+        return 1
     except Exception as exc:
         if _state["debug"] or "--debug" in sys.argv:
             raise

@@ -25,9 +25,18 @@ def default_data_dir() -> Path:
 def load_cli_settings(**overrides: Any) -> Settings:
     """Settings for a CLI command: an explicit ``data_dir`` (--data-dir) beats
     RAG_DATA_DIR (and .env), which beat the per-user data folder."""
+    from pydantic import ValidationError
+
+    from shared.errors import ConfigurationError
     from shared.settings import load_settings
 
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RAG_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid setting: {problems}") from exc
     if "data_dir" not in settings.model_fields_set:
         settings = settings.model_copy(update={"data_dir": default_data_dir()})
     return settings

@@ -71,7 +71,9 @@ def eval_command(
     questions: Annotated[Path, typer.Argument(help="JSON Lines: question, doc_ids, passage?")],
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Local data folder (default: RAG_DATA_DIR or .rag-data)"),
+        typer.Option(
+            "--data-dir", help="Local data folder (default: RAG_DATA_DIR, else the per-user one)"
+        ),
     ] = None,
     stack: Annotated[
         str | None, typer.Option("--stack", help="Evaluate a deployed Pulumi stack's index")

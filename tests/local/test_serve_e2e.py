@@ -83,8 +83,12 @@ async def test_serve_ingest_ask_restart(
     sources = next(e for e in events if isinstance(e, SourcesEvent))
     assert sources.citations[0].doc_id == "policies/travel.md"
 
-    via_cli = rag("ask", "--url", server.ws_url, "How many days of annual leave are there?")
+    # no --url: the server announced itself in its data folder, and ask uses it
+    via_cli = rag(
+        "ask", "--data-dir", str(server.data_dir), "How many days of annual leave are there?"
+    )
     assert via_cli.returncode == 0, via_cli.stdout + via_cli.stderr
+    assert f"asking the rag serve on this data folder ({server.ws_url})" in via_cli.stderr
     assert "Sources" in via_cli.stdout and "policies/leave.txt" in via_cli.stdout
 
     server.restart()
