@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.files import SAMPLES_DIR, SourceFile, discover, parse_metadata
+from cli.listing import list_docs
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
 from cli.submit import (
@@ -22,7 +23,7 @@ from cli.submit import (
     vanished,
     wait_until_done,
 )
-from shared.documents import DocState, DocumentStatus
+from shared.documents import DocState
 from shared.errors import ConfigurationError, RagError
 from shared.ingest import MetadataValue
 from shared.settings import Settings
@@ -256,24 +257,6 @@ async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
             await asker.ask(question, TerminalSink())
         except RagError as exc:  # e.g. the connection dropped: say so, keep chatting
             err.print(f"[red]rag: {escape(str(exc))}[/red]")
-
-
-async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
-    parts = LocalParts(settings)
-    try:
-        statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
-        queue = parts.embedded_queue
-        if queue is None:
-            return statuses, 0
-        taken_back = await queue.reclaim_orphans()
-        if taken_back:
-            err.print(
-                f"[yellow]{taken_back} message(s) held by a process that is gone were put "
-                "back on the queue; the next `rag serve` or `rag ingest` indexes them[/yellow]"
-            )
-        return statuses, (await queue.counts()).dead
-    finally:
-        await parts.close()
 
 
 async def delete(settings: Settings, doc_id: str) -> bool:

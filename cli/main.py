@@ -309,36 +309,21 @@ def docs(
     ] = False,
 ) -> None:
     """List documents with their status (and the reason when one failed)."""
-    from cli import commands
+    from cli.listing import list_docs, status_table
 
-    statuses, dead = run(commands.list_docs(settings_for(data_dir, stack)))
+    statuses, dead = run(list_docs(settings_for(data_dir, stack)))
     if as_json:
         import json
 
         documents = [s.model_dump(mode="json") for s in statuses]
         typer.echo(json.dumps({"documents": documents, "dead_letters": dead}))
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console()
     if not statuses:
-        console.print("no documents yet: run `rag ingest --sample` or `rag ingest PATH…`")
+        typer.echo("no documents yet: run `rag ingest --sample` or `rag ingest PATH…`")
         return
-    table = Table("document", "status", "chunks", "updated", "reason")
-    for s in statuses:
-        colour = {"indexed": "green", "failed": "red", "queued": "yellow"}.get(s.state, "dim")
-        table.add_row(
-            escape(s.doc_id),
-            f"[{colour}]{s.state}[/{colour}]",
-            str(s.chunk_count),
-            s.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape(s.reason or ""),
-        )
-    console.print(table)
+    typer.echo(status_table(statuses, colour=sys.stdout.isatty()))
     if dead:
-        console.print(f"[red]{dead} message(s) in the dead-letter table[/red]")
+        typer.secho(f"{dead} message(s) in the dead-letter table", fg="red")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from tests.local.conftest import REPO, rag
 
 # Nothing a bare `import cli.main` (hence `rag --help`) may load.
 HEAVY = ["numpy", "aiohttp", "pydantic_settings", "shared.settings", "rich.console", "apsw"]
-HEAVY_FOR_DOCS = ["numpy", "aiohttp", "services.query.core", "xllamacpp", "tokenizers"]
+HEAVY_FOR_DOCS = ["numpy", "aiohttp", "rich", "services.query.core", "xllamacpp", "tokenizers"]
 
 
 def loaded_after(code: str) -> list[str]:
@@ -160,3 +160,13 @@ def test_the_announcement_is_found_and_a_dead_servers_is_ignored(tmp_path: Path)
     announce(tmp_path, "127.0.0.1", 8123)
     withdraw(tmp_path)
     assert not (tmp_path / ANNOUNCE_FILE).exists()
+
+
+def test_docs_table_is_plain_aligned_text(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\nalpha")
+    data = str(tmp_path / "data")
+    rag("ingest", "--no-wait", "--data-dir", data, str(tmp_path / "a.md"))
+    lines = rag("docs", "--data-dir", data).stdout.splitlines()
+    assert lines[0].split() == ["document", "status", "chunks", "updated", "reason"]
+    assert lines[1].split()[:3] == ["a.md", "queued", "0"]
+    assert "\x1b[" not in "".join(lines)  # no colour codes when not on a terminal
