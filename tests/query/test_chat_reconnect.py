@@ -139,3 +139,50 @@ async def test_connecting_to_nothing_is_a_clean_error() -> None:
     with pytest.raises(ConnectionLost, match="is `rag serve` running"):
         async with ChatSocket("ws://127.0.0.1:9/ws"):
             pass
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: bytes, seen: bytearray) -> None:
+    while marker not in seen:
+        chunk = await asyncio.wait_for(stream.read(4096), 60)
+        if not chunk:
+            raise AssertionError(f"output ended before {marker!r}: {bytes(seen)!r}")
+        seen.extend(chunk)
+
+
+async def test_rag_chat_survives_the_server_dropping_it_while_idle(
+    server: TestServer, model: FakeChatModel
+) -> None:
+    """The issue's scenario, as a user runs it: `rag chat --url`, a question,
+    a pause longer than the server keeps idle connections, another question."""
+    import os
+    import sys
+    from pathlib import Path
+
+    model.scripts = [Script(tokens=["Grass", "."]), Script(tokens=["Hay", "."])]
+    chat = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli.main",
+        "chat",
+        "--url",
+        str(server.make_url("/drops-idle")),
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "COLUMNS": "200"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
+    out = bytearray()
+    chat.stdin.write(b"What do llamas eat?\n")
+    await _read_until(chat.stdout, b"tokens,", out)
+    await asyncio.sleep(IDLE_DROP_S * 4)  # the server drops the idle connection
+    chat.stdin.write(b"And in winter?\n")
+    await _read_until(chat.stdout, b"Hay.", out)
+    await _read_until(chat.stdout, b"tokens,", out[out.index(b"Hay.") :])
+    chat.stdin.close()
+    await asyncio.wait_for(chat.wait(), 30)
+    errors = (await chat.stderr.read()).decode()
+    assert chat.returncode == 0, errors
+    assert "Traceback" not in errors and "rag:" not in errors
+    assert b"Grass." in out and b"Hay." in out
