@@ -415,7 +415,7 @@ def main() -> int:
         lines = str(exc).splitlines()
         detail = f": {lines[0]}" if lines else ""
         err().print(
-            f"[red]rag: unexpected error: {type(exc).__name__}{escape(detail)}[/red]\n"
+            f"[red]rag: unexpected error: {type(exc).__name__}{escape(detail)}[/red] "
             "[dim](run again with --debug for the traceback)[/dim]"
         )
         return 1

@@ -93,7 +93,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_debug_shows_the_traceba
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("rag: unexpected error: ")
-    assert "--debug" in result.stderr and len(result.stderr.strip().splitlines()) == 2
+    assert "--debug" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     debug = rag("--debug", "docs", "--data-dir", str(not_a_folder))
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
