@@ -286,6 +286,14 @@ async def test_follow_up_in_another_container_sees_the_conversation(
         ('{"action": "ask", "question": "q", "filters": {"a": {}}}', ErrorCode.BAD_FILTER),
         ('{"action": "ask", "question": "q", "preset": "pirate"}', ErrorCode.UNKNOWN_PRESET),
         ('{"action": "cancel", "request_id": "ghost"}', ErrorCode.UNKNOWN_REQUEST),
+        # the same guards as the local server (issue #14): deep nesting, strict types
+        pytest.param(
+            '{"action":"ask","question":"q","filters":' + "[" * 100_000 + "]" * 100_000 + "}",
+            ErrorCode.INVALID_JSON,
+            id="nested-100k",
+        ),
+        ('{"action": "ask", "question": "q", "k": "5"}', ErrorCode.INVALID_REQUEST),
+        ('{"action": "ask", "question": "q", "k": true}', ErrorCode.INVALID_REQUEST),
     ],
 )
 async def test_bad_frames_get_error_events_and_the_connection_stays_usable(
