@@ -47,9 +47,7 @@ Stack = Annotated[
     str | None,
     typer.Option("--stack", help="Use a deployed Pulumi stack's queue and bucket (e.g. dev)"),
 ]
-Token = Annotated[
-    str | None, typer.Option(help="Token for the deployed API", envvar="RAG_TOKEN")
-]
+Token = Annotated[str | None, typer.Option(help="Token for the deployed API", envvar="RAG_TOKEN")]
 Mode = Annotated[
     Literal["knn", "hybrid"] | None,
     typer.Option("--mode", help="Search mode (default: RAG_QUERY__SEARCH_MODE)"),
