@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from opensearchpy import AsyncOpenSearch
 
+from shared.access import Access
 from shared.adapters import opensearch
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
@@ -21,6 +22,8 @@ pytestmark = pytest.mark.opensearch
 T = TypeVar("T")
 DIM = 16
 POLL_LIMIT_S = 15.0
+
+ALL = Access.everything()
 
 
 def os_settings(url: str, index_name: str, engine: str) -> Settings:
@@ -120,13 +123,13 @@ async def test_write_then_search_by_vector_keywords_and_metadata(
     )
     query = FakeEmbedder(dimension=DIM).vector("annual leave policy")
 
-    hits = await index.knn_search(query, 3, {})
+    hits = await index.knn_search(query, 3, {}, ALL)
     assert hits[0].chunk.text == "annual leave policy"
-    filtered = await index.knn_search(query, 3, {"team": "it"})
+    filtered = await index.knn_search(query, 3, {"team": "it"}, ALL)
     assert [h.chunk.doc_id for h in filtered] == ["it"]
-    either = await index.knn_search(query, 3, {"team": ["it", "hr"]})
+    either = await index.knn_search(query, 3, {"team": ["it", "hr"]}, ALL)
     assert len(either) == 3
-    keyword = await index.keyword_search("parental", 5, {"team": "hr"})
+    keyword = await index.keyword_search("parental", 5, {"team": "hr"}, ALL)
     assert [h.chunk.text for h in keyword] == ["parental leave"]
     assert keyword[0].store_id and keyword[0].rank_sources == ("keyword",)
 

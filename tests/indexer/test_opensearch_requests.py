@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.access import Access
 from shared.adapters import opensearch_requests as req
 from shared.documents import Chunk, EmbeddedChunk
 from shared.errors import IndexWriteError
 from shared.settings import IndexSettings
+
+ALL = Access.everything()
 
 
 def _chunk(ordinal: int = 0, **fields: object) -> EmbeddedChunk:
@@ -77,7 +80,7 @@ def test_filter_on_metadata_fields() -> None:
 
 
 def test_knn_query_filters_inside_the_knn_clause() -> None:
-    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "hr"})
+    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "hr"}, ALL)
     knn = query["query"]["knn"]["vector"]
     assert knn["k"] == 5 and knn["vector"] == [1.0, 0.0]
     assert knn["filter"] == {"bool": {"filter": [{"term": {"metadata.team": "hr"}}]}}
@@ -86,12 +89,12 @@ def test_knn_query_filters_inside_the_knn_clause() -> None:
 
 
 def test_knn_query_without_filters_has_no_filter() -> None:
-    query = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {})
+    query = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {}, ALL)
     assert "filter" not in query["query"]["knn"]["vector"]
 
 
 def test_keyword_query_matches_text_and_filters() -> None:
-    query = req.build_keyword_query("leave policy", 4, {"team": "hr"})
+    query = req.build_keyword_query("leave policy", 4, {"team": "hr"}, ALL)
     must = query["query"]["bool"]["must"][0]["multi_match"]
     assert must["query"] == "leave policy" and "text" in must["fields"]
     assert query["query"]["bool"]["filter"] == [{"term": {"metadata.team": "hr"}}]
