@@ -42,13 +42,14 @@ def audit_record(
 
 def _logger() -> logging.Logger:
     logger = logging.getLogger(AUDIT_LOGGER)
+    # Never filtered out by the service's own log level (RAG_LOG_LEVEL=WARNING).
+    logger.setLevel(logging.INFO)
     if not logger.handlers:
         # Its own handler and plain "%(message)s", so each entry is one bare
         # JSON line whatever the host's log format (Lambda prefixes its own).
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
         logger.propagate = False
     return logger
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,30 @@ async def test_a_forbidden_document_never_reaches_sources_prompt_or_history(
     audits = [line for line in audit_lines if '"principal": "bob"' in line]
     assert audits and all("pay.md" not in line for line in audits)
     assert all("ZETA-7731" not in line for line in audit_lines)  # ids only, never text
+
+
+async def test_sqlite_chunks_from_before_access_lists_are_open_to_everyone(
+    tmp_path: Path,
+) -> None:
+    """A data folder written before access lists existed: on open, its chunks get
+    the everyone term once (they had no list, and absent means everyone)."""
+    from shared.adapters.sqlite_common import open_connection
+    from shared.adapters.sqlite_store import SqliteVectorIndex
+
+    path = tmp_path / "rag.sqlite3"
+    first = SqliteVectorIndex(path)
+    await first.ensure_index(DIM)
+    await first.write([labelled("old.md", None, vec(1), "old words")])
+    await first.close()
+    conn = open_connection(path, load_vec=True)  # make it look like the old schema's data
+    conn.execute("DROP TABLE chunk_access")
+    conn.execute("DELETE FROM index_meta WHERE key = 'access_terms'")
+    conn.close()
+
+    reopened = SqliteVectorIndex(path)
+    try:
+        assert docs(await reopened.knn_search(vec(1), 5, {}, HR)) == {"old.md"}
+        await reopened.write([labelled("new.md", ["finance"], vec(2), "new words")])
+        assert docs(await reopened.knn_search(vec(1), 5, {}, HR)) == {"old.md"}
+    finally:
+        await reopened.close()
