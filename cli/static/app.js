@@ -301,7 +301,10 @@ $("new-conversation").addEventListener("click", () => {
 
 // ---- documents (local server only) -----------------------------------------
 
-const API_HEADERS = { "X-Requested-With": "rag-page" };
+// With `rag serve --tokens`, the document endpoints need an admin's token.
+const API_HEADERS = params.get("token")
+  ? { "X-Requested-With": "rag-page", Authorization: `Bearer ${params.get("token")}` }
+  : { "X-Requested-With": "rag-page" };
 let pollTimer = null;
 
 async function api(method, path, body) {
