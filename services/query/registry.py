@@ -58,5 +58,6 @@ class InMemoryRegistry:
             self._gone.discard(connection_id)
 
     async def disconnect(self, connection_id: str) -> None:
+        self._who.pop(connection_id, None)
         if connection_id in self._running:
             self._gone.add(connection_id)
