@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.access import Access
-from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
+from shared.documents import Chunk, EmbeddedChunk, Vector, chunk_id_for
 from shared.ports import VectorIndex
 from shared.settings import IndexSettings, Settings
 
@@ -66,12 +66,13 @@ def corpus(count: int, seed: int = 7) -> list[EmbeddedChunk]:
     return chunks
 
 
-def queries(count: int, seed: int = 11) -> np.ndarray:
+def queries(count: int, seed: int = 11) -> Vector:
     q = np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
+    unit: Vector = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return unit
 
 
-async def measure(index: VectorIndex, probes: np.ndarray, k: int) -> dict[str, list[float]]:
+async def measure(index: VectorIndex, probes: Vector, k: int) -> dict[str, list[float]]:
     """Latency per scope (ms), interleaved so drift hits every scope alike."""
     timings: dict[str, list[float]] = {name: [] for name in SCOPES}
     short: dict[str, int] = dict.fromkeys(SCOPES, 0)
@@ -105,7 +106,7 @@ async def write_all(index: VectorIndex, chunks: Sequence[EmbeddedChunk]) -> None
         await index.write(chunks[first : first + 1000])
 
 
-async def bench_sqlite(chunks: list[EmbeddedChunk], probes: np.ndarray, k: int) -> None:
+async def bench_sqlite(chunks: list[EmbeddedChunk], probes: Vector, k: int) -> None:
     from shared.adapters.sqlite_store import SqliteVectorIndex
 
     with tempfile.TemporaryDirectory() as folder:
@@ -132,7 +133,7 @@ def opensearch_url(given: str | None) -> str | None:
 
 
 async def bench_opensearch(
-    url: str, engine: str, chunks: list[EmbeddedChunk], probes: np.ndarray, k: int
+    url: str, engine: str, chunks: list[EmbeddedChunk], probes: Vector, k: int
 ) -> None:
     from opensearchpy import AsyncOpenSearch
 
@@ -144,7 +145,7 @@ async def bench_opensearch(
             backend="opensearch",
             opensearch_url=url,
             index_name=name,
-            engine=engine,  # type: ignore[arg-type]
+            engine=engine,
         )
     )
     index = opensearch.from_settings(settings)
