@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from services.query.audit import AUDIT_LOGGER
 from services.query.conversation import InMemoryConversationStore
 from services.query.core import AnswerService, QueryDeps
 from shared.access import Access, Principal
-from shared.documents import Chunk, EmbeddedChunk, SearchHit, chunk_id_for
+from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
 from shared.ingest import MetadataValue
 from shared.ports import VectorIndex
 from shared.protocol import AskAction, SourcesEvent
@@ -37,20 +37,19 @@ HR = Access.of({"hr"})
 NOBODY_SPECIAL = Access.of(set())
 
 
-def vec(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    v = rng.normal(size=DIM).astype(np.float32)
-    return (v / np.linalg.norm(v)).astype(np.float32)
+def unit(v: Vector) -> Vector:
+    scaled: Vector = (v / np.linalg.norm(v)).astype(np.float32)
+    return scaled
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v)).astype(np.float32)
+def vec(seed: int) -> Vector:
+    return unit(np.random.default_rng(seed).normal(size=DIM).astype(np.float32))
 
 
 def labelled(
     doc_id: str,
     groups: list[str] | None,
-    vector: np.ndarray,
+    vector: Vector,
     text: str = "plain filler words",
     ordinal: int = 0,
     metadata: dict[str, MetadataValue] | None = None,
@@ -68,6 +67,13 @@ def labelled(
         groups=groups,
     )
     return EmbeddedChunk(chunk=chunk, vector=vector)
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened(under_test: IndexUnderTest) -> AsyncIterator[None]:
+    yield
+    for opened in under_test.opened:
+        await opened.close()
 
 
 def docs(hits: list[SearchHit]) -> set[str]:
