@@ -17,6 +17,7 @@ from rich.markup import escape
 from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
 from services.query.core import AnswerService, AskRejected, build_query_deps
+from shared.access import Principal
 from shared.errors import ConfigurationError
 from shared.ports import ServerEvent
 from shared.protocol import (
@@ -154,7 +155,8 @@ class InProcessAsker:
             mode=self._mode,
         )
         try:
-            job = service.accept(action)
+            # In-process local mode: the laptop's single user reads everything.
+            job = service.accept(action, Principal.single_user())
         except AskRejected as exc:
             await sink.send(ErrorEvent(code=exc.code, message=str(exc)))
             return

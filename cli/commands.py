@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from cli.files import SAMPLES_DIR, SourceFile, discover, parse_metadata
+from cli.files import SAMPLES_DIR, SourceFile, discover, parse_groups, parse_metadata
 from cli.listing import list_docs
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
@@ -62,11 +62,13 @@ async def ingest(
     wait: bool,
     id_prefix: str = "",
     sync: bool = False,
+    groups: str | None = None,
 ) -> int:
     """Returns how many documents failed. Progress, warnings and errors go to
     stderr; the results (what was indexed, skipped, deleted) to stdout."""
     try:
         metadata = parse_metadata(meta)
+        access = parse_groups(groups)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
     files, skipped = discover(targets, id_prefix)
@@ -78,7 +80,9 @@ async def ingest(
     parts = LocalParts(settings)
     try:
         with _progress() as progress:
-            sent, unchanged = await _send(parts, files, progress, force=force, metadata=metadata)
+            sent, unchanged = await _send(
+                parts, files, progress, force=force, metadata=metadata, groups=access
+            )
             deletes = [
                 Sent(doc_id, await send_delete(parts, doc_id))
                 for doc_id in vanished(Manifest.load(settings.data_dir), sync_folders)
@@ -105,6 +109,7 @@ async def _send(
     *,
     force: bool,
     metadata: dict[str, MetadataValue],
+    groups: list[str] | None = None,
 ) -> tuple[list[Sent], list[str]]:
     total = sum(f.path.stat().st_size for f in files)
     task = progress.add_task("sending", total=total, detail=f"0/{len(files)} files")
@@ -115,7 +120,7 @@ async def _send(
         count += 1
         progress.update(task, advance=size, detail=f"{count}/{len(files)} files")
 
-    return await send_files(parts, files, force=force, metadata=metadata, tick=tick)
+    return await send_files(parts, files, force=force, metadata=metadata, groups=groups, tick=tick)
 
 
 async def _say_unchanged(parts: LocalParts, unchanged: Sequence[str]) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cli.paths import SAMPLES_DIR
+from shared.access import GROUP_PATTERN
 from shared.errors import ConfigurationError
 from shared.ingest import MAX_INLINE_BYTES, IndexOperation, MetadataValue
 
@@ -99,6 +101,7 @@ def build_index_message(
     content_type: str,
     title: str | None = None,
     metadata: dict[str, MetadataValue] | None = None,
+    groups: list[str] | None = None,
 ) -> IndexOperation:
     """Inline text when it is UTF-8 and small enough, base64 bytes otherwise."""
     body: dict[str, str] = {}
@@ -114,8 +117,30 @@ def build_index_message(
         title=title,
         content_type=content_type,
         metadata=metadata or {},
+        groups=groups,
         **body,
     )
+
+
+def parse_groups(text: str | None) -> list[str] | None:
+    """``--groups hr,finance`` → ``["finance", "hr"]``; ``--groups ""`` → ``[]``
+    (nobody but admins); no option → None (every authenticated user)."""
+    if text is None:
+        return None
+    groups = sorted({g.strip() for g in text.split(",") if g.strip()})
+    bad = [g for g in groups if not re.match(GROUP_PATTERN, g)]
+    if bad:
+        raise ValueError(
+            f"--groups: {', '.join(map(repr, bad))} is not a group name (letters, digits "
+            "and _.:@+/=-, starting with a letter or digit, at most 128 characters)"
+        )
+    return groups
+
+
+def manifest_digest(data: bytes, groups: list[str] | None) -> str:
+    """A file's digest for "unchanged?" checks: a new access list is a change too."""
+    digest = file_digest(data)
+    return digest if groups is None else f"{digest}:groups={','.join(groups)}"
 
 
 def parse_metadata(pairs: Sequence[str]) -> dict[str, MetadataValue]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cli.local_parts import LocalParts
+from shared.access import readable_by
 from shared.documents import DocState, DocumentStatus
 from shared.settings import Settings
 
@@ -41,13 +42,14 @@ def _cell(text: str, width: int, colour: str | None) -> str:
 
 
 def status_table(statuses: Sequence[DocumentStatus], colour: bool) -> str:
-    """One line per document: id, state, chunks, updated, reason."""
-    header = ("document", "status", "chunks", "updated", "reason")
+    """One line per document: id, state, chunks, who may read it, updated, reason."""
+    header = ("document", "status", "chunks", "readable by", "updated", "reason")
     rows = [
         (
             s.doc_id,
             s.state.value,
             str(s.chunk_count),
+            readable_by(s.groups),
             s.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             " ".join((s.reason or "").split()),
         )

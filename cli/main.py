@@ -162,6 +162,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (local only by default)")] = (
         "127.0.0.1"
     ),
+    tokens: Annotated[
+        Path | None,
+        typer.Option(
+            help='Tokens file {"<token>": {"principal": "alice", "groups": ["hr"]}}: '
+            "each connection needs a token and reads what its groups allow "
+            "(without it: single user, reads everything)",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
@@ -174,7 +184,9 @@ def serve(
     from cli.serve import serve as run_server
 
     try:
-        run_server(settings_for(data_dir), host, port)
+        run_server(settings_for(data_dir), host, port, tokens)
+    except RagError as exc:  # e.g. an unreadable or invalid tokens file
+        raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"can't listen on {host}:{port} ({exc.strerror}): use --port") from None
 
@@ -202,6 +214,13 @@ def ingest(
             "--sync", help="Also delete the documents of files gone from the folders given"
         ),
     ] = False,
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            help="Groups allowed to read these documents, comma-separated (hr,finance); "
+            '"" = admins only; without it every authenticated user may read them'
+        ),
+    ] = None,
     data_dir: DataDir = None,
     stack: Stack = None,
 ) -> None:
@@ -229,6 +248,7 @@ def ingest(
             wait=wait,
             id_prefix=id_prefix,
             sync=sync,
+            groups=groups,
         )
     )
     if failed:

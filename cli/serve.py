@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
 from cli.webapi import add_local_routes
 from services.query.core import build_query_deps
+from services.query.identity import TokenAuthenticator
 from services.query.server import create_app
 from shared.factory import build_chat_model
 from shared.settings import Settings
@@ -44,11 +46,13 @@ def _log_indexer_end(task: asyncio.Task[None]) -> None:
         log.error("the indexer stopped: %r", task.exception())
 
 
-def build_local_app(settings: Settings) -> web.Application:
+def build_local_app(
+    settings: Settings, authenticator: TokenAuthenticator | None = None
+) -> web.Application:
     parts = LocalParts(settings)
     model = WarmingChatModel(build_chat_model(settings))
     deps = build_query_deps(settings, embedder=parts.embedder, index=parts.index, model=model)
-    app = create_app(settings, deps)
+    app = create_app(settings, deps, authenticator)
     add_local_routes(app, parts)
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
@@ -83,11 +87,27 @@ def build_local_app(settings: Settings) -> web.Application:
     return app
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def access_line(authenticator: TokenAuthenticator | None, tokens: Path | None) -> str:
+    """What the start-up banner says about who may read what."""
+    if authenticator is None:
+        return (
+            "rag: single-user mode: no --tokens file, so every document is readable by "
+            "whoever can reach this port"
+        )
+    return (
+        f"rag: {len(authenticator)} token(s) from {tokens}: each caller reads what its groups allow"
+    )
+
+
+def serve(settings: Settings, host: str, port: int, tokens: Path | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = build_local_app(settings)
+    authenticator = (
+        TokenAuthenticator.from_file(tokens, settings.query.admin_group) if tokens else None
+    )
+    app = build_local_app(settings, authenticator)
+    print(access_line(authenticator, tokens), flush=True)
     ready = f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})"
 
     def bound(_: object) -> None:

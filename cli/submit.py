@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.files import SourceFile, build_index_message, file_digest
+from cli.files import SourceFile, build_index_message, manifest_digest
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
 from shared.documents import DocState, DocumentStatus
@@ -87,6 +87,7 @@ async def send_one(parts: LocalParts, message: IndexOperation) -> str:
                 state=DocState.QUEUED,
                 title=message.title,
                 content_type=message.content_type,
+                groups=message.groups,
             )
         )
         return await parts.queue.send(message.model_dump_json(exclude_none=True))
@@ -110,6 +111,7 @@ async def send_files(
     *,
     force: bool = False,
     metadata: dict[str, MetadataValue] | None = None,
+    groups: list[str] | None = None,
     tick: Tick = lambda _: None,
 ) -> tuple[list[Sent], list[str]]:
     """Send every changed file; returns (sent, unchanged doc ids). Unchanged
@@ -121,12 +123,12 @@ async def send_files(
     unchanged: list[str] = []
     for source in files:
         data = await asyncio.to_thread(source.path.read_bytes)
-        digest = file_digest(data)
+        digest = manifest_digest(data, groups)
         if not force and await is_unchanged(parts, manifest, source.doc_id, digest):
             unchanged.append(source.doc_id)
         else:
             message = build_index_message(
-                source.doc_id, data, source.content_type, metadata=metadata
+                source.doc_id, data, source.content_type, metadata=metadata, groups=groups
             )
             sent.append(Sent(source.doc_id, await send_one(parts, message), len(data)))
             manifest.record(source.doc_id, digest, source.path)

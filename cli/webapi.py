@@ -9,6 +9,10 @@
 Mutating calls must come from the page itself: a foreign Origin is refused,
 and the custom ``X-Requested-With`` header forces a CORS preflight (which this
 server never grants), so another website can't upload through a browser.
+
+With ``rag serve --tokens`` these endpoints list and change every document
+whatever its access list, so they need an admin's token (``Authorization:
+Bearer``; the page sends the ``?token=`` of its own URL).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from cli.files import (
 )
 from cli.local_parts import LocalParts
 from cli.submit import send_delete, send_files, send_one
+from services.query.authorizer import Unauthorized
+from services.query.server import AUTHENTICATOR
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 
@@ -58,11 +64,25 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     from_page = _same_origin(request) and request.headers.get("X-Requested-With") == "rag-page"
     if path.startswith("/api/") and request.method != "GET" and not from_page:
         return web.json_response({"error": "refused: not from the chat page"}, status=403)
+    if path.startswith("/api/") and (refused := _not_an_admin(request)) is not None:
+        return web.json_response({"error": refused}, status=403)
     response = await handler(request)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response
+
+
+def _not_an_admin(request: web.Request) -> str | None:
+    """Why a document call is refused in multi-user mode (None: allowed)."""
+    authenticator = request.app.get(AUTHENTICATOR)
+    if authenticator is None:
+        return None  # single-user mode
+    try:
+        caller = authenticator.authenticate(request.headers, request.query)
+    except Unauthorized as exc:
+        return f"the document endpoints need an admin's token ({exc})"
+    return None if caller.admin else "the document endpoints are for admins only"
 
 
 def status_json(status: DocumentStatus) -> dict[str, Any]:

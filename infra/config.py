@@ -81,6 +81,10 @@ class ChatApiConfig(_Frozen):
     throttling_rate_limit: float = Field(default=20.0, gt=0, alias="throttlingRateLimit")
     throttling_burst_limit: int = Field(default=40, ge=1, alias="throttlingBurstLimit")
     auth: Literal["token", "cognito", "none"] = "token"
+    # Members of this group (Cognito group, or in rag:accessTokens) read every document.
+    admin_group: str = Field(
+        default="rag-admins", alias="adminGroup", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@+/=-]{0,127}$"
+    )
     query_timeout_seconds: int = Field(default=300, ge=10, le=900, alias="queryTimeoutSeconds")
     query_memory_mb: int = Field(default=2048, ge=512, le=10240, alias="queryMemoryMb")
     # "create": the stack sets the account-wide API Gateway CloudWatch role (needed for
@@ -155,6 +159,8 @@ class StackSecrets:
 
     static_token: pulumi.Output[str] | None = None
     hf_token: pulumi.Output[str] | None = None
+    # JSON {token: {"principal": ..., "groups": [...]}}; only digests reach the authorizer.
+    access_tokens: pulumi.Output[str] | None = None
 
 
 _SECTIONS = ("search", "vpc", "ingest", "indexer", "chat", "model", "observability", "lambda")
@@ -172,10 +178,17 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
     secrets = StackSecrets(
         static_token=cfg.get_secret("staticToken"),
         hf_token=cfg.get_secret("hfToken"),
+        access_tokens=cfg.get_secret("accessTokens"),
     )
-    if config.chat.auth == "token" and secrets.static_token is None:
+    if (
+        config.chat.auth == "token"
+        and secrets.static_token is None
+        and secrets.access_tokens is None
+    ):
         raise ValueError(
             "chat.auth is 'token' but no token is set: run "
+            '`pulumi config set --secret rag:accessTokens "$(cat tokens.json)"` (a token per '
+            "principal with its groups, see docs/security.md) or "
             "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
         )
     if config.model.source == "sagemaker" and secrets.hf_token is None:

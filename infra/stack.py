@@ -106,6 +106,7 @@ def build_stack(
                 config=config,
                 code=store.code[AUTHORIZER_ARTIFACT],
                 static_token=secrets.static_token,
+                access_tokens=secrets.access_tokens,
             ),
         )
     chat = ChatApi(

@@ -64,6 +64,8 @@ class Chunk(BaseModel):
     title: str | None = None
     source_uri: str | None = None
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    # The document's access list (shared.access): None = every authenticated user.
+    groups: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class DocumentStatus(BaseModel):
     source_uri: str | None = None
     content_type: str | None = None
     message_id: str | None = None
+    # The access list the stored chunks carry (None: every authenticated user).
+    groups: list[str] | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     indexed_at: datetime | None = None
     doc_version: int | None = None  # the producer's version last applied

@@ -12,6 +12,11 @@ Version 1 envelope, discriminated by ``op``::
 
 ``doc_version`` (optional, both ops) orders the updates of one document.
 
+``groups`` (optional) is the document's access list: absent = readable by
+every authenticated user; ``[]`` = nobody but admins; otherwise members of any
+listed group (see ``shared.access``). Changing only ``groups`` re-labels the
+stored chunks without re-embedding them.
+
 Exactly one body source is given: ``text`` (inline), ``data_base64`` (small
 binary files such as PDFs) or ``s3`` (large files). ``parse_ingest_message``
 is the only way in; every problem surfaces as :class:`InvalidMessage`.
@@ -26,6 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from shared.access import AccessList
 from shared.errors import InvalidMessage
 
 INGEST_VERSION = 1
@@ -75,6 +81,13 @@ class IndexOperation(_Model):
     title: str | None = Field(default=None, max_length=1024)
     source_uri: str | None = Field(default=None, max_length=2048)
     metadata: Metadata = Field(default_factory=dict)
+    groups: AccessList | None = Field(
+        default=None,
+        description=(
+            "Groups allowed to read the document. Absent: every authenticated user; "
+            "[]: nobody but admins."
+        ),
+    )
     content_type: str | None = Field(
         default=None,
         description="MIME type; inferred from source_uri / the S3 key's extension when absent.",

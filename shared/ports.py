@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from shared.access import Access
 from shared.documents import DocumentStatus, EmbeddedChunk, SearchHit
 from shared.protocol import Filters as Filters  # re-export: what the index adapters take
 from shared.protocol import ServerEvent as ServerEvent  # re-export for sinks
@@ -45,9 +46,23 @@ class VectorIndex(Protocol):
         """Delete the document's chunks, except those of ``keep_generation``.
         Returns how many were deleted."""
 
-    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]: ...
+    async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        """Re-label every stored chunk of a document with a new access list, in
+        place (vectors untouched). Returns how many chunks were re-labelled."""
 
-    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]: ...
+    async def knn_search(
+        self, vector: Vector, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        """The ``k`` nearest chunks among those ``access`` may read and ``filters``
+        select: both are applied before ranking, never after."""
+
+    async def keyword_search(
+        self, text: str, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        """BM25 over the chunks ``access`` may read and ``filters`` select."""
+
+    async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
+        """Which of these documents ``access`` may read now (missing ones are not)."""
 
     async def close(self) -> None: ...
 

@@ -186,6 +186,9 @@ class QuerySettings(BaseModel):
     # (services/query/attribution.py); off: "cited" = the [n] markers written.
     attribution: bool = True
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    # Members of this group (from the authorizer / tokens file) read every
+    # document, including those whose access list is empty.
+    admin_group: str = "rag-admins"
     # Lambda: DynamoDB table (pk/sk strings, TTL "expires_at") shared by the
     # invocations of one answer: cancel flags, running requests, conversations.
     state_table: str | None = None

@@ -174,14 +174,13 @@ def cognito_config(issuer: str) -> auth.AuthConfig:
 def test_cognito_access_token_accepted(signing_key: rsa.RSAPrivateKey, jwks_issuer: str) -> None:
     token = cognito_token(signing_key, jwks_issuer)
     event = connect_event(None, {"Authorization": f"Bearer {token}"})
-    assert auth.authorize(event, cognito_config(jwks_issuer)) == "user-123"
+    assert auth.authorize(event, cognito_config(jwks_issuer)) == auth.Identity("user-123", ())
 
 
 def test_cognito_id_token_accepted(signing_key: rsa.RSAPrivateKey, jwks_issuer: str) -> None:
     token = cognito_token(signing_key, jwks_issuer, token_use="id", client_id=None, aud=CLIENT_ID)
-    assert (
-        auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer)) == "user-123"
-    )
+    identity = auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+    assert identity == auth.Identity("user-123", ())
 
 
 @pytest.mark.parametrize(
@@ -230,3 +229,94 @@ def test_handler_in_cognito_mode(
         assert effect(auth.handler(connect_event({"token": good + "x"}), None)) == "Deny"
     finally:
         auth._config_from_environment.cache_clear()
+
+
+# --- identities: principals and groups -------------------------------------------
+
+ALICE = "alice-token-0123456789abcdef0123456789"
+BOB = "bob-token-0123456789abcdef0123456789abc"
+CAROL = "carol-token-0123456789abcdef01234567890"
+
+
+def tokens_env() -> dict[str, str]:
+    grants = auth.parse_token_grants(
+        {
+            ALICE: {"principal": "alice", "groups": ["hr", "staff"]},
+            f"sha256:{auth.token_sha256(BOB)}": {"principal": "bob", "groups": []},
+            CAROL: {"principal": "carol"},  # no groups mapping
+        }
+    )
+    return {auth.MODE_ENV: "token", auth.TOKENS_ENV: auth.hashed_grants(grants)}
+
+
+@pytest.fixture
+def tokens_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in tokens_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(auth.TOKEN_SHA256_ENV, raising=False)
+    auth._config_from_environment.cache_clear()
+    yield
+    auth._config_from_environment.cache_clear()
+
+
+def test_the_environment_holds_digests_never_tokens() -> None:
+    value = tokens_env()[auth.TOKENS_ENV]
+    for token in (ALICE, BOB, CAROL):
+        assert token not in value
+    assert auth.token_sha256(ALICE) in value
+
+
+def test_each_token_maps_to_its_principal_and_groups(tokens_mode: None) -> None:
+    answer = auth.handler(connect_event({"token": ALICE}), None)
+    assert effect(answer) == "Allow"
+    assert answer["principalId"] == "alice"
+    # Context values must be scalars: the groups travel as a JSON list in a string.
+    assert answer["context"] == {"principal": "alice", "groups": '["hr", "staff"]'}
+    bob = auth.handler(connect_event(None, {"Authorization": f"Bearer {BOB}"}), None)
+    assert bob["context"] == {"principal": "bob", "groups": "[]"}
+
+
+def test_a_token_without_a_groups_mapping_is_refused_with_the_reason(
+    tokens_mode: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger=auth.__name__):
+        answer = auth.handler(connect_event({"token": CAROL}), None)
+    assert effect(answer) == "Deny" and "context" not in answer
+    assert "principal 'carol' has no groups mapping" in caplog.text
+    assert CAROL not in caplog.text
+
+
+def test_unknown_tokens_are_refused_in_tokens_mode(tokens_mode: None) -> None:
+    assert effect(auth.handler(connect_event({"token": ALICE + "x"}), None)) == "Deny"
+
+
+def test_the_single_legacy_token_reads_what_everyone_reads(static_mode: None) -> None:
+    answer = auth.handler(connect_event({"token": TOKEN}), None)
+    assert answer["context"] == {"principal": "static-token", "groups": "[]"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[]",
+        '{"t": "alice"}',
+        '{"t": {"groups": ["hr"]}}',
+        '{"t": {"principal": "a", "groups": "hr"}}',
+        '{"t": {"principal": "a", "groups": ["has space"]}}',
+        '{"sha256:abc": {"principal": "a", "groups": []}}',
+        '{"t": {"principal": " ", "groups": []}}',
+    ],
+)
+def test_bad_tokens_maps_are_configuration_errors(raw: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        auth.parse_token_grants(raw)
+    assert '"t"' not in str(caught.value)  # a token never appears in an error
+
+
+def test_cognito_groups_claim_becomes_the_groups(
+    signing_key: rsa.RSAPrivateKey, jwks_issuer: str
+) -> None:
+    token = cognito_token(signing_key, jwks_issuer, **{"cognito:groups": ["staff", "hr"]})
+    identity = auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+    assert identity == auth.Identity("user-123", ("hr", "staff"))
+    assert identity.context() == {"principal": "user-123", "groups": '["hr", "staff"]'}

@@ -22,6 +22,7 @@ from cli.eval.metrics import (
 )
 from cli.eval.questions import EvalQuestion
 from services.query.retrieval import Retriever, SearchMode
+from shared.access import Access
 from shared.documents import SearchHit
 
 CUTOFFS = (1, 5, 10)
@@ -162,7 +163,9 @@ async def run_retrieval(
     results: list[QuestionResult] = []
     for question in questions:
         started = time.perf_counter()
-        hits = await retriever.retrieve(question.question, depth, dict(question.filters), mode)
+        hits = await retriever.retrieve(
+            question.question, depth, dict(question.filters), mode, Access.everything()
+        )
         elapsed = time.perf_counter() - started
         chunks = tuple(RetrievedChunk.from_hit(rank, hit) for rank, hit in enumerate(hits, 1))
         results.append(QuestionResult(question, chunks, elapsed))

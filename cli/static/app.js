@@ -301,7 +301,10 @@ $("new-conversation").addEventListener("click", () => {
 
 // ---- documents (local server only) -----------------------------------------
 
-const API_HEADERS = { "X-Requested-With": "rag-page" };
+// With `rag serve --tokens`, the document endpoints need an admin's token.
+const API_HEADERS = params.get("token")
+  ? { "X-Requested-With": "rag-page", Authorization: `Bearer ${params.get("token")}` }
+  : { "X-Requested-With": "rag-page" };
 let pollTimer = null;
 
 async function api(method, path, body) {
@@ -328,6 +331,7 @@ async function refreshDocuments() {
     const status = el("td");
     status.append(el("span", { className: `state state-${d.state}`, text: d.state }));
     if (d.state === "indexed") status.append(el("span", { className: "meta", text: ` · ${d.chunk_count} chunk${d.chunk_count === 1 ? "" : "s"}` }));
+    if (d.groups) status.append(el("div", { className: "meta", text: d.groups.length ? `readable by ${d.groups.join(", ")}` : "admins only" }));
     if (d.reason) status.append(el("div", { className: "reason", text: d.reason }));
     const del = el("button", { className: "danger", type: "button", text: "Delete", title: `Delete ${d.doc_id}` });
     del.addEventListener("click", () => deleteDocument(d.doc_id));

@@ -17,7 +17,7 @@ from infra.components.lambdas import (
     service_function,
 )
 from infra.config import StackConfig
-from services.query.authorizer import token_sha256
+from services.query.authorizer import hashed_grants, parse_token_grants, token_sha256
 
 HANDLER = "services.query.authorizer.handler"
 
@@ -27,6 +27,7 @@ class AuthArgs:
     config: StackConfig
     code: CodeLocation
     static_token: pulumi.Output[str] | None
+    access_tokens: pulumi.Output[str] | None = None
 
 
 class ConnectAuth(pulumi.ComponentResource):
@@ -38,14 +39,10 @@ class ConnectAuth(pulumi.ComponentResource):
         cfg = args.config
         if cfg.chat.auth == "cognito":
             environment = self._cognito(name, cfg)
-        elif args.static_token is not None:
-            # Only the digest reaches the function; the token stays a Pulumi secret.
-            environment = {
-                env.AUTH_MODE: "token",
-                env.AUTH_TOKEN_SHA256: pulumi.Output.secret(args.static_token.apply(token_sha256)),
-            }
+        elif args.static_token is not None or args.access_tokens is not None:
+            environment = self._token_environment(args)
         else:
-            raise ValueError("chat.auth=token needs the rag:staticToken secret")
+            raise ValueError("chat.auth=token needs the rag:accessTokens or rag:staticToken secret")
         self.role = lambda_role(f"{name}-role", self)
         self.log_group = log_group(f"{name}-logs", cfg.observability.log_retention_days, self)
         self.policy = inline_policy(
@@ -58,6 +55,21 @@ class ConnectAuth(pulumi.ComponentResource):
             depends_on=[self.policy],
         )  # fmt: skip
         self.register_outputs({"function": self.function.name})
+
+    @staticmethod
+    def _token_environment(args: AuthArgs) -> dict[str, pulumi.Input[str]]:
+        # Only digests reach the function; the tokens stay Pulumi secrets. A
+        # malformed rag:accessTokens fails `pulumi up` here with the reason.
+        environment: dict[str, pulumi.Input[str]] = {env.AUTH_MODE: "token"}
+        if args.static_token is not None:
+            environment[env.AUTH_TOKEN_SHA256] = pulumi.Output.secret(
+                args.static_token.apply(token_sha256)
+            )
+        if args.access_tokens is not None:
+            environment[env.AUTH_TOKENS] = pulumi.Output.secret(
+                args.access_tokens.apply(lambda raw: hashed_grants(parse_token_grants(raw)))
+            )
+        return environment
 
     def _cognito(self, name: str, cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
         child = pulumi.ResourceOptions(parent=self)

@@ -73,6 +73,7 @@ WRITE_GROUP = 256
 class Verdict(StrEnum):
     INDEXED = "indexed"
     UNCHANGED = "unchanged"  # this generation was already stored whole
+    RELABELLED = "relabelled"  # same content, new access list: chunks re-labelled in place
     DELETED = "deleted"
     STALE = "stale"  # older than the version applied: acknowledged, nothing changed
     POISON = "poison"  # never retry: to the DLQ with the reason
@@ -98,6 +99,7 @@ class Outcome:
         return self.verdict in {
             Verdict.INDEXED,
             Verdict.UNCHANGED,
+            Verdict.RELABELLED,
             Verdict.DELETED,
             Verdict.STALE,
         }
@@ -324,8 +326,16 @@ class IndexerPipeline:
                 await self._wait_settled(previous, lease, timer)
                 lease.check()
                 out.removed = await self.index.delete_document(op.doc_id, generation)
+            relabel = previous.groups != op.groups
+            if relabel:
+                # Only the access list changed: re-label, never re-embed. The
+                # status is written after, so a crash in between re-labels again.
+                lease.check()
+                await self.index.set_groups(op.doc_id, op.groups)
+                out.verdict = Verdict.RELABELLED
             if (
-                previous.cleanup_pending
+                relabel
+                or previous.cleanup_pending
                 or previous.state is not DocState.INDEXED
                 or (newest_version(op.doc_version, previous) != previous.doc_version)
             ):
@@ -337,11 +347,17 @@ class IndexerPipeline:
                             "reason": None,
                             "error_code": None,
                             "doc_version": newest_version(op.doc_version, previous),
+                            "groups": op.groups,
                             "updated_at": datetime.now(UTC),
                         }
                     )
                 )
             return
+        if previous is not None and previous.groups != op.groups:
+            # New content and a new access list: the chunks still served until the
+            # new generation replaces them take the new list now, not after.
+            lease.check()
+            await self.index.set_groups(op.doc_id, op.groups)
         chunks = await asyncio.to_thread(self._chunks, op, body, generation)
         t = timer.lap("chunk", t)
         out.chunk_count = len(chunks)
@@ -421,7 +437,7 @@ class IndexerPipeline:
 
     def _chunks(self, op: IndexOperation, body: bytes, generation: str) -> list[Chunk]:
         loaded = self._load(body, op.content_type, file_name_hint(op))
-        return chunk_document(
+        chunks = chunk_document(
             op.doc_id,
             loaded,
             generation=generation,
@@ -431,6 +447,8 @@ class IndexerPipeline:
             source_uri=op.source_uri,
             metadata=op.metadata,
         )
+        # The access list is not part of the generation: changing it re-labels.
+        return [c.model_copy(update={"groups": op.groups}) for c in chunks]
 
     async def _embed_and_write(
         self, chunks: Sequence[Chunk], timer: _Timer, lease: DocLease
@@ -485,6 +503,7 @@ class IndexerPipeline:
                 source_uri=op.source_uri,
                 content_type=op.content_type,
                 message_id=message.message_id,
+                groups=op.groups,
                 updated_at=now,
                 indexed_at=now,
                 doc_version=version,

@@ -6,12 +6,19 @@
 ``answer`` never raises for the client's or a dependency's faults: those end
 as ``error`` + ``done(stop_reason=error)``. It raises only ConnectionGone (the
 client left: nothing more can be sent) and CancelledError.
+
+Every job carries the caller's :class:`Principal`, which the transport took
+from authentication (never from the client's message). Its access scope goes
+into every search; conversations are kept per principal, and a replayed turn
+whose documents the caller may no longer read is dropped. Each answer writes
+one audit line (``services.query.audit``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.query.attribution import Attribution, Attributor, supporting_numbers
+from services.query.audit import audit_record, write_audit
 from services.query.citations import build_citations
 from services.query.context import FittedPrompt, fit_prompt
 from services.query.conversation import InMemoryConversationStore, trim_history
@@ -27,6 +35,7 @@ from services.query.ports import ConversationStore
 from services.query.prompts import Turn
 from services.query.retrieval import RetrievalFailed, Retriever
 from services.query.streaming import TokenStreamer
+from shared.access import Principal
 from shared.documents import SearchHit
 from shared.errors import RagError
 from shared.factory import build_chat_model, build_embedder, build_vector_index
@@ -139,6 +148,23 @@ class Job:
     ask: AskAction
     request_id: str
     conversation_id: str
+    principal: Principal
+
+
+def conversation_key(principal: Principal, conversation_id: str) -> str:
+    """Where a conversation is stored: under its principal, so that a guessed or
+    leaked conversation id never replays another caller's turns."""
+    owner = hashlib.sha256(principal.id.encode()).hexdigest()[:16]
+    return f"{owner}/{conversation_id}"
+
+
+@dataclass
+class _Trail:
+    """What one answer drew on, for the audit line and the stored turn."""
+
+    retrieved: list[str] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
+    stop_reason: str = "incomplete"  # until the closing event is sent
 
 
 @dataclass
@@ -173,10 +199,10 @@ class AnswerService:
             repetition_penalty=model.repetition_penalty,
         )
 
-    def accept(self, ask: AskAction) -> Job:
-        """Validate an ask and resolve its ids; raises AskRejected."""
+    def accept(self, ask: AskAction, principal: Principal) -> Job:
+        """Validate an ask and resolve its ids for ``principal``; raises AskRejected."""
         self.check(ask)
-        return self.assign_ids(ask)
+        return self.assign_ids(ask, principal)
 
     def check(self, ask: AskAction) -> None:
         """Raise AskRejected unless the question and preset are acceptable."""
@@ -193,12 +219,14 @@ class AnswerService:
             )
 
     @staticmethod
-    def assign_ids(ask: AskAction) -> Job:
-        """The ask's request and conversation ids, new ones where the client sent none."""
+    def assign_ids(ask: AskAction, principal: Principal) -> Job:
+        """The ask's request and conversation ids, new ones where the client sent none;
+        ``principal`` is the caller as the transport authenticated it."""
         return Job(
             ask=ask,
             request_id=ask.request_id or uuid.uuid4().hex,
             conversation_id=ask.conversation_id or uuid.uuid4().hex,
+            principal=principal,
         )
 
     async def answer(
@@ -206,20 +234,40 @@ class AnswerService:
     ) -> None:
         """Send ``token* sources done`` (or ``error done``) for an accepted job."""
         start = started if started is not None else time.perf_counter()
+        trail = _Trail()
         try:
-            fitted = await _until_cancelled(self._prepare(job), cancel)
+            await self._answer(job, sink, cancel, start, trail)
+        finally:
+            write_audit(
+                audit_record(
+                    principal=job.principal,
+                    request_id=job.request_id,
+                    conversation_id=job.conversation_id,
+                    retrieved=trail.retrieved,
+                    cited=trail.cited,
+                    stop_reason=trail.stop_reason,
+                )
+            )
+
+    async def _answer(
+        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, start: float, trail: _Trail
+    ) -> None:
+        try:
+            fitted = await _until_cancelled(self._prepare(job, trail), cancel)
         except RetrievalFailed as exc:
             # Details (index names, backend responses) go to the log, not to the client.
             log.warning("retrieval failed for %s: %s", job.request_id, exc)
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "error"
             message = f"could not search the documents ({cause}); try again"
             total_ms = (time.perf_counter() - start) * 1000
+            trail.stop_reason = StopReason.ERROR
             await send_rejection(
                 sink, job.request_id, ErrorCode.RETRIEVAL_FAILED, message, total_ms
             )
             return
         if fitted is None:
-            await self._finish(sink, job, [], _Outcome("", StopReason.CANCELLED, 0, 0), start, None)
+            outcome = _Outcome("", StopReason.CANCELLED, 0, 0)
+            await self._finish(sink, job, [], outcome, start, None, trail)
             return
         streamer = TokenStreamer(
             sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
@@ -232,11 +280,10 @@ class AnswerService:
         finally:
             ahead.cancel()  # a cancelled ask does not wait for it
         if outcome.error is None:
-            await self._remember(job, outcome)
+            await self._remember(job, outcome, fitted)
         attribution = await self._attribute(job, outcome, texts)
-        await self._finish(
-            sink, job, fitted.sources, outcome, start, streamer.first_sent_at, attribution
-        )
+        sent_at = streamer.first_sent_at
+        await self._finish(sink, job, fitted.sources, outcome, start, sent_at, trail, attribution)
 
     async def _embed_sources_ahead(self, state: _Generation, texts: list[str]) -> None:
         """Embed the sources' sentences while the model decodes: after the first
@@ -260,9 +307,10 @@ class AnswerService:
             log.warning("attribution failed for %s: %r", job.request_id, exc)
             return None
 
-    async def _prepare(self, job: Job) -> FittedPrompt:
+    async def _prepare(self, job: Job, trail: _Trail) -> FittedPrompt:
         ask, model = job.ask, self._deps.model
-        stored = await self._deps.conversations.history(job.conversation_id)
+        key = conversation_key(job.principal, job.conversation_id)
+        stored = await self._readable_turns(await self._deps.conversations.history(key), job)
         history = trim_history(
             stored, self._query.history_turns, self._query.history_tokens, model.count_tokens
         )
@@ -273,7 +321,9 @@ class AnswerService:
             ask.k or self._query.default_k,
             dict(ask.filters),
             ask.mode or self._query.search_mode,
+            job.principal.access,
         )
+        trail.retrieved = [hit.chunk.doc_id for hit in hits]
         return fit_prompt(
             family=model.family,
             system=self._query.presets[ask.preset or "default"],
@@ -343,13 +393,35 @@ class AnswerService:
             return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
         return _Outcome(text, finish.stop_reason, prompt_tokens, completion_tokens)
 
-    async def _remember(self, job: Job, outcome: _Outcome) -> None:
+    async def _readable_turns(self, turns: list[Turn], job: Job) -> list[Turn]:
+        """The stored turns whose every document the caller may still read (access
+        lists and group memberships change between turns). Fails closed."""
+        access = job.principal.access
+        if access.unrestricted or not turns:
+            return turns
+        wanted = sorted({doc_id for turn in turns for doc_id in turn.doc_ids})
+        try:
+            allowed = await self._deps.index.readable(wanted, access) if wanted else set()
+        except Exception as exc:
+            raise RetrievalFailed(f"could not check history access: {exc!r}") from exc
+        kept = [turn for turn in turns if allowed.issuperset(turn.doc_ids)]
+        if len(kept) < len(turns):
+            log.info("dropped %d unreadable turn(s) for %s", len(turns) - len(kept), job.request_id)
+        return kept
+
+    async def _remember(self, job: Job, outcome: _Outcome, fitted: FittedPrompt) -> None:
         if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
             return
-        turn = Turn(question=job.ask.question, answer=outcome.text.strip())
-        await self._deps.conversations.append(
-            job.conversation_id, turn, max(self._query.history_turns, 1)
+        # Everything the answer could have drawn on: its sources and the turns replayed.
+        drawn_on = [hit.chunk.doc_id for hit in fitted.sources]
+        drawn_on += [doc_id for turn in fitted.history for doc_id in turn.doc_ids]
+        turn = Turn(
+            question=job.ask.question,
+            answer=outcome.text.strip(),
+            doc_ids=tuple(sorted(set(drawn_on))),
         )
+        key = conversation_key(job.principal, job.conversation_id)
+        await self._deps.conversations.append(key, turn, max(self._query.history_turns, 1))
 
     async def _finish(
         self,
@@ -359,8 +431,10 @@ class AnswerService:
         outcome: _Outcome,
         start: float,
         first_sent_at: float | None,
+        trail: _Trail,
         attribution: Attribution | None = None,
     ) -> None:
+        trail.stop_reason = outcome.stop_reason
         if outcome.error is not None:
             error = outcome.error.model_copy(update={"request_id": job.request_id})
             await sink.send(error)
@@ -369,6 +443,7 @@ class AnswerService:
             if attribution is not None:
                 supported = supporting_numbers(attribution.sentences)
             citations = build_citations(sources, outcome.text, self._query.excerpt_chars, supported)
+            trail.cited = [c.doc_id for c in citations if c.cited]
             sentences = attribution.sentences if attribution is not None else None
             await sink.send(self._sources_event(job.request_id, citations, sentences))
         now = time.perf_counter()

@@ -28,6 +28,7 @@ import time
 from typing import Protocol
 
 from services.query.core import AnswerService, AskRejected, Job, send_rejection, unknown_request
+from shared.access import Principal
 from shared.errors import ConnectionGone, InvalidAction
 from shared.ports import ConnectionSink
 from shared.protocol import (
@@ -78,24 +79,29 @@ class FrontDoor:
         self._service = service
         self._max = max_running
 
-    async def handle_frame(self, frame: str | bytes, sink: ConnectionSink, runs: Runs) -> None:
-        """Handle one client frame; raises only ConnectionGone."""
+    async def handle_frame(
+        self, frame: str | bytes, sink: ConnectionSink, runs: Runs, principal: Principal
+    ) -> None:
+        """Handle one client frame from ``principal`` (the caller the transport
+        authenticated, never anything in the frame); raises only ConnectionGone."""
         try:
             action = parse_client_action(frame)
         except InvalidAction as exc:
             await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
             return
         if isinstance(action, AskAction):
-            await self._ask(action, sink, runs)
+            await self._ask(action, sink, runs, principal)
         elif isinstance(action, CancelAction):
             if not await runs.cancel(action.request_id):
                 await sink.send(unknown_request(action.request_id))
         else:
             await sink.send(PongEvent())
 
-    async def _ask(self, ask: AskAction, sink: ConnectionSink, runs: Runs) -> None:
+    async def _ask(
+        self, ask: AskAction, sink: ConnectionSink, runs: Runs, principal: Principal
+    ) -> None:
         started = time.perf_counter()
-        job = self._service.assign_ids(ask)
+        job = self._service.assign_ids(ask, principal)
         refused = await runs.claim(job.request_id, self._max)
         if refused is not None:
             exc = refusal(refused, job.request_id, self._max)

@@ -1,7 +1,8 @@
 """The query Lambda behind the API Gateway WebSocket API.
 
-Routes: ``$connect`` (the authorizer has already run), ``$disconnect`` (flags
-the connection's running answers to stop) and ``$default`` (the query
+Routes: ``$connect`` (the authorizer has already run: the caller it vouched
+for, ``requestContext.authorizer``, is kept per connection), ``$disconnect``
+(flags the connection's running answers to stop) and ``$default`` (the query
 service's front door, ``frontdoor.py``, shared with the local server). An
 ``ask`` is validated and acknowledged (``accepted``) in the
 ``$default`` invocation, which then invokes this same function
@@ -26,7 +27,9 @@ from pydantic import BaseModel, ConfigDict
 
 from services.query.core import AnswerService, Job, QueryDeps, build_query_deps, send_rejection
 from services.query.frontdoor import FrontDoor, run_answer
+from services.query.identity import ANONYMOUS, principal_from_authorizer
 from services.query.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
+from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.lambda_runtime import LambdaRuntime
 from shared.logs import configure_logging
@@ -65,6 +68,13 @@ class WorkerJob(BaseModel):
     conversation_id: str
     connection_id: str
     endpoint_url: str
+    # The caller, as resolved from authentication by the $default invocation.
+    principal: str
+    groups: list[str]
+    admin: bool = False
+
+    def caller(self) -> Principal:
+        return Principal(id=self.principal, groups=frozenset(self.groups), admin=self.admin)
 
 
 class LambdaApp:
@@ -93,7 +103,9 @@ class LambdaApp:
         request = event["requestContext"]
         route, connection_id = request["routeKey"], request["connectionId"]
         if route == "$connect":
-            log.info("connect %s", connection_id)
+            caller = self._authorized(request) or ANONYMOUS
+            log.info("connect %s as %s", connection_id, caller.id)
+            await self._registry.remember(connection_id, caller)
             return connect_response(event)
         if route == "$disconnect":
             log.info("disconnect %s", connection_id)
@@ -105,12 +117,29 @@ class LambdaApp:
             self._registry, self._invoker, connection_id, endpoint, context.invoked_function_arn
         )
         with contextlib.suppress(ConnectionGone):
-            await self._door.handle_frame(_body(event), sink, runs)
+            caller = await self._caller(request)
+            await self._door.handle_frame(_body(event), sink, runs, caller)
         return OK
+
+    def _authorized(self, request: dict[str, Any]) -> Principal | None:
+        return principal_from_authorizer(
+            request.get("authorizer"), self._settings.query.admin_group
+        )
+
+    async def _caller(self, request: dict[str, Any]) -> Principal:
+        """Who sent this frame: the authorizer's context on the event, else the one
+        kept at $connect, else nobody vouched for (least privilege)."""
+        found = self._authorized(request)
+        if found is None:
+            found = await self._registry.identity(request["connectionId"])
+        return found or ANONYMOUS
 
     async def _work(self, worker: WorkerJob, context: Any) -> None:
         job = Job(
-            ask=worker.ask, request_id=worker.request_id, conversation_id=worker.conversation_id
+            ask=worker.ask,
+            request_id=worker.request_id,
+            conversation_id=worker.conversation_id,
+            principal=worker.caller(),
         )
         sink = self._management.sink(worker.endpoint_url, worker.connection_id)
         cancel = asyncio.Event()
@@ -175,6 +204,9 @@ class _WorkerRuns:
             conversation_id=job.conversation_id,
             connection_id=self._connection_id,
             endpoint_url=self._endpoint,
+            principal=job.principal.id,
+            groups=sorted(job.principal.groups),
+            admin=job.principal.admin,
         )
         try:
             await self._invoker.invoke_async(

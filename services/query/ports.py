@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from services.query.prompts import Turn
+from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
 
@@ -29,7 +30,7 @@ class ConversationStore(Protocol):
 
 
 class RequestRegistry(Protocol):
-    """Running requests per connection, shared by the Lambda's invocations."""
+    """Running requests and the caller per connection, shared by the Lambda's invocations."""
 
     async def start(
         self, connection_id: str, request_id: str, max_running: int
@@ -49,6 +50,14 @@ class RequestRegistry(Protocol):
 
     async def disconnect(self, connection_id: str) -> None:
         """The connection left: every request on it should stop."""
+        ...
+
+    async def remember(self, connection_id: str, principal: Principal) -> None:
+        """Keep the caller the ``$connect`` authorizer vouched for."""
+        ...
+
+    async def identity(self, connection_id: str) -> Principal | None:
+        """The caller remembered for this connection, if any."""
         ...
 
 

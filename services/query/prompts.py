@@ -16,10 +16,16 @@ from shared.errors import ConfigurationError
 
 @dataclass(frozen=True)
 class Turn:
-    """One earlier exchange of a conversation."""
+    """One earlier exchange of a conversation.
+
+    ``doc_ids``: every document the answer may draw on (its sources and those of
+    the turns replayed to it), so a follow-up can drop a turn its caller may
+    no longer read.
+    """
 
     question: str
     answer: str
+    doc_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ container. The port, ``RequestRegistry``, is in ``ports.py``.
 
 from __future__ import annotations
 
+from shared.access import Principal
 from shared.protocol import ErrorCode
 
 
@@ -18,6 +19,13 @@ class InMemoryRegistry:
     def __init__(self) -> None:
         self._running: dict[str, dict[str, bool]] = {}  # connection -> request -> cancelled
         self._gone: set[str] = set()
+        self._who: dict[str, Principal] = {}
+
+    async def remember(self, connection_id: str, principal: Principal) -> None:
+        self._who[connection_id] = principal
+
+    async def identity(self, connection_id: str) -> Principal | None:
+        return self._who.get(connection_id)
 
     async def start(
         self, connection_id: str, request_id: str, max_running: int
@@ -50,5 +58,6 @@ class InMemoryRegistry:
             self._gone.discard(connection_id)
 
     async def disconnect(self, connection_id: str) -> None:
+        self._who.pop(connection_id, None)
         if connection_id in self._running:
             self._gone.add(connection_id)

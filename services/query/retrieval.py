@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
+from shared.access import Access
 from shared.documents import SearchHit
 from shared.errors import RagError
 from shared.ports import Embedder, Filters, VectorIndex
@@ -90,27 +91,29 @@ class Retriever:
         self._settings = settings
 
     async def retrieve(
-        self, text: str, k: int, filters: Filters, mode: SearchMode
+        self, text: str, k: int, filters: Filters, mode: SearchMode, access: Access
     ) -> list[SearchHit]:
-        """The best ``k`` distinct chunks; raise RetrievalFailed on any failure."""
+        """The best ``k`` distinct chunks ``access`` may read; raise RetrievalFailed
+        on any failure. The scope goes into the index's own query (never a
+        post-filter), so ``k`` hits come back however few chunks are readable."""
         # Over-fetch so that de-duplication and the per-document cap still leave k.
         candidates = max(k, self._settings.candidates)
         try:
-            hits = await self._search(text, candidates, filters, mode)
+            hits = await self._search(text, candidates, filters, mode, access)
         except Exception as exc:
             raise RetrievalFailed(f"retrieval failed: {type(exc).__name__}: {exc}") from exc
         hits = drop_near_duplicates(hits, self._settings.near_duplicate_threshold)
         return cap_per_document(hits, self._settings.max_chunks_per_doc)[:k]
 
     async def _search(
-        self, text: str, candidates: int, filters: Filters, mode: SearchMode
+        self, text: str, candidates: int, filters: Filters, mode: SearchMode, access: Access
     ) -> list[SearchHit]:
         vector = await self._embedder.embed_query(text)
         if mode == "knn":
-            return await self._index.knn_search(vector, candidates, filters)
+            return await self._index.knn_search(vector, candidates, filters, access)
         knn, keyword = await asyncio.gather(
-            self._index.knn_search(vector, candidates, filters),
-            self._index.keyword_search(text, candidates, filters),
+            self._index.knn_search(vector, candidates, filters, access),
+            self._index.keyword_search(text, candidates, filters, access),
         )
         return reciprocal_rank_fusion(
             [("knn", knn), ("keyword", keyword)],

@@ -3,6 +3,13 @@
 Speaks exactly the deployed protocol (frames routed on ``action``). Local mode
 extends the app returned by :func:`create_app` with its own routes (chat
 page, uploads) before running it.
+
+Who is asking: with a :class:`TokenAuthenticator` (``rag serve --tokens
+FILE``) the WebSocket upgrade must carry a token from that file, in the same
+places the deployed ``$connect`` authorizer looks (``?token=``, ``Authorization:
+Bearer``, ``Sec-WebSocket-Protocol: bearer, <token>``); a refusal is HTTP 401
+or 403 with the reason as its body. Without one the server is single-user:
+the one local user reads every document.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ import weakref
 
 from aiohttp import WSMsgType, web
 
+from services.query.authorizer import Unauthorized
 from services.query.core import AnswerService, QueryDeps
+from services.query.identity import TokenAuthenticator
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.ports import ServerEvent
 from shared.protocol import encode_event
@@ -26,6 +36,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DEPS = web.AppKey("deps", QueryDeps)
 SERVICE = web.AppKey("service", AnswerService)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+AUTHENTICATOR: web.AppKey[TokenAuthenticator | None] = web.AppKey("authenticator")
 
 # Larger than any valid frame, so an oversize question gets an error event
 # (question_too_long) rather than a protocol-level close.
@@ -54,13 +65,34 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "model_family": deps.model.family})
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME_BYTES)
+def _caller(request: web.Request) -> Principal:
+    """Raise Unauthorized (with the reason) unless the upgrade request is allowed."""
+    authenticator = request.app[AUTHENTICATOR]
+    if authenticator is None:
+        return Principal.single_user()
+    return authenticator.authenticate(request.headers, request.query)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    try:
+        caller = _caller(request)
+    except Unauthorized as exc:
+        reason = str(exc)
+        log.warning("connection refused: %s", reason)
+        status = 401 if reason == "no token" else 403
+        return web.Response(status=status, text=f"connection refused: {reason}\n")
+    # A browser that offered "bearer, <token>" needs "bearer" echoed back.
+    ws = web.WebSocketResponse(
+        heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME_BYTES, protocols=("bearer",)
+    )
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     settings = request.app[SETTINGS]
     session = ConnectionSession(
-        request.app[SERVICE], WebSocketSink(ws), settings.query.max_concurrent_per_connection
+        request.app[SERVICE],
+        WebSocketSink(ws),
+        settings.query.max_concurrent_per_connection,
+        caller,
     )
     try:
         async for message in ws:
@@ -81,8 +113,11 @@ async def _close_sockets(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def create_app(settings: Settings, deps: QueryDeps) -> web.Application:
+def create_app(
+    settings: Settings, deps: QueryDeps, authenticator: TokenAuthenticator | None = None
+) -> web.Application:
     app = web.Application()
+    app[AUTHENTICATOR] = authenticator
     app[SETTINGS] = settings
     app[DEPS] = deps
     app[SERVICE] = AnswerService(settings, deps)

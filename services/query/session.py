@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from services.query.core import AnswerService, Job
 from services.query.frontdoor import FrontDoor, run_answer
+from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
 
@@ -24,10 +25,19 @@ class _Running:
 
 
 class ConnectionSession:
-    def __init__(self, service: AnswerService, sink: ConnectionSink, max_concurrent: int) -> None:
+    """``principal``: the caller, as the transport authenticated it at connect time."""
+
+    def __init__(
+        self,
+        service: AnswerService,
+        sink: ConnectionSink,
+        max_concurrent: int,
+        principal: Principal,
+    ) -> None:
         self._door = FrontDoor(service, max_concurrent)
         self._service = service
         self._sink = sink
+        self._principal = principal
         self._running: dict[str, _Running] = {}
 
     @property
@@ -36,7 +46,7 @@ class ConnectionSession:
 
     async def handle_frame(self, frame: str | bytes) -> None:
         """Handle one client frame; raises only ConnectionGone."""
-        await self._door.handle_frame(frame, self._sink, self)
+        await self._door.handle_frame(frame, self._sink, self, self._principal)
 
     # The front door's Runs, kept in this process.
 

@@ -20,6 +20,7 @@ DynamoDB remove expired ones).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from shared.settings import Settings
 
 T = TypeVar("T")
 _INT_FIELDS = {"chunk_count", "doc_version"}
+_JSON_FIELDS = {"groups"}  # lists, stored as JSON strings
 _ORDER_KEY = "updated_us"
 _TTL_KEY = "ttl_epoch"
 _DERIVED = {_ORDER_KEY, _TTL_KEY}
@@ -48,7 +50,9 @@ def to_item(status: DocumentStatus) -> Item:
     for name, value in status.model_dump(mode="json").items():
         if value is None:
             continue
-        if isinstance(value, bool):
+        if name in _JSON_FIELDS:
+            item[name] = {"S": json.dumps(value)}
+        elif isinstance(value, bool):
             item[name] = {"BOOL": value}
         elif name in _INT_FIELDS:
             item[name] = {"N": str(value)}
@@ -69,7 +73,7 @@ def from_item(item: Item) -> DocumentStatus:
         if "N" in typed:
             fields[name] = int(typed["N"])
         elif "S" in typed:
-            fields[name] = typed["S"]
+            fields[name] = json.loads(typed["S"]) if name in _JSON_FIELDS else typed["S"]
         elif "BOOL" in typed:
             fields[name] = bool(typed["BOOL"])
     return DocumentStatus.model_validate(fields)

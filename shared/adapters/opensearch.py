@@ -15,6 +15,7 @@ from opensearchpy import AsyncHttpConnection, AsyncOpenSearch
 from opensearchpy import exceptions as os_errors
 from opensearchpy.helpers import async_bulk
 
+from shared.access import Access
 from shared.adapters import opensearch_requests as req
 from shared.documents import EmbeddedChunk, SearchHit, Vector
 from shared.errors import ConfigurationError, DimensionMismatch, IndexUnavailable, RagError
@@ -157,6 +158,12 @@ class OpenSearchVectorIndex:
             return None
         except os_errors.OpenSearchException as exc:
             raise map_error(exc, "read the index mapping") from exc
+        upgrade = req.missing_access_mapping(mapping)
+        if upgrade is not None:  # an index made before access lists existed
+            await self._call(
+                "add the access fields to the mapping",
+                lambda: self._os().indices.put_mapping(index=self.index_name, body=upgrade),
+            )
         dim = req.mapped_dimension(mapping, self.index_name)
         if dim is None:
             raise DimensionMismatch(f"index {self.index_name!r} exists without a vector field")
@@ -203,6 +210,20 @@ class OpenSearchVectorIndex:
             deleted += len(ids)
         return deleted
 
+    async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        relabelled = 0
+        async for ids in self._store_id_pages(doc_id, None):
+            actions = req.build_relabel_actions(ids, self.index_name, groups)
+            await self._bulk(actions, "re-label chunks")
+            relabelled += len(ids)
+        return relabelled
+
+    async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
+        if not doc_ids:
+            return set()
+        body = req.build_readable_query(doc_ids, access)
+        return req.parse_readable(await self._search("check document access", body))
+
     async def _store_id_pages(
         self, doc_id: str, keep_generation: str | None
     ) -> AsyncIterator[list[str]]:
@@ -218,13 +239,17 @@ class OpenSearchVectorIndex:
             if len(ids) < _DELETE_PAGE or search_after is None:
                 return
 
-    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
-        body = req.build_knn_query(vector, k, filters)
+    async def knn_search(
+        self, vector: Vector, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        body = req.build_knn_query(vector, k, filters, access)
         response = await self._search("search by vector", body)
         return req.parse_hits(response, "knn")
 
-    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
-        body = req.build_keyword_query(text, k, filters)
+    async def keyword_search(
+        self, text: str, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        body = req.build_keyword_query(text, k, filters, access)
         response = await self._search("search by keywords", body)
         return req.parse_hits(response, "keyword")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from shared.access import ACCESS_FIELD, Access, access_terms
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
 from shared.errors import IndexWriteError
 from shared.ports import Filters
@@ -81,9 +82,32 @@ def build_index_body(dimension: int, settings: IndexSettings) -> dict[str, Any]:
                 "section": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "source_uri": {"type": "keyword"},
                 "metadata": {"type": "object", "dynamic": True},
+                **ACCESS_PROPERTIES,
             },
         },
     }
+
+
+# The access list as stored (``groups``) and the terms every search filters on
+# (``access``, see shared.access): exact-match keywords.
+ACCESS_PROPERTIES: dict[str, Any] = {
+    ACCESS_FIELD: {"type": "keyword"},
+    "groups": {"type": "keyword"},
+}
+
+
+def missing_access_mapping(mapping_response: dict[str, Any]) -> dict[str, Any] | None:
+    """The put_mapping body an index made before access lists needs, else None.
+
+    Without it the first chunk written with an ``access`` value would map the
+    field dynamically as analysed text, where the ``terms`` filter on ``*``
+    never matches.
+    """
+    for body in mapping_response.values():
+        props = body.get("mappings", {}).get("properties", {})
+        missing = {name: spec for name, spec in ACCESS_PROPERTIES.items() if name not in props}
+        return {"properties": missing} if missing else None
+    return None
 
 
 def mapped_dimension(mapping_response: dict[str, Any], index: str) -> int | None:
@@ -100,6 +124,7 @@ def mapped_dimension(mapping_response: dict[str, Any], index: str) -> int | None
 
 def chunk_source(item: EmbeddedChunk) -> dict[str, Any]:
     source: dict[str, Any] = item.chunk.model_dump(mode="json")
+    source[ACCESS_FIELD] = access_terms(item.chunk.groups)
     source[VECTOR_FIELD] = [float(x) for x in item.vector]
     return source
 
@@ -125,11 +150,38 @@ def build_filter(filters: Filters) -> list[dict[str, Any]]:
     return clauses
 
 
-def build_knn_query(vector: Vector, k: int, filters: Filters) -> dict[str, Any]:
+def build_access_filter(access: Access) -> list[dict[str, Any]]:
+    """The mandatory access clause of every search (none when unrestricted).
+
+    A chunk is in scope if it carries one of the caller's terms, or carries no
+    terms at all (written before access lists existed: readable by everyone,
+    as an absent list is). An explicit empty list is stored as a term no
+    caller has, so it never falls into the second case.
+    """
+    if access.unrestricted:
+        return []
+    untagged = {"bool": {"must_not": [{"exists": {"field": ACCESS_FIELD}}]}}
+    return [
+        {
+            "bool": {
+                "should": [{"terms": {ACCESS_FIELD: access.terms()}}, untagged],
+                "minimum_should_match": 1,
+            }
+        }
+    ]
+
+
+def build_search_filter(filters: Filters, access: Access) -> list[dict[str, Any]]:
+    """Access AND the client's filters: ``bool.filter`` clauses all must hold, so
+    no client filter can widen what the access clause allows."""
+    return build_access_filter(access) + build_filter(filters)
+
+
+def build_knn_query(vector: Vector, k: int, filters: Filters, access: Access) -> dict[str, Any]:
     """k-NN with efficient filtering: the filter sits inside the knn clause, so the
     engine returns k matching neighbours rather than k neighbours filtered after."""
     knn: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
-    clauses = build_filter(filters)
+    clauses = build_search_filter(filters, access)
     if clauses:
         knn["filter"] = {"bool": {"filter": clauses}}
     return {
@@ -139,7 +191,7 @@ def build_knn_query(vector: Vector, k: int, filters: Filters) -> dict[str, Any]:
     }
 
 
-def build_keyword_query(text: str, k: int, filters: Filters) -> dict[str, Any]:
+def build_keyword_query(text: str, k: int, filters: Filters, access: Access) -> dict[str, Any]:
     """BM25 over chunk text (titles and sections count a little more)."""
     return {
         "size": k,
@@ -149,7 +201,7 @@ def build_keyword_query(text: str, k: int, filters: Filters) -> dict[str, Any]:
                 "must": [
                     {"multi_match": {"query": text, "fields": ["text", "title^2", "section^1.5"]}}
                 ],
-                "filter": build_filter(filters),
+                "filter": build_search_filter(filters, access),
             }
         },
     }
@@ -223,11 +275,36 @@ def parse_ids_page(response: dict[str, Any]) -> tuple[list[str], list[Any] | Non
     return ids, last
 
 
+def build_relabel_actions(
+    store_ids: Iterable[str], index: str, groups: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Partial updates by id: new access list and terms, the vector untouched."""
+    doc = {"groups": None if groups is None else list(groups), ACCESS_FIELD: access_terms(groups)}
+    return [{"_op_type": "update", "_index": index, "_id": i, "doc": doc} for i in store_ids]
+
+
+def build_readable_query(doc_ids: Sequence[str], access: Access) -> dict[str, Any]:
+    """Which of ``doc_ids`` have a chunk in the caller's scope (one aggregation)."""
+    return {
+        "size": 0,
+        "query": {
+            "bool": {"filter": [{"terms": {"doc_id": list(doc_ids)}}, *build_access_filter(access)]}
+        },
+        "aggs": {"docs": {"terms": {"field": "doc_id", "size": max(len(doc_ids), 1)}}},
+    }
+
+
+def parse_readable(response: dict[str, Any]) -> set[str]:
+    buckets = response.get("aggregations", {}).get("docs", {}).get("buckets", [])
+    return {str(b["key"]) for b in buckets if int(b.get("doc_count", 0)) > 0}
+
+
 def parse_hits(response: dict[str, Any], source: str) -> list[SearchHit]:
     hits: list[SearchHit] = []
     for raw in response.get("hits", {}).get("hits", []):
         body = dict(raw.get("_source", {}))
         body.pop(VECTOR_FIELD, None)
+        body.pop(ACCESS_FIELD, None)
         hits.append(
             SearchHit(
                 chunk=Chunk.model_validate(body),
@@ -243,12 +320,13 @@ def bulk_failures(errors: Iterable[dict[str, Any]]) -> list[str]:
     """Reasons of the failed items of a bulk write (``async_bulk``'s error list).
 
     A delete of an id that is already gone (404) is not a failure: another
-    worker or an earlier attempt removed it, which is what we wanted.
+    worker or an earlier attempt removed it, which is what we wanted. Nor is a
+    re-label (update) of a chunk that a newer generation replaced meanwhile.
     """
     failures: list[str] = []
     for item in errors:
         op, detail = next(iter(item.items()))
-        if op == "delete" and detail.get("status") == 404:
+        if op in ("delete", "update") and detail.get("status") == 404:
             continue
         error = detail.get("error", detail)
         if isinstance(error, dict):

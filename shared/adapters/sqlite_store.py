@@ -1,11 +1,14 @@
 """The embedded VectorIndex: one SQLite file, sqlite-vec distances, FTS5 bm25.
 
-k-NN is exact: metadata filters are applied first (SQL WHERE), then the
-remaining chunks are ranked by ``vec_distance_cosine``, so a selective filter
-still returns k results. Keyword search is FTS5 with bm25 ranking over the
-chunk text. Idempotency follows the OpenSearch adapter: every chunk carries
-``doc_id`` and ``generation``; a re-index writes the new generation and then
-deletes the others with ``delete_document(doc_id, keep_generation)``.
+k-NN is exact: the access scope and the metadata filters are applied first
+(SQL WHERE), then the remaining chunks are ranked by ``vec_distance_cosine``,
+so a selective filter still returns k results. Each chunk's access terms
+(``shared.access``) live in a side table keyed by term, so a caller who may
+read 1 % of the chunks makes SQLite visit (and rank) only that 1 %. Keyword
+search is FTS5 with bm25 ranking over the chunk text. Idempotency follows
+the OpenSearch adapter: every chunk carries ``doc_id`` and ``generation``;
+a re-index writes the new generation and then deletes the others with
+``delete_document(doc_id, keep_generation)``.
 
 Scores: k-NN reports cosine similarity (vectors are L2-normalised), keyword
 search reports ``-bm25`` over text, title (x2) and section (x1.5), so higher
@@ -14,6 +17,7 @@ is better, as with OpenSearch's scores.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any
 import apsw
 import numpy as np
 
+from shared.access import Access, access_terms
 from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
 from shared.errors import ConfigurationError, DimensionMismatch, IndexWriteError
@@ -32,6 +37,7 @@ from shared.settings import Settings
 _KEY = re.compile(METADATA_KEY_PATTERN)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_TERMS = 64
+_DOC_ROWS = "SELECT id FROM chunks WHERE doc_id = ?"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +66,20 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text, title, section)
     VALUES ('delete', old.id, old.text, old.title, old.section);
 END;
+CREATE TABLE IF NOT EXISTS chunk_access (
+    term TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (term, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_access_id ON chunk_access (id);
+CREATE TRIGGER IF NOT EXISTS chunks_access_ad AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunk_access WHERE id = old.id;
+END;
+-- Chunks stored before access lists existed are readable by everyone (once).
+INSERT INTO chunk_access (term, id)
+    SELECT '*', id FROM chunks
+    WHERE NOT EXISTS (SELECT 1 FROM index_meta WHERE key = 'access_terms');
+INSERT OR IGNORE INTO index_meta (key, value) VALUES ('access_terms', '1');
 """
 
 
@@ -89,6 +109,23 @@ def build_filter_sql(filters: Filters, alias: str = "c") -> tuple[str, list[Any]
         params.append(f'$.metadata."{key}"')
         params.extend(int(v) if isinstance(v, bool) else v for v in values)
     return (" AND ".join(clauses) or "1"), params
+
+
+def build_access_sql(access: Access, alias: str = "c") -> tuple[str, list[Any]]:
+    """The mandatory access condition; ``rowid IN (…)`` lets SQLite drive the
+    scan from the term index instead of visiting every chunk."""
+    if access.unrestricted:
+        return "1", []
+    terms = access.terms()
+    marks = ", ".join("?" for _ in terms)
+    return f"{alias}.id IN (SELECT id FROM chunk_access WHERE term IN ({marks}))", terms
+
+
+def build_where(filters: Filters, access: Access, alias: str = "c") -> tuple[str, list[Any]]:
+    """Access AND the client's filters: a filter can only narrow the scope."""
+    access_sql, access_params = build_access_sql(access, alias)
+    filter_sql, filter_params = build_filter_sql(filters, alias)
+    return f"{access_sql} AND {filter_sql}", access_params + filter_params
 
 
 def build_fts_query(text: str) -> str | None:
@@ -188,6 +225,9 @@ class SqliteVectorIndex:
                 vector_blob(item.vector),
             ),
         )
+        row_id = conn.last_insert_rowid()
+        for term in access_terms(chunk.groups):
+            conn.execute("INSERT INTO chunk_access (term, id) VALUES (?, ?)", (term, row_id))
 
     async def generations(self, doc_id: str) -> dict[str, int]:
         def _gens(conn: apsw.Connection) -> dict[str, int]:
@@ -217,8 +257,49 @@ class SqliteVectorIndex:
 
         return await self._db.run(_delete)
 
-    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
-        where, params = build_filter_sql(filters)
+    async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        stored = json.dumps(None if groups is None else list(groups))
+        terms = access_terms(groups)
+
+        def _relabel(conn: apsw.Connection) -> int:
+            with write_transaction(conn):
+                ids = [int(r[0]) for r in rows(conn, _DOC_ROWS, (doc_id,))]
+                for row_id in ids:
+                    conn.execute("DELETE FROM chunk_access WHERE id = ?", (row_id,))
+                    conn.executemany(
+                        "INSERT INTO chunk_access (term, id) VALUES (?, ?)",
+                        [(term, row_id) for term in terms],
+                    )
+                conn.execute(
+                    "UPDATE chunks SET chunk_json = json_set(chunk_json, '$.groups', json(?)) "
+                    "WHERE doc_id = ?",
+                    (stored, doc_id),
+                )
+                return len(ids)
+
+        return await self._db.run(_relabel)
+
+    async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
+        if not doc_ids:
+            return set()
+        access_sql, params = build_access_sql(access)
+        marks = ", ".join("?" for _ in doc_ids)
+
+        def _readable(conn: apsw.Connection) -> set[str]:
+            found = rows(
+                conn,
+                f"SELECT DISTINCT c.doc_id FROM chunks AS c WHERE c.doc_id IN ({marks}) "
+                f"AND {access_sql}",
+                (*doc_ids, *params),
+            )
+            return {str(r[0]) for r in found}
+
+        return await self._db.run(_readable)
+
+    async def knn_search(
+        self, vector: Vector, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        where, params = build_where(filters, access)
         query = vector_blob(vector)
 
         def _knn(conn: apsw.Connection) -> list[SearchHit]:
@@ -239,11 +320,13 @@ class SqliteVectorIndex:
 
         return await self._db.run(_knn)
 
-    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
+    async def keyword_search(
+        self, text: str, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
         match = build_fts_query(text)
         if match is None:
             return []
-        where, params = build_filter_sql(filters)
+        where, params = build_where(filters, access)
 
         def _keyword(conn: apsw.Connection) -> list[SearchHit]:
             found = rows(

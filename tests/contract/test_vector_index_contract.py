@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from shared.access import Access
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
 from shared.errors import DimensionMismatch
 from shared.ingest import MetadataValue
@@ -14,6 +15,8 @@ from shared.ports import VectorIndex
 from tests.contract.conftest import IndexUnderTest
 
 DIM = 8
+
+ALL = Access.everything()
 
 
 def unit(*weights: float) -> Vector:
@@ -135,7 +138,7 @@ async def test_knn_ranks_by_similarity(under_test: IndexUnderTest, index: Vector
     await index.write([far, near, middle])
 
     hits = await under_test.eventually(
-        lambda: index.knn_search(unit(1), 3, {}), lambda h: len(h) == 3
+        lambda: index.knn_search(unit(1), 3, {}, ALL), lambda h: len(h) == 3
     )
 
     assert ids(hits) == [near.chunk.chunk_id, middle.chunk.chunk_id, far.chunk.chunk_id]
@@ -156,9 +159,11 @@ async def test_knn_filters_before_ranking(under_test: IndexUnderTest, index: Vec
         for i in range(4)
     ]
     await index.write(crowd + rare)
-    await under_test.eventually(lambda: index.knn_search(unit(1), 50, {}), lambda h: len(h) == 44)
+    await under_test.eventually(
+        lambda: index.knn_search(unit(1), 50, {}, ALL), lambda h: len(h) == 44
+    )
 
-    hits = await index.knn_search(unit(1), 3, {"team": "it"})
+    hits = await index.knn_search(unit(1), 3, {"team": "it"}, ALL)
 
     assert len(hits) == 3
     assert {h.chunk.metadata["team"] for h in hits} == {"it"}
@@ -174,10 +179,12 @@ async def test_knn_filter_values_and_multivalued_metadata(
         make_chunk("c.md", "g", 0, unit(1, 0.4), metadata={"team": "ops", "year": 2024}),
     ]
     await index.write(chunks)
-    await under_test.eventually(lambda: index.knn_search(unit(1), 5, {}), lambda h: len(h) == 3)
+    await under_test.eventually(
+        lambda: index.knn_search(unit(1), 5, {}, ALL), lambda h: len(h) == 3
+    )
 
     async def docs(filters: dict[str, object]) -> set[str]:
-        return {h.chunk.doc_id for h in await index.knn_search(unit(1), 5, filters)}  # type: ignore[arg-type]
+        return {h.chunk.doc_id for h in await index.knn_search(unit(1), 5, filters, ALL)}  # type: ignore[arg-type]
 
     assert await docs({"team": ["hr", "ops"]}) == {"a.md", "c.md"}
     assert await docs({"tags": "x"}) == {"a.md"}
@@ -200,15 +207,17 @@ async def test_keyword_search_ranks_by_bm25_and_filters(
         make_chunk("misc.md", "g", 0, unit(0, 0, 1), "Leave the kitchen tidy.", {"team": "it"}),
     ]
     await index.write(chunks)
-    await under_test.eventually(lambda: index.keyword_search("wiki", 5, {}), lambda h: len(h) == 1)
+    await under_test.eventually(
+        lambda: index.keyword_search("wiki", 5, {}, ALL), lambda h: len(h) == 1
+    )
 
-    hits = await index.keyword_search("parental leave weeks", 5, {})
+    hits = await index.keyword_search("parental leave weeks", 5, {}, ALL)
     assert [h.chunk.doc_id for h in hits][:2] == ["leave.md", "misc.md"]
     assert hits[0].score > hits[1].score > 0
 
-    filtered = await index.keyword_search("leave", 5, {"team": "it"})
+    filtered = await index.keyword_search("leave", 5, {"team": "it"}, ALL)
     assert [h.chunk.doc_id for h in filtered] == ["misc.md"]
-    assert await index.keyword_search("zeppelin", 5, {}) == []
+    assert await index.keyword_search("zeppelin", 5, {}, ALL) == []
 
 
 async def test_keyword_search_treats_operators_as_words(
@@ -217,7 +226,7 @@ async def test_keyword_search_treats_operators_as_words(
     await index.ensure_index(DIM)
     await index.write([make_chunk("q.md", "g", 0, unit(1), "What does NEAR mean here?")])
     hits = await under_test.eventually(
-        lambda: index.keyword_search('NEAR( "mean" OR * -', 5, {}), lambda h: len(h) == 1
+        lambda: index.keyword_search('NEAR( "mean" OR * -', 5, {}, ALL), lambda h: len(h) == 1
     )
     assert [h.chunk.doc_id for h in hits] == ["q.md"]
 
@@ -232,7 +241,7 @@ async def test_data_survives_reopening(under_test: IndexUnderTest) -> None:
     second = under_test.new()
     await second.ensure_index(DIM)
     assert await second.generations("keep.md") == {"g": 1}
-    hits = await second.keyword_search("durable", 3, {})
+    hits = await second.keyword_search("durable", 3, {}, ALL)
     assert [h.chunk.doc_id for h in hits] == ["keep.md"]
     with pytest.raises(DimensionMismatch):
         await second.ensure_index(DIM + 2)

@@ -129,3 +129,22 @@ def test_unknown_version_names_the_supported_one() -> None:
 def test_inline_text_at_the_limit_is_accepted() -> None:
     op = parse_ingest_message(json.dumps(index_message(text="a" * MAX_INLINE_BYTES)))
     assert isinstance(op, IndexOperation)
+
+
+def test_groups_absent_empty_and_listed() -> None:
+    base = {"version": 1, "op": "index", "doc_id": "d", "text": "x"}
+    assert parse_ingest_message(json.dumps(base)).groups is None  # type: ignore[union-attr]
+    empty = parse_ingest_message(json.dumps({**base, "groups": []}))
+    assert empty.groups == []  # type: ignore[union-attr]
+    listed = parse_ingest_message(json.dumps({**base, "groups": ["hr", "team:finance"]}))
+    assert listed.groups == ["hr", "team:finance"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "groups", ["hr", [1], ["x" * 129], ["*"], ["~"], ["has space"], [None], ["hr"] * 101]
+)
+def test_groups_that_are_not_short_names_are_rejected_with_the_field(groups: object) -> None:
+    body = {"version": 1, "op": "index", "doc_id": "d", "text": "x", "groups": groups}
+    with pytest.raises(InvalidMessage) as caught:
+        parse_ingest_message(json.dumps(body))
+    assert "groups" in str(caught.value)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shared.access import Access
 from shared.documents import EmbeddedChunk, SearchHit, Vector
 from shared.errors import DimensionMismatch, IndexUnavailable
 from shared.ports import Filters
@@ -27,6 +28,7 @@ class FakeVectorIndex:
         self.write_limit: int | None = None
         self.writes = 0
         self.closed = False
+        self.searched_with: list[Access] = []  # the scope of every search, in order
         self._ids = itertools.count(1)
 
     async def ensure_index(self, dimension: int) -> None:
@@ -70,19 +72,43 @@ class FakeVectorIndex:
         found = [r for r in self.rows.values() if r.chunk.doc_id == doc_id]
         return sorted(found, key=lambda r: (r.chunk.generation, r.chunk.ordinal))
 
-    async def knn_search(self, vector: Vector, k: int, filters: Filters) -> list[SearchHit]:
+    async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        relabelled = 0
+        for store_id, row in list(self.rows.items()):
+            if row.chunk.doc_id == doc_id:
+                chunk = row.chunk.model_copy(update={"groups": groups})
+                self.rows[store_id] = EmbeddedChunk(chunk, row.vector)
+                relabelled += 1
+        return relabelled
+
+    async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
+        return {
+            row.chunk.doc_id
+            for row in self.rows.values()
+            if row.chunk.doc_id in doc_ids and access.may_read(row.chunk.groups)
+        }
+
+    async def knn_search(
+        self, vector: Vector, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        self.searched_with.append(access)
         scored = [
             SearchHit(row.chunk, float(np.dot(row.vector, vector)), store_id)
             for store_id, row in self.rows.items()
-            if all(row.chunk.metadata.get(key) == value for key, value in filters.items())
+            if access.may_read(row.chunk.groups)
+            and all(row.chunk.metadata.get(key) == value for key, value in filters.items())
         ]
         return sorted(scored, key=lambda h: -h.score)[:k]
 
-    async def keyword_search(self, text: str, k: int, filters: Filters) -> list[SearchHit]:
+    async def keyword_search(
+        self, text: str, k: int, filters: Filters, access: Access
+    ) -> list[SearchHit]:
+        self.searched_with.append(access)
         words = set(text.lower().split())
         hits = [
             SearchHit(row.chunk, float(len(words & set(row.chunk.text.lower().split()))), sid)
             for sid, row in self.rows.items()
+            if access.may_read(row.chunk.groups)
         ]
         return sorted((h for h in hits if h.score > 0), key=lambda h: -h.score)[:k]
 

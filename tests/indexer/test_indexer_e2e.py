@@ -17,6 +17,7 @@ from opensearchpy import AsyncOpenSearch
 from services.indexer.lambda_handler import handle_event
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
+from shared.access import Access
 from shared.adapters.sqs import SqsQueue
 from shared.documents import DocState
 from shared.ports import StatusStore
@@ -26,6 +27,8 @@ from tests.servers import SqsQueuePair
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.sqs, pytest.mark.slow]
 PROGRESS_LIMIT_S = 60.0
+
+ALL = Access.everything()
 
 
 @pytest.fixture
@@ -227,7 +230,7 @@ async def test_poller_index_reindex_redeliver_delete(
         expected = {"a": {a_v2.generation or "": a_v2.chunk_count}, "b": {}}
         assert await chunk_counts(opensearch_client, servers, live, expected) == expected
         probe = await live.pipeline.embedder.embed_query("second")
-        hits = await live.pipeline.index.knn_search(probe, 50, {})
+        hits = await live.pipeline.index.knn_search(probe, 50, {}, ALL)
         ordinals = sorted(h.chunk.ordinal for h in hits if h.chunk.doc_id == "a")
         assert ordinals == list(range(a_v2.chunk_count))  # no stale chunk, no duplicate
         b = await live.pipeline.status.get("b")

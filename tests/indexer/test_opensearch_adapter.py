@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from opensearchpy import AsyncOpenSearch
 
+from shared.access import Access
 from shared.adapters import opensearch
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
@@ -21,6 +22,8 @@ pytestmark = pytest.mark.opensearch
 T = TypeVar("T")
 DIM = 16
 POLL_LIMIT_S = 15.0
+
+ALL = Access.everything()
 
 
 def os_settings(url: str, index_name: str, engine: str) -> Settings:
@@ -120,13 +123,13 @@ async def test_write_then_search_by_vector_keywords_and_metadata(
     )
     query = FakeEmbedder(dimension=DIM).vector("annual leave policy")
 
-    hits = await index.knn_search(query, 3, {})
+    hits = await index.knn_search(query, 3, {}, ALL)
     assert hits[0].chunk.text == "annual leave policy"
-    filtered = await index.knn_search(query, 3, {"team": "it"})
+    filtered = await index.knn_search(query, 3, {"team": "it"}, ALL)
     assert [h.chunk.doc_id for h in filtered] == ["it"]
-    either = await index.knn_search(query, 3, {"team": ["it", "hr"]})
+    either = await index.knn_search(query, 3, {"team": ["it", "hr"]}, ALL)
     assert len(either) == 3
-    keyword = await index.keyword_search("parental", 5, {"team": "hr"})
+    keyword = await index.keyword_search("parental", 5, {"team": "hr"}, ALL)
     assert [h.chunk.text for h in keyword] == ["parental leave"]
     assert keyword[0].store_id and keyword[0].rank_sources == ("keyword",)
 
@@ -192,3 +195,51 @@ async def test_vectors_round_trip_as_float32(index: OpenSearchVectorIndex) -> No
     await index.ensure_index(DIM)
     chunk = embedded("f", "g", ["x"])[0]
     await index.write([EmbeddedChunk(chunk.chunk, np.full(DIM, 0.25, dtype=np.float32))])
+
+
+async def test_an_index_from_before_access_lists_keeps_working(
+    settings: Settings, opensearch_client: AsyncOpenSearch, opensearch_index_name: str
+) -> None:
+    """An index created (and written) without the access fields: opening it maps
+    them as keywords, its old chunks read as open to everyone, and new chunks
+    are scoped as usual."""
+    from shared.adapters import opensearch_requests as req
+
+    old_body = req.build_index_body(DIM, settings.index)
+    for name in ("access", "groups"):
+        del old_body["mappings"]["properties"][name]
+    await opensearch_client.indices.create(index=opensearch_index_name, body=old_body)
+    (legacy,) = embedded("old", "g1", ["legacy leave words"])
+    source = legacy.chunk.model_dump(mode="json", exclude={"groups"})
+    source["vector"] = [float(x) for x in legacy.vector]
+    await opensearch_client.index(index=opensearch_index_name, body=source, refresh=True)
+
+    adapter = opensearch.from_settings(settings)
+    try:
+        await adapter.ensure_index(DIM)
+        mapping = await opensearch_client.indices.get_mapping(index=opensearch_index_name)
+        props = mapping[opensearch_index_name]["mappings"]["properties"]
+        assert props["access"] == {"type": "keyword"}
+        (restricted,) = embedded("new", "g1", ["restricted leave words"])
+        hr_only = restricted.chunk.model_copy(update={"groups": ["hr"]})
+        await adapter.write([EmbeddedChunk(hr_only, restricted.vector)])
+        outsider = Access.of({"it"})
+        hits = await eventually(
+            opensearch_client,
+            opensearch_index_name,
+            lambda: adapter.keyword_search("leave", 5, {}, ALL),
+            lambda h: len(h) == 2,
+        )
+        assert {h.chunk.doc_id for h in hits} == {"old", "new"}
+        assert {h.chunk.doc_id for h in await adapter.keyword_search("leave", 5, {}, outsider)} == {
+            "old"
+        }
+        probe = FakeEmbedder(dimension=DIM).vector("leave words")
+        assert {h.chunk.doc_id for h in await adapter.knn_search(probe, 5, {}, outsider)} == {"old"}
+        hr = Access.of({"hr"})
+        assert {h.chunk.doc_id for h in await adapter.knn_search(probe, 5, {}, hr)} == {
+            "old",
+            "new",
+        }
+    finally:
+        await adapter.close()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.access import Access
 from shared.adapters import opensearch_requests as req
 from shared.documents import Chunk, EmbeddedChunk
 from shared.errors import IndexWriteError
 from shared.settings import IndexSettings
+
+ALL = Access.everything()
 
 
 def _chunk(ordinal: int = 0, **fields: object) -> EmbeddedChunk:
@@ -77,7 +80,7 @@ def test_filter_on_metadata_fields() -> None:
 
 
 def test_knn_query_filters_inside_the_knn_clause() -> None:
-    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "hr"})
+    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "hr"}, ALL)
     knn = query["query"]["knn"]["vector"]
     assert knn["k"] == 5 and knn["vector"] == [1.0, 0.0]
     assert knn["filter"] == {"bool": {"filter": [{"term": {"metadata.team": "hr"}}]}}
@@ -86,12 +89,12 @@ def test_knn_query_filters_inside_the_knn_clause() -> None:
 
 
 def test_knn_query_without_filters_has_no_filter() -> None:
-    query = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {})
+    query = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {}, ALL)
     assert "filter" not in query["query"]["knn"]["vector"]
 
 
 def test_keyword_query_matches_text_and_filters() -> None:
-    query = req.build_keyword_query("leave policy", 4, {"team": "hr"})
+    query = req.build_keyword_query("leave policy", 4, {"team": "hr"}, ALL)
     must = query["query"]["bool"]["must"][0]["multi_match"]
     assert must["query"] == "leave policy" and "text" in must["fields"]
     assert query["query"]["bool"]["filter"] == [{"term": {"metadata.team": "hr"}}]
@@ -181,3 +184,91 @@ def test_doc_ids_are_paged_by_a_composite_aggregation() -> None:
     short = {"aggregations": {"docs": {"buckets": [{"key": {"doc_id": "z"}}], "after_key": {}}}}
     assert parse_doc_ids_page(short) == (["z"], None)
     assert parse_doc_ids_page({}) == ([], None)
+
+
+# ---- access lists ---------------------------------------------------------------
+
+HR = Access.of({"hr", "staff"})
+ACCESS_CLAUSE = {
+    "bool": {
+        "should": [
+            {"terms": {"access": ["*", "hr", "staff"]}},
+            {"bool": {"must_not": [{"exists": {"field": "access"}}]}},
+        ],
+        "minimum_should_match": 1,
+    }
+}
+
+
+def test_the_access_clause_sits_inside_the_knn_clause_anded_with_filters() -> None:
+    query = req.build_knn_query(np.array([1.0, 0.0], dtype=np.float32), 5, {"team": "it"}, HR)
+    knn = query["query"]["knn"]["vector"]
+    # Efficient filtering: inside the knn clause, never a post_filter or an outer bool.
+    assert knn["filter"] == {"bool": {"filter": [ACCESS_CLAUSE, {"term": {"metadata.team": "it"}}]}}
+    assert set(query) == {"size", "_source", "query"}
+    alone = req.build_knn_query(np.zeros(2, dtype=np.float32), 3, {}, HR)
+    assert alone["query"]["knn"]["vector"]["filter"] == {"bool": {"filter": [ACCESS_CLAUSE]}}
+
+
+def test_the_access_clause_is_in_the_bm25_query_too() -> None:
+    query = req.build_keyword_query("leave", 4, {"team": "hr"}, HR)
+    assert query["query"]["bool"]["filter"] == [ACCESS_CLAUSE, {"term": {"metadata.team": "hr"}}]
+
+
+def test_an_unrestricted_search_has_no_access_clause() -> None:
+    assert req.build_access_filter(ALL) == []
+    assert req.build_access_filter(Access.of(set())) == [
+        {
+            "bool": {
+                "should": [
+                    {"terms": {"access": ["*"]}},
+                    {"bool": {"must_not": [{"exists": {"field": "access"}}]}},
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+    ]
+
+
+def test_chunks_carry_their_access_terms_and_hits_drop_them() -> None:
+    for groups, terms in ((None, ["*"]), ([], ["~"]), (["hr", "a"], ["a", "hr"])):
+        chunk = _chunk(0).chunk.model_copy(update={"groups": groups})
+        source = req.chunk_source(EmbeddedChunk(chunk, np.zeros(2, dtype=np.float32)))
+        assert source["access"] == terms and source["groups"] == groups
+        [hit] = req.parse_hits({"hits": {"hits": [{"_id": "x", "_source": source}]}}, "knn")
+        assert hit.chunk.groups == groups
+
+
+def test_relabel_is_a_partial_update_by_id_without_the_vector() -> None:
+    actions = req.build_relabel_actions(["a", "b"], "idx", ["hr"])
+    assert actions[0] == {
+        "_op_type": "update",
+        "_index": "idx",
+        "_id": "a",
+        "doc": {"groups": ["hr"], "access": ["hr"]},
+    }
+    assert req.build_relabel_actions(["a"], "idx", None)[0]["doc"] == {
+        "groups": None,
+        "access": ["*"],
+    }
+    # A chunk replaced by a newer generation meanwhile (404) is not a failure.
+    assert req.bulk_failures([{"update": {"_id": "a", "status": 404}}]) == []
+
+
+def test_readable_documents_come_from_one_aggregation() -> None:
+    query = req.build_readable_query(["a", "b"], HR)
+    assert query["size"] == 0
+    assert query["query"]["bool"]["filter"] == [{"terms": {"doc_id": ["a", "b"]}}, ACCESS_CLAUSE]
+    response = {"aggregations": {"docs": {"buckets": [{"key": "a", "doc_count": 2}]}}}
+    assert req.parse_readable(response) == {"a"}
+
+
+def test_an_index_made_before_access_lists_gets_the_fields_mapped() -> None:
+    old = req.build_index_body(8, IndexSettings())
+    for name in ("access", "groups"):
+        del old["mappings"]["properties"][name]
+    assert req.missing_access_mapping({"idx": {"mappings": old["mappings"]}}) == {
+        "properties": {"access": {"type": "keyword"}, "groups": {"type": "keyword"}}
+    }
+    current = req.build_index_body(8, IndexSettings())
+    assert req.missing_access_mapping({"idx": {"mappings": current["mappings"]}}) is None

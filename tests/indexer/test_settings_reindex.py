@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.indexer.pipeline import Verdict
+from shared.access import Access
 from shared.adapters import sqlite_status, sqlite_store
 from shared.settings import ChunkingSettings, Settings
 from tests.fakes.embedder import FakeEmbedder
@@ -107,7 +108,7 @@ async def test_the_embedder_reads_the_header_while_the_stored_text_stays_clean(
 
     index = sqlite_store.from_settings(settings)
     try:
-        hits = await index.keyword_search("options", 10, {})
+        hits = await index.keyword_search("options", 10, {}, Access.everything())
     finally:
         await index.close()
     assert hits and all("›" not in hit.chunk.text for hit in hits)

@@ -190,6 +190,7 @@ def deploy(
     artifacts: Mapping[str, Any],
     static_token: str | None = None,
     hf_token: str | None = None,
+    access_tokens: str | None = None,
 ) -> Deployment:
     """Secrets are given as plain strings: their Outputs must live on the fresh loop."""
     from infra.config import StackSecrets
@@ -202,6 +203,7 @@ def deploy(
         secrets = StackSecrets(
             static_token=pulumi.Output.secret(static_token) if static_token else None,
             hf_token=pulumi.Output.secret(hf_token) if hf_token else None,
+            access_tokens=pulumi.Output.secret(access_tokens) if access_tokens else None,
         )
         stack = build_stack(config, artifacts, secrets)
         return pulumi.Output.all(**stack.outputs).apply(deployment.outputs.update)

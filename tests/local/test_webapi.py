@@ -105,3 +105,37 @@ async def test_delete_queues_a_delete_and_unknown_ids_are_404(
     assert deleted["doc_id"] == "a b.txt"
     bodies = [json.loads(m.body) for m in await parts.queue.receive(5, 0, 60)]
     assert [b["op"] for b in bodies] == ["index", "delete"]
+
+
+async def test_with_tokens_the_document_endpoints_are_for_admins(parts: LocalParts) -> None:
+    from services.query.authorizer import parse_token_grants
+    from services.query.identity import TokenAuthenticator
+    from services.query.server import AUTHENTICATOR
+
+    grants = parse_token_grants(
+        {
+            "admin-token-0123456789": {"principal": "root", "groups": ["rag-admins"]},
+            "staff-token-0123456789": {"principal": "sam", "groups": ["staff"]},
+        }
+    )
+    app = web.Application()
+    app[AUTHENTICATOR] = TokenAuthenticator(grants, "rag-admins")
+    add_local_routes(app, parts)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    url = server.make_url("/api/documents")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 403
+                assert "need an admin's token (no token)" in (await response.json())["error"]
+            staff = {"Authorization": "Bearer staff-token-0123456789"}
+            async with http.get(url, headers=staff) as response:
+                assert response.status == 403
+                assert "admins only" in (await response.json())["error"]
+            admin = {"Authorization": "Bearer admin-token-0123456789", **PAGE}
+            async with http.get(url, headers=admin) as response:
+                assert response.status == 200
+                assert (await response.json())["documents"] == []
+    finally:
+        await server.close()

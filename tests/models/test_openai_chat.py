@@ -17,6 +17,7 @@ from aiohttp import web
 
 from services.query.core import AnswerService, build_query_deps
 from services.query.prompts import messages_prompt
+from shared.access import Principal
 from shared.adapters.llamacpp import packaged_model_path
 from shared.adapters.openai_chat import (
     OpenAIChatModel,
@@ -124,7 +125,7 @@ async def test_the_answer_pipeline_end_to_end_on_llama_cpp(llama_server: str) ->
     sink = RecordingSink()
     ask = AskAction(action="ask", question="What do llamas eat?")
     try:
-        await service.answer(service.accept(ask), sink, asyncio.Event())
+        await service.answer(service.accept(ask, Principal.single_user()), sink, asyncio.Event())
     finally:
         await model.close()
     assert sink.kinds()[-2:] == ["sources", "done"]
@@ -202,7 +203,9 @@ async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) 
     )
     sink = RecordingSink()
     await service.answer(
-        service.accept(AskAction(action="ask", question="hi")), sink, asyncio.Event()
+        service.accept(AskAction(action="ask", question="hi"), Principal.single_user()),
+        sink,
+        asyncio.Event(),
     )
     await model.close()
     assert sink.kinds()[-2:] == ["error", "done"]

@@ -39,7 +39,25 @@ def _request_context(route: str, event_type: str, connection_id: str) -> dict[st
     }
 
 
-def connect_event(connection_id: str, subprotocols: str | None = None) -> dict[str, Any]:
+def authorizer_context(
+    principal: str = "user-1", groups: list[str] | None = None
+) -> dict[str, Any]:
+    """``requestContext.authorizer`` as API Gateway builds it from our authorizer's
+    Allow: its ``context`` keys (scalars only: groups as a JSON string), plus
+    ``principalId`` and the authorizer's ``integrationLatency`` in ms."""
+    return {
+        "principal": principal,
+        "groups": json.dumps(groups or []),
+        "principalId": principal,
+        "integrationLatency": 312,
+    }
+
+
+def connect_event(
+    connection_id: str,
+    subprotocols: str | None = None,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     headers = {
         "Host": DOMAIN,
         "Sec-WebSocket-Key": base64.b64encode(uuid.uuid4().bytes).decode(),
@@ -51,7 +69,7 @@ def connect_event(connection_id: str, subprotocols: str | None = None) -> dict[s
     if subprotocols is not None:
         headers["Sec-WebSocket-Protocol"] = subprotocols
     context = _request_context("$connect", "CONNECT", connection_id)
-    context["authorizer"] = {"principalId": "user-1", "sub": "user-1"}
+    context["authorizer"] = authorizer if authorizer is not None else authorizer_context()
     return {
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
@@ -74,10 +92,15 @@ def disconnect_event(connection_id: str) -> dict[str, Any]:
     }
 
 
-def message_event(connection_id: str, body: str | dict[str, Any]) -> dict[str, Any]:
+def message_event(
+    connection_id: str, body: str | dict[str, Any], authorizer: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A ``$default`` MESSAGE event (the API routes on ``$request.body.action``,
-    and every action this service knows is handled by ``$default``)."""
+    and every action this service knows is handled by ``$default``). With
+    ``authorizer``, the event carries the $connect authorizer's context too."""
     context = _request_context("$default", "MESSAGE", connection_id)
+    if authorizer is not None:
+        context["authorizer"] = authorizer
     context["messageId"] = uuid.uuid4().hex[:16] + "="
     text = body if isinstance(body, str) else json.dumps(body)
     return {"requestContext": context, "body": text, "isBase64Encoded": False}

@@ -23,6 +23,7 @@ from services.query.attribution import (
 )
 from services.query.core import AnswerService, QueryDeps
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.protocol import DoneEvent, SentenceSupport, SourcesEvent
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
@@ -214,7 +215,7 @@ async def test_the_attributor_embeds_each_text_once() -> None:
 
 async def answer_events(service: AnswerService, question: str) -> RecordingSink:
     sink = RecordingSink()
-    session = ConnectionSession(service, sink, max_concurrent=1)
+    session = ConnectionSession(service, sink, 1, Principal.single_user())
     await session.handle_frame(json.dumps({"action": "ask", "question": question}))
     await session.wait_idle()
     return sink
@@ -256,7 +257,7 @@ async def test_an_embedder_failure_falls_back_to_the_markers(
 ) -> None:
     model.scripts = [Script(tokens=["Twenty", " five", " days", " [1]", "."], hold_after=1)]
     sink = RecordingSink()
-    session = ConnectionSession(service, sink, max_concurrent=1)
+    session = ConnectionSession(service, sink, 1, Principal.single_user())
     await session.handle_frame(json.dumps({"action": "ask", "question": "vacation days?"}))
     await model.holding.wait()  # retrieval is done; the attribution's embedding fails
     embedder.fail_with = RuntimeError("embedder down")
@@ -284,7 +285,7 @@ async def test_no_attribution_for_a_cancelled_answer(
 ) -> None:
     model.scripts = [Script(tokens=list("abcdef"), hold_after=2)]
     sink = RecordingSink()
-    session = ConnectionSession(service, sink, max_concurrent=1)
+    session = ConnectionSession(service, sink, 1, Principal.single_user())
     await session.handle_frame(json.dumps({"action": "ask", "question": "x", "request_id": "c"}))
     await model.holding.wait()
     await session.handle_frame(json.dumps({"action": "cancel", "request_id": "c"}))

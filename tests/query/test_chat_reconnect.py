@@ -18,6 +18,7 @@ from cli.chat_socket import ChatSocket, ConnectionLost
 from services.query.core import QueryDeps
 from services.query.server import SERVICE, WebSocketSink, create_app
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 
@@ -25,7 +26,7 @@ IDLE_DROP_S = 0.5
 
 
 async def _serve(request: web.Request, ws: web.WebSocketResponse, idle_s: float | None) -> None:
-    session = ConnectionSession(request.app[SERVICE], WebSocketSink(ws), 2)
+    session = ConnectionSession(request.app[SERVICE], WebSocketSink(ws), 2, Principal.single_user())
     try:
         while True:
             try:

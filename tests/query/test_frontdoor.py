@@ -14,9 +14,12 @@ import pytest
 
 from services.query.core import AnswerService, Job
 from services.query.frontdoor import FrontDoor, refusal
+from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
 from tests.fakes.sink import RecordingSink
+
+ME = Principal.single_user()
 
 
 class RecordingRuns:
@@ -54,7 +57,7 @@ async def test_an_accepted_ask_is_claimed_acknowledged_and_launched(
     service: AnswerService,
 ) -> None:
     sink, runs = RecordingSink(), RecordingRuns()
-    await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs)
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs, ME)
     assert sink.kinds() == ["accepted"]
     assert [job.request_id for job in runs.launched] == ["r1"]
     assert runs.running == {"r1"}
@@ -65,7 +68,7 @@ async def test_a_duplicate_id_is_refused_as_a_duplicate_even_when_the_ask_is_inv
 ) -> None:
     """A done under that id would end the answer still running under it."""
     sink, runs = RecordingSink(), RecordingRuns(running={"r1"})
-    await FrontDoor(service, 2).handle_frame(frame(request_id="r1", question=" "), sink, runs)
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1", question=" "), sink, runs, ME)
     assert sink.kinds() == ["error"]
     assert sink.of("error")[0].code == ErrorCode.DUPLICATE_REQUEST  # type: ignore[union-attr]
     assert runs.running == {"r1"} and runs.released == []
@@ -73,10 +76,12 @@ async def test_a_duplicate_id_is_refused_as_a_duplicate_even_when_the_ask_is_inv
 
 async def test_an_invalid_ask_gives_back_its_slot(service: AnswerService) -> None:
     sink, runs = RecordingSink(), RecordingRuns()
-    await FrontDoor(service, 1).handle_frame(frame(request_id="r1", preset="pirate"), sink, runs)
+    await FrontDoor(service, 1).handle_frame(
+        frame(request_id="r1", preset="pirate"), sink, runs, ME
+    )
     assert sink.kinds() == ["error", "done"]
     assert runs.released == ["r1"] and runs.running == set()
-    await FrontDoor(service, 1).handle_frame(frame(request_id="r2"), sink, runs)
+    await FrontDoor(service, 1).handle_frame(frame(request_id="r2"), sink, runs, ME)
     assert sink.kinds()[-1] == "accepted"  # the limit of one was not used up
 
 
@@ -87,7 +92,7 @@ async def test_a_client_gone_before_accepted_gives_back_its_slot(
 
     sink, runs = RecordingSink(gone_after=0), RecordingRuns()
     with pytest.raises(ConnectionGone):
-        await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs)
+        await FrontDoor(service, 2).handle_frame(frame(request_id="r1"), sink, runs, ME)
     assert runs.released == ["r1"] and runs.launched == []
 
 
@@ -95,7 +100,7 @@ async def test_an_ask_without_request_id_is_claimed_under_the_id_it_is_given(
     service: AnswerService,
 ) -> None:
     sink, runs = RecordingSink(), RecordingRuns()
-    await FrontDoor(service, 2).handle_frame(frame(), sink, runs)
+    await FrontDoor(service, 2).handle_frame(frame(), sink, runs, ME)
     (accepted,) = sink.of("accepted")
     assert runs.running == {accepted.request_id}  # type: ignore[union-attr]
 

@@ -31,6 +31,7 @@ from tests.fakes.embedder import FakeEmbedder
 from tests.query.aws_stand_in import AwsStandIn, serve_app
 from tests.query.events import (
     LambdaContext,
+    authorizer_context,
     connect_event,
     disconnect_event,
     message_event,
@@ -38,6 +39,7 @@ from tests.query.events import (
 )
 
 Frames = list[dict[str, Any]]
+OK_200 = {"statusCode": 200}
 
 
 def kinds(frames: Frames) -> list[str]:
@@ -354,3 +356,84 @@ async def test_in_memory_state_serves_a_single_container(
         assert kinds(frames)[0] == "accepted" and kinds(frames)[-1] == "done"
     finally:
         await asyncio.to_thread(runtime.close)
+
+
+# ---- identity: from the $connect authorizer's context, kept per connection -------------
+
+
+async def label_by_team(index: SqliteVectorIndex) -> None:
+    for doc_id, team in (("llamas", "farm"), ("vacation", "hr"), ("vacation-copy", "hr")):
+        await index.set_groups(doc_id, [team])
+    await index.set_groups("servers", [])  # admins only
+
+
+def cited(frames: Frames) -> set[str]:
+    (sources,) = [f for f in frames if f["event"] == "sources"]
+    return {c["doc_id"] for c in sources["citations"]}
+
+
+ASK_ALL = {"question": "vacation days llamas hay server room", "k": 10}
+
+
+async def test_the_connect_authorizer_context_scopes_every_answer(
+    containers: Container, stand_in: AwsStandIn, index: SqliteVectorIndex
+) -> None:
+    await label_by_team(index)
+    connection = new_connection_id()
+    hr = authorizer_context("hannah", ["hr"])
+    assert await invoke(containers(), connect_event(connection, authorizer=hr)) == OK_200
+    # $default events (another container) carry no authorizer context here: the
+    # identity kept at $connect in the state table is used.
+    frames = await ask_and_run_worker(containers(), containers(), stand_in, connection, **ASK_ALL)
+    assert cited(frames) == {"vacation", "vacation-copy"}
+    (_, _, payload) = stand_in.invocations[-1]
+    assert payload[WORKER_KEY]["principal"] == "hannah"
+    assert payload[WORKER_KEY]["groups"] == ["hr"]
+
+
+async def test_an_admin_reads_even_documents_with_an_empty_list(
+    containers: Container, stand_in: AwsStandIn, index: SqliteVectorIndex
+) -> None:
+    await label_by_team(index)
+    connection = new_connection_id()
+    admin = authorizer_context("root", ["rag-admins"])
+    await invoke(containers(), connect_event(connection, authorizer=admin))
+    frames = await ask_and_run_worker(containers(), containers(), stand_in, connection, **ASK_ALL)
+    assert "servers" in cited(frames)
+
+
+async def test_an_authorizer_context_on_the_message_event_is_used_as_is(
+    containers: Container, stand_in: AwsStandIn, index: SqliteVectorIndex
+) -> None:
+    await label_by_team(index)
+    connection = new_connection_id()  # no $connect seen by this service (e.g. state expired)
+    farm = authorizer_context("fred", ["farm"])
+    front, worker = containers(), containers()
+    await invoke(front, message_event(connection, {"action": "ask", **ASK_ALL}, farm))
+    await invoke(worker, stand_in.invocations[-1][2])
+    assert cited(stand_in.frames[connection]) == {"llamas"}
+
+
+async def test_without_any_identity_only_open_documents_are_read(
+    containers: Container, stand_in: AwsStandIn, index: SqliteVectorIndex
+) -> None:
+    await label_by_team(index)  # every document is restricted now
+    connection = new_connection_id()
+    frames = await ask_and_run_worker(containers(), containers(), stand_in, connection, **ASK_ALL)
+    assert cited(frames) == set()
+    assert kinds(frames)[-1] == "done"
+
+
+async def test_a_client_cannot_put_groups_in_its_frame(
+    containers: Container, stand_in: AwsStandIn, index: SqliteVectorIndex
+) -> None:
+    await label_by_team(index)
+    connection = new_connection_id()
+    await invoke(
+        containers(), connect_event(connection, authorizer=authorizer_context("fred", ["farm"]))
+    )
+    body = {"action": "ask", **ASK_ALL, "groups": ["hr"]}
+    await invoke(containers(), message_event(connection, body))
+    errors = [f for f in stand_in.frames[connection] if f["event"] == "error"]
+    assert [e["code"] for e in errors] == [ErrorCode.INVALID_REQUEST]
+    assert stand_in.invocations == []  # no worker started

@@ -11,6 +11,7 @@ from opensearchpy import AsyncOpenSearch
 
 from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.protocol import SourcesEvent
 from shared.settings import IndexSettings, Settings
@@ -53,7 +54,7 @@ async def sources_for(
     model = FakeChatModel(Script(tokens=["ok [1]"]))
     deps = build_query_deps(settings, embedder=embedder, index=index, model=model)
     sink = RecordingSink()
-    session = ConnectionSession(AnswerService(settings, deps), sink, max_concurrent=1)
+    session = ConnectionSession(AnswerService(settings, deps), sink, 1, Principal.single_user())
     await session.handle_frame(json.dumps({"action": "ask", **ask}))
     await session.wait_idle()
     assert sink.kinds()[-2:] == ["sources", "done"], sink.events

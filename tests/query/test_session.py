@@ -15,6 +15,7 @@ import pytest
 from services.query.core import AnswerService
 from services.query.frontdoor import refusal
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.errors import ModelError
 from shared.protocol import DoneEvent, ErrorCode, StopReason
 from tests.fakes.chat_model import FakeChatModel, Script
@@ -39,7 +40,7 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def session(service: AnswerService, sink: RecordingSink) -> ConnectionSession:
-    return ConnectionSession(service, sink, max_concurrent=2)
+    return ConnectionSession(service, sink, 2, Principal.single_user())
 
 
 async def test_answer_order_sequence_and_cited_sources(
@@ -152,7 +153,7 @@ async def test_a_client_that_leaves_stops_generation(
 ) -> None:
     model.scripts = [Script(tokens=list("abcdefghij"), delay_s=0.001)]
     sink = RecordingSink(gone_after=3)  # accepted + 2 token frames, then gone
-    session = ConnectionSession(service, sink, max_concurrent=2)
+    session = ConnectionSession(service, sink, 2, Principal.single_user())
     await run(session, ask())
     assert model.streams[0].cancelled
     assert model.streams[0].tokens_sent < 10
@@ -194,7 +195,7 @@ async def test_question_limit_from_settings_is_enforced(
 
     assert isinstance(settings, Settings) and isinstance(deps, QueryDeps)
     strict = settings.model_copy(update={"query": QuerySettings(max_question_chars=10)})
-    session = ConnectionSession(AnswerService(strict, deps), sink, max_concurrent=1)
+    session = ConnectionSession(AnswerService(strict, deps), sink, 1, Principal.single_user())
     await run(session, ask("this question is too long", request_id="long"))
     assert sink.kinds() == ["error", "done"]
     assert sink.of("error")[0].code == ErrorCode.QUESTION_TOO_LONG  # type: ignore[union-attr]

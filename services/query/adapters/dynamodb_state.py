@@ -5,7 +5,9 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute
 
     pk=conn#{connection_id}  sk=#conn  running={request_id: expiry}, cancelled={ids},
                                        gone=true once $disconnect was seen
-    pk=conv#{conversation_id} sk=turns  turns=[{question, answer}…] (JSON)
+    pk=conv#{conversation key} sk=turns  turns=[{question, answer, doc_ids}…] (JSON)
+    pk=conn#{connection_id}  sk=#who   principal, groups: the caller as the $connect
+                                       authorizer described it
 
 Implements both RequestRegistry and ConversationStore. IAM: GetItem, PutItem,
 UpdateItem, DeleteItem on the table.
@@ -20,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.query.prompts import Turn
+from shared.access import Principal
 from shared.adapters.aws_client import LazyAwsClient, error_code
 from shared.errors import ConfigurationError, TransientError
 from shared.protocol import ErrorCode
@@ -31,6 +34,9 @@ from shared.settings import Settings
 REQUEST_TTL_S = 16 * 60
 CONVERSATION_TTL_S = 7 * 24 * 3600
 CONNECTION = "#conn"
+IDENTITY = "#who"
+# API Gateway closes a WebSocket connection after two hours at most.
+IDENTITY_TTL_S = 3 * 3600
 
 
 def _s(value: str) -> dict[str, str]:
@@ -168,6 +174,32 @@ class DynamoDbState:
             ExpressionAttributeValues={":true": {"BOOL": True}, ":exp": _expires(REQUEST_TTL_S)},
         )
 
+    async def remember(self, connection_id: str, principal: Principal) -> None:
+        await self._call(
+            "put_item",
+            Item={
+                "pk": _conn(connection_id),
+                "sk": _s(IDENTITY),
+                "principal": _s(principal.id),
+                "groups": _s(json.dumps(sorted(principal.groups))),
+                "admin": {"BOOL": principal.admin},
+                "expires_at": _expires(IDENTITY_TTL_S),
+            },
+        )
+
+    async def identity(self, connection_id: str) -> Principal | None:
+        result = await self._call(
+            "get_item", Key={"pk": _conn(connection_id), "sk": _s(IDENTITY)}, ConsistentRead=True
+        )
+        item = result.get("Item")
+        if not item:
+            return None
+        return Principal(
+            id=item["principal"]["S"],
+            groups=frozenset(json.loads(item["groups"]["S"])),
+            admin=bool(item.get("admin", {}).get("BOOL", False)),
+        )
+
     # ---- ConversationStore -------------------------------------------------
 
     async def history(self, conversation_id: str) -> list[Turn]:
@@ -175,12 +207,17 @@ class DynamoDbState:
         item = result.get("Item")
         if not item:
             return []
-        return [Turn(**turn) for turn in json.loads(item["turns"]["S"])]
+        return [
+            Turn(turn["question"], turn["answer"], tuple(turn.get("doc_ids", ())))
+            for turn in json.loads(item["turns"]["S"])
+        ]
 
     async def append(self, conversation_id: str, turn: Turn, keep_turns: int) -> None:
         turns = (await self.history(conversation_id)) + [turn]
         kept = turns[-keep_turns:] if keep_turns > 0 else []
-        payload = json.dumps([{"question": t.question, "answer": t.answer} for t in kept])
+        payload = json.dumps(
+            [{"question": t.question, "answer": t.answer, "doc_ids": t.doc_ids} for t in kept]
+        )
         await self._call(
             "put_item",
             Item={

@@ -1,0 +1,58 @@
+"""The audit trail: one JSON line per answer, on stdout (CloudWatch Logs in Lambda).
+
+Who asked (the authenticated principal), which request, which documents were
+retrieved into the prompt and which the answer cited: ids only, never text,
+so the audit log can be kept longer and read more widely than the documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from shared.access import Principal
+
+AUDIT_LOGGER = "rag.audit"
+
+
+def audit_record(
+    *,
+    principal: Principal,
+    request_id: str,
+    conversation_id: str,
+    retrieved: Iterable[str],
+    cited: Iterable[str],
+    stop_reason: str,
+) -> dict[str, Any]:
+    """The audit entry of one answer (document ids in first-seen order, unique)."""
+    return {
+        "audit": "answer",
+        "principal": principal.id,
+        "admin": principal.admin,
+        "request_id": request_id,
+        "conversation_id": conversation_id,
+        "retrieved": list(dict.fromkeys(retrieved)),
+        "cited": list(dict.fromkeys(cited)),
+        "stop_reason": stop_reason,
+    }
+
+
+def _logger() -> logging.Logger:
+    logger = logging.getLogger(AUDIT_LOGGER)
+    # Never filtered out by the service's own log level (RAG_LOG_LEVEL=WARNING).
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        # Its own handler and plain "%(message)s", so each entry is one bare
+        # JSON line whatever the host's log format (Lambda prefixes its own).
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
+
+
+def write_audit(record: dict[str, Any]) -> None:
+    _logger().info(json.dumps(record, sort_keys=True, ensure_ascii=False))
