@@ -20,7 +20,8 @@ from infra.components.search import Search, SearchArgs
 from infra.config import StackConfig, StackSecrets, name_safe, resource_prefix
 from infra.lambda_artifacts import LambdaArtifact
 
-SERVICE_ARTIFACT = "service"
+INDEXER_ARTIFACT = "indexer"
+QUERY_ARTIFACT = "query"
 AUTHORIZER_ARTIFACT = "authorizer"
 # Security policy names ("<collection>-access") are limited to 32 characters.
 MAX_COLLECTION_NAME = 25
@@ -83,7 +84,7 @@ def build_stack(
         "indexer",
         IndexerArgs(
             config=config,
-            code=store.code[SERVICE_ARTIFACT],
+            code=store.code[INDEXER_ARTIFACT],
             role=indexer_role,
             ingest=ingest,
             collection_arn=search.collection.arn,
@@ -115,7 +116,7 @@ def build_stack(
         "chat",
         ChatApiArgs(
             config=config,
-            code=store.code[SERVICE_ARTIFACT],
+            code=store.code[QUERY_ARTIFACT],
             role=query_role,
             auth=auth,
             collection_arn=search.collection.arn,

@@ -165,7 +165,7 @@ def fake_artifacts(tmp: Path) -> dict[str, Any]:
     from infra.lambda_artifacts import LambdaArtifact
 
     artifacts = {}
-    for name in ("service", "authorizer"):
+    for name in ("indexer", "query", "authorizer"):
         path = tmp / f"{name}.zip"
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("placeholder.txt", name)

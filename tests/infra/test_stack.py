@@ -139,10 +139,13 @@ def test_functions_use_the_built_artifacts_and_own_log_groups(
     assert all(
         g["retentionInDays"] == config.observability.log_retention_days for g in groups.values()
     )
+    artifact_of = {
+        "connect-auth-function": "artifacts-authorizer",
+        "indexer-function": "artifacts-indexer",
+        "chat-query": "artifacts-query",
+    }
     for name, fn in functions(d).items():
-        artifact = (
-            "artifacts-authorizer" if name.startswith("connect-auth") else "artifacts-service"
-        )
+        artifact = artifact_of[name]
         assert (fn["s3Bucket"], fn["s3Key"]) == (bucket, objects[artifact]["key"])
         assert fn["runtime"] == f"python{config.lambda_.python_version}"
         assert fn["architectures"] == [config.lambda_.architecture]
