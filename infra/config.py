@@ -264,6 +264,12 @@ class StackSecrets:
     access_tokens: pulumi.Output[str] | None = None
 
 
+TOKEN_FIX = (
+    "chat.auth is 'token' but no token is set: run "
+    '`pulumi config set --secret rag:accessTokens "$(cat tokens.json)"` (a token per '
+    "principal with its groups, see docs/security.md) or "
+    "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
+)
 EULA_FIX = (
     "model.weights is 'jumpstart': SageMaker serves Llama 2 only after you accept Meta's "
     "licence (https://ai.meta.com/llama/license/). Read it, then run `pulumi config set "
@@ -348,17 +354,35 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
         and secrets.static_token is None
         and secrets.access_tokens is None
     ):
-        raise ValueError(
-            "chat.auth is 'token' but no token is set: run "
-            '`pulumi config set --secret rag:accessTokens "$(cat tokens.json)"` (a token per '
-            "principal with its groups, see docs/security.md) or "
-            "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
-        )
+        raise ValueError(TOKEN_FIX)
     # Checked here, not in the model, so that the defaults stay a valid value:
     # accepting a licence must be the deployer's own, explicit act.
     if config.model.needs_eula and not config.model.accept_eula:
         raise ValueError(EULA_FIX)
     return config, secrets
+
+
+def validate_stack_values(values: dict[str, Any], *, check_eula: bool = True) -> StackConfig:
+    """``load_config``'s checks on the ``config:`` map of a ``Pulumi.<stack>.yaml``
+    (``rag doctor`` runs them before ``pulumi up``; secrets are only looked for)."""
+    check_keys(set(values))
+    region = values.get("aws:region")
+    if not region:
+        raise ValueError("aws:region is not set: run `pulumi config set aws:region us-east-1`")
+    raw: dict[str, Any] = {"region": region}
+    for section in _SECTIONS:
+        if f"{CONFIG_NAMESPACE}:{section}" in values:
+            raw[section] = values[f"{CONFIG_NAMESPACE}:{section}"]
+    for scalar in _SCALARS:
+        if f"{CONFIG_NAMESPACE}:{scalar}" in values:
+            raw[scalar] = values[f"{CONFIG_NAMESPACE}:{scalar}"]
+    config = parse_config(raw)
+    tokens = {f"{CONFIG_NAMESPACE}:staticToken", f"{CONFIG_NAMESPACE}:accessTokens"}
+    if config.chat.auth == "token" and not tokens & set(values):
+        raise ValueError(TOKEN_FIX)
+    if check_eula and config.model.needs_eula and not config.model.accept_eula:
+        raise ValueError(EULA_FIX)
+    return config
 
 
 def name_safe(text: str, max_chars: int) -> str:

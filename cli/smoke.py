@@ -1,0 +1,243 @@
+"""``rag smoke --stack NAME``: one document through a deployed stack, end to end.
+
+    send     a small Markdown document with a unique codeword, through the ingest queue
+    indexed  wait until the stack's indexer recorded it (status table)
+    ask      ask for the codeword over the WebSocket API with the stack's auth:
+             tokens arrive, then sources that include the document, then done
+    delete   queue its delete and wait until the indexer recorded it
+
+Each step reports its time; the first failing step ends the run (the document
+is still deleted). Exit code 0 when every step passed, 1 otherwise (for CI).
+The search index may lag a write by seconds (AOSS), so the question is asked
+again until the document is among the sources or the step times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from cli.asking import connect
+from cli.files import build_index_message
+from cli.stack_outputs import QUEUE_KEYS, STATUS_TABLE_KEYS, WEBSOCKET_KEYS, pick
+from cli.stack_queue import send_to_stack
+from cli.stack_wait import wait_for_stack
+from cli.submit import Sent
+from shared.adapters.sqs import SqsQueue
+from shared.errors import ConfigurationError, RagError
+from shared.factory import build_status_store
+from shared.ingest import DeleteOperation
+from shared.settings import Settings
+
+SMOKE_PREFIX = "rag-smoke/"
+RETRY_ASK_S = 5.0
+
+
+@dataclass(frozen=True)
+class SmokeTarget:
+    websocket_url: str
+    queue_url: str
+    status_table: str
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, Any]) -> SmokeTarget:
+        found = {
+            "websocket_url": pick(outputs, WEBSOCKET_KEYS),
+            "ingest_queue_url": pick(outputs, QUEUE_KEYS),
+            "status_table": pick(outputs, STATUS_TABLE_KEYS),
+        }
+        missing = [k for k, v in found.items() if not v]
+        if missing:
+            raise ConfigurationError(
+                f"the stack has no {', '.join(missing)} output: has `pulumi up` finished?"
+            )
+        return cls(
+            str(found["websocket_url"]), str(found["ingest_queue_url"]), str(found["status_table"])
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+@dataclass
+class Answer:
+    """What one ask brought back."""
+
+    tokens: list[str] = field(default_factory=list)
+    first_token_s: float | None = None
+    cited_docs: list[str] = field(default_factory=list)
+    source_docs: list[str] = field(default_factory=list)
+    done: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def smoke_document() -> tuple[str, str, str]:
+    """(doc id, Markdown text, codeword): unique per run, so no run sees another's."""
+    codeword = f"heliotrope-{uuid.uuid4().hex[:8]}"
+    text = (
+        "# Deployment smoke test\n\n"
+        f"The smoke-test codeword of this deployment is {codeword}. "
+        "It exists only to check that documents are indexed and cited.\n"
+    )
+    return f"{SMOKE_PREFIX}{uuid.uuid4().hex}.md", text, codeword
+
+
+async def ask_once(ws: aiohttp.ClientWebSocketResponse, question: str, timeout_s: float) -> Answer:
+    request_id = uuid.uuid4().hex
+    await ws.send_json({"action": "ask", "question": question, "request_id": request_id})
+    answer = Answer()
+    start = time.perf_counter()
+    async with asyncio.timeout(timeout_s):
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise ConfigurationError("the WebSocket closed before the answer was done")
+            event = json.loads(message.data)
+            if event.get("request_id") not in (request_id, None):
+                continue
+            kind = event.get("event")
+            if kind == "token":
+                if answer.first_token_s is None:
+                    answer.first_token_s = time.perf_counter() - start
+                answer.tokens.append(str(event.get("text", "")))
+            elif kind == "sources":
+                citations = event.get("citations", [])
+                answer.source_docs = [str(c.get("doc_id")) for c in citations]
+                answer.cited_docs = [str(c.get("doc_id")) for c in citations if c.get("cited")]
+            elif kind == "error":
+                answer.error = event
+            elif kind == "done":
+                answer.done = event
+                return answer
+    return answer
+
+
+def judge(answer: Answer, doc_id: str) -> tuple[bool, str]:
+    """(found, detail): the document is among the sources of a streamed answer."""
+    if answer.error is not None:
+        return False, f"{answer.error.get('code')}: {answer.error.get('message')}"
+    if answer.done is None:
+        return False, "no done event"
+    if not answer.tokens:
+        return False, "no token streamed"
+    if doc_id not in answer.source_docs:
+        return False, f"the document is not among the sources ({answer.source_docs})"
+    first = f"{answer.first_token_s:.1f} s" if answer.first_token_s is not None else "n/a"
+    cited = "cited" if doc_id in answer.cited_docs else "retrieved but not cited by the model"
+    return True, f"{len(answer.tokens)} tokens (first after {first}); the document was {cited}"
+
+
+class Smoke:
+    def __init__(
+        self, settings: Settings, target: SmokeTarget, token: str | None, timeout_s: float
+    ):
+        self._settings = settings.model_copy(
+            update={
+                "queue": settings.queue.model_copy(
+                    update={"backend": "sqs", "queue_url": target.queue_url}
+                ),
+                "status": settings.status.model_copy(
+                    update={"backend": "dynamodb", "table": target.status_table}
+                ),
+            }
+        )
+        self._target = target
+        self._token = token
+        self._timeout_s = timeout_s
+        self.poll_s = 2.0
+        self.steps: list[Step] = []
+
+    def _record(self, name: str, start: float, ok: bool, detail: str) -> bool:
+        self.steps.append(Step(name, ok, time.perf_counter() - start, detail))
+        return ok
+
+    async def run(self) -> list[Step]:
+        doc_id, text, codeword = smoke_document()
+        sent = await self._send(doc_id, text)
+        if sent is None:
+            return self.steps
+        try:
+            if await self._wait("indexed", sent, "indexed"):
+                await self._ask(doc_id, codeword)
+        finally:
+            await self._delete(doc_id)
+        return self.steps
+
+    async def _send(self, doc_id: str, text: str) -> Sent | None:
+        start = time.perf_counter()
+        try:
+            message = build_index_message(doc_id, text.encode(), "text/markdown", title="Smoke")
+            message_id = await send_to_stack(self._settings, message)
+        except RagError as exc:
+            self._record("send", start, False, str(exc))
+            return None
+        self._record("send", start, True, f"{doc_id} to {self._target.queue_url}")
+        return Sent(doc_id, message_id)
+
+    async def _wait(self, name: str, sent: Sent, want: str) -> bool:
+        start = time.perf_counter()
+        status = build_status_store(self._settings)
+        try:
+            (result,) = await wait_for_stack(
+                status, [sent], lambda _: None, self._timeout_s, self.poll_s
+            )
+        finally:
+            close = getattr(status, "close", None)
+            if close is not None:
+                await close()
+        ok = result.state == want
+        detail = f"{result.state}" + (f", {result.chunks} chunk(s)" if ok and result.chunks else "")
+        return self._record(name, start, ok, detail if ok else f"{result.state}: {result.reason}")
+
+    async def _ask(self, doc_id: str, codeword: str) -> bool:
+        start = time.perf_counter()
+        question = "What is the smoke-test codeword of this deployment?"
+        deadline = start + self._timeout_s
+        detail = "no answer"
+        try:
+            async with connect(self._target.websocket_url, self._token) as ws:
+                while True:
+                    left = max(1.0, deadline - time.perf_counter())
+                    answer = await ask_once(ws, question, left)
+                    found, detail = judge(answer, doc_id)
+                    retry = answer.error is None or answer.error.get("code") == "no_documents"
+                    if found or not retry or time.perf_counter() + RETRY_ASK_S > deadline:
+                        break
+                    await asyncio.sleep(RETRY_ASK_S)  # the index may lag the write
+        except (TimeoutError, RagError, aiohttp.ClientError) as exc:
+            return self._record("ask", start, False, f"{type(exc).__name__}: {exc}")
+        if found and codeword not in "".join(answer.tokens):
+            detail += " (the answer did not repeat the codeword)"
+        return self._record("ask", start, found, detail)
+
+    async def _delete(self, doc_id: str) -> None:
+        start = time.perf_counter()
+        queue = SqsQueue(self._target.queue_url, self._settings)
+        try:
+            message_id = await queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
+        except RagError as exc:
+            self._record("delete", start, False, f"could not queue the delete: {exc}")
+            return
+        finally:
+            await queue.close()
+        await self._wait("deleted", Sent(doc_id, message_id), "deleted")
+
+
+async def run_smoke(
+    settings: Settings, target: SmokeTarget, token: str | None, timeout_s: float
+) -> list[Step]:
+    return await Smoke(settings, target, token, timeout_s).run()
+
+
+def exit_code(steps: list[Step]) -> int:
+    return 0 if steps and all(s.ok for s in steps) else 1
