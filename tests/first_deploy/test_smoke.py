@@ -118,3 +118,17 @@ async def test_smoke_reports_an_unreachable_websocket(stack: Stack) -> None:
 def test_missing_outputs_say_the_stack_is_not_up() -> None:
     with pytest.raises(ConfigurationError, match="has `pulumi up` finished"):
         SmokeTarget.from_outputs({"websocket_url": "wss://x"})
+
+
+def test_rag_smoke_without_the_pulumi_cli_says_so_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi on it
+    result = CliRunner().invoke(app, ["smoke", "--stack", "dev"])
+    assert result.exit_code == 1
+    assert "pulumi is not installed" in result.output
