@@ -3,7 +3,8 @@
     send     a small Markdown document with a unique codeword, through the ingest queue
     indexed  wait until the stack's indexer recorded it (status table)
     ask      ask for the codeword over the WebSocket API with the stack's auth:
-             tokens arrive, then sources that include the document, then done
+             tokens arrive, then sources that include the document, cited (or the
+             codeword quoted in the answer), then done
     delete   queue its delete and wait until the indexer recorded it
 
 Each step reports its time; the first failing step ends the run (the document
@@ -122,8 +123,9 @@ async def ask_once(ws: aiohttp.ClientWebSocketResponse, question: str, timeout_s
     return answer
 
 
-def judge(answer: Answer, doc_id: str) -> tuple[bool, str]:
-    """(found, detail): the document is among the sources of a streamed answer."""
+def judge(answer: Answer, doc_id: str, codeword: str) -> tuple[bool, str]:
+    """(found, detail): a streamed answer that used the document: it is among the
+    sources, and either cited (the product's attribution) or quoted (the codeword)."""
     if answer.error is not None:
         return False, f"{answer.error.get('code')}: {answer.error.get('message')}"
     if answer.done is None:
@@ -133,8 +135,12 @@ def judge(answer: Answer, doc_id: str) -> tuple[bool, str]:
     if doc_id not in answer.source_docs:
         return False, f"the document is not among the sources ({answer.source_docs})"
     first = f"{answer.first_token_s:.1f} s" if answer.first_token_s is not None else "n/a"
-    cited = "cited" if doc_id in answer.cited_docs else "retrieved but not cited by the model"
-    return True, f"{len(answer.tokens)} tokens (first after {first}); the document was {cited}"
+    cited = doc_id in answer.cited_docs
+    quoted = codeword in "".join(answer.tokens)
+    if not (cited or quoted):
+        return False, "the document was retrieved, but the answer neither cites nor quotes it"
+    how = " and ".join(w for w, yes in (("cited", cited), ("quoted", quoted)) if yes)
+    return True, f"{len(answer.tokens)} tokens (first after {first}); the document was {how}"
 
 
 class Smoke:
@@ -209,15 +215,13 @@ class Smoke:
                 while True:
                     left = max(1.0, deadline - time.perf_counter())
                     answer = await ask_once(ws, question, left)
-                    found, detail = judge(answer, doc_id)
+                    found, detail = judge(answer, doc_id, codeword)
                     retry = answer.error is None or answer.error.get("code") == "no_documents"
                     if found or not retry or time.perf_counter() + RETRY_ASK_S > deadline:
                         break
                     await asyncio.sleep(RETRY_ASK_S)  # the index may lag the write
         except (TimeoutError, RagError, aiohttp.ClientError) as exc:
             return self._record("ask", start, False, f"{type(exc).__name__}: {exc}")
-        if found and codeword not in "".join(answer.tokens):
-            detail += " (the answer did not repeat the codeword)"
         return self._record("ask", start, found, detail)
 
     async def _delete(self, doc_id: str) -> None:

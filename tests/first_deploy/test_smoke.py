@@ -132,3 +132,11 @@ def test_rag_smoke_without_the_pulumi_cli_says_so_and_exits_1(
     result = CliRunner().invoke(app, ["smoke", "--stack", "dev"])
     assert result.exit_code == 1
     assert "pulumi is not installed" in result.output
+
+
+async def test_an_answer_that_ignores_the_document_fails(stack: Stack) -> None:
+    stack.model.scripts = [Script(tokens=["I", " don't", " know", "."])]
+    steps = await run_smoke(stack.settings, stack.target, None, timeout_s=12)
+    names = {s.name: s for s in steps}
+    assert not names["ask"].ok and "neither cites nor quotes" in names["ask"].detail
+    assert exit_code(steps) == 1
