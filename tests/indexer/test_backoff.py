@@ -1,6 +1,6 @@
-"""Issue #12, item 4: a transient failure in the Lambda handler is retried after
-a short, growing back-off (ChangeMessageVisibility on a real SQS API, the moto
-server), not after the queue's whole visibility timeout."""
+"""Issue #12, item 4: a transient failure is retried after a short, growing
+back-off (ChangeMessageVisibility on a real SQS API, the moto server), not
+after the queue's whole visibility timeout: in the Lambda handler and the poller."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from services.indexer.backoff import retry_delay_s
 from services.indexer.lambda_handler import handle_event
+from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from shared.adapters.sqs import SqsQueue
 from shared.errors import IndexUnavailable
@@ -104,3 +105,33 @@ async def test_successes_are_not_touched(
         await queue.close()
     assert result == {"batchItemFailures": []}
     assert await receive(sqs_client, sqs_queue.url, wait_s=1) == []  # still invisible
+
+
+async def test_the_poller_backs_a_transient_failure_off_too(
+    runtime: Runtime,
+    fake_index: FakeVectorIndex,
+    sqs_client: Any,
+    sqs_queue: SqsQueuePair,
+    sqs_endpoint_url: str,
+) -> None:
+    # GIVEN a poller whose index fails one write, on a queue with a long visibility
+    runtime.settings.queue = QueueSettings(visibility_timeout_s=VISIBILITY_S, wait_seconds=1)
+    queue = SqsQueue(
+        sqs_queue.url, Settings(aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url))
+    )
+    fake_index.fail_writes.append(IndexUnavailable("throttled"))
+    await sqs_client.send_message(QueueUrl=sqs_queue.url, MessageBody=index_body("d", "text"))
+    poller = Poller(queue, runtime, idle_pause_s=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        # WHEN it retries, THEN the second delivery comes after the 5 s back-off, not 600 s
+        for _ in range(100):  # a bound (20 s), not a timing claim
+            if poller.processed:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await task
+        await queue.close()
+    assert (poller.retried, poller.processed) == (1, 1)
