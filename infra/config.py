@@ -246,7 +246,10 @@ class StackConfig(_Frozen):
     def _vpc_when_needed(self) -> StackConfig:
         if self.search.network == "vpc" and self.vpc is None:
             raise ValueError(
-                "rag:vpc (vpcId, subnetIds, securityGroupIds) is required for search.network=vpc"
+                "rag:vpc (vpcId, subnetIds, securityGroupIds) is required for search.network=vpc: "
+                "run `pulumi config set --path rag:vpc.vpcId vpc-…` and `pulumi config set "
+                "--path 'rag:vpc.subnetIds[0]' subnet-…` (and securityGroupIds), or set "
+                "search.network back to public"
             )
         return self
 
