@@ -191,3 +191,14 @@ def test_rag_doctor_exits_0_when_nothing_failed(
     # moto can't answer for Bedrock: a warning, not a failure
     assert result.exit_code == 0, result.output
     assert "warn bedrock model" in result.output
+
+
+async def test_api_logs_without_the_account_role_fail_with_the_fix(
+    tmp_path: Path, sqs_endpoint_url: str
+) -> None:
+    # moto's API Gateway account has no CloudWatch role set (read only: it is account-wide)
+    write_stack(tmp_path, **{"rag:model": {"source": "bedrock"}, "rag:chat": {"apiLogs": True}})
+    checks = by_name(await diagnose("smoke", tmp_path, {"*": sqs_endpoint_url}))
+    logs = checks["api gateway logs"]
+    assert logs.status == "fail"
+    assert "docs/deploy.md" in logs.fix and "rag:chat.apiLogs false" in logs.fix
