@@ -15,8 +15,7 @@ import pytest
 from cli.smoke import SmokeTarget, exit_code, run_smoke
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import QueryDeps
+from services.query.core import build_query_deps
 from services.query.server import create_app
 from shared.adapters import dynamodb_status
 from shared.adapters.sqlite_store import SqliteVectorIndex
@@ -66,7 +65,7 @@ async def stack(tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any) -> AsyncI
     indexer = asyncio.create_task(Poller(queue, runtime, idle_pause_s=0.1).run(stop))
     model = FakeChatModel(Script(tokens=["The", " codeword", " is", " in", " [1]", "."]))
     query_index = SqliteVectorIndex(tmp_path / "stack-index.db")
-    deps = QueryDeps(embedder, query_index, model, InMemoryConversationStore())
+    deps = build_query_deps(settings, embedder=embedder, index=query_index, model=model)
     try:
         async for base in serve_app(create_app(settings, deps)):
             target = SmokeTarget(base.replace("http://", "ws://") + "/ws", sqs_queue.url, table)

@@ -16,8 +16,7 @@ from typing import Literal
 import pytest
 from aiohttp import web
 
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.adapters.sagemaker_chat import SageMakerChatModel
@@ -36,7 +35,7 @@ ASK = json.dumps({"action": "ask", "question": "What is the leave policy?", "req
 
 
 async def answer(settings: Settings, index: VectorIndex, model: ChatModel) -> RecordingSink:
-    deps = QueryDeps(FakeEmbedder(), index, model, InMemoryConversationStore())
+    deps = build_query_deps(settings, embedder=FakeEmbedder(), index=index, model=model)
     sink = RecordingSink()
     session = ConnectionSession(AnswerService(settings, deps), sink, max_concurrent=1)
     await session.handle_frame(ASK)
