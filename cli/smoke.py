@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -81,6 +84,23 @@ class Answer:
     source_docs: list[str] = field(default_factory=list)
     done: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+
+
+def stack_token(stack: str, cwd: Path) -> str | None:
+    """The stack's static token (``rag:staticToken``), decrypted by the Pulumi CLI;
+    None when there is none (Cognito, no auth) or pulumi is not installed."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        return None
+    done = subprocess.run(
+        [pulumi, "config", "get", "rag:staticToken", "--stack", stack],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    token = done.stdout.strip()
+    return token if done.returncode == 0 and token else None
 
 
 def smoke_document() -> tuple[str, str, str]:

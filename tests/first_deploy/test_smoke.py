@@ -139,3 +139,18 @@ async def test_an_answer_that_ignores_the_document_fails(stack: Stack) -> None:
     names = {s.name: s for s in steps}
     assert not names["ask"].ok and "neither cites nor quotes" in names["ask"].detail
     assert exit_code(steps) == 1
+
+
+def test_the_stack_token_comes_from_pulumi_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.smoke import stack_token
+
+    fake = tmp_path / "pulumi"  # stands in for the CLI: prints the decrypted secret
+    fake.write_text('#!/bin/sh\n[ "$3" = rag:staticToken ] && [ "$5" = dev ] && echo s3cret\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert stack_token("dev", tmp_path) == "s3cret"
+    assert stack_token("prod", tmp_path) is None  # no token for that stack
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert stack_token("dev", tmp_path) is None  # no pulumi
