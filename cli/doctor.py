@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.settings import AwsSettings, Settings
+from shared.adapters.aws_client import LazyAwsClient, client_config, error_code
 
 Status = Literal["ok", "warn", "fail"]
 # Service Quotas names the endpoint quota per instance type.
@@ -53,7 +52,7 @@ class StackPlan:
 
 
 def read_stack_file(stack: str, cwd: Path) -> dict[str, Any]:
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     path = cwd / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -125,8 +124,12 @@ class Doctor:
 
     def _client(self, service: str) -> LazyAwsClient:
         endpoint = self._endpoints.get(service, self._endpoints.get("*"))
-        settings = Settings(aws=AwsSettings(region=self._plan.region, endpoint_url=endpoint))
-        client = LazyAwsClient(service, settings, read_timeout_s=15)
+        client = LazyAwsClient(
+            service,
+            region=self._plan.region,
+            endpoint_url=endpoint,
+            config=client_config(read_timeout_s=15),
+        )
         self._clients.append(client)
         return client
 

@@ -37,9 +37,19 @@ def write_stack(cwd: Path, **overrides: Any) -> None:
 
 def quotas_app(value: float) -> web.Application:
     """ListServiceQuotas in its JSON 1.1 wire format, over two pages."""
-    other = {"QuotaName": "ml.g5.xlarge for endpoint usage", "QuotaCode": "L-1", "Value": 2.0}
-    ours = {"QuotaName": "ml.g5.2xlarge for endpoint usage", "QuotaCode": QUOTA_CODE}
-    pages = [{"Quotas": [other], "NextToken": "page-2"}, {"Quotas": [{**ours, "Value": value}]}]
+    other: dict[str, Any] = {
+        "QuotaName": "ml.g5.xlarge for endpoint usage",
+        "QuotaCode": "L-1",
+        "Value": 2.0,
+    }
+    ours: dict[str, Any] = {
+        "QuotaName": "ml.g5.2xlarge for endpoint usage",
+        "QuotaCode": QUOTA_CODE,
+    }
+    pages: list[dict[str, Any]] = [
+        {"Quotas": [other], "NextToken": "page-2"},
+        {"Quotas": [{**ours, "Value": value}]},
+    ]
 
     async def handle(request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")

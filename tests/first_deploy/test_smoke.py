@@ -21,7 +21,7 @@ from shared.adapters import dynamodb_status
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.adapters.sqs import SqsQueue
 from shared.errors import ConfigurationError, ModelUnavailable
-from shared.settings import AwsSettings, QueueSettings, Settings
+from shared.settings import AwsSettings, QueueSettings, Settings, StatusSettings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
 from tests.indexer.conftest import make_pipeline
@@ -54,7 +54,7 @@ async def stack(tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any) -> AsyncI
         queue=QueueSettings(
             backend="sqs", queue_url=sqs_queue.url, wait_seconds=1, visibility_timeout_s=30
         ),
-        status={"backend": "dynamodb", "table": table},  # type: ignore[arg-type]
+        status=StatusSettings(backend="dynamodb", table=table),
     )
     embedder = FakeEmbedder()
     index = SqliteVectorIndex(tmp_path / "stack-index.db")
