@@ -8,7 +8,7 @@ The baseline is the former ``service`` spec (every lock entry but the
 authorizer's, ``shared/`` and all of ``services/``), shared by both functions.
 The cold start measured is what a new execution environment runs before the
 first event is handled: import the handler module, then build its adapters
-(``_get_runtime()`` / ``handler._build()``, which loads the MiniLM weights),
+(``handler._build()``, which loads the MiniLM weights),
 in a bare interpreter (``-I -S``) with only the artifact on ``sys.path``;
 the median of ``--runs`` fresh processes. This machine is not Lambda (and is
 shared), so read the ratios, not the absolute numbers.
@@ -46,7 +46,7 @@ IMPORT = {
     "query": "import services.query.lambda_handler as m",
 }
 COLD_START = {
-    "indexer": IMPORT["indexer"] + "; m._get_runtime()",
+    "indexer": IMPORT["indexer"] + "; m.handler._build()",
     "query": IMPORT["query"] + "; m.handler._build()",
 }
 PROBE = (

@@ -34,7 +34,7 @@ AUTHORIZER_HANDLERS = ("services.query.authorizer",)
 # (loaders, the SigV4 signer). Run in a bare interpreter on the artifact alone.
 COLD_START = {
     "indexer": (
-        "import asyncio, services.indexer.lambda_handler as m; rt = m._get_runtime(); "
+        "import asyncio, services.indexer.lambda_handler as m; rt = m.handler._build().runtime; "
         "import shared.loaders; from shared.adapters.opensearch import build_client; "
         "from aiobotocore.session import get_session\n"
         "async def clients():\n"
