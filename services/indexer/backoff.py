@@ -28,13 +28,10 @@ def retry_delay_s(receive_count: int, base_s: float, cap_s: int) -> int:
     return int(min(cap_s, base_s * 2 ** max(0, receive_count - 1)))
 
 
-async def back_off(
-    queue: Queue, messages: Iterable[QueueMessage], cap_s: int, base_s: float = RETRY_BASE_S
-) -> None:
+async def back_off(queue: Queue, delays: Iterable[tuple[QueueMessage, int]]) -> None:
     """Make each message visible again after its delay. A failure here is only
     logged: the message then comes back after the full visibility timeout."""
-    for message in messages:
-        delay = retry_delay_s(message.receive_count, base_s, cap_s)
+    for message, delay in delays:
         try:
             await queue.extend(message, delay)
         except RagError as exc:

@@ -27,8 +27,9 @@ import logging
 import os
 from typing import Any
 
-from services.indexer.backoff import back_off
+from services.indexer.backoff import RETRY_BASE_S, back_off, retry_delay_s
 from services.indexer.pipeline import Verdict
+from services.indexer.poller import busy_delay_s
 from services.indexer.reconcile import drift_metric
 from services.indexer.runtime import Runtime, build_reconciler, build_runtime, log_outcome
 from shared.lambda_runtime import LambdaRuntime
@@ -49,14 +50,24 @@ def record_message(record: dict[str, Any]) -> QueueMessage:
     )
 
 
-async def handle_message(runtime: Runtime, message: QueueMessage) -> bool:
-    """Process one record; True if it must be reported as a batch item failure."""
+async def handle_message(runtime: Runtime, message: QueueMessage) -> Verdict | None:
+    """Process one record; the verdict if it must be reported as a batch item failure."""
     outcome = await runtime.pipeline.process(message)
     log_outcome(outcome)
     if outcome.ok:
-        return False
+        return None
     handled = outcome.verdict is Verdict.POISON and await runtime.dead_letter(message, outcome)
-    return not handled
+    return None if handled else outcome.verdict
+
+
+def retry_delay(runtime: Runtime, message: QueueMessage, verdict: Verdict) -> int:
+    """Seconds before a failed message is seen again (as the poller waits)."""
+    settings = runtime.settings
+    if verdict is Verdict.BUSY:  # another worker holds the document: look again soon
+        return busy_delay_s(
+            message.receive_count, settings.indexer.busy_retry_s, settings.indexer.lease_s
+        )
+    return retry_delay_s(message.receive_count, RETRY_BASE_S, settings.queue.visibility_timeout_s)
 
 
 async def handle_event(
@@ -66,25 +77,27 @@ async def handle_event(
     messages = [record_message(r) for r in event.get("Records", [])]
     failed = await _failed_messages(messages, runtime)
     if queue is not None and failed:
-        await back_off(queue, failed, runtime.settings.queue.visibility_timeout_s)
-    return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m in failed]}
+        await back_off(queue, [(m, retry_delay(runtime, m, v)) for m, v in failed])
+    return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m, _ in failed]}
 
 
-async def _failed_messages(messages: list[QueueMessage], runtime: Runtime) -> list[QueueMessage]:
+async def _failed_messages(
+    messages: list[QueueMessage], runtime: Runtime
+) -> list[tuple[QueueMessage, Verdict]]:
     try:
         await runtime.start()
     except Exception as exc:
         # No index (or a wrong one): nothing in this batch can succeed; retry it all.
         log.error("indexer start-up failed", extra={"fields": {"error": repr(exc)}})
-        return messages
+        return [(m, Verdict.RETRY) for m in messages]
     limit = asyncio.Semaphore(runtime.settings.queue.max_in_flight)
 
-    async def bounded(message: QueueMessage) -> bool:
+    async def bounded(message: QueueMessage) -> Verdict | None:
         async with limit:
             return await handle_message(runtime, message)
 
-    failed = await asyncio.gather(*(bounded(m) for m in messages))
-    return [m for m, f in zip(messages, failed, strict=True) if f]
+    verdicts = await asyncio.gather(*(bounded(m) for m in messages))
+    return [(m, v) for m, v in zip(messages, verdicts, strict=True) if v is not None]
 
 
 RECONCILE_TASK = "reconcile"

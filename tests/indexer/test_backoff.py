@@ -135,3 +135,28 @@ async def test_the_poller_backs_a_transient_failure_off_too(
         await task
         await queue.close()
     assert (poller.retried, poller.processed) == (1, 1)
+
+
+async def test_a_busy_document_comes_back_after_the_short_busy_delay(
+    runtime: Runtime, sqs_client: Any, sqs_queue: SqsQueuePair, sqs_endpoint_url: str
+) -> None:
+    # GIVEN a message whose document another invocation holds (its lease)
+    assert await runtime.pipeline.status.acquire_lease("d", "another-invocation", 60)
+    await sqs_client.send_message(QueueUrl=sqs_queue.url, MessageBody=index_body("d", "text"))
+    (message,) = await receive(sqs_client, sqs_queue.url, wait_s=5)
+    runtime.settings.queue = QueueSettings(visibility_timeout_s=VISIBILITY_S)
+    queue = SqsQueue(
+        sqs_queue.url, Settings(aws=AwsSettings(region=SQS_REGION, endpoint_url=sqs_endpoint_url))
+    )
+    try:
+        result = await handle_event(sqs_event(as_lambda_record(message)), runtime, queue)
+    finally:
+        await queue.close()
+    assert result == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    # THEN it is back after the busy delay (seconds), as the poller would do
+    again: list[dict[str, Any]] = []
+    for _ in range(4):
+        again = await receive(sqs_client, sqs_queue.url, wait_s=5)
+        if again:
+            break
+    assert [m["MessageId"] for m in again] == [message["MessageId"]]
