@@ -75,7 +75,7 @@ def check_config(values: dict[str, Any], stack: str) -> tuple[Check, StackPlan |
             "stack config",
             "warn",
             "the infra extras (pulumi) are not installed, so the config was not validated",
-            "run scripts/bootstrap (installs .[infra])",
+            "run `scripts/bootstrap --dev` (installs pulumi and pulumi-aws)",
         ), None
     try:
         config = validate_stack_values(values, check_eula=False)
@@ -256,6 +256,15 @@ async def diagnose(
     """Every check for ``stack``; ``endpoints`` maps a service (or "*") to an endpoint URL."""
     try:
         values = read_stack_file(stack, cwd)
+    except ImportError:  # PyYAML comes with the Pulumi SDK (the dev extras)
+        return [
+            Check(
+                "stack config",
+                "fail",
+                "the Pulumi SDK is not installed here, so the stack's config can't be read",
+                "run `scripts/bootstrap --dev` (installs pulumi and pulumi-aws)",
+            )
+        ]
     except (OSError, ValueError) as exc:
         return [Check("stack config", "fail", f"can't read the stack's config: {exc}")]
     config_check, plan = check_config(values, stack)

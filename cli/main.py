@@ -415,7 +415,11 @@ def doctor(
     endpoint = load_settings().aws.endpoint_url
     checks = run(diagnose(stack, Path.cwd(), {"*": endpoint}))
     console = Console(soft_wrap=True)
-    marks = {"ok": "[green]ok  [/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
+    marks = {
+        "ok": "[green]ok  [/green]",
+        "warn": "[yellow]warn[/yellow]",
+        "fail": "[red]FAIL[/red]",
+    }
     for check in checks:
         console.print(f"{marks[check.status]} {check.name}: {escape(check.detail)}")
         if check.fix:

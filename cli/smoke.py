@@ -16,18 +16,20 @@ again until the document is among the sources or the step times out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from cli.asking import connect
+from cli.chat_socket import with_token
 from cli.files import build_index_message
 from cli.stack_outputs import QUEUE_KEYS, STATUS_TABLE_KEYS, WEBSOCKET_KEYS, pick
 from cli.stack_queue import send_to_stack
@@ -84,6 +86,20 @@ class Answer:
     source_docs: list[str] = field(default_factory=list)
     done: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, token: str | None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """One WebSocket for the run (no keep-alive needed: the smoke never idles)."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(with_token(url, token), heartbeat=30)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConfigurationError(f"can't connect to {url}: {exc}") from exc
+        try:
+            yield ws
+        finally:
+            await ws.close()
 
 
 def stack_token(stack: str, cwd: Path) -> str | None:
