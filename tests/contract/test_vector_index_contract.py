@@ -259,15 +259,17 @@ async def test_search_before_the_first_document_says_nothing_is_indexed(
             await under_test.refresh()
         # WHEN a client searches, THEN the answer is "nothing indexed", not a failure
         with pytest.raises(NoDocumentsIndexed):
-            await index.knn_search(unit(1), 3, {})
+            await index.knn_search(unit(1), 3, {}, ALL)
         with pytest.raises(NoDocumentsIndexed):
-            await index.keyword_search("anything", 3, {})
+            await index.keyword_search("anything", 3, {}, ALL)
     # AND once a document is there, a search that matches nothing is just empty
     chunk = make_chunk("a.md", "g1", 0, unit(1), text="alpha beta", metadata={"team": "hr"})
     await index.write([chunk])
-    await under_test.eventually(lambda: index.knn_search(unit(1), 3, {}), lambda h: len(h) == 1)
-    assert await index.knn_search(unit(1), 3, {"team": "it"}) == []
-    assert await index.keyword_search("zeppelin", 3, {}) == []
+    await under_test.eventually(
+        lambda: index.knn_search(unit(1), 3, {}, ALL), lambda h: len(h) == 1
+    )
+    assert await index.knn_search(unit(1), 3, {"team": "it"}, ALL) == []
+    assert await index.keyword_search("zeppelin", 3, {}, ALL) == []
 
 
 async def test_concurrent_first_starts_create_the_index_once(under_test: IndexUnderTest) -> None:

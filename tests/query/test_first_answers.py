@@ -18,6 +18,7 @@ from aiohttp import web
 
 from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
+from shared.access import Principal
 from shared.adapters.opensearch import OpenSearchVectorIndex
 from shared.adapters.sagemaker_chat import SageMakerChatModel
 from shared.adapters.sqlite_store import SqliteVectorIndex
@@ -37,7 +38,7 @@ ASK = json.dumps({"action": "ask", "question": "What is the leave policy?", "req
 async def answer(settings: Settings, index: VectorIndex, model: ChatModel) -> RecordingSink:
     deps = build_query_deps(settings, embedder=FakeEmbedder(), index=index, model=model)
     sink = RecordingSink()
-    session = ConnectionSession(AnswerService(settings, deps), sink, max_concurrent=1)
+    session = ConnectionSession(AnswerService(settings, deps), sink, 1, Principal.single_user())
     await session.handle_frame(ASK)
     await session.wait_idle()
     return sink
