@@ -92,7 +92,8 @@ async def ingest(
             console.print(f"sent {len(sent)} document(s) to {settings.queue.queue_url}")
             if deletes:
                 console.print(f"sent {len(deletes)} delete(s) (files gone from the folder)")
-            return 0
+            if not settings.status.table:  # no status table to wait on
+                return 0
         if not (sent or deletes) or not wait:
             return 0
         with _progress() as progress:
@@ -189,6 +190,12 @@ _CHUNK_WATCH_DOCS = 20
 async def _wait(
     parts: LocalParts, sent: Sequence[Sent], progress: Progress
 ) -> list[DocumentResult]:
+    if not parts.embedded_queue:
+        # A deployed stack: its indexer writes the status table we read.
+        from cli.stack_wait import wait_for_stack
+
+        task = progress.add_task("indexing", total=len(sent), detail="")
+        return await wait_for_stack(parts.status, sent, lambda n: progress.advance(task, n))
     watcher = _IndexingProgress(parts, sent, progress)
     await watcher.start()
     watching = asyncio.create_task(watcher.watch())

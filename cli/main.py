@@ -401,6 +401,64 @@ def reconcile(
         raise typer.Exit(1)
 
 
+@app.command()
+def doctor(
+    stack: Annotated[str, typer.Option("--stack", help="The Pulumi stack to check (e.g. dev)")],
+) -> None:
+    """Check credentials, quotas, model access and config before `pulumi up` (exit 1: failed)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from cli.doctor import diagnose, exit_code
+    from shared.settings import load_settings
+
+    endpoint = load_settings().aws.endpoint_url
+    checks = run(diagnose(stack, Path.cwd(), {"*": endpoint}))
+    console = Console(soft_wrap=True)
+    marks = {
+        "ok": "[green]ok  [/green]",
+        "warn": "[yellow]warn[/yellow]",
+        "fail": "[red]FAIL[/red]",
+    }
+    for check in checks:
+        console.print(f"{marks[check.status]} {check.name}: {escape(check.detail)}")
+        if check.fix:
+            console.print(f"     fix: {escape(check.fix)}")
+    raise typer.Exit(exit_code(checks))
+
+
+@app.command()
+def smoke(
+    stack: Annotated[str, typer.Option("--stack", help="The deployed Pulumi stack (e.g. dev)")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAG_TOKEN",
+            help="$connect token (default: the stack's rag:staticToken; or a Cognito ID token)",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each step")] = 600.0,
+) -> None:
+    """Send a document through the stack, ask about it, check its citation, delete it."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from cli.smoke import SmokeTarget, exit_code, run_smoke, stack_token
+
+    outputs = stack_outputs(stack)
+    try:
+        target = SmokeTarget.from_outputs(outputs)
+    except RagError as exc:
+        raise fail(str(exc)) from None
+    token = token or stack_token(stack, Path.cwd())
+    steps = run(run_smoke(settings_for(None, stack), target, token, timeout))
+    console = Console(soft_wrap=True)
+    for step in steps:
+        mark = "[green]ok  [/green]" if step.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {step.name} ({step.seconds:.1f} s): {escape(step.detail)}")
+    raise typer.Exit(exit_code(steps))
+
+
 def register_eval() -> None:
     # `rag eval` lives in its own module (owned by the evaluation work).
     from cli.eval import command as eval_command

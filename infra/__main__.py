@@ -10,13 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pulumi
 
 from infra.config import load_config
-from infra.lambda_artifacts import AUTHORIZER_SPEC, SERVICE_SPEC, build_artifact
-from infra.stack import AUTHORIZER_ARTIFACT, SERVICE_ARTIFACT, build_stack
+from infra.lambda_artifacts import AUTHORIZER_SPEC, INDEXER_SPEC, QUERY_SPEC, build_artifact
+from infra.stack import AUTHORIZER_ARTIFACT, INDEXER_ARTIFACT, QUERY_ARTIFACT, build_stack
 
 config, secrets = load_config()
 arch, python = config.lambda_.architecture, config.lambda_.python_version
 artifacts = {
-    SERVICE_ARTIFACT: build_artifact(SERVICE_SPEC, arch, python),
+    INDEXER_ARTIFACT: build_artifact(INDEXER_SPEC, arch, python),
+    QUERY_ARTIFACT: build_artifact(QUERY_SPEC, arch, python),
     AUTHORIZER_ARTIFACT: build_artifact(AUTHORIZER_SPEC, arch, python),
 }
 resources = build_stack(config, artifacts, secrets)

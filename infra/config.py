@@ -13,9 +13,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import pulumi.runtime.config as pulumi_config
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_NAMESPACE = "rag"
+# Lambda runtimes on Amazon Linux 2023 (glibc 2.34). python3.11 runs on Amazon
+# Linux 2 (glibc 2.26), but the artifacts' numpy and cryptography wheels are
+# manylinux_2_28: every function would fail to import there.
+SUPPORTED_PYTHON = ("3.12", "3.13")
+# GPU instance families SageMaker real-time endpoints offer for TGI; the quota
+# name is "<type> for endpoint usage" (rag doctor checks it).
+_ENDPOINT_INSTANCE = re.compile(
+    r"^ml\.(g4dn|g5|g6|g6e|p3|p4d|p4de|p5|p5e)\."
+    r"(xlarge|2xlarge|4xlarge|8xlarge|12xlarge|16xlarge|24xlarge|48xlarge)$"
+)
 
 
 class _Frozen(BaseModel):
@@ -87,14 +98,43 @@ class ChatApiConfig(_Frozen):
     )
     query_timeout_seconds: int = Field(default=300, ge=10, le=900, alias="queryTimeoutSeconds")
     query_memory_mb: int = Field(default=2048, ge=512, le=10240, alias="queryMemoryMb")
-    # "create": the stack sets the account-wide API Gateway CloudWatch role (needed for
-    # access logs); "keep": the account already has one and the stack must not touch it.
-    account_log_role: Literal["create", "keep"] = Field(default="create", alias="accountLogRole")
+    # API Gateway access and execution logs for the WebSocket stage. They need the
+    # account-wide (per region) CloudWatch role to be set first, else the stage
+    # is refused: off by default so a fresh account deploys (docs/deploy.md).
+    api_logs: bool = Field(default=False, alias="apiLogs")
+    # "keep" (default): never touch the account-wide role. "create": this stack
+    # sets it (it replaces any role other APIs in the account rely on).
+    account_log_role: Literal["create", "keep"] = Field(default="keep", alias="accountLogRole")
+
+    @model_validator(mode="after")
+    def _role_only_with_logs(self) -> ChatApiConfig:
+        if self.account_log_role == "create" and not self.api_logs:
+            raise ValueError(
+                "chat.accountLogRole 'create' only serves chat.apiLogs: run `pulumi config set "
+                "--path rag:chat.apiLogs true`, or leave accountLogRole at 'keep'"
+            )
+        return self
 
 
 class ModelConfig(_Frozen):
     source: Literal["sagemaker", "existing", "bedrock"] = "sagemaker"
-    hf_model_id: str = Field(default="meta-llama/Llama-2-7b-chat-hf", alias="hfModelId")
+    # Where the SageMaker endpoint loads Llama 2 from, with no secret on AWS:
+    # "jumpstart": SageMaker JumpStart's copy in its S3 cache (needs acceptEula);
+    # "s3": weights you staged yourself (Hugging Face layout) under weightsS3Uri.
+    weights: Literal["jumpstart", "s3"] = "jumpstart"
+    jumpstart_model_id: str = Field(
+        default="meta-textgeneration-llama-2-7b-f",
+        alias="jumpstartModelId",
+        pattern=r"^[a-z0-9][a-z0-9-]+$",
+    )
+    jumpstart_artifact_version: str = Field(
+        default="v1.0.0", alias="jumpstartArtifactVersion", pattern=r"^v\d+\.\d+\.\d+$"
+    )
+    # Meta's Llama 2 licence; JumpStart serves the weights only when it is accepted.
+    accept_eula: bool = Field(default=False, alias="acceptEula")
+    weights_s3_uri: str | None = Field(
+        default=None, alias="weightsS3Uri", pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+/$"
+    )
     instance_type: str = Field(default="ml.g5.2xlarge", alias="instanceType")
     # Hugging Face TGI deep learning container; "{region}" is filled in.
     image_uri: str = Field(
@@ -106,15 +146,56 @@ class ModelConfig(_Frozen):
     )
     max_input_tokens: int = Field(default=3072, ge=256, alias="maxInputTokens")
     max_total_tokens: int = Field(default=4096, ge=512, alias="maxTotalTokens")
-    endpoint_name: str | None = Field(default=None, alias="endpointName")
+    endpoint_name: str | None = Field(
+        default=None, alias="endpointName", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+    )
     bedrock_model_id: str = Field(default="meta.llama2-13b-chat-v1", alias="bedrockModelId")
     family: Literal["llama2", "chatml", "llama3"] = "llama2"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "hfModelId" in data:
+            raise ValueError(
+                "model.hfModelId is no longer used: the endpoint loads Llama 2 from SageMaker "
+                "JumpStart (model.jumpstartModelId) or from model.weightsS3Uri, so no Hugging "
+                "Face token is needed; run `pulumi config rm --path rag:model.hfModelId`"
+            )
+        return data
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_instance(cls, value: str) -> str:
+        if not _ENDPOINT_INSTANCE.match(value):
+            raise ValueError(
+                f"model.instanceType {value!r} is not a SageMaker GPU endpoint instance type "
+                "(e.g. ml.g5.2xlarge, ml.g6.2xlarge, ml.g5.12xlarge): run `pulumi config set "
+                "--path rag:model.instanceType ml.g5.2xlarge`"
+            )
+        return value
+
     @model_validator(mode="after")
-    def _existing_needs_name(self) -> ModelConfig:
+    def _source_needs(self) -> ModelConfig:
         if self.source == "existing" and not self.endpoint_name:
-            raise ValueError("model.endpointName is required when model.source is 'existing'")
+            raise ValueError(
+                "model.endpointName is required when model.source is 'existing': run "
+                "`pulumi config set --path rag:model.endpointName <name>`"
+            )
+        if self.source != "sagemaker":
+            return self
+        if self.weights == "s3" and not self.weights_s3_uri:
+            raise ValueError(
+                "model.weights is 's3' but model.weightsS3Uri is not set: stage the Hugging Face "
+                "files (config.json, tokenizer, *.safetensors) under a prefix and run `pulumi "
+                "config set --path rag:model.weightsS3Uri s3://BUCKET/PREFIX/`"
+            )
+        if self.max_total_tokens <= self.max_input_tokens:
+            raise ValueError("model.maxTotalTokens must exceed model.maxInputTokens")
         return self
+
+    @property
+    def needs_eula(self) -> bool:
+        return self.source == "sagemaker" and self.weights == "jumpstart"
 
 
 class ObservabilityConfig(_Frozen):
@@ -125,8 +206,23 @@ class ObservabilityConfig(_Frozen):
 
 class LambdaConfig(_Frozen):
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    python_version: Literal["3.12", "3.11"] = Field(default="3.12", alias="pythonVersion")
-    log_level: str = Field(default="INFO", alias="logLevel")
+    python_version: str = Field(default="3.12", alias="pythonVersion")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="logLevel"
+    )
+
+    @field_validator("python_version", mode="before")
+    @classmethod
+    def _supported_runtime(cls, value: Any) -> str:
+        text = str(value)
+        if text not in SUPPORTED_PYTHON:
+            raise ValueError(
+                f"lambda.pythonVersion {text!r} is not supported: the functions need a runtime "
+                f"on Amazon Linux 2023 ({', '.join(SUPPORTED_PYTHON)}); python3.11 runs on "
+                "Amazon Linux 2, whose glibc 2.26 can't load the numpy/cryptography wheels. "
+                "Run `pulumi config set --path rag:lambda.pythonVersion 3.12`"
+            )
+        return text
 
 
 class StackConfig(_Frozen):
@@ -139,12 +235,21 @@ class StackConfig(_Frozen):
     model: ModelConfig = Field(default_factory=ModelConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     lambda_: LambdaConfig = Field(default_factory=LambdaConfig, alias="lambda")
+    # Protect the collection, documents bucket and tables from replacement and
+    # deletion. None: on for every stack but "dev" (see protect_for).
+    protect: bool | None = None
+
+    def protect_for(self, stack: str) -> bool:
+        return self.protect if self.protect is not None else stack != "dev"
 
     @model_validator(mode="after")
     def _vpc_when_needed(self) -> StackConfig:
         if self.search.network == "vpc" and self.vpc is None:
             raise ValueError(
-                "rag:vpc (vpcId, subnetIds, securityGroupIds) is required for search.network=vpc"
+                "rag:vpc (vpcId, subnetIds, securityGroupIds) is required for search.network=vpc: "
+                "run `pulumi config set --path rag:vpc.vpcId vpc-…` and `pulumi config set "
+                "--path 'rag:vpc.subnetIds[0]' subnet-…` (and securityGroupIds), or set "
+                "search.network back to public"
             )
         return self
 
@@ -158,26 +263,93 @@ class StackSecrets:
     """Secret config values, kept as Pulumi secrets (never plaintext in state)."""
 
     static_token: pulumi.Output[str] | None = None
-    hf_token: pulumi.Output[str] | None = None
     # JSON {token: {"principal": ..., "groups": [...]}}; only digests reach the authorizer.
     access_tokens: pulumi.Output[str] | None = None
 
 
+TOKEN_FIX = (
+    "chat.auth is 'token' but no token is set: run "
+    '`pulumi config set --secret rag:accessTokens "$(cat tokens.json)"` (a token per '
+    "principal with its groups, see docs/security.md) or "
+    "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
+)
+EULA_FIX = (
+    "model.weights is 'jumpstart': SageMaker serves Llama 2 only after you accept Meta's "
+    "licence (https://ai.meta.com/llama/license/). Read it, then run `pulumi config set "
+    "--path rag:model.acceptEula true` (or use model.weights s3 with your own copy, or "
+    "model.source bedrock)"
+)
 _SECTIONS = ("search", "vpc", "ingest", "indexer", "chat", "model", "observability", "lambda")
+_SCALARS = ("protect",)
+_SECRETS = ("staticToken", "accessTokens")
+_REMOVED = {
+    "hfToken": (
+        "rag:hfToken is no longer used: no secret is kept on AWS, the endpoint loads Llama 2 "
+        "from SageMaker JumpStart (or model.weightsS3Uri). Run `pulumi config rm rag:hfToken`"
+    ),
+}
+
+
+def check_keys(keys: set[str]) -> None:
+    """Refuse ``rag:*`` keys the program does not read (a typo would be ignored)."""
+    known = set(_SECTIONS) | set(_SCALARS) | set(_SECRETS)
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace != CONFIG_NAMESPACE:
+            continue
+        if name in _REMOVED:
+            raise ValueError(_REMOVED[name])
+        if name not in known:
+            raise ValueError(
+                f"unknown config key {key}: known keys are "
+                f"{', '.join(f'rag:{k}' for k in sorted(known))}; run `pulumi config rm {key}`"
+            )
+
+
+def explain(exc: ValidationError) -> str:
+    """pydantic's errors as ``rag:<path>: <problem>`` lines, with the fix where we know it."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(p) for p in error["loc"])
+        where = f"rag:{path}" if path else "rag"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key; run `pulumi config rm --path {where}`"
+        lines.append(f"{where}: {message}")
+    return "invalid stack config:\n  " + "\n  ".join(lines)
+
+
+def config_keys() -> set[str]:
+    """Every key set on the stack (the engine passes them all to the program)."""
+    return set(pulumi_config.CONFIG.get()) | set(pulumi_config.get_config_env() or {})
+
+
+def parse_config(raw: dict[str, Any]) -> StackConfig:
+    try:
+        return StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(explain(exc)) from None
 
 
 def load_config() -> tuple[StackConfig, StackSecrets]:
-    """Read ``rag:*`` (and ``aws:region``) from the current stack."""
+    """Read ``rag:*`` (and ``aws:region``) from the current stack.
+
+    Every mistake is raised here, before any resource is declared, so
+    ``pulumi preview`` fails at once with the fix instead of halfway through ``up``.
+    """
+    check_keys(config_keys())
     cfg = pulumi.Config(CONFIG_NAMESPACE)
     raw: dict[str, Any] = {"region": pulumi.Config("aws").require("region")}
     for section in _SECTIONS:
         value = cfg.get_object(section)
         if value is not None:
             raw[section] = value
-    config = StackConfig.model_validate(raw)
+    protect = cfg.get_bool("protect")
+    if protect is not None:
+        raw["protect"] = protect
+    config = parse_config(raw)
     secrets = StackSecrets(
         static_token=cfg.get_secret("staticToken"),
-        hf_token=cfg.get_secret("hfToken"),
         access_tokens=cfg.get_secret("accessTokens"),
     )
     if (
@@ -185,18 +357,35 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
         and secrets.static_token is None
         and secrets.access_tokens is None
     ):
-        raise ValueError(
-            "chat.auth is 'token' but no token is set: run "
-            '`pulumi config set --secret rag:accessTokens "$(cat tokens.json)"` (a token per '
-            "principal with its groups, see docs/security.md) or "
-            "`pulumi config set --secret rag:staticToken $(openssl rand -hex 32)`"
-        )
-    if config.model.source == "sagemaker" and secrets.hf_token is None:
-        raise ValueError(
-            "model.source is 'sagemaker' and Llama 2 is gated on the Hugging Face Hub: run "
-            "`pulumi config set --secret rag:hfToken hf_...` (or use model.source existing/bedrock)"
-        )
+        raise ValueError(TOKEN_FIX)
+    # Checked here, not in the model, so that the defaults stay a valid value:
+    # accepting a licence must be the deployer's own, explicit act.
+    if config.model.needs_eula and not config.model.accept_eula:
+        raise ValueError(EULA_FIX)
     return config, secrets
+
+
+def validate_stack_values(values: dict[str, Any], *, check_eula: bool = True) -> StackConfig:
+    """``load_config``'s checks on the ``config:`` map of a ``Pulumi.<stack>.yaml``
+    (``rag doctor`` runs them before ``pulumi up``; secrets are only looked for)."""
+    check_keys(set(values))
+    region = values.get("aws:region")
+    if not region:
+        raise ValueError("aws:region is not set: run `pulumi config set aws:region us-east-1`")
+    raw: dict[str, Any] = {"region": region}
+    for section in _SECTIONS:
+        if f"{CONFIG_NAMESPACE}:{section}" in values:
+            raw[section] = values[f"{CONFIG_NAMESPACE}:{section}"]
+    for scalar in _SCALARS:
+        if f"{CONFIG_NAMESPACE}:{scalar}" in values:
+            raw[scalar] = values[f"{CONFIG_NAMESPACE}:{scalar}"]
+    config = parse_config(raw)
+    tokens = {f"{CONFIG_NAMESPACE}:staticToken", f"{CONFIG_NAMESPACE}:accessTokens"}
+    if config.chat.auth == "token" and not tokens & set(values):
+        raise ValueError(TOKEN_FIX)
+    if check_eula and config.model.needs_eula and not config.model.accept_eula:
+        raise ValueError(EULA_FIX)
+    return config
 
 
 def name_safe(text: str, max_chars: int) -> str:

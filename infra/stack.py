@@ -20,7 +20,8 @@ from infra.components.search import Search, SearchArgs
 from infra.config import StackConfig, StackSecrets, name_safe, resource_prefix
 from infra.lambda_artifacts import LambdaArtifact
 
-SERVICE_ARTIFACT = "service"
+INDEXER_ARTIFACT = "indexer"
+QUERY_ARTIFACT = "query"
 AUTHORIZER_ARTIFACT = "authorizer"
 # Security policy names ("<collection>-access") are limited to 32 characters.
 MAX_COLLECTION_NAME = 25
@@ -50,6 +51,7 @@ def build_stack(
 ) -> StackResources:
     secrets = secrets or StackSecrets()
     stack = pulumi.get_stack()
+    protect = config.protect_for(stack)
     account = aws.get_caller_identity_output().account_id
     partition = aws.get_partition_output().partition
     store = ArtifactStore("artifacts", ArtifactStoreArgs(artifacts=artifacts))
@@ -65,6 +67,7 @@ def build_stack(
             vpc=config.vpc,
             indexer_role_arn=indexer_role.arn,
             query_role_arn=query_role.arn,
+            protect=protect,
         ),
     )
     endpoint = search.collection.collection_endpoint
@@ -74,13 +77,14 @@ def build_stack(
             ingest=config.ingest,
             indexer_timeout_seconds=config.indexer.timeout_seconds,
             batching_window_seconds=config.indexer.batching_window_seconds,
+            protect=protect,
         ),
     )
     indexer = Indexer(
         "indexer",
         IndexerArgs(
             config=config,
-            code=store.code[SERVICE_ARTIFACT],
+            code=store.code[INDEXER_ARTIFACT],
             role=indexer_role,
             ingest=ingest,
             collection_arn=search.collection.arn,
@@ -93,7 +97,6 @@ def build_stack(
         ModelArgs(
             config=config,
             endpoint_name=f"{resource_prefix(pulumi.get_project(), stack)}-llm",
-            hf_token=secrets.hf_token,
             account=account,
             partition=partition,
         ),
@@ -113,7 +116,7 @@ def build_stack(
         "chat",
         ChatApiArgs(
             config=config,
-            code=store.code[SERVICE_ARTIFACT],
+            code=store.code[QUERY_ARTIFACT],
             role=query_role,
             auth=auth,
             collection_arn=search.collection.arn,
@@ -123,6 +126,7 @@ def build_stack(
             vpc_statements=vpc,
             account=account,
             partition=partition,
+            protect=protect,
         ),
     )
     functions = {"indexer": indexer.function.name, "query": chat.function.name}
@@ -149,7 +153,11 @@ def build_stack(
         "status_table": ingest.status_table.name,
         "indexer_function": indexer.function.name,
         "collection_endpoint": endpoint,
+        "protected": "true" if protect else "false",
     }
+    if model.endpoint_name is not None:
+        # rag doctor / smoke read it to tell "endpoint still creating" from a broken one.
+        outputs["model_endpoint_name"] = model.endpoint_name
     if auth is not None and auth.user_pool is not None and auth.user_pool_client is not None:
         outputs["cognito_user_pool_id"] = auth.user_pool.id
         outputs["cognito_client_id"] = auth.user_pool_client.id

@@ -15,6 +15,7 @@
     │   ├── IndexUnavailable
     │   ├── QueueUnavailable
     │   └── ModelUnavailable    a model endpoint throttles or is down
+    ├── NoDocumentsIndexed      a search before the first document was indexed
     ├── IndexWriteError         some bulk items failed (carries which)
     ├── ModelError              the chat or embedding model failed mid-request
     └── ConnectionGone          the WebSocket client has left
@@ -104,6 +105,15 @@ class QueueUnavailable(TransientError):
 
 class ModelUnavailable(TransientError):
     code = "model_unavailable"
+
+
+class NoDocumentsIndexed(RagError):
+    """The index does not exist yet or holds no chunk: nothing was ever indexed.
+
+    Not a failure of the index: the client is told to ingest documents first.
+    """
+
+    code = "no_documents"
 
 
 class IndexWriteError(RagError):

@@ -47,6 +47,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_REQUEST = "unknown_request"
     RETRIEVAL_FAILED = "retrieval_failed"
     MODEL_FAILED = "model_failed"
+    MODEL_UNAVAILABLE = "model_unavailable"  # the endpoint is not in service (yet)
+    NO_DOCUMENTS = "no_documents"  # nothing has been indexed yet
     FRAME_TOO_LARGE = "frame_too_large"
     INTERNAL_ERROR = "internal_error"
 

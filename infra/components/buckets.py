@@ -33,10 +33,19 @@ def tls_only_policy(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
 
 
 def private_bucket(
-    name: str, parent: pulumi.Resource, *, versioned: bool, force_destroy: bool
+    name: str,
+    parent: pulumi.Resource,
+    *,
+    versioned: bool,
+    force_destroy: bool,
+    protect: bool = False,
 ) -> PrivateBucket:
     opts = pulumi.ResourceOptions(parent=parent)
-    bucket = aws.s3.Bucket(name, force_destroy=force_destroy, opts=opts)
+    bucket = aws.s3.Bucket(
+        name,
+        force_destroy=force_destroy,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
     aws.s3.BucketOwnershipControls(
         f"{name}-ownership",
         bucket=bucket.id,

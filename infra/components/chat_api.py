@@ -21,6 +21,13 @@ from infra.components.lambdas import (
 from infra.config import StackConfig
 
 HANDLER = "services.query.lambda_handler.handler"
+# The worker is an asynchronous self-invocation. Lambda would retry a failed one
+# twice and keep an event up to 6 hours; a replay would stream the answer again
+# to a client that has long moved on. No retries, and drop events older than a
+# minute (the smallest age Lambda accepts); the worker also claims its job
+# idempotently in the state table (services/query/dynamodb_state.py).
+WORKER_MAX_RETRIES = 0
+WORKER_MAX_EVENT_AGE_S = 60
 ROUTES = ("$connect", "$disconnect", "$default")
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -51,6 +58,7 @@ class ChatApiArgs:
     vpc_statements: list[dict[str, Any]]
     account: pulumi.Output[str]
     partition: pulumi.Output[str]
+    protect: bool = False
 
 
 class ChatApi(pulumi.ComponentResource):
@@ -80,7 +88,7 @@ class ChatApi(pulumi.ComponentResource):
             ],
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="expires_at", enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.base_policy = inline_policy(
             f"{name}-query-policy",
@@ -118,6 +126,13 @@ class ChatApi(pulumi.ComponentResource):
             f"{name}-query", cfg, spec, args.code, args.role, self.log_group, self,
             depends_on=[self.base_policy],
         )  # fmt: skip
+        self.worker_invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-worker-invoke-config",
+            function_name=self.function.name,
+            maximum_retry_attempts=WORKER_MAX_RETRIES,
+            maximum_event_age_in_seconds=WORKER_MAX_EVENT_AGE_S,
+            opts=child,
+        )
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-integration",
             api_id=self.api.id,
@@ -181,20 +196,27 @@ class ChatApi(pulumi.ComponentResource):
         self, name: str, args: ChatApiArgs, routes: list[aws.apigatewayv2.Route]
     ) -> aws.apigatewayv2.Stage:
         cfg = args.config
-        retention = cfg.observability.log_retention_days
-        self.access_logs = log_group(f"{name}-access-logs", retention, self)
-        # Created here (with retention) instead of letting API Gateway create it forever.
-        execution_logs = aws.cloudwatch.LogGroup(
-            f"{name}-execution-logs",
-            name=pulumi.Output.format(
-                "API-Gateway-Execution-Logs_{0}/{1}", self.api.id, cfg.chat.stage_name
-            ),
-            retention_in_days=retention,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        depends: list[pulumi.Resource] = [*routes, execution_logs]
-        if cfg.chat.account_log_role == "create":
-            depends.append(self._account_log_role(name, args, execution_logs))
+        depends: list[pulumi.Resource] = [*routes]
+        access_logs = None
+        if cfg.chat.api_logs:
+            # Needs the account-wide CloudWatch role (else API Gateway refuses the stage).
+            retention = cfg.observability.log_retention_days
+            self.access_logs = log_group(f"{name}-access-logs", retention, self)
+            # Created here (with retention) instead of letting API Gateway create it forever.
+            execution_logs = aws.cloudwatch.LogGroup(
+                f"{name}-execution-logs",
+                name=pulumi.Output.format(
+                    "API-Gateway-Execution-Logs_{0}/{1}", self.api.id, cfg.chat.stage_name
+                ),
+                retention_in_days=retention,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends.append(execution_logs)
+            access_logs = aws.apigatewayv2.StageAccessLogSettingsArgs(
+                destination_arn=self.access_logs.arn, format=ACCESS_LOG_FORMAT
+            )
+            if cfg.chat.account_log_role == "create":
+                depends.append(self._account_log_role(name, args, execution_logs))
         return aws.apigatewayv2.Stage(
             f"{name}-stage",
             api_id=self.api.id,
@@ -203,14 +225,12 @@ class ChatApi(pulumi.ComponentResource):
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
                 throttling_rate_limit=cfg.chat.throttling_rate_limit,
                 throttling_burst_limit=cfg.chat.throttling_burst_limit,
-                logging_level="ERROR",
+                logging_level="ERROR" if access_logs is not None else "OFF",
                 # Message bodies are users' questions: never log them.
                 data_trace_enabled=False,
                 detailed_metrics_enabled=True,
             ),
-            access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
-                destination_arn=self.access_logs.arn, format=ACCESS_LOG_FORMAT
-            ),
+            access_log_settings=access_logs,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
 

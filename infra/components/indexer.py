@@ -56,9 +56,11 @@ def indexer_statements(
         ),
         # The reconciler re-queues documents whose chunks went missing.
         policies.statement("RequeueDriftedDocuments", ["sqs:SendMessage"], [ingest.queue.arn]),
+        # The bucket is versioned and messages may name a version_id:
+        # GetObject with a VersionId needs s3:GetObjectVersion as well.
         policies.statement(
             "ReadDocuments",
-            ["s3:GetObject"],
+            ["s3:GetObject", "s3:GetObjectVersion"],
             [pulumi.Output.concat(ingest.bucket.arn, "/*")],
         ),
         policies.statement(

@@ -25,6 +25,7 @@ class IngestArgs:
     ingest: IngestConfig
     indexer_timeout_seconds: int
     batching_window_seconds: int
+    protect: bool = False
 
 
 class Ingest(pulumi.ComponentResource):
@@ -71,6 +72,7 @@ class Ingest(pulumi.ComponentResource):
             self,
             versioned=cfg.versioned_bucket,
             force_destroy=cfg.force_destroy_bucket,
+            protect=args.protect,
         ).bucket
         self.status_table = aws.dynamodb.Table(
             f"{name}-status",
@@ -81,7 +83,7 @@ class Ingest(pulumi.ComponentResource):
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             # Expired delete tombstones and stale leases go by themselves.
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="ttl_epoch", enabled=True),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.register_outputs(
             {

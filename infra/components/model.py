@@ -1,4 +1,16 @@
-"""The chat model: a SageMaker TGI endpoint for Llama 2, an existing endpoint, or Bedrock."""
+"""The chat model: a SageMaker TGI endpoint for Llama 2, an existing endpoint, or Bedrock.
+
+The chat API depends only on the endpoint's *name* (a plain string chosen
+here), never on the endpoint resource: a fresh account often has a quota of 0
+for GPU endpoint instances, and a failed endpoint must not keep the Lambda,
+routes and stage from being created. Until the endpoint is in service the
+query service answers ``model_unavailable``.
+
+No secret is kept on AWS: the container loads Llama 2 from SageMaker
+JumpStart's S3 cache (gated by the EULA flag in ``ModelAccessConfig``) or
+from weights staged in S3 (``model.weightsS3Uri``), never from the Hugging
+Face Hub with a token in the model's environment.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +29,52 @@ _PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
+# JumpStart keeps gated (licensed) models in a private cache bucket per region.
+JUMPSTART_GATED_BUCKET = "jumpstart-private-cache-prod-{region}"
+MODEL_DIR = "/opt/ml/model"
+
+
 @dataclass(frozen=True)
 class ModelArgs:
     config: StackConfig
     endpoint_name: str
-    hf_token: pulumi.Output[str] | None
     account: pulumi.Output[str]
     partition: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    bucket: str
+    prefix: str  # ends with "/"
+    accept_eula: bool
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def weights_location(config: StackConfig) -> WeightsLocation:
+    model = config.model
+    if model.weights == "s3":
+        assert model.weights_s3_uri is not None  # the config model requires it
+        bucket, _, prefix = model.weights_s3_uri.removeprefix("s3://").partition("/")
+        return WeightsLocation(bucket, prefix, accept_eula=False)
+    prefix = (
+        f"meta-textgeneration/{model.jumpstart_model_id}/artifacts/inference-prepack/"
+        f"{model.jumpstart_artifact_version}/"
+    )
+    return WeightsLocation(
+        JUMPSTART_GATED_BUCKET.format(region=config.region), prefix, accept_eula=model.accept_eula
+    )
+
+
+def endpoint_arn(
+    name: str, region: str, account: pulumi.Output[str], partition: pulumi.Output[str]
+) -> pulumi.Output[str]:
+    """Built from the name (SageMaker lower-cases it in ARNs), not read from the resource."""
+    return pulumi.Output.format(
+        "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}", partition, region, account, name.lower()
+    )
 
 
 def image_repository_arn(image_uri: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -59,6 +110,7 @@ class Model(pulumi.ComponentResource):
     invoke_statement: dict[str, Any]
     environment: dict[str, pulumi.Input[str]]
     endpoint: aws.sagemaker.Endpoint | None = None
+    endpoint_name: str | None = None
 
     def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("rag:infra:Model", name, None, opts)
@@ -75,20 +127,16 @@ class Model(pulumi.ComponentResource):
             self.environment = env.model_environment(cfg, None)
         else:
             if cfg.model.source == "sagemaker":
+                endpoint_name = args.endpoint_name
                 self.endpoint = self._sagemaker_endpoint(name, args)
-                endpoint_name: pulumi.Input[str] = self.endpoint.name
-                endpoint_arn: pulumi.Input[str] = self.endpoint.arn
             else:
                 assert cfg.model.endpoint_name is not None
                 endpoint_name = cfg.model.endpoint_name
-                endpoint_arn = pulumi.Output.format(
-                    "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
-                    args.partition, cfg.region, args.account, cfg.model.endpoint_name.lower(),
-                )  # fmt: skip
+            self.endpoint_name = endpoint_name
             self.invoke_statement = policies.statement(
                 "InvokeChatModel",
                 ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                [endpoint_arn],
+                [endpoint_arn(endpoint_name, cfg.region, args.account, args.partition)],
             )
             self.environment = env.model_environment(cfg, endpoint_name)
         self.register_outputs({})
@@ -97,6 +145,7 @@ class Model(pulumi.ComponentResource):
         cfg = args.config
         model = cfg.model
         image = model.image_uri.format(region=cfg.region)
+        weights = weights_location(cfg)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",
@@ -135,6 +184,7 @@ class Model(pulumi.ComponentResource):
                 ["*"],
                 {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             ),
+            *weights_statements(weights, args.partition),
         ]
         policy = aws.iam.RolePolicy(
             f"{name}-policy",
@@ -143,19 +193,33 @@ class Model(pulumi.ComponentResource):
             opts=child,
         )
         container_env: dict[str, pulumi.Input[str]] = {
-            "HF_MODEL_ID": model.hf_model_id,
+            # TGI serves the files SageMaker copied from S3, so it never calls the Hub.
+            "HF_MODEL_ID": MODEL_DIR,
             "SM_NUM_GPUS": "1",
             "MAX_INPUT_TOKENS": str(model.max_input_tokens),
             "MAX_TOTAL_TOKENS": str(model.max_total_tokens),
         }
-        if args.hf_token is not None:
-            # Llama 2 is gated on the Hub; the token stays a Pulumi secret in state.
-            container_env["HF_TOKEN"] = args.hf_token
+        source = aws.sagemaker.ModelPrimaryContainerModelDataSourceS3DataSourceArgs(
+            s3_uri=weights.uri,
+            s3_data_type="S3Prefix",
+            compression_type="None",
+            model_access_config=(
+                aws.sagemaker.ModelPrimaryContainerModelDataSourceS3DataSourceModelAccessConfigArgs(
+                    accept_eula=True
+                )
+                if weights.accept_eula
+                else None
+            ),
+        )
         sm_model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
             primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
-                image=image, environment=container_env
+                image=image,
+                environment=container_env,
+                model_data_source=aws.sagemaker.ModelPrimaryContainerModelDataSourceArgs(
+                    s3_data_sources=[source]
+                ),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
@@ -179,3 +243,23 @@ class Model(pulumi.ComponentResource):
             endpoint_config_name=endpoint_config.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
         )
+
+
+def weights_statements(
+    weights: WeightsLocation, partition: pulumi.Output[str]
+) -> list[dict[str, Any]]:
+    """Read the model's files under their prefix only."""
+    bucket = pulumi.Output.format("arn:{0}:s3:::{1}", partition, weights.bucket)
+    return [
+        policies.statement(
+            "ReadModelWeights",
+            ["s3:GetObject"],
+            [pulumi.Output.format("{0}/{1}*", bucket, weights.prefix)],
+        ),
+        policies.statement(
+            "ListModelWeights",
+            ["s3:ListBucket"],
+            [bucket],
+            {"StringLike": {"s3:prefix": [f"{weights.prefix}*"]}},
+        ),
+    ]

@@ -18,6 +18,7 @@ class SearchArgs:
     vpc: VpcConfig | None
     indexer_role_arn: pulumi.Input[str]
     query_role_arn: pulumi.Input[str]
+    protect: bool = False
 
 
 class Search(pulumi.ComponentResource):
@@ -79,8 +80,11 @@ class Search(pulumi.ComponentResource):
             name=coll,
             type="VECTORSEARCH",
             standby_replicas="ENABLED" if args.search.standby_replicas else "DISABLED",
+            # Protected (rag:protect): a replacement would drop every indexed document.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.encryption_policy, self.network_policy]
+                parent=self,
+                depends_on=[self.encryption_policy, self.network_policy],
+                protect=args.protect,
             ),
         )
         self.register_outputs(

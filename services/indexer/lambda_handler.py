@@ -3,7 +3,9 @@
 The event source mapping must enable ``ReportBatchItemFailures``. The batch
 is processed concurrently (bounded by ``RAG_QUEUE__MAX_IN_FLIGHT``), and
 exactly the messages that failed transiently are reported, so only they come
-back. Poison messages go to the DLQ with their reason (see ``runtime``) and
+back, after a back-off that grows with their receive count (``backoff``:
+``ChangeMessageVisibility`` before returning, instead of the queue's whole
+visibility timeout). Poison messages go to the DLQ with their reason (see ``runtime``) and
 are reported as handled; should that send fail, they are reported as failed
 and the queue's redrive policy remains the safety net.
 
@@ -25,12 +27,14 @@ import logging
 import os
 from typing import Any
 
+from services.indexer.backoff import RETRY_BASE_S, back_off, retry_delay_s
 from services.indexer.pipeline import Verdict
+from services.indexer.poller import busy_delay_s
 from services.indexer.reconcile import drift_metric
 from services.indexer.runtime import Runtime, build_reconciler, build_runtime, log_outcome
 from shared.lambda_runtime import LambdaRuntime
 from shared.logs import configure_logging
-from shared.ports import QueueMessage
+from shared.ports import Queue, QueueMessage
 from shared.settings import load_settings
 
 log = logging.getLogger("services.indexer")
@@ -46,36 +50,54 @@ def record_message(record: dict[str, Any]) -> QueueMessage:
     )
 
 
-async def handle_message(runtime: Runtime, message: QueueMessage) -> bool:
-    """Process one record; True if it must be reported as a batch item failure."""
+async def handle_message(runtime: Runtime, message: QueueMessage) -> Verdict | None:
+    """Process one record; the verdict if it must be reported as a batch item failure."""
     outcome = await runtime.pipeline.process(message)
     log_outcome(outcome)
     if outcome.ok:
-        return False
+        return None
     handled = outcome.verdict is Verdict.POISON and await runtime.dead_letter(message, outcome)
-    return not handled
+    return None if handled else outcome.verdict
 
 
-async def handle_event(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+def retry_delay(runtime: Runtime, message: QueueMessage, verdict: Verdict) -> int:
+    """Seconds before a failed message is seen again (as the poller waits)."""
+    settings = runtime.settings
+    if verdict is Verdict.BUSY:  # another worker holds the document: look again soon
+        return busy_delay_s(
+            message.receive_count, settings.indexer.busy_retry_s, settings.indexer.lease_s
+        )
+    return retry_delay_s(message.receive_count, RETRY_BASE_S, settings.queue.visibility_timeout_s)
+
+
+async def handle_event(
+    event: dict[str, Any], runtime: Runtime, queue: Queue | None = None
+) -> dict[str, Any]:
+    """``queue``: the source queue, to back failed messages off (None: no back-off)."""
     messages = [record_message(r) for r in event.get("Records", [])]
+    failed = await _failed_messages(messages, runtime)
+    if queue is not None and failed:
+        await back_off(queue, [(m, retry_delay(runtime, m, v)) for m, v in failed])
+    return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m, _ in failed]}
+
+
+async def _failed_messages(
+    messages: list[QueueMessage], runtime: Runtime
+) -> list[tuple[QueueMessage, Verdict]]:
     try:
         await runtime.start()
     except Exception as exc:
         # No index (or a wrong one): nothing in this batch can succeed; retry it all.
         log.error("indexer start-up failed", extra={"fields": {"error": repr(exc)}})
-        return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m in messages]}
+        return [(m, Verdict.RETRY) for m in messages]
     limit = asyncio.Semaphore(runtime.settings.queue.max_in_flight)
 
-    async def bounded(message: QueueMessage) -> bool:
+    async def bounded(message: QueueMessage) -> Verdict | None:
         async with limit:
             return await handle_message(runtime, message)
 
-    failed = await asyncio.gather(*(bounded(m) for m in messages))
-    return {
-        "batchItemFailures": [
-            {"itemIdentifier": m.message_id} for m, f in zip(messages, failed, strict=True) if f
-        ]
-    }
+    verdicts = await asyncio.gather(*(bounded(m) for m in messages))
+    return [(m, v) for m, v in zip(messages, verdicts, strict=True) if v is not None]
 
 
 RECONCILE_TASK = "reconcile"
@@ -95,13 +117,14 @@ async def handle_reconcile(runtime: Runtime, *, dry_run: bool = False) -> dict[s
 
 
 class IndexerApp:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, queue: Queue | None = None) -> None:
         self.runtime = runtime
+        self.queue = queue  # the source queue, for the back-off of failed messages
 
     async def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if is_reconcile_event(event):
             return await handle_reconcile(self.runtime, dry_run=event.get("dry_run") is True)
-        return await handle_event(event, self.runtime)
+        return await handle_event(event, self.runtime, self.queue)
 
     async def close(self) -> None:
         await self.runtime.close()
@@ -110,7 +133,14 @@ class IndexerApp:
 def build_app_from_environment() -> IndexerApp:
     settings = load_settings()
     configure_logging(settings.log_level)
-    return IndexerApp(build_runtime(settings))
+    runtime = build_runtime(settings)
+    queue: Queue | None = None
+    if settings.queue.queue_url:
+        from shared.adapters.sqs import SqsQueue
+
+        queue = SqsQueue(settings.queue.queue_url, settings)
+        runtime.closers.append(queue.close)
+    return IndexerApp(runtime, queue)
 
 
 handler = LambdaRuntime(build_app_from_environment)

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
+from services.indexer.backoff import RETRY_BASE_S, retry_delay_s
 from services.indexer.pipeline import Outcome, Verdict
 from services.indexer.runtime import Runtime, log_outcome
 from shared.errors import RagError
@@ -30,11 +31,6 @@ from shared.ports import Queue, QueueMessage
 from shared.settings import QueueSettings
 
 log = logging.getLogger("services.indexer")
-
-
-def retry_delay_s(receive_count: int, base_s: float, cap_s: int) -> int:
-    """Back-off before a transiently failed message is seen again."""
-    return int(min(cap_s, base_s * 2 ** max(0, receive_count - 1)))
 
 
 def busy_delay_s(receive_count: int, base_s: float, lease_s: float) -> int:
@@ -54,7 +50,7 @@ class Poller:
         queue: Queue,
         runtime: Runtime,
         *,
-        retry_base_s: float = 5.0,
+        retry_base_s: float = RETRY_BASE_S,
         shutdown_grace_s: float = 25.0,
         idle_pause_s: float = 1.0,
     ) -> None:

@@ -37,7 +37,7 @@ from services.query.retrieval import RetrievalFailed, Retriever
 from services.query.streaming import TokenStreamer
 from shared.access import Principal
 from shared.documents import SearchHit
-from shared.errors import RagError
+from shared.errors import ModelUnavailable, NoDocumentsIndexed, RagError
 from shared.factory import build_chat_model, build_embedder, build_vector_index
 from shared.ports import (
     ChatModel,
@@ -63,6 +63,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_ERROR_DETAIL = 300
+NO_DOCUMENTS = (
+    "no documents indexed yet: ingest some first (`rag ingest PATH` or a message on the "
+    "ingest queue), then ask again"
+)
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,12 @@ class AnswerService:
     ) -> None:
         try:
             fitted = await _until_cancelled(self._prepare(job, trail), cancel)
+        except NoDocumentsIndexed:
+            total_ms = (time.perf_counter() - start) * 1000
+            await send_rejection(
+                sink, job.request_id, ErrorCode.NO_DOCUMENTS, NO_DOCUMENTS, total_ms
+            )
+            return
         except RetrievalFailed as exc:
             # Details (index names, backend responses) go to the log, not to the client.
             log.warning("retrieval failed for %s: %s", job.request_id, exc)
@@ -384,6 +394,12 @@ class AnswerService:
         if generation.cancelled():
             return _Outcome(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
         error = generation.exception()
+        if isinstance(error, ModelUnavailable):
+            log.warning("model unavailable: %s", error)
+            event = ErrorEvent(
+                request_id=None, code=ErrorCode.MODEL_UNAVAILABLE, message=str(error)
+            )
+            return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
         if error is not None or finish is None:
             log.warning("model failed: %r", error)
             message = "the model failed while answering"

@@ -10,6 +10,11 @@ asynchronously with a worker payload and returns at once; the worker streams
 the answer through ``post_to_connection``. So an answer is bound by the
 function timeout, not by API Gateway's 29-second integration timeout.
 
+Each worker job carries a fresh ``job_id`` that the worker claims (a
+conditional write) before it streams: Lambda may deliver an asynchronous
+event twice, and a replay must never send a second answer. The stack also
+turns off Lambda's retries of these events (infra/components/chat_api.py).
+
 A ``cancel`` or ``$disconnect`` arrives in yet another invocation: it sets a
 flag in the shared registry (DynamoDB), which the worker polls every
 ``poll_s`` while it streams. A ``GoneException`` stops the worker at once.
@@ -21,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -68,6 +74,7 @@ class WorkerJob(BaseModel):
     conversation_id: str
     connection_id: str
     endpoint_url: str
+    job_id: str  # unique per accepted ask; a replayed event carries the same one
     # The caller, as resolved from authentication by the $default invocation.
     principal: str
     groups: list[str]
@@ -142,6 +149,8 @@ class LambdaApp:
             principal=worker.caller(),
         )
         sink = self._management.sink(worker.endpoint_url, worker.connection_id)
+        if not await self._claim(worker, sink):
+            return
         cancel = asyncio.Event()
         poller = asyncio.create_task(self._poll(worker, cancel))
         try:
@@ -151,6 +160,25 @@ class LambdaApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             await self._registry.finish(worker.connection_id, worker.request_id)
+
+    async def _claim(self, worker: WorkerJob, sink: ConnectionSink) -> bool:
+        try:
+            if await self._registry.claim_job(worker.job_id):
+                return True
+        except Exception:
+            # Without the claim a replay could not be told apart: answer nothing.
+            log.exception("could not claim worker job %s", worker.job_id)
+            with contextlib.suppress(Exception):
+                await send_rejection(
+                    sink, worker.request_id, ErrorCode.INTERNAL_ERROR, "internal error"
+                )
+            with contextlib.suppress(Exception):
+                await self._registry.finish(worker.connection_id, worker.request_id)
+            return False
+        # A replay of an event whose answer was (or is being) streamed: stay silent,
+        # and leave the running entry to the worker that owns it.
+        log.warning("replayed worker event for %s ignored", worker.request_id)
+        return False
 
     async def close(self) -> None:
         await self._management.close()
@@ -207,6 +235,7 @@ class _WorkerRuns:
             principal=job.principal.id,
             groups=sorted(job.principal.groups),
             admin=job.principal.admin,
+            job_id=uuid.uuid4().hex,
         )
         try:
             await self._invoker.invoke_async(

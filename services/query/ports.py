@@ -60,6 +60,11 @@ class RequestRegistry(Protocol):
         """The caller remembered for this connection, if any."""
         ...
 
+    async def claim_job(self, job_id: str) -> bool:
+        """Claim a worker job once: True the first time, False for a replayed event
+        (Lambda may deliver an asynchronous invocation more than once)."""
+        ...
+
 
 class Invoker(Protocol):
     """Start another invocation of a function without waiting for it."""

@@ -19,6 +19,7 @@ class InMemoryRegistry:
     def __init__(self) -> None:
         self._running: dict[str, dict[str, bool]] = {}  # connection -> request -> cancelled
         self._gone: set[str] = set()
+        self._claimed: set[str] = set()
         self._who: dict[str, Principal] = {}
 
     async def remember(self, connection_id: str, principal: Principal) -> None:
@@ -61,3 +62,9 @@ class InMemoryRegistry:
         self._who.pop(connection_id, None)
         if connection_id in self._running:
             self._gone.add(connection_id)
+
+    async def claim_job(self, job_id: str) -> bool:
+        if job_id in self._claimed:
+            return False
+        self._claimed.add(job_id)
+        return True

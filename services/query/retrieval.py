@@ -11,7 +11,7 @@ from typing import Literal
 
 from shared.access import Access
 from shared.documents import SearchHit
-from shared.errors import RagError
+from shared.errors import NoDocumentsIndexed, RagError
 from shared.ports import Embedder, Filters, VectorIndex
 from shared.settings import QuerySettings
 
@@ -100,6 +100,8 @@ class Retriever:
         candidates = max(k, self._settings.candidates)
         try:
             hits = await self._search(text, candidates, filters, mode, access)
+        except NoDocumentsIndexed:
+            raise  # not a failure: the client is told to ingest first
         except Exception as exc:
             raise RetrievalFailed(f"retrieval failed: {type(exc).__name__}: {exc}") from exc
         hits = drop_near_duplicates(hits, self._settings.near_duplicate_threshold)

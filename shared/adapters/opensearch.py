@@ -18,7 +18,13 @@ from opensearchpy.helpers import async_bulk
 from shared.access import Access
 from shared.adapters import opensearch_requests as req
 from shared.documents import EmbeddedChunk, SearchHit, Vector
-from shared.errors import ConfigurationError, DimensionMismatch, IndexUnavailable, RagError
+from shared.errors import (
+    ConfigurationError,
+    DimensionMismatch,
+    IndexUnavailable,
+    NoDocumentsIndexed,
+    RagError,
+)
 from shared.ports import Filters
 from shared.settings import IndexSettings, Settings
 
@@ -243,15 +249,41 @@ class OpenSearchVectorIndex:
         self, vector: Vector, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         body = req.build_knn_query(vector, k, filters, access)
-        response = await self._search("search by vector", body)
+        response = await self._query("search by vector", body)
         return req.parse_hits(response, "knn")
 
     async def keyword_search(
         self, text: str, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         body = req.build_keyword_query(text, k, filters, access)
-        response = await self._search("search by keywords", body)
+        response = await self._query("search by keywords", body)
         return req.parse_hits(response, "keyword")
+
+    async def _query(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A client's search: before the first document it says so, not "404".
+
+        The index is created by the indexer's first start; until then, and
+        while it holds no chunk, the answer is NoDocumentsIndexed.
+        """
+        try:
+            response: dict[str, Any] = await self._os().search(index=self.index_name, body=body)
+        except os_errors.NotFoundError as exc:
+            if req.is_index_missing(exc.error):
+                raise NoDocumentsIndexed(f"index {self.index_name!r} does not exist yet") from exc
+            raise map_error(exc, action) from exc
+        except (os_errors.OpenSearchException, OSError) as exc:
+            raise map_error(exc, action) from exc
+        if not req.has_hits(response) and await self._is_empty():
+            raise NoDocumentsIndexed(f"index {self.index_name!r} holds no documents yet")
+        return response
+
+    async def _is_empty(self) -> bool:
+        """Only asked when a search found nothing (a filter may explain that)."""
+        try:
+            counted = await self._os().count(index=self.index_name)
+        except (os_errors.OpenSearchException, OSError):
+            return False  # unknown: let the empty result stand
+        return int(counted.get("count", 1)) == 0
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -299,6 +299,15 @@ def parse_readable(response: dict[str, Any]) -> set[str]:
     return {str(b["key"]) for b in buckets if int(b.get("doc_count", 0)) > 0}
 
 
+def has_hits(response: dict[str, Any]) -> bool:
+    return bool(response.get("hits", {}).get("hits"))
+
+
+def is_index_missing(error: Any) -> bool:
+    """A 404's error type: the index is missing (not, say, a missing document)."""
+    return "index_not_found_exception" in str(error)
+
+
 def parse_hits(response: dict[str, Any], source: str) -> list[SearchHit]:
     hits: list[SearchHit] = []
     for raw in response.get("hits", {}).get("hits", []):

@@ -10,6 +10,10 @@ A ``PayloadPart`` is an arbitrary slice of that byte stream: a line, even a
 UTF-8 character, may be split across parts, so bytes are buffered up to each
 newline. Special tokens (``</s>``) are skipped. ``ModelStreamError`` and
 ``InternalStreamFailure`` (and any other AWS error) become ``ModelError``.
+
+An endpoint that is not in service (still creating after ``pulumi up``,
+failed for lack of GPU quota, deleted) or that throttles becomes
+``ModelUnavailable``, which the client sees as ``model_unavailable``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient, error_code
 from shared.adapters.remote_chat import RemoteChatModel
-from shared.errors import ConfigurationError, ModelError
+from shared.errors import ConfigurationError, ModelError, ModelUnavailable
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
 from shared.settings import Settings
@@ -136,7 +140,7 @@ class SageMakerChatModel(RemoteChatModel):
                 ContentType="application/json",
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _model_error(exc) from exc
+            raise _model_error(exc, self._endpoint) from exc
         body = response["Body"]
         parser = TokenLineParser()
         count = 0
@@ -162,9 +166,30 @@ class SageMakerChatModel(RemoteChatModel):
         )
 
 
-def _model_error(exc: Exception) -> ModelError:
+# Codes of an endpoint that can't take requests now (a retry later may work).
+_UNAVAILABLE = frozenset(
+    {
+        "ModelNotReadyException",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "InternalDependencyException",
+    }
+)
+
+
+def _model_error(exc: Exception, endpoint: str = "") -> ModelError | ModelUnavailable:
     code = error_code(exc) or type(exc).__name__
-    return ModelError(f"SageMaker endpoint stream failed ({code}): {exc}")
+    detail = str(exc)
+    # InvokeEndpoint answers ValidationError "Endpoint X of account N not found"
+    # for an endpoint that does not exist or is not InService yet.
+    missing = code == "ValidationError" and "not found" in detail
+    if missing or code in _UNAVAILABLE:
+        return ModelUnavailable(
+            f"the model endpoint {endpoint} is not available ({code}): it may still be "
+            "starting (20-30 minutes after `pulumi up`), have failed (GPU quota: run "
+            "`rag doctor`), or be throttling; try again later"
+        )
+    return ModelError(f"SageMaker endpoint stream failed ({code}): {detail}")
 
 
 def from_settings(settings: Settings) -> SageMakerChatModel:

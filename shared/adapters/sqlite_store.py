@@ -29,7 +29,12 @@ import numpy as np
 from shared.access import Access, access_terms
 from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
-from shared.errors import ConfigurationError, DimensionMismatch, IndexWriteError
+from shared.errors import (
+    ConfigurationError,
+    DimensionMismatch,
+    IndexWriteError,
+    NoDocumentsIndexed,
+)
 from shared.ingest import METADATA_KEY_PATTERN
 from shared.ports import Filters
 from shared.settings import Settings
@@ -303,9 +308,7 @@ class SqliteVectorIndex:
         query = vector_blob(vector)
 
         def _knn(conn: apsw.Connection) -> list[SearchHit]:
-            dimension = self._dimension(conn)
-            if dimension is None:
-                return []
+            dimension = _require_documents(conn, self._dimension(conn))
             if len(query) != dimension * 4:
                 raise DimensionMismatch(
                     f"query vector has {len(query) // 4} dimensions, index has {dimension}"
@@ -324,11 +327,12 @@ class SqliteVectorIndex:
         self, text: str, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         match = build_fts_query(text)
-        if match is None:
-            return []
         where, params = build_where(filters, access)
 
         def _keyword(conn: apsw.Connection) -> list[SearchHit]:
+            _require_documents(conn, self._dimension(conn))
+            if match is None:
+                return []
             found = rows(
                 conn,
                 # Same field weights as the OpenSearch adapter's multi_match.
@@ -352,6 +356,13 @@ class SqliteVectorIndex:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _require_documents(conn: apsw.Connection, dimension: int | None) -> int:
+    """Same answer as OpenSearch before the first document: nothing indexed yet."""
+    if dimension is None or not rows(conn, "SELECT 1 FROM chunks LIMIT 1"):
+        raise NoDocumentsIndexed("no documents have been indexed yet")
+    return dimension
 
 
 def from_settings(settings: Settings) -> SqliteVectorIndex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from shared.access import Access
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
-from shared.errors import DimensionMismatch
+from shared.errors import DimensionMismatch, NoDocumentsIndexed
 from shared.ingest import MetadataValue
 from shared.ports import VectorIndex
 from tests.contract.conftest import IndexUnderTest
@@ -245,3 +246,35 @@ async def test_data_survives_reopening(under_test: IndexUnderTest) -> None:
     assert [h.chunk.doc_id for h in hits] == ["keep.md"]
     with pytest.raises(DimensionMismatch):
         await second.ensure_index(DIM + 2)
+
+
+async def test_search_before_the_first_document_says_nothing_is_indexed(
+    under_test: IndexUnderTest,
+) -> None:
+    # GIVEN an index that was never created, then one created but still empty
+    index = under_test.new()
+    for step in ("missing", "empty"):
+        if step == "empty":
+            await index.ensure_index(DIM)
+            await under_test.refresh()
+        # WHEN a client searches, THEN the answer is "nothing indexed", not a failure
+        with pytest.raises(NoDocumentsIndexed):
+            await index.knn_search(unit(1), 3, {}, ALL)
+        with pytest.raises(NoDocumentsIndexed):
+            await index.keyword_search("anything", 3, {}, ALL)
+    # AND once a document is there, a search that matches nothing is just empty
+    chunk = make_chunk("a.md", "g1", 0, unit(1), text="alpha beta", metadata={"team": "hr"})
+    await index.write([chunk])
+    await under_test.eventually(
+        lambda: index.knn_search(unit(1), 3, {}, ALL), lambda h: len(h) == 1
+    )
+    assert await index.knn_search(unit(1), 3, {"team": "it"}, ALL) == []
+    assert await index.keyword_search("zeppelin", 3, {}, ALL) == []
+
+
+async def test_concurrent_first_starts_create_the_index_once(under_test: IndexUnderTest) -> None:
+    # Two cold starts racing to create the index both succeed with the same mapping.
+    first, second = under_test.new(), under_test.new()
+    await asyncio.gather(first.ensure_index(DIM), second.ensure_index(DIM))
+    with pytest.raises(DimensionMismatch):
+        await under_test.new().ensure_index(DIM + 1)

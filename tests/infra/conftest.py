@@ -6,7 +6,7 @@ import pytest
 
 from infra.config import StackConfig
 from tests.infra.mocks import REGION, Deployment, deploy, fake_artifacts
-from tests.infra.variants import HF_TOKEN, STATIC_TOKEN, VARIANTS
+from tests.infra.variants import STATIC_TOKEN, VARIANTS
 
 
 @pytest.fixture(scope="session", params=sorted(VARIANTS))
@@ -15,4 +15,4 @@ def variant(
 ) -> tuple[StackConfig, Deployment]:
     config = StackConfig.model_validate({"region": REGION, **VARIANTS[request.param]})
     artifacts = fake_artifacts(tmp_path_factory.mktemp("artifacts"))
-    return config, deploy(config, artifacts, static_token=STATIC_TOKEN, hf_token=HF_TOKEN)
+    return config, deploy(config, artifacts, static_token=STATIC_TOKEN)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -100,10 +101,16 @@ def _computed(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    """``failing``: resource types whose creation fails, as AWS would refuse them."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
         self.resources: list[Recorded] = []
+        self.failing = failing
+        self.protected: set[str] = set()  # names of resources registered with protect
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ in self.failing:
+            raise RuntimeError(f"creating {args.typ} {args.name} failed (mocked)")
         computed = _computed(args.typ, args.name, args.inputs)
         state = {**args.inputs, **computed}
         self.resources.append(
@@ -123,10 +130,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise NotImplementedError(f"unexpected invoke {args.token}")
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also noting resource options the mocks API does not show."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method name
+        if request.protect:
+            self.recording.protected.add(request.name)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
 @dataclass
 class Deployment:
     resources: list[Recorded]
     outputs: dict[str, Any] = field(default_factory=dict)
+    protected: set[str] = field(default_factory=set)
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
@@ -144,7 +165,7 @@ def fake_artifacts(tmp: Path) -> dict[str, Any]:
     from infra.lambda_artifacts import LambdaArtifact
 
     artifacts = {}
-    for name in ("service", "authorizer"):
+    for name in ("indexer", "query", "authorizer"):
         path = tmp / f"{name}.zip"
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("placeholder.txt", name)
@@ -159,7 +180,7 @@ def fake_artifacts(tmp: Path) -> dict[str, Any]:
     return artifacts
 
 
-def run_under_mocks(mocks: RecordingMocks, program: Callable[[], Any]) -> None:
+def run_under_mocks(mocks: RecordingMocks, program: Callable[[], Any], stack: str = STACK) -> None:
     """Run a Pulumi program under ``mocks`` on a fresh event loop, waiting for every RPC."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -174,7 +195,9 @@ def run_under_mocks(mocks: RecordingMocks, program: Callable[[], Any]) -> None:
 
     executor = ThreadPoolExecutor(max_workers=4, initializer=own_thread_loop)
     loop.set_default_executor(executor)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
     try:
         pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]  # pulumi: no annotations
     finally:
@@ -189,24 +212,24 @@ def deploy(
     config: Any,
     artifacts: Mapping[str, Any],
     static_token: str | None = None,
-    hf_token: str | None = None,
     access_tokens: str | None = None,
+    mocks: RecordingMocks | None = None,
+    stack: str = STACK,
 ) -> Deployment:
     """Secrets are given as plain strings: their Outputs must live on the fresh loop."""
     from infra.config import StackSecrets
     from infra.stack import build_stack
 
-    mocks = RecordingMocks()
-    deployment = Deployment(mocks.resources)
+    mocks = mocks or RecordingMocks()
+    deployment = Deployment(mocks.resources, protected=mocks.protected)
 
     def program() -> pulumi.Output[None]:
         secrets = StackSecrets(
             static_token=pulumi.Output.secret(static_token) if static_token else None,
-            hf_token=pulumi.Output.secret(hf_token) if hf_token else None,
             access_tokens=pulumi.Output.secret(access_tokens) if access_tokens else None,
         )
         stack = build_stack(config, artifacts, secrets)
         return pulumi.Output.all(**stack.outputs).apply(deployment.outputs.update)
 
-    run_under_mocks(mocks, program)
+    run_under_mocks(mocks, program, stack)
     return deployment

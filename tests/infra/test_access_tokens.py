@@ -10,7 +10,6 @@ from infra import env
 from infra.config import StackConfig
 from services.query import authorizer
 from tests.infra.mocks import REGION, deploy, fake_artifacts, is_secret
-from tests.infra.variants import HF_TOKEN
 
 FUNCTION = "aws:lambda/function:Function"
 TOKENS = {
@@ -23,9 +22,7 @@ def test_access_tokens_reach_the_authorizer_as_digests_only(tmp_path: Path) -> N
     config = StackConfig.model_validate(
         {"region": REGION, "chat": {"auth": "token", "adminGroup": "platform-admins"}}
     )
-    d = deploy(
-        config, fake_artifacts(tmp_path), hf_token=HF_TOKEN, access_tokens=json.dumps(TOKENS)
-    )
+    d = deploy(config, fake_artifacts(tmp_path), access_tokens=json.dumps(TOKENS))
     fn = d.one(FUNCTION, "connect-auth-function")
     variables = fn.inputs["environment"]["variables"]
     assert is_secret(fn.raw_inputs["environment"])

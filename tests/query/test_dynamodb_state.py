@@ -73,3 +73,10 @@ async def test_conversation_keeps_the_last_turns(state: DynamoDbState) -> None:
         Turn("q2 ü", "a2"),
         Turn("q3 ü", "a3"),
     ]
+
+
+async def test_a_worker_job_is_claimed_once(state: DynamoDbState) -> None:
+    # A replayed asynchronous event carries the same job id: only the first claim wins.
+    assert await state.claim_job("job-1") is True
+    assert await state.claim_job("job-1") is False
+    assert await state.claim_job("job-2") is True

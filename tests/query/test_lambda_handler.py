@@ -437,3 +437,28 @@ async def test_a_client_cannot_put_groups_in_its_frame(
     errors = [f for f in stand_in.frames[connection] if f["event"] == "error"]
     assert [e["code"] for e in errors] == [ErrorCode.INVALID_REQUEST]
     assert stand_in.invocations == []  # no worker started
+
+
+async def test_a_replayed_worker_event_never_sends_a_second_answer(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    # GIVEN an answer streamed by a worker
+    model.scripts = [Script(tokens=["Twenty", " five", " days."])]
+    front, worker, retry = containers(), containers(), containers()
+    connection = new_connection_id()
+    frames = await ask_and_run_worker(
+        front, worker, stand_in, connection, question="vacation days?", request_id="r1"
+    )
+    assert kinds(frames)[-1] == "done"
+    sent = len(frames)
+    # WHEN Lambda delivers the same asynchronous event again (another container)
+    (_, _, payload) = stand_in.invocations[0]
+    assert await invoke(retry, payload) == {"statusCode": 200}
+    # THEN nothing more reaches the client and the model is not asked again
+    assert len(stand_in.frames[connection]) == sent
+    assert len(model.streams) == 1
+    # AND the client may reuse the request id for a new question
+    again = await ask_and_run_worker(
+        front, worker, stand_in, connection, question="and sick days?", request_id="r1"
+    )
+    assert kinds(again)[-1] == "done" and len(model.streams) == 2

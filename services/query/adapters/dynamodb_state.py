@@ -8,6 +8,7 @@ Table: partition key ``pk`` (S), sort key ``sk`` (S), TTL attribute
     pk=conv#{conversation key} sk=turns  turns=[{question, answer, doc_ids}…] (JSON)
     pk=conn#{connection_id}  sk=#who   principal, groups: the caller as the $connect
                                        authorizer described it
+    pk=job#{job_id}           sk=#claim  written once by the worker that streams the answer
 
 Implements both RequestRegistry and ConversationStore. IAM: GetItem, PutItem,
 UpdateItem, DeleteItem on the table.
@@ -33,6 +34,8 @@ from shared.settings import Settings
 # (DynamoDB's TTL deletion itself may lag by hours).
 REQUEST_TTL_S = 16 * 60
 CONVERSATION_TTL_S = 7 * 24 * 3600
+# Longer than Lambda keeps an asynchronous event for a retry (6 hours at most).
+CLAIM_TTL_S = 7 * 3600
 CONNECTION = "#conn"
 IDENTITY = "#who"
 # API Gateway closes a WebSocket connection after two hours at most.
@@ -199,6 +202,24 @@ class DynamoDbState:
             groups=frozenset(json.loads(item["groups"]["S"])),
             admin=bool(item.get("admin", {}).get("BOOL", False)),
         )
+
+    async def claim_job(self, job_id: str) -> bool:
+        """A conditional put: only the first worker for a job writes it. The
+        item outlives any replay (Lambda keeps a retried event at most 6 h,
+        the stack sets 60 s; TTL deletion only ever comes later than expiry)."""
+        try:
+            await self._call(
+                "put_item",
+                Item={
+                    "pk": _s(f"job#{job_id}"),
+                    "sk": _s("#claim"),
+                    "expires_at": _expires(CLAIM_TTL_S),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError:
+            return False
+        return True
 
     # ---- ConversationStore -------------------------------------------------
 
