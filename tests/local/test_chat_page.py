@@ -111,7 +111,9 @@ async def test_chat_page_end_to_end(
     first = page.locator(".turn").nth(0)
     await expect(first.locator(".answer")).not_to_be_empty(timeout=ANSWER_LIMIT_MS)
     await expect(first.locator(".sources li").first).to_be_visible(timeout=ANSWER_LIMIT_MS)
-    await expect(first.locator(".answer-footer .meta")).to_contain_text("tokens", timeout=ANSWER_LIMIT_MS)
+    await expect(first.locator(".answer-footer .meta")).to_contain_text(
+        "tokens", timeout=ANSWER_LIMIT_MS
+    )
     excerpts = await first.locator(".sources .excerpt").all_text_contents()
     assert any("<script>window.__pwned = true</script>" in e for e in excerpts)
     assert await page.locator("#transcript script, #transcript img").count() == 0

@@ -167,6 +167,7 @@ def test_docs_table_is_plain_aligned_text(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     rag("ingest", "--no-wait", "--data-dir", data, str(tmp_path / "a.md"))
     lines = rag("docs", "--data-dir", data).stdout.splitlines()
-    assert lines[0].split() == ["document", "status", "chunks", "updated", "reason"]
-    assert lines[1].split()[:3] == ["a.md", "queued", "0"]
+    header = ["document", "status", "chunks", "readable", "by", "updated", "reason"]
+    assert lines[0].split() == header
+    assert lines[1].split()[:4] == ["a.md", "queued", "0", "everyone"]
     assert "\x1b[" not in "".join(lines)  # no colour codes when not on a terminal
