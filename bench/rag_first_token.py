@@ -21,13 +21,13 @@ import json
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.prefill import complete
 from cli.eval.corpus import index_folder
 from cli.eval.questions import load_questions
 from cli.files import SAMPLES_DIR
@@ -90,31 +90,10 @@ async def alone(model: LlamaCppChatModel, prompt: str) -> tuple[float, float | N
     """llama.cpp's server alone on ``prompt``: ms to the first token, and its
     own prompt_ms when it reports timings."""
     loaded = await model.load()
-    request = {
-        "prompt": prompt,
-        "stream": True,
-        "max_tokens": 1,
-        "temperature": 0.0,
-        "cache_prompt": False,
-    }
-    first: list[float] = []
-    timings: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def on_chunk(data: Any) -> bool:
-        with lock:
-            if isinstance(data, dict):
-                choices = data.get("choices") or [{}]
-                if choices[0].get("text") and not first:
-                    first.append(time.perf_counter())
-                timings.update(data.get("timings") or {})
-        return False
-
-    started = time.perf_counter()
-    await asyncio.to_thread(loaded.server.handle_completions, request, on_chunk)
-    end = first[0] if first else time.perf_counter()
-    prompt_ms = timings.get("prompt_ms")
-    return (end - started) * 1000, float(prompt_ms) if prompt_ms is not None else None
+    # The same one-shot completion the prefill bench times, one token long.
+    result = await asyncio.to_thread(complete, loaded.server, prompt, 1, False)
+    prompt_ms = result.get("prompt_ms")
+    return float(result["first_ms"]), float(prompt_ms) if prompt_ms is not None else None
 
 
 async def run(
