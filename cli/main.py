@@ -55,6 +55,21 @@ Mode = Annotated[
 K = Annotated[
     int | None, typer.Option("-k", "--k", min=1, max=50, help="Chunks to retrieve (1–50)")
 ]
+ServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="A query server: ws://127.0.0.1:8080/ws or a stack's URL (default: the "
+        "rag serve running on the data folder, else in this process)"
+    ),
+]
+StackSocket = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        help="A deployed Pulumi stack: its websocket_url output, with --token "
+        "(or RAG_TOKEN) for the $connect authorizer",
+    ),
+]
 
 
 def err() -> Console:
@@ -258,25 +273,12 @@ def ingest(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question")],
-    url: Annotated[
-        str | None,
-        typer.Option(
-            help="Ask a server: ws://127.0.0.1:8080/ws or the stack's URL (default: the "
-            "rag serve running on the data folder, else in this process)"
-        ),
-    ] = None,
+    url: ServerUrl = None,
     token: Token = None,
     k: K = None,
     mode: Mode = None,
     data_dir: DataDir = None,
-    stack: Annotated[
-        str | None,
-        typer.Option(
-            "--stack",
-            help="Ask a deployed Pulumi stack: its websocket_url output, with --token "
-            "(or RAG_TOKEN) for the $connect authorizer",
-        ),
-    ] = None,
+    stack: StackSocket = None,
 ) -> None:
     """Stream the answer to one question, then its sources."""
     from cli import commands
@@ -290,25 +292,12 @@ def ask(
 
 @app.command()
 def chat(
-    url: Annotated[
-        str | None,
-        typer.Option(
-            help="Chat with a server (default: the rag serve running on the data folder, "
-            "else in this process)"
-        ),
-    ] = None,
+    url: ServerUrl = None,
     token: Token = None,
     k: K = None,
     mode: Mode = None,
     data_dir: DataDir = None,
-    stack: Annotated[
-        str | None,
-        typer.Option(
-            "--stack",
-            help="Chat with a deployed Pulumi stack: its websocket_url output, with --token "
-            "(or RAG_TOKEN) for the $connect authorizer",
-        ),
-    ] = None,
+    stack: StackSocket = None,
 ) -> None:
     """Follow-up questions in one conversation (empty line or Ctrl-D quits)."""
     from cli import commands
