@@ -137,9 +137,10 @@ async def test_opensearch_ranks_like_the_embedded_store(
     local_metrics = summarise(local_results, "knn", K).metrics
     for name, value in local_metrics.items():
         assert abs(remote_metrics[name] - value) <= 0.03, (name, remote_metrics[name], value)
-    # Hybrid (the default mode): BM25 differs by design (OpenSearch's per-shard
-    # statistics vs FTS5), so metrics only, within 0.05 (3 of 60 questions);
-    # the epsilon keeps exactly 3 of 60 (0.0500…04 in floating point) inside.
+    # Hybrid (the default mode): BM25 differs by design (Lucene's vs FTS5's
+    # scoring, and ties that fall by write order, which concurrent bulk writes
+    # vary), so metrics only: within 4 of 60 questions. Measured: 0 to 3.
+    tolerance = 4 / 60 + 1e-9
     for name in ("mrr", "recall@5", "passage@3", "passage@5"):
         remote_value, local_value = hybrid["remote"][name], hybrid["local"][name]
-        assert abs(remote_value - local_value) <= 0.05 + 1e-9, (name, remote_value, local_value)
+        assert abs(remote_value - local_value) <= tolerance, (name, remote_value, local_value)
