@@ -139,7 +139,7 @@ async def test_opensearch_ranks_like_the_embedded_store(
         assert abs(remote_metrics[name] - value) <= 0.03, (name, remote_metrics[name], value)
     # Hybrid (the default mode): BM25 differs by design (Lucene's vs FTS5's
     # scoring, and ties that fall by write order, which concurrent bulk writes
-    # vary), so metrics only: within 4 of 60 questions. Measured: 0 to 3.
+    # vary), so metrics only: within 4 of 60 questions (3 seen in one run).
     tolerance = 4 / 60 + 1e-9
     for name in ("mrr", "recall@5", "passage@3", "passage@5"):
         remote_value, local_value = hybrid["remote"][name], hybrid["local"][name]
