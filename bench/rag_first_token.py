@@ -32,6 +32,7 @@ from cli.eval.corpus import index_folder
 from cli.eval.questions import load_questions
 from cli.files import SAMPLES_DIR
 from services.query.core import AnswerService, build_query_deps
+from shared.access import Principal
 from shared.adapters.llamacpp import LlamaCppChatModel
 from shared.factory import build_chat_model, build_embedder, build_status_store, build_vector_index
 from shared.ports import ServerEvent
@@ -150,7 +151,7 @@ async def run(
 
 async def answer(service: AnswerService, question: str) -> DoneEvent:
     sink = Recorder()
-    job = service.accept(AskAction(action="ask", question=question))
+    job = service.accept(AskAction(action="ask", question=question), Principal.single_user())
     await service.answer(job, sink, asyncio.Event())
     done = sink.events[-1]
     assert isinstance(done, DoneEvent), sink.events
