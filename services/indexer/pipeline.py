@@ -20,6 +20,7 @@ the document) and *stale* (older than the version applied: acknowledged).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -381,17 +382,18 @@ class IndexerPipeline:
         others = any(g != generation for g in stored)
         # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
         title = op.title or next((c.title for c in chunks if c.title), None)
-        lease.check()
-        await self._record_indexed(
+        record = functools.partial(
+            self._record_indexed,
             op,
             message,
             generation,
             len(chunks),
             version,
             written_at,
-            cleanup_pending=others,
             title=title,
         )
+        lease.check()
+        await record(cleanup_pending=others)
         if others:
             # Everything but this generation was searchable before it was
             # written, so one search-and-delete now removes all of it.
@@ -399,16 +401,7 @@ class IndexerPipeline:
             lease.check()
             out.removed = await self.index.delete_document(op.doc_id, generation)
             timer.lap("cleanup", t)
-            await self._record_indexed(
-                op,
-                message,
-                generation,
-                len(chunks),
-                version,
-                written_at,
-                cleanup_pending=False,
-                title=title,
-            )
+            await record(cleanup_pending=False)
 
     async def _wait_settled(
         self, previous: DocumentStatus | None, lease: DocLease, timer: _Timer
