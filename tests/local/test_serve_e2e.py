@@ -81,7 +81,10 @@ async def test_serve_ingest_ask_restart(
     assert [t.seq for t in tokens] == list(range(len(tokens)))
     assert "".join(t.text for t in tokens).strip()
     sources = next(e for e in events if isinstance(e, SourcesEvent))
-    assert sources.citations[0].doc_id == "policies/travel.md"
+    # cited sources come first, and which ones the tiny local model's sentences
+    # back varies; the retrieval order is prompt number 1, 2, ...
+    first_retrieved = min(sources.citations, key=lambda c: c.number)
+    assert first_retrieved.doc_id == "policies/travel.md"
 
     # no --url: the server announced itself in its data folder, and ask uses it
     via_cli = rag(

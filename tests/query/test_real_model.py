@@ -53,6 +53,8 @@ async def test_real_model_answer_over_the_websocket(real_server: TestServer) -> 
     assert tokens and "".join(t["text"] for t in tokens).strip()
     sources = events[-2]
     assert sources.event == "sources"
-    assert sources.citations[0].doc_id == "llamas"  # real MiniLM ranks the llama chunk first
+    # real MiniLM ranks the llama chunk first (prompt number 1); cited sources are
+    # listed first, and which ones the tiny model's sentences back varies
+    assert min(sources.citations, key=lambda c: c.number).doc_id == "llamas"
     done = events[-1]
     assert done.event == "done" and done.completion_tokens > 0
