@@ -11,12 +11,10 @@ import asyncio
 import json
 from collections.abc import Sequence
 
-import numpy as np
 from botocore.config import Config
 
 from shared.adapters.remote_embedding import (
-    endpoint_client,
-    map_client_error,
+    RemoteEmbedder,
     required_dimension,
     to_unit_vectors,
 )
@@ -34,7 +32,7 @@ def build_body(text: str, dimension: int) -> bytes:
     return json.dumps(body).encode()
 
 
-class BedrockEmbedder:
+class BedrockEmbedder(RemoteEmbedder):
     def __init__(
         self,
         model_id: str,
@@ -52,22 +50,22 @@ class BedrockEmbedder:
                 f"Titan Text Embeddings V2 returns {TITAN_V2_DIMENSIONS} dimensions, "
                 f"not {dimension}: set RAG_EMBEDDER__DIMENSION to one of them"
             )
+        super().__init__(
+            "bedrock-runtime",
+            dimension,
+            f"Bedrock model {model_id}",
+            region=region,
+            endpoint_url=endpoint_url,
+            client_config=client_config,
+        )
         self._model = model_id
-        self._dimension = dimension
         self._concurrency = max(1, concurrency)
-        self._client = endpoint_client("bedrock-runtime", region, endpoint_url, client_config)
 
     @property
     def model_id(self) -> str:
         return f"bedrock:{self._model}:{self._dimension}"
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    async def embed_documents(self, texts: Sequence[str]) -> Vector:
-        if not texts:
-            return np.zeros((0, self._dimension), dtype=np.float32)
+    async def _embed(self, texts: Sequence[str]) -> Vector:
         limit = asyncio.Semaphore(self._concurrency)
 
         async def one(text: str) -> list[float]:
@@ -77,32 +75,16 @@ class BedrockEmbedder:
         rows = await asyncio.gather(*(one(text) for text in texts))
         return to_unit_vectors(rows, len(texts), self._dimension, self._what)
 
-    async def embed_query(self, text: str) -> Vector:
-        row = await self._invoke(text)
-        vectors = to_unit_vectors([row], 1, self._dimension, self._what)
-        vector: Vector = vectors[0]
-        return vector
-
-    async def close(self) -> None:
-        await self._client.close()
-
-    @property
-    def _what(self) -> str:
-        return f"Bedrock model {self._model}"
-
     async def _invoke(self, text: str) -> list[float]:
-        client = await self._client()
-        try:
-            response = await client.invoke_model(
+        raw = await self._read_body(
+            lambda client: client.invoke_model(
                 modelId=self._model,
                 contentType="application/json",
                 accept="application/json",
                 body=build_body(text, self._dimension),
-            )
-            async with response["body"] as stream:
-                raw = await stream.read()
-        except Exception as exc:
-            raise map_client_error(exc, self._what) from exc
+            ),
+            "body",
+        )
         try:
             embedding = json.loads(raw)["embedding"]
         except (ValueError, KeyError, TypeError) as exc:

@@ -1,11 +1,13 @@
-"""What the SageMaker and Bedrock embedders share: botocore errors mapped to
-ours, and vector checks (their client is ``aws_client.LazyAwsClient``).
+"""What the SageMaker and Bedrock embedders share: the ``RemoteEmbedder``
+base (the port's methods around one lazy ``aws_client.LazyAwsClient``),
+botocore errors mapped to ours, and vector checks.
 
 Pure parts (``map_client_error``, ``to_unit_vectors``) are tested alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,3 +88,54 @@ def to_unit_vectors(rows: Any, count: int, dimension: int, what: str) -> Vector:
         raise ModelError(f"{what}: the endpoint returned a zero or non-finite vector")
     unit: Vector = (vectors / norms).astype(np.float32)
     return unit
+
+
+class RemoteEmbedder:
+    """The Embedder port over one model endpoint: a subclass says how texts
+    become vectors (``_embed``, never called with no text) and reads each
+    call's answer with ``_read_body``. ``what`` names the endpoint in errors."""
+
+    def __init__(
+        self,
+        service: str,
+        dimension: int,
+        what: str,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        client_config: Config | None,
+    ) -> None:
+        self._dimension = dimension
+        self._what = what
+        self._client = endpoint_client(service, region, endpoint_url, client_config)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return await self._embed(texts)
+
+    async def embed_query(self, text: str) -> Vector:
+        vectors = await self._embed([text])
+        vector: Vector = vectors[0]
+        return vector
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _embed(self, texts: Sequence[str]) -> Vector:
+        raise NotImplementedError
+
+    async def _read_body(self, call: Callable[[Any], Awaitable[Any]], body_key: str) -> bytes:
+        """The whole answer of ``call(client)``; botocore errors become ours."""
+        client = await self._client()
+        try:
+            response = await call(client)
+            async with response[body_key] as stream:
+                raw: bytes = await stream.read()
+        except Exception as exc:
+            raise map_client_error(exc, self._what) from exc
+        return raw

@@ -18,8 +18,7 @@ import numpy as np
 from botocore.config import Config
 
 from shared.adapters.remote_embedding import (
-    endpoint_client,
-    map_client_error,
+    RemoteEmbedder,
     required_dimension,
     to_unit_vectors,
 )
@@ -50,7 +49,7 @@ def pooled_rows(payload: Any) -> list[Any]:
     return rows
 
 
-class SageMakerEmbedder:
+class SageMakerEmbedder(RemoteEmbedder):
     def __init__(
         self,
         endpoint_name: str,
@@ -61,55 +60,43 @@ class SageMakerEmbedder:
         endpoint_url: str | None = None,
         client_config: Config | None = None,
     ) -> None:
+        super().__init__(
+            "sagemaker-runtime",
+            dimension,
+            f"SageMaker endpoint {endpoint_name}",
+            region=region,
+            endpoint_url=endpoint_url,
+            client_config=client_config,
+        )
         self._endpoint = endpoint_name
-        self._dimension = dimension
         self._batch_size = batch_size
-        self._client = endpoint_client("sagemaker-runtime", region, endpoint_url, client_config)
 
     @property
     def model_id(self) -> str:
         return f"sagemaker:{self._endpoint}"
 
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    async def embed_documents(self, texts: Sequence[str]) -> Vector:
-        if not texts:
-            return np.zeros((0, self._dimension), dtype=np.float32)
+    async def _embed(self, texts: Sequence[str]) -> Vector:
         parts = [
             await self._invoke(texts[i : i + self._batch_size])
             for i in range(0, len(texts), self._batch_size)
         ]
         return np.concatenate(parts)
 
-    async def embed_query(self, text: str) -> Vector:
-        vectors = await self._invoke([text])
-        vector: Vector = vectors[0]
-        return vector
-
-    async def close(self) -> None:
-        await self._client.close()
-
     async def _invoke(self, texts: Sequence[str]) -> Vector:
-        what = f"SageMaker endpoint {self._endpoint}"
-        client = await self._client()
-        try:
-            response = await client.invoke_endpoint(
+        raw = await self._read_body(
+            lambda client: client.invoke_endpoint(
                 EndpointName=self._endpoint,
                 ContentType="application/json",
                 Accept="application/json",
                 Body=build_body(texts),
-            )
-            async with response["Body"] as stream:
-                raw = await stream.read()
-        except Exception as exc:
-            raise map_client_error(exc, what) from exc
+            ),
+            "Body",
+        )
         try:
             payload = json.loads(raw)
         except ValueError as exc:
-            raise ModelError(f"{what}: the response is not JSON") from exc
-        return to_unit_vectors(pooled_rows(payload), len(texts), self._dimension, what)
+            raise ModelError(f"{self._what}: the response is not JSON") from exc
+        return to_unit_vectors(pooled_rows(payload), len(texts), self._dimension, self._what)
 
 
 def from_settings(settings: Settings) -> SageMakerEmbedder:
