@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +25,66 @@ class ObservabilityArgs:
     reconcile_function: pulumi.Input[str] | None = None
 
 
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm on one metric: above ``threshold`` (at or above with ``or_equal``)
+    over a 5-minute period."""
+
+    key: str
+    description: str
+    namespace: str
+    metric_name: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    statistic: str = "Maximum"
+    threshold: pulumi.Input[float] = 0
+    or_equal: bool = False
+
+
+def alarm_specs(args: ObservabilityArgs) -> list[AlarmSpec]:
+    """Every alarm of the stack, in creation order."""
+    specs = [
+        AlarmSpec(
+            "dlq-depth",
+            "Messages reached the ingest dead-letter queue (see their reason attribute).",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"QueueName": args.dlq_name},
+        ),
+        AlarmSpec(
+            "oldest-message-age",
+            "The ingest queue is not being drained (indexer failing or throttled).",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            {"QueueName": args.queue_name},
+            threshold=args.config.oldest_message_age_seconds,
+            or_equal=True,
+        ),
+    ]
+    if args.reconcile_function is not None:
+        specs.append(
+            AlarmSpec(
+                "index-drift",
+                "The reconciler found the index drifted from the status records "
+                "(see the indexer's 'drift' log lines for what it repaired).",
+                DRIFT_NAMESPACE,
+                "DriftFound",
+                {"FunctionName": args.reconcile_function},
+            )
+        )
+    specs += [
+        AlarmSpec(
+            f"{key}-errors",
+            f"The {key} Lambda function reported errors.",
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": function_name},
+            statistic="Sum",
+        )
+        for key, function_name in sorted(args.function_names.items())
+    ]
+    return specs
+
+
 class Observability(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -33,11 +92,19 @@ class Observability(pulumi.ComponentResource):
         super().__init__("rag:infra:Observability", name, None, opts)
         actions = [args.config.alarm_topic_arn] if args.config.alarm_topic_arn else []
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-
-        def alarm(key: str, description: str, **kwargs: Any) -> None:
-            self.alarms[key] = aws.cloudwatch.MetricAlarm(
-                f"{name}-{key}",
-                alarm_description=description,
+        for spec in alarm_specs(args):
+            comparison = (
+                "GreaterThanOrEqualToThreshold" if spec.or_equal else "GreaterThanThreshold"
+            )
+            self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
+                f"{name}-{spec.key}",
+                alarm_description=spec.description,
+                namespace=spec.namespace,
+                metric_name=spec.metric_name,
+                dimensions=spec.dimensions,
+                statistic=spec.statistic,
+                comparison_operator=comparison,
+                threshold=spec.threshold,
                 period=PERIOD_SECONDS,
                 evaluation_periods=1,
                 # No data means no traffic, which is not a failure.
@@ -45,50 +112,5 @@ class Observability(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=actions,
                 opts=pulumi.ResourceOptions(parent=self),
-                **kwargs,
-            )
-
-        alarm(
-            "dlq-depth",
-            "Messages reached the ingest dead-letter queue (see their reason attribute).",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": args.dlq_name},
-            statistic="Maximum",
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-        )
-        alarm(
-            "oldest-message-age",
-            "The ingest queue is not being drained (indexer failing or throttled).",
-            namespace="AWS/SQS",
-            metric_name="ApproximateAgeOfOldestMessage",
-            dimensions={"QueueName": args.queue_name},
-            statistic="Maximum",
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=args.config.oldest_message_age_seconds,
-        )
-        if args.reconcile_function is not None:
-            alarm(
-                "index-drift",
-                "The reconciler found the index drifted from the status records "
-                "(see the indexer's 'drift' log lines for what it repaired).",
-                namespace=DRIFT_NAMESPACE,
-                metric_name="DriftFound",
-                dimensions={"FunctionName": args.reconcile_function},
-                statistic="Maximum",
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-            )
-        for key, function_name in sorted(args.function_names.items()):
-            alarm(
-                f"{key}-errors",
-                f"The {key} Lambda function reported errors.",
-                namespace="AWS/Lambda",
-                metric_name="Errors",
-                dimensions={"FunctionName": function_name},
-                statistic="Sum",
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
             )
         self.register_outputs({})
