@@ -50,19 +50,21 @@ def pick(outputs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+# Which settings each output fills in: (output names, settings section, the
+# field the output's value goes to, fixed fields set with it).
+OVERRIDES: tuple[tuple[tuple[str, ...], str, str, dict[str, str]], ...] = (
+    (QUEUE_KEYS, "queue", "queue_url", {"backend": "sqs"}),
+    (BUCKET_KEYS, "ingest", "bucket", {}),
+    (STATUS_TABLE_KEYS, "status", "table", {"backend": "dynamodb"}),
+    (REGION_KEYS, "aws", "region", {}),
+)
+
+
 def settings_overrides(outputs: dict[str, Any]) -> dict[str, Any]:
     """Settings that point ``rag`` at the deployed stack instead of local mode."""
     overrides: dict[str, Any] = {}
-    queue_url = pick(outputs, QUEUE_KEYS)
-    if queue_url:
-        overrides["queue"] = {"backend": "sqs", "queue_url": queue_url}
-    bucket = pick(outputs, BUCKET_KEYS)
-    if bucket:
-        overrides["ingest"] = {"bucket": bucket}
-    table = pick(outputs, STATUS_TABLE_KEYS)
-    if table:
-        overrides["status"] = {"backend": "dynamodb", "table": table}
-    region = pick(outputs, REGION_KEYS)
-    if region:
-        overrides["aws"] = {"region": region}
+    for keys, section, field, fixed in OVERRIDES:
+        value = pick(outputs, keys)
+        if value:
+            overrides[section] = {**fixed, field: value}
     return overrides

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -33,12 +34,21 @@ class Search(pulumi.ComponentResource):
         super().__init__("rag:infra:Search", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         coll = args.collection_name
-        self.encryption_policy = aws.opensearch.ServerlessSecurityPolicy(
-            f"{name}-encryption",
-            name=f"{coll}-enc",
-            type="encryption",
-            policy=policies.to_json(policies.encryption_policy(coll, args.search.kms_key_arn)),
-            opts=child,
+
+        def security_policy(
+            kind: str, short: str, document: Any
+        ) -> aws.opensearch.ServerlessSecurityPolicy:
+            """The encryption and network policies: one type, named after the collection."""
+            return aws.opensearch.ServerlessSecurityPolicy(
+                f"{name}-{kind}",
+                name=f"{coll}-{short}",
+                type=kind,
+                policy=policies.to_json(document),
+                opts=child,
+            )
+
+        self.encryption_policy = security_policy(
+            "encryption", "enc", policies.encryption_policy(coll, args.search.kms_key_arn)
         )
         self.vpc_endpoint: aws.opensearch.ServerlessVpcEndpoint | None = None
         if args.search.network == "vpc" and args.vpc is not None:
@@ -50,14 +60,9 @@ class Search(pulumi.ComponentResource):
                 security_group_ids=list(args.vpc.security_group_ids),
                 opts=child,
             )
-        self.network_policy = aws.opensearch.ServerlessSecurityPolicy(
-            f"{name}-network",
-            name=f"{coll}-net",
-            type="network",
-            policy=policies.to_json(
-                policies.network_policy(coll, self.vpc_endpoint.id if self.vpc_endpoint else None)
-            ),
-            opts=child,
+        vpce_id = self.vpc_endpoint.id if self.vpc_endpoint else None
+        self.network_policy = security_policy(
+            "network", "net", policies.network_policy(coll, vpce_id)
         )
         self.access_policy = aws.opensearch.ServerlessAccessPolicy(
             f"{name}-access",
