@@ -249,17 +249,15 @@ class OpenSearchVectorIndex:
         self, vector: Vector, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         body = req.build_knn_query(vector, k, filters, access)
-        response = await self._query("search by vector", body)
-        return req.parse_hits(response, "knn")
+        return await self._hits("search by vector", body, "knn")
 
     async def keyword_search(
         self, text: str, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         body = req.build_keyword_query(text, k, filters, access)
-        response = await self._query("search by keywords", body)
-        return req.parse_hits(response, "keyword")
+        return await self._hits("search by keywords", body, "keyword")
 
-    async def _query(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _hits(self, action: str, body: dict[str, Any], kind: str) -> list[SearchHit]:
         """A client's search: before the first document it says so, not "404".
 
         The index is created by the indexer's first start; until then, and
@@ -275,7 +273,7 @@ class OpenSearchVectorIndex:
             raise map_error(exc, action) from exc
         if not req.has_hits(response) and await self._is_empty():
             raise NoDocumentsIndexed(f"index {self.index_name!r} holds no documents yet")
-        return response
+        return req.parse_hits(response, kind)
 
     async def _is_empty(self) -> bool:
         """Only asked when a search found nothing (a filter may explain that)."""
