@@ -16,6 +16,7 @@ import contextlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.factory import (
@@ -38,13 +39,6 @@ if TYPE_CHECKING:  # the embedded adapters load apsw: only when local mode uses 
 @dataclass
 class LocalParts:
     settings: Settings
-    _index: VectorIndex | None = None
-    _status: StatusStore | None = None
-    _queue: Queue | None = None
-    _embedder: Embedder | None = None
-    _model: ChatModel | None = None
-    _embedded_index: SqliteVectorIndex | None = None
-    _embedded_queue: SqliteQueue | None = None
     _closers: list[Any] = field(default_factory=list)
 
     def _built(self, build: Callable[[Settings], T]) -> T:
@@ -52,59 +46,46 @@ class LocalParts:
         self._closers.append(part)
         return part
 
-    @property
+    # Each part is built on first use and kept (cached_property), closed by close().
+    @cached_property
     def index(self) -> VectorIndex:
-        if self._index is None:
-            embedded = self.embedded_index
-            self._index = embedded if embedded is not None else self._built(build_vector_index)
-        return self._index
+        embedded = self.embedded_index
+        return embedded if embedded is not None else self._built(build_vector_index)
 
-    @property
+    @cached_property
     def embedded_index(self) -> SqliteVectorIndex | None:
         """The index as the embedded store, or None when it is OpenSearch."""
         if self.settings.index.backend != "embedded":
             return None
-        if self._embedded_index is None:
-            from shared.adapters import sqlite_store
+        from shared.adapters import sqlite_store
 
-            self._embedded_index = self._built(sqlite_store.from_settings)
-        return self._embedded_index
+        return self._built(sqlite_store.from_settings)
 
-    @property
+    @cached_property
     def status(self) -> StatusStore:
-        if self._status is None:
-            self._status = self._built(build_status_store)
-        return self._status
+        return self._built(build_status_store)
 
-    @property
+    @cached_property
     def queue(self) -> Queue:
-        if self._queue is None:
-            embedded = self.embedded_queue
-            self._queue = embedded if embedded is not None else self._built(build_queue)
-        return self._queue
+        embedded = self.embedded_queue
+        return embedded if embedded is not None else self._built(build_queue)
 
-    @property
+    @cached_property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = self._built(build_embedder)
-        return self._embedder
+        return self._built(build_embedder)
 
-    @property
+    @cached_property
     def model(self) -> ChatModel:
-        if self._model is None:
-            self._model = self._built(build_chat_model)
-        return self._model
+        return self._built(build_chat_model)
 
-    @property
+    @cached_property
     def embedded_queue(self) -> SqliteQueue | None:
         """The queue as the embedded queue, or None when it is SQS."""
         if self.settings.queue.backend != "embedded":
             return None
-        if self._embedded_queue is None:
-            from shared.adapters import sqlite_queue
+        from shared.adapters import sqlite_queue
 
-            self._embedded_queue = self._built(sqlite_queue.from_settings)
-        return self._embedded_queue
+        return self._built(sqlite_queue.from_settings)
 
     async def close(self) -> None:
         for part in reversed(self._closers):
