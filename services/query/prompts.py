@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shared.errors import ConfigurationError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,7 @@ def llama2_prompt(system: str, history: Sequence[Turn], user: str) -> str:
 
 def chatml_prompt(system: str, history: Sequence[Turn], user: str) -> str:
     """ChatML (SmolLM2, Qwen…): ``<|im_start|>role\\n…<|im_end|>\\n``, open assistant turn."""
-    lines = [_chatml("system", system)]
-    for turn in history:
-        lines += [_chatml("user", turn.question), _chatml("assistant", turn.answer)]
-    lines.append(_chatml("user", user))
-    return "".join(lines) + "<|im_start|>assistant\n"
+    return "".join(_role_turns(_chatml, system, history, user)) + "<|im_start|>assistant\n"
 
 
 def _chatml(role: str, text: str) -> str:
@@ -81,29 +80,36 @@ def _chatml(role: str, text: str) -> str:
 
 def llama3_prompt(system: str, history: Sequence[Turn], user: str) -> str:
     """Llama 3 instruct: header ids and ``<|eot_id|>``, open assistant header."""
-    parts = ["<|begin_of_text|>", _llama3("system", system)]
-    for turn in history:
-        parts += [_llama3("user", turn.question), _llama3("assistant", turn.answer)]
-    parts.append(_llama3("user", user))
-    return "".join(parts) + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    turns = "".join(_role_turns(_llama3, system, history, user))
+    return "<|begin_of_text|>" + turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
 def _llama3(role: str, text: str) -> str:
     return f"<|start_header_id|>{role}<|end_header_id|>\n\n{text.strip()}<|eot_id|>"
 
 
+def _role_turns(
+    turn: Callable[[str, str], T], system: str, history: Sequence[Turn], user: str
+) -> list[T]:
+    """The system turn, each past question and answer, then the new question,
+    each written by ``turn(role, text)`` (the templates that mark roles)."""
+    turns = [turn("system", system)]
+    for past in history:
+        turns += [turn("user", past.question), turn("assistant", past.answer)]
+    turns.append(turn("user", user))
+    return turns
+
+
 def messages_prompt(system: str, history: Sequence[Turn], user: str) -> str:
     """For servers that apply the chat template themselves (OpenAI-compatible
     ``/chat/completions``): the turns as a JSON list of ``{"role", "content"}``,
     which the adapter sends as ``messages``."""
-    messages = [{"role": "system", "content": system.strip()}]
-    for turn in history:
-        messages += [
-            {"role": "user", "content": turn.question.strip()},
-            {"role": "assistant", "content": turn.answer.strip()},
-        ]
-    messages.append({"role": "user", "content": user.strip()})
+    messages = _role_turns(_message, system, history, user)
     return json.dumps(messages, ensure_ascii=False)
+
+
+def _message(role: str, text: str) -> dict[str, str]:
+    return {"role": role, "content": text.strip()}
 
 
 PromptBuilder = Callable[[str, Sequence[Turn], str], str]
