@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.adapters.remote_chat import RemoteChatModel
+from shared.adapters.remote_chat import RemoteChatModel, stream_payloads
 from shared.adapters.stop_sequences import StopMatcher
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
@@ -74,24 +73,22 @@ class BedrockChatModel(RemoteChatModel):
         )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        client = await self._client()
-        try:
-            response = await client.invoke_model_with_response_stream(
+        request = json.dumps(build_request(prompt, params)).encode()
+        response = await self._open_stream(
+            lambda client: client.invoke_model_with_response_stream(
                 modelId=self._model_id,
-                body=json.dumps(build_request(prompt, params)).encode(),
+                body=request,
                 contentType="application/json",
                 accept="application/json",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _model_error(exc) from exc
-        body = response["body"]
+            ),
+            _model_error,
+        )
         matcher = StopMatcher(params.stop)
         reason, prompt_tokens, generated = StopReason.END, None, None
-        try:
-            async for event in body:
-                if "chunk" not in event:
-                    continue
-                chunk = parse_chunk(event["chunk"].get("bytes", b""))
+        payloads = stream_payloads(response["body"], "chunk", "bytes", _model_error)
+        async with aclosing(payloads):
+            async for data in payloads:
+                chunk = parse_chunk(data)
                 prompt_tokens = chunk.prompt_tokens or prompt_tokens
                 generated = chunk.generation_tokens or generated
                 reason = chunk.stop_reason or reason
@@ -102,10 +99,6 @@ class BedrockChatModel(RemoteChatModel):
                     break
             if text := matcher.flush():
                 yield ModelToken(text)
-        except (ClientError, BotoCoreError) as exc:
-            raise _model_error(exc) from exc
-        finally:
-            body.close()
         yield ModelFinish(reason, prompt_tokens=prompt_tokens, completion_tokens=generated)
 
 

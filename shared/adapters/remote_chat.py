@@ -1,11 +1,15 @@
 """What the AWS streaming chat adapters (SageMaker, Bedrock) have in common:
 a lazily created client, the prompt family from settings, a character-based
-token estimate, and ``stream`` as an async generator each subclass writes."""
+token estimate, ``stream`` as an async generator each subclass writes, and
+how both open and read an AWS response stream."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws_client import LazyAwsClient
 from shared.ports import GenerationParams, ModelEvent
@@ -39,3 +43,30 @@ class RemoteChatModel:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def _open_stream(
+        self, call: Callable[[Any], Awaitable[Any]], error: Callable[[Exception], Exception]
+    ) -> Any:
+        """The response of ``call(client)``; an AWS error becomes ``error(exc)``."""
+        client = await self._client()
+        try:
+            return await call(client)
+        except (ClientError, BotoCoreError) as exc:
+            raise error(exc) from exc
+
+
+async def stream_payloads(
+    body: Any, event: str, field: str, error: Callable[[Exception], Exception]
+) -> AsyncGenerator[bytes, None]:
+    """The bytes of each ``event`` of an AWS event stream (other events are
+    skipped); an AWS error mid-stream becomes ``error(exc)``. Read it inside
+    ``contextlib.aclosing``: the HTTP stream is closed however reading ends
+    (done, break, cancel), so the endpoint stops generating."""
+    try:
+        async for item in body:
+            if event in item:
+                yield item[event].get(field, b"")
+    except (ClientError, BotoCoreError) as exc:
+        raise error(exc) from exc
+    finally:
+        body.close()

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.adapters.remote_chat import RemoteChatModel
+from shared.adapters.remote_chat import RemoteChatModel, stream_payloads
 from shared.errors import ConfigurationError, ModelError, ModelUnavailable
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
@@ -132,32 +131,24 @@ class SageMakerChatModel(RemoteChatModel):
         )
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        client = await self._client()
-        try:
-            response = await client.invoke_endpoint_with_response_stream(
-                EndpointName=self._endpoint,
-                Body=json.dumps(build_request(prompt, params)).encode(),
-                ContentType="application/json",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _model_error(exc, self._endpoint) from exc
-        body = response["Body"]
+        request = json.dumps(build_request(prompt, params)).encode()
+        response = await self._open_stream(
+            lambda client: client.invoke_endpoint_with_response_stream(
+                EndpointName=self._endpoint, Body=request, ContentType="application/json"
+            ),
+            lambda exc: _model_error(exc, self._endpoint),
+        )
         parser = TokenLineParser()
         count = 0
-        try:
-            async for event in body:
-                if "PayloadPart" not in event:
-                    continue
-                for text in parser.feed(event["PayloadPart"].get("Bytes", b"")):
+        payloads = stream_payloads(response["Body"], "PayloadPart", "Bytes", _model_error)
+        async with aclosing(payloads):  # on cancel: drop the HTTP stream so the endpoint stops
+            async for data in payloads:
+                for text in parser.feed(data):
                     count += 1
                     yield ModelToken(text)
             for text in parser.flush():
                 count += 1
                 yield ModelToken(text)
-        except (ClientError, BotoCoreError) as exc:
-            raise _model_error(exc) from exc
-        finally:
-            body.close()  # on cancel: drop the HTTP stream so the endpoint stops
         state = parser.state
         yield ModelFinish(
             state.stop_reason,
