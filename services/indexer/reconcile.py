@@ -84,32 +84,23 @@ def expected_generations(record: DocumentStatus) -> dict[str, int]:
     return {record.generation: record.chunk_count}
 
 
+@dataclass(frozen=True, kw_only=True)
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        index: VectorIndex,
-        status: StatusStore,
-        requeue: Requeue | None,
-        settle_s: float,
-        lease_s: float,
-        requeue_limit: int = 100,
-    ) -> None:
-        self._index = index
-        self._status = status
-        self._requeue = requeue
-        self._settle_s = settle_s
-        self._lease_s = lease_s
-        self._requeue_limit = requeue_limit
+    index: VectorIndex
+    status: StatusStore
+    requeue: Requeue | None
+    settle_s: float
+    lease_s: float
+    requeue_limit: int = 100
 
     async def run(self, *, dry_run: bool = False) -> ReconcileReport:
         report = ReconcileReport(dry_run=dry_run)
-        recorded = [r.doc_id for r in await self._status.list(limit=MAX_DOCUMENTS)]
-        unrecorded = sorted(set(await self._index.doc_ids()) - set(recorded))
+        recorded = [r.doc_id for r in await self.status.list(limit=MAX_DOCUMENTS)]
+        unrecorded = sorted(set(await self.index.doc_ids()) - set(recorded))
         for doc_id in recorded + unrecorded:
             report.checked += 1
             try:
-                async with DocLease(self._status, doc_id, self._lease_s) as lease:
+                async with DocLease(self.status, doc_id, self.lease_s) as lease:
                     await self._check(doc_id, lease, report)
             except DocumentBusy:
                 report.busy += 1
@@ -117,15 +108,15 @@ class Reconciler:
         return report
 
     async def _check(self, doc_id: str, lease: DocLease, report: ReconcileReport) -> None:
-        record = await self._status.get(doc_id)  # fresh, under the lease
+        record = await self.status.get(doc_id)  # fresh, under the lease
         if record is None:
             await self._orphan(doc_id, lease, report)
             return
-        until = settled_at(record, lease.acquired_at, self._settle_s)
+        until = settled_at(record, lease.acquired_at, self.settle_s)
         if until is not None and until > datetime.now(UTC):
             report.settling += 1
             return
-        stored = await self._index.generations(doc_id)
+        stored = await self.index.generations(doc_id)
         expected = expected_generations(record)
         repairs: list[Repair] = []
         strays = {g: n for g, n in stored.items() if g not in expected}
@@ -135,7 +126,7 @@ class Reconciler:
             action = "none (dry run)"
             if not report.dry_run:
                 lease.check()
-                removed = await self._index.delete_document(doc_id, record.generation)
+                removed = await self.index.delete_document(doc_id, record.generation)
                 action = f"deleted {removed} chunk(s)"
             repairs.append(Repair(doc_id, drift, detail, action))
         if record.writing is not None and not strays:
@@ -156,14 +147,14 @@ class Reconciler:
             await self._record_repaired(record, repairs, lease)
 
     async def _orphan(self, doc_id: str, lease: DocLease, report: ReconcileReport) -> None:
-        stored = await self._index.generations(doc_id)
+        stored = await self.index.generations(doc_id)
         if not stored:
             return
         detail = "no status record; " + ", ".join(f"{g}×{n}" for g, n in sorted(stored.items()))
         action = "none (dry run)"
         if not report.dry_run:
             lease.check()
-            action = f"deleted {await self._index.delete_document(doc_id)} chunk(s)"
+            action = f"deleted {await self.index.delete_document(doc_id)} chunk(s)"
         repair = Repair(doc_id, "orphan_chunks", detail, action)
         log.warning("drift", extra={"fields": asdict(repair)})
         report.repairs.append(repair)
@@ -173,11 +164,11 @@ class Reconciler:
             return "none (dry run)"
         if record.source_message is None:
             return "cannot re-queue: the message was too large to keep; send it again"
-        if self._requeue is None:
+        if self.requeue is None:
             return "cannot re-queue: no queue configured"
-        if report.requeued >= self._requeue_limit:
+        if report.requeued >= self.requeue_limit:
             return "not re-queued: this run's re-queue limit was reached"
-        await self._requeue(unpack_message(record.source_message))
+        await self.requeue(unpack_message(record.source_message))
         return "re-queued"
 
     async def _record_repaired(
@@ -197,7 +188,7 @@ class Reconciler:
                 r.detail for r in repairs if r.action == "re-queued"
             )
         lease.check()
-        await self._status.put(record.model_copy(update=update))
+        await self.status.put(record.model_copy(update=update))
 
 
 def drift_metric(report: ReconcileReport, namespace: str, function: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import base64
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -197,49 +198,42 @@ class LambdaApp:
                 log.warning("cancel poll failed for %s", worker.request_id, exc_info=True)
 
 
+@dataclass(frozen=True)
 class _WorkerRuns:
     """The front door's Runs for one ``$default`` invocation: the connection's
     running requests live in the shared registry, and an accepted answer runs
     in an asynchronous invocation of this same function (the worker)."""
 
-    def __init__(
-        self,
-        registry: RequestRegistry,
-        invoker: Invoker,
-        connection_id: str,
-        endpoint: str,
-        function_arn: str,
-    ) -> None:
-        self._registry = registry
-        self._invoker = invoker
-        self._connection_id = connection_id
-        self._endpoint = endpoint
-        self._function_arn = function_arn
+    registry: RequestRegistry
+    invoker: Invoker
+    connection_id: str
+    endpoint: str
+    function_arn: str
 
     async def claim(self, request_id: str, max_running: int) -> ErrorCode | None:
-        return await self._registry.start(self._connection_id, request_id, max_running)
+        return await self.registry.start(self.connection_id, request_id, max_running)
 
     async def release(self, request_id: str) -> None:
-        await self._registry.finish(self._connection_id, request_id)
+        await self.registry.finish(self.connection_id, request_id)
 
     async def cancel(self, request_id: str) -> bool:
-        return await self._registry.cancel(self._connection_id, request_id)
+        return await self.registry.cancel(self.connection_id, request_id)
 
     async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
         worker = WorkerJob(
             ask=job.ask,
             request_id=job.request_id,
             conversation_id=job.conversation_id,
-            connection_id=self._connection_id,
-            endpoint_url=self._endpoint,
+            connection_id=self.connection_id,
+            endpoint_url=self.endpoint,
             principal=job.principal.id,
             groups=sorted(job.principal.groups),
             admin=job.principal.admin,
             job_id=uuid.uuid4().hex,
         )
         try:
-            await self._invoker.invoke_async(
-                self._function_arn, {WORKER_KEY: worker.model_dump(mode="json")}
+            await self.invoker.invoke_async(
+                self.function_arn, {WORKER_KEY: worker.model_dump(mode="json")}
             )
         except Exception:
             log.exception("could not start the worker for %s", job.request_id)
