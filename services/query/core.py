@@ -179,7 +179,9 @@ class _Generation:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class _GenerationResult:
+    """How one answer's generation ended (not the indexer's per-message Outcome)."""
+
     text: str
     stop_reason: StopReason
     prompt_tokens: int
@@ -276,7 +278,7 @@ class AnswerService:
             )
             return
         if fitted is None:
-            outcome = _Outcome("", StopReason.CANCELLED, 0, 0)
+            outcome = _GenerationResult("", StopReason.CANCELLED, 0, 0)
             await self._finish(sink, job, [], outcome, start, None, trail)
             return
         streamer = TokenStreamer(
@@ -306,7 +308,9 @@ class AnswerService:
         except Exception as exc:  # retried (and reported) by _attribute
             log.debug("embedding sources ahead failed: %r", exc)
 
-    async def _attribute(self, job: Job, outcome: _Outcome, texts: list[str]) -> Attribution | None:
+    async def _attribute(
+        self, job: Job, outcome: _GenerationResult, texts: list[str]
+    ) -> Attribution | None:
         if self._attributor is None or outcome.error is not None:
             return None
         if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
@@ -347,7 +351,7 @@ class AnswerService:
 
     async def _generate(
         self, prompt: str, streamer: TokenStreamer, cancel: asyncio.Event, state: _Generation
-    ) -> _Outcome:
+    ) -> _GenerationResult:
         sender = asyncio.create_task(streamer.run())
         generation = asyncio.create_task(self._consume(prompt, streamer, state))
         cancelled = asyncio.create_task(cancel.wait())
@@ -383,7 +387,9 @@ class AnswerService:
             if aclose is not None:
                 await aclose()  # stops the backend's generation (HTTP stream, llama.cpp)
 
-    def _outcome(self, prompt: str, state: _Generation, generation: asyncio.Task[None]) -> _Outcome:
+    def _outcome(
+        self, prompt: str, state: _Generation, generation: asyncio.Task[None]
+    ) -> _GenerationResult:
         text = "".join(state.parts)
         finish = state.finish
         count = self._deps.model.count_tokens
@@ -392,22 +398,26 @@ class AnswerService:
             finish.completion_tokens if finish and finish.completion_tokens else len(state.parts)
         )
         if generation.cancelled():
-            return _Outcome(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
+            return _GenerationResult(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
         error = generation.exception()
         if isinstance(error, ModelUnavailable):
             log.warning("model unavailable: %s", error)
             event = ErrorEvent(
                 request_id=None, code=ErrorCode.MODEL_UNAVAILABLE, message=str(error)
             )
-            return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
+            return _GenerationResult(
+                text, StopReason.ERROR, prompt_tokens, completion_tokens, event
+            )
         if error is not None or finish is None:
             log.warning("model failed: %r", error)
             message = "the model failed while answering"
             if error is not None:
                 message += f": {str(error)[:MAX_ERROR_DETAIL]}"
             event = ErrorEvent(request_id=None, code=ErrorCode.MODEL_FAILED, message=message)
-            return _Outcome(text, StopReason.ERROR, prompt_tokens, completion_tokens, event)
-        return _Outcome(text, finish.stop_reason, prompt_tokens, completion_tokens)
+            return _GenerationResult(
+                text, StopReason.ERROR, prompt_tokens, completion_tokens, event
+            )
+        return _GenerationResult(text, finish.stop_reason, prompt_tokens, completion_tokens)
 
     async def _readable_turns(self, turns: list[Turn], job: Job) -> list[Turn]:
         """The stored turns whose every document the caller may still read (access
@@ -425,7 +435,7 @@ class AnswerService:
             log.info("dropped %d unreadable turn(s) for %s", len(turns) - len(kept), job.request_id)
         return kept
 
-    async def _remember(self, job: Job, outcome: _Outcome, fitted: FittedPrompt) -> None:
+    async def _remember(self, job: Job, outcome: _GenerationResult, fitted: FittedPrompt) -> None:
         if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
             return
         # Everything the answer could have drawn on: its sources and the turns replayed.
@@ -444,7 +454,7 @@ class AnswerService:
         sink: ConnectionSink,
         job: Job,
         sources: list[SearchHit],
-        outcome: _Outcome,
+        outcome: _GenerationResult,
         start: float,
         first_sent_at: float | None,
         trail: _Trail,
