@@ -83,7 +83,7 @@ async def test_serve_ingest_ask_restart(
     sources = next(e for e in events if isinstance(e, SourcesEvent))
     # cited sources come first, and which ones the tiny local model's sentences
     # back varies; the retrieval order is prompt number 1, 2, ...
-    first_retrieved = min(sources.citations, key=lambda c: c.number)
+    first_retrieved = min(sources.citations, key=lambda c: (c.number is None, c.number or 0))
     assert first_retrieved.doc_id == "policies/travel.md"
 
     # no --url: the server announced itself in its data folder, and ask uses it
