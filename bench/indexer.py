@@ -1,58 +1,90 @@
-"""Indexer benchmark: embedder throughput vs end-to-end throughput, and memory over a backlog.
+"""Indexer benchmark: end-to-end chunks/s beside the embedder alone, the per-chunk
+cost of the chunking defaults beside the previous ones, and memory over a backlog.
 
-    scripts/test-servers start
-    .venv/bin/python -m bench.indexer               # defaults: 400 docs, 10,000-message backlog
-    .venv/bin/python -m bench.indexer --docs 100 --backlog 2000   # quicker
+    .venv/bin/python -m bench.indexer                         # the documented run (a few minutes)
+    .venv/bin/python -m bench.indexer --backend embedded      # no servers needed
+    .venv/bin/python -m bench.indexer --corpus samples        # whole documents instead of notes
+    .venv/bin/python -m bench.indexer --backlog 10000         # add the memory run (~9 min)
 
-Needs the real OpenSearch node and the SQS-compatible server (URLs from
-``.servers/`` or ``RAG_TEST_OPENSEARCH_URL`` / ``RAG_TEST_SQS_URL``). Uses the
-real all-MiniLM-L6-v2 embedder, the product's OpenSearch, SQS and DynamoDB
-adapters and the real poller; each run makes its own queue, index and table.
+``--backend servers`` (in ``both``, the default) needs the real OpenSearch node
+and the SQS-compatible server (URLs from ``$RAG_SERVERS_DIR`` or ``.servers/``,
+or ``RAG_TEST_OPENSEARCH_URL`` / ``RAG_TEST_SQS_URL``); each run makes its own
+queue, index and table. Uses the real all-MiniLM-L6-v2 embedder with the
+product's settings (``--threads`` overrides its BLAS threads) and the real poller.
 
-1. The same corpus of small documents (paragraphs of samples/corpus) is chunked,
-   and its chunks are embedded directly in batches: the embedder's own rate,
-   the physical limit here.
-2. The same documents go through SQS → poller → OpenSearch: end-to-end rate,
-   printed as a ratio of (1).
-3. A backlog of tiny messages is drained; RSS is sampled at 10 %, 50 % and
-   100 % of it (flat means no growth). The queue is kept ~``--standing``
-   messages deep while all of them pass through, because moto's SendMessage
-   costs O(queue depth); the CPU moto used meanwhile is reported.
+1. **Throughput.** One corpus (``--corpus notes``: small titled messages of
+   ~3 chunks cut from samples/corpus, the case where per-message costs weigh
+   most; ``samples``: the 29 whole documents of samples/corpus, HTML, Markdown,
+   PDF and text) is chunked as the indexer does, and the exact texts the
+   indexer embeds (context header included) are embedded directly: the
+   embedder's own rate, best over batch sizes 8 and 32. Then, per backend, the
+   same documents go queue → poller → index (``servers``: SQS → OpenSearch,
+   status in DynamoDB; ``embedded``: the local SQLite queue, store and
+   status): end-to-end chunks/s, printed as a ratio of the embedder's rate,
+   which is measured again afterwards (the two are averaged). Before timing,
+   one warm-up message goes through the same poller, so the ratio is the
+   steady rate of a running indexer (clients connected), not its start-up.
+   Also printed: CPU seconds per chunk of this process, the embedder's own
+   thread, and the local servers, and the share of the run in which the
+   embedder was computing (the rest is start, tail and hand-offs).
+2. **Chunking defaults.** The same documents (samples/corpus) chunked with
+   today's defaults and with the previous ones (200-token chunks, no context
+   header); the first ``--cost-chunks`` chunks of each embedded in alternating
+   rounds: ms per chunk and the ratio, and what the whole corpus costs.
+3. **Backlog** (``--backlog N``, servers only): N tiny messages are drained;
+   RSS at 10 %, 50 %, 100 % of them. moto's SendMessage costs O(queue depth),
+   so the queue is kept ~``--standing`` messages deep while all N pass through.
+
+Load: the 1/5/15-minute load averages are printed beside every figure; on a
+machine whose cores are busy with other work the figures are not comparable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiobotocore.session import get_session
 
+from bench.chunk_cost import compare_defaults
+from cli.files import build_index_message, discover
 from services.indexer.batching import BatchingEmbedder
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters import dynamodb_status, opensearch
+from shared.adapters import dynamodb_status, opensearch, sqlite_queue, sqlite_status, sqlite_store
 from shared.adapters.minilm import MiniLMEmbedder
 from shared.adapters.sqs import SqsQueue
 from shared.adapters.wordpiece import default_token_counter
-from shared.chunking import chunk_document, settings_fingerprint
-from shared.documents import content_generation
-from shared.loaders import load
+from shared.chunking import chunk_document
+from shared.context_header import HeaderBuilder
+from shared.documents import Vector
+from shared.ingest import IndexOperation
+from shared.ports import Queue
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "samples" / "corpus"
+SERVERS_DIR = Path(os.environ.get("RAG_SERVERS_DIR") or ROOT / ".servers")
 
 
 def server_url(env: str, state_file: str) -> str:
-    url = os.environ.get(env) or (ROOT / ".servers" / state_file).read_text().strip()
+    url = os.environ.get(env) or (SERVERS_DIR / state_file).read_text().strip()
     return url.rstrip("/")
+
+
+def load_avg() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def rss_mib() -> float:
@@ -62,51 +94,174 @@ def rss_mib() -> float:
     return 0.0
 
 
-def moto_cpu_s() -> float:
-    """CPU seconds used so far by the local moto server (0 if it isn't ours to see):
-    shows when the SQS stand-in, not the indexer, is the bottleneck."""
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds used so far by a local process (0 if it isn't ours to see)."""
+    if pid is None:
+        return 0.0
     try:
-        pid = (ROOT / ".servers" / "sqs.pid").read_text().strip()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
 
 
-def corpus_documents(count: int) -> list[str]:
-    """Small documents (a few paragraphs, ~1-2 chunks) cut from the sample corpus."""
+def server_pids() -> dict[str, int]:
+    """The local moto and OpenSearch processes: their CPU competes with the embedder's."""
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        pids["moto"] = int((SERVERS_DIR / "sqs.pid").read_text().strip())
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"org.opensearch.bootstrap.OpenSearch" in cmdline:
+                pids["opensearch"] = int(proc.name)
+    return pids
+
+
+# ---- corpora ------------------------------------------------------------------
+
+
+def note_messages(count: int) -> list[IndexOperation]:
+    """Small titled notes (~160 words, 1-3 chunks) cut from the sample corpus."""
     paragraphs: list[str] = []
     for path in sorted(CORPUS.rglob("*")):
         if path.suffix in {".md", ".txt", ".html", ".rst"} and path.is_file():
             text = path.read_text(errors="replace")
             paragraphs += [p.strip() for p in text.split("\n\n") if len(p.split()) >= 8]
-    docs: list[str] = []
+    ops: list[IndexOperation] = []
     i = 0
-    while len(docs) < count:
+    while len(ops) < count:
         words: list[str] = []
         while len(words) < 120:
             words += paragraphs[i % len(paragraphs)].split()
             i += 1
-        docs.append(" ".join(words[:160]))
-    return docs
+        n = len(ops)
+        ops.append(
+            IndexOperation(
+                doc_id=f"note-{n}",
+                title=f"Sample notes {n}",
+                content_type="text/plain",
+                text=" ".join(words[:160]),
+            )
+        )
+    return ops
 
 
-def message(doc_id: str, text: str) -> str:
-    body = {"version": 1, "op": "index", "doc_id": doc_id, "text": text}
-    return json.dumps(body | {"content_type": "text/plain"})
+def sample_messages(count: int) -> list[IndexOperation]:
+    """Whole documents of samples/corpus as ``rag ingest`` sends them."""
+    files, _ = discover([CORPUS])
+    return [
+        build_index_message(f.doc_id, f.path.read_bytes(), f.content_type) for f in files[:count]
+    ]
+
+
+def warm_up_message() -> IndexOperation:
+    return IndexOperation(
+        doc_id=f"warm-up-{uuid.uuid4().hex[:8]}", content_type="text/plain", text="Warm-up note."
+    )
+
+
+def embedding_texts(settings: Settings, ops: Sequence[IndexOperation]) -> list[str]:
+    """What the indexer hands the embedder for these messages: the loaded text
+    chunked with the settings, each chunk under its context header."""
+    from services.indexer.runtime import default_loader
+
+    counter = default_token_counter()
+    headers = HeaderBuilder(settings.chunking.context_header, counter)
+    load = default_loader()
+    texts: list[str] = []
+    for op in ops:
+        body = op.inline_bytes()
+        assert body is not None
+        loaded = load(body, op.content_type, op.doc_id)
+        chunks = chunk_document(
+            op.doc_id,
+            loaded,
+            generation="g",
+            settings=settings.chunking,
+            counter=counter,
+            title=op.title,
+        )
+        texts += [headers.embedding_text(c) for c in chunks]
+    return texts
+
+
+# ---- the embedder, watched ----------------------------------------------------------
+
+
+@dataclass
+class Busy:
+    """When the embedder computed (in its own thread) and how much CPU that took."""
+
+    spans: list[tuple[float, float, int]] = field(default_factory=list)
+    cpu_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def between(self, start: float, end: float) -> tuple[float, int, float, float]:
+        """(busy seconds, texts, first start after ``start``, end of the last)."""
+        inside = [s for s in self.spans if s[0] >= start and s[1] <= end]
+        if not inside:
+            return 0.0, 0, end, start
+        busy = sum(b - a for a, b, _ in inside)
+        return busy, sum(n for _, _, n in inside), inside[0][0], inside[-1][1]
+
+
+class WatchedMiniLM(MiniLMEmbedder):
+    """The product's embedder, recording each forward call's wall span and thread CPU."""
+
+    def __init__(self, busy: Busy, threads: int | None, batch_size: int) -> None:
+        super().__init__(batch_size=batch_size, threads=threads)
+        self.busy = busy
+
+    def _embed_sync(self, texts: list[str]) -> Vector:
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return super()._embed_sync(texts)
+        finally:
+            end = time.perf_counter()
+            with self.busy.lock:
+                self.busy.spans.append((start, end, len(texts)))
+                self.busy.cpu_s += time.thread_time() - cpu
+
+
+# ---- targets --------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One backend's queue and runtime, and how to take them down."""
+
+    name: str
+    settings: Settings
+    queue: Queue
+    runtime: Runtime
+    send: Callable[[list[str]], Any]
+    drop: Callable[[], Any]
+    servers: dict[str, int] = field(default_factory=dict)
 
 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_id = uuid.uuid4().hex[:8]
-        self.aws = server_url("RAG_TEST_SQS_URL", "sqs.url")
+        self.defaults = Settings(_env_file=None)
+        self.threads = args.threads if args.threads is not None else self.defaults.embedder.threads
+        self.batch_size = self.defaults.embedder.batch_size
+        self.busy = Busy()
+        self.embedder = WatchedMiniLM(self.busy, self.threads, self.batch_size)
+
+    # -- servers (SQS, DynamoDB, OpenSearch) --
+
+    def servers_config(self) -> dict[str, Any]:
         engine = os.environ.get("RAG_TEST_KNN_ENGINE")
-        engine_file = ROOT / ".servers" / "opensearch.engine"
+        engine_file = SERVERS_DIR / "opensearch.engine"
         if not engine:
             engine = engine_file.read_text().strip() if engine_file.is_file() else "faiss"
-        self.base: dict[str, Any] = {
-            "aws": {"endpoint_url": self.aws},
+        return {
+            "aws": {"endpoint_url": server_url("RAG_TEST_SQS_URL", "sqs.url")},
             "index": {
                 "backend": "opensearch",
                 "opensearch_url": server_url("RAG_TEST_OPENSEARCH_URL", "opensearch.url"),
@@ -116,57 +271,61 @@ class Bench:
                 "backend": "sqs",
                 "wait_seconds": 1,
                 "visibility_timeout_s": 120,
-                "max_in_flight": args.in_flight,
+                "max_in_flight": self.args.in_flight,
             },
             "status": {"backend": "dynamodb"},
         }
-        self.embedder = MiniLMEmbedder(batch_size=32)
-        self.cleanup: list[Callable[[Any], Any]] = []
 
-    async def admin(self, service: str) -> Any:
-        return get_session().create_client(service, endpoint_url=self.aws, region_name="us-east-1")
+    def admin(self, service: str, settings: Settings) -> Any:
+        return get_session().create_client(
+            service, endpoint_url=settings.aws.endpoint_url, region_name="us-east-1"
+        )
 
-    async def make_target(self, name: str) -> Settings:
-        async with await self.admin("sqs") as sqs:
+    async def servers_target(self, name: str) -> Target:
+        config = self.servers_config()
+        base = Settings(_env_file=None, **config)
+        async with self.admin("sqs", base) as sqs:
             url = (await sqs.create_queue(QueueName=name))["QueueUrl"]
-        async with await self.admin("dynamodb") as ddb:
+        async with self.admin("dynamodb", base) as ddb:
             await ddb.create_table(
                 TableName=name,
                 KeySchema=[{"AttributeName": "doc_id", "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": "doc_id", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-        config = json.loads(json.dumps(self.base))
         config["index"]["index_name"] = name
         config["queue"]["queue_url"] = url
         config["status"]["table"] = name
-        return Settings(_env_file=None, **config)  # type: ignore[call-arg]
-
-    async def drop_target(self, settings: Settings) -> None:
-        async with await self.admin("sqs") as sqs:
-            await sqs.delete_queue(QueueUrl=settings.queue.queue_url)
-        async with await self.admin("dynamodb") as ddb:
-            await ddb.delete_table(TableName=settings.status.table)
-        index = opensearch.from_settings(settings)
-        client = index._os()
-        await client.indices.delete(index=settings.index.index_name)
-        await index.close()
-
-    def runtime(self, settings: Settings) -> Runtime:
+        settings = Settings(_env_file=None, **config)
         index = opensearch.from_settings(settings)
         status = dynamodb_status.from_settings(settings)
-        pipeline = build_pipeline(
-            settings, index=index, status=status, embedder=BatchingEmbedder(self.embedder, 32)
-        )
-        runtime = Runtime(settings, pipeline)
+        runtime = self.runtime(settings, index, status)
         runtime.closers += [index.close, status.close]
-        return runtime
 
-    async def send(self, settings: Settings, bodies: list[str], workers: int = 4) -> None:
+        async def drop() -> None:
+            async with self.admin("sqs", settings) as sqs:
+                await sqs.delete_queue(QueueUrl=url)
+            async with self.admin("dynamodb", settings) as ddb:
+                await ddb.delete_table(TableName=name)
+            admin = opensearch.from_settings(settings)
+            await admin._os().indices.delete(index=name)
+            await admin.close()
+
+        return Target(
+            "servers (SQS → OpenSearch, DynamoDB status)",
+            settings,
+            SqsQueue(url, settings),
+            runtime,
+            lambda bodies: self.send_sqs(settings, bodies),
+            drop,
+            server_pids(),
+        )
+
+    async def send_sqs(self, settings: Settings, bodies: list[str], workers: int = 4) -> None:
         """SendMessageBatch (10 a call) from a few concurrent senders."""
         url = settings.queue.queue_url
         batches = iter(range(0, len(bodies), 10))
-        async with await self.admin("sqs") as sqs:
+        async with self.admin("sqs", settings) as sqs:
 
             async def sender() -> None:
                 for start in batches:
@@ -178,24 +337,39 @@ class Bench:
 
             await asyncio.gather(*(sender() for _ in range(workers)))
 
-    def chunk_texts(self, docs: list[str]) -> list[str]:
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
-        fingerprint = settings_fingerprint(settings.chunking, self.embedder.model_id)
-        counter = default_token_counter()
-        texts: list[str] = []
-        for i, doc in enumerate(docs):
-            loaded = load(doc.encode(), "text/plain")
-            generation = content_generation(doc.encode(), fingerprint)
-            chunks = chunk_document(
-                f"d{i}", loaded, generation=generation, settings=settings.chunking, counter=counter
-            )
-            texts += [c.text for c in chunks]
-        return texts
+    # -- embedded (SQLite queue, store and status in one folder) --
 
-    async def embedder_rate(self, texts: list[str]) -> tuple[float, int]:
-        """The embedder's best rate and batch size over a few sizes (bigger is not
-        always faster: long-text batches of 32 thrash the caches of a small machine)."""
-        return max([(await self.rate_at(texts, size), size) for size in (4, 8, 32)])
+    async def embedded_target(self) -> Target:
+        folder = tempfile.TemporaryDirectory(prefix="bench-indexer-")
+        settings = Settings(
+            _env_file=None,
+            data_dir=Path(folder.name),
+            queue={"max_in_flight": self.args.in_flight, "wait_seconds": 1},
+        )
+        index = sqlite_store.from_settings(settings)
+        status = sqlite_status.from_settings(settings)
+        runtime = self.runtime(settings, index, status)
+        runtime.closers += [index.close, status.close]
+        queue = sqlite_queue.from_settings(settings)
+
+        async def send(bodies: list[str]) -> None:
+            for body in bodies:
+                await queue.send(body)
+
+        async def drop() -> None:
+            await queue.close()
+            folder.cleanup()
+
+        return Target(
+            "embedded (SQLite queue, store, status)", settings, queue, runtime, send, drop
+        )
+
+    def runtime(self, settings: Settings, index: Any, status: Any) -> Runtime:
+        embedder = BatchingEmbedder(self.embedder, self.batch_size)
+        pipeline = build_pipeline(settings, index=index, status=status, embedder=embedder)
+        return Runtime(settings, pipeline)
+
+    # -- measurements --
 
     async def rate_at(self, texts: list[str], batch: int) -> float:
         started = time.perf_counter()
@@ -203,60 +377,126 @@ class Bench:
             await self.embedder.embed_documents(texts[first : first + batch])
         return len(texts) / (time.perf_counter() - started)
 
-    async def drain(
-        self, settings: Settings, count: int, on_progress: Callable[[int], None] | None = None
-    ) -> tuple[float, int]:
-        """Run the poller until ``count`` messages are processed; (seconds, chunks)."""
-        runtime = self.runtime(settings)
-        queue = SqsQueue(settings.queue.queue_url or "", settings)
+    async def embedder_alone(self, texts: list[str]) -> tuple[float, int, float]:
+        """Best rate over batch sizes (bigger is not always faster on a small
+        machine), and the process's CPU seconds per chunk at that size."""
+        results = []
+        for size in (8, 32):
+            cpu = time.process_time()
+            rate = await self.rate_at(texts, size)
+            results.append((rate, size, (time.process_time() - cpu) / len(texts)))
+        return max(results)
+
+    async def end_to_end(self, target: Target, ops: list[IndexOperation]) -> dict[str, Any]:
+        """Warm the poller up with one message, then time the corpus through it."""
+        runtime, queue = target.runtime, target.queue
         poller = Poller(queue, runtime)
         stop = asyncio.Event()
         await runtime.start()
-        started = time.perf_counter()
         task = asyncio.create_task(poller.run(stop))
-        seen = 0
-        while poller.processed < count and not task.done():
-            await asyncio.sleep(0.2)
-            if on_progress is not None and poller.processed != seen:
-                seen = poller.processed
-                on_progress(seen)
+        await target.send([warm_up_message().model_dump_json(exclude_none=True)])
+        await self.wait_processed(poller, task, 1)
+        await target.send([op.model_dump_json(exclude_none=True) for op in ops])
+        load = load_avg()
+        servers = {name: process_cpu_s(pid) for name, pid in target.servers.items()}
+        cpu, embed_cpu = time.process_time(), self.busy.cpu_s
+        started = time.perf_counter()
+        await self.wait_processed(poller, task, 1 + len(ops))
         elapsed = time.perf_counter() - started
+        cpu, embed_cpu = time.process_time() - cpu, self.busy.cpu_s - embed_cpu
+        servers = {k: process_cpu_s(target.servers[k]) - v for k, v in servers.items()}
+        busy, embedded, first, last = self.busy.between(started, started + elapsed)
         stop.set()
         await task
-        listed = await runtime.pipeline.status.list(limit=count + 10)
-        chunks = sum(s.chunk_count for s in listed)
-        await queue.close()
+        listed = await runtime.pipeline.status.list(limit=len(ops) + 10)
+        chunks = sum(s.chunk_count for s in listed if not s.doc_id.startswith("warm-up-"))
+        failed = [s.doc_id for s in listed if s.state.value != "indexed"]
+        await queue.close()  # type: ignore[attr-defined]
         await runtime.close()
-        if poller.processed < count:
-            raise RuntimeError(f"only {poller.processed} of {count} messages were processed")
-        return elapsed, chunks
+        if failed:
+            raise RuntimeError(f"documents not indexed: {failed[:5]}")
+        return {
+            "chunks": chunks,
+            "chunks_embedded_in_window": embedded,
+            "seconds": round(elapsed, 2),
+            "chunks_per_s": round(chunks / elapsed, 2),
+            "load_at_start": load,
+            "embedder_busy_share": round(busy / elapsed, 3),
+            "first_embed_after_s": round(first - started, 2),
+            "after_last_embed_s": round(started + elapsed - last, 2),
+            "cpu_ms_per_chunk": {
+                "process": round(cpu / chunks * 1000, 1),
+                "embedder_thread": round(embed_cpu / chunks * 1000, 1),
+                **{k: round(v / chunks * 1000, 1) for k, v in servers.items()},
+            },
+        }
+
+    @staticmethod
+    async def wait_processed(poller: Poller, task: asyncio.Task[None], count: int) -> None:
+        # Polled (the poller has no completion event); 10 ms is <0.1 % of a run.
+        while poller.processed + poller.rejected < count and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if task.done():
+            await task  # raises what stopped the poller
+        if poller.rejected:
+            raise RuntimeError(f"{poller.rejected} messages were rejected")
 
     async def throughput(self) -> dict[str, Any]:
-        docs = corpus_documents(self.args.docs)
-        texts = self.chunk_texts(docs)
+        pick = {"notes": note_messages, "samples": sample_messages}[self.args.corpus]
+        ops = pick(self.args.docs)
+        texts = embedding_texts(self.defaults, ops)
         await self.embedder.embed_documents(texts[:32])  # load and warm up
-        embed_rate, best_batch = await self.embedder_rate(texts)
-        settings = await self.make_target(f"bench-tp-{self.run_id}")
-        try:
-            await self.send(settings, [message(f"doc-{i}", d) for i, d in enumerate(docs)])
-            elapsed, chunks = await self.drain(settings, len(docs))
-        finally:
-            await self.drop_target(settings)
-        e2e_rate = chunks / elapsed
+        load = load_avg()
+        cpu_alone = time.process_time()
+        before, best_batch, cpu_per_chunk = await self.embedder_alone(texts)
+        cpu_alone = time.process_time() - cpu_alone
+        print(
+            f"  embedder alone: {before:.2f} chunks/s (best batch {best_batch}; "
+            f"{len(texts)} chunks of {len(ops)} messages) load {load}",
+            flush=True,
+        )
+        runs: dict[str, Any] = {}
+        for backend in self.backends():
+            target = await (
+                self.embedded_target()
+                if backend == "embedded"
+                else self.servers_target(f"bench-tp-{self.run_id}")
+            )
+            try:
+                run = await self.end_to_end(target, ops)
+            finally:
+                await target.drop()
+            runs[backend] = run
+            print(
+                f"  {target.name}: {run['chunks_per_s']} chunks/s end to end "
+                f"(load {run['load_at_start']}); embedder busy {run['embedder_busy_share']:.0%} "
+                f"of the run; CPU ms/chunk {run['cpu_ms_per_chunk']}",
+                flush=True,
+            )
+            if run["chunks"] != len(texts):
+                raise RuntimeError(f"indexed {run['chunks']} chunks, expected {len(texts)}")
         # Measured again afterwards: on a shared machine the baseline drifts,
-        # and the ratio is only meaningful if both ends agree.
-        before, after = embed_rate, await self.rate_at(texts, best_batch)
+        # and a ratio means something only if both ends agree.
+        after = await self.rate_at(texts, best_batch)
         embed_rate = (before + after) / 2
+        for run in runs.values():
+            run["ratio"] = round(run["chunks_per_s"] / embed_rate, 3)
         return {
-            "docs": len(docs),
+            "corpus": self.args.corpus,
+            "messages": len(ops),
             "chunks": len(texts),
-            "embedder_chunks_per_s": round(embed_rate, 1),
-            "embedder_before_after": [round(before, 1), round(after, 1)],
+            "embedder_threads": self.threads,
+            "embedder_chunks_per_s": round(embed_rate, 2),
+            "embedder_before_after": [round(before, 2), round(after, 2)],
             "embedder_best_batch": best_batch,
-            "indexer_chunks_per_s": round(e2e_rate, 1),
-            "ratio": round(e2e_rate / embed_rate, 3),
+            "embedder_alone_cpu_ms_per_chunk": round(cpu_per_chunk * 1000, 1),
+            "embedder_alone_load_at_start": load,
+            "end_to_end": runs,
             "in_flight": self.args.in_flight,
         }
+
+    def backends(self) -> list[str]:
+        return ["embedded", "servers"] if self.args.backend == "both" else [self.args.backend]
 
     async def backlog(self) -> dict[str, Any]:
         """Drain ``count`` tiny messages; RSS at 10 %, 50 %, 100 % of them.
@@ -270,48 +510,55 @@ class Bench:
         """
         count = self.args.backlog
         standing = self.args.standing or count
-        settings = await self.make_target(f"bench-mem-{self.run_id}")
+        target = await self.servers_target(f"bench-mem-{self.run_id}")
+        moto = target.servers.get("moto")
         samples: dict[int, float] = {}
         marks = sorted({max(1, count // 10), count // 2, count})
         bodies = [
-            message(f"m-{i}", f"Tiny note {i}: the indexer drains a backlog.") for i in range(count)
+            json.dumps(
+                {
+                    "op": "index",
+                    "doc_id": f"m-{i}",
+                    "content_type": "text/plain",
+                    "text": f"Tiny note {i}.",
+                }
+            )
+            for i in range(count)
         ]
-        done = [0]
         try:
-            moto_cpu, started = moto_cpu_s(), time.perf_counter()
-            await self.send(settings, bodies[:standing])
-            fill_s, fill_moto = time.perf_counter() - started, moto_cpu_s() - moto_cpu
+            moto_cpu, started = process_cpu_s(moto), time.perf_counter()
+            await target.send(bodies[:standing])
+            fill_s, fill_moto = time.perf_counter() - started, process_cpu_s(moto) - moto_cpu
             print(f"  pre-filled {standing} messages in {fill_s:.1f} s", flush=True)
             start_rss = rss_mib()
-
-            def progress(processed: int) -> None:
-                done[0] = processed
+            poller = Poller(target.queue, target.runtime)
+            stop = asyncio.Event()
+            await target.runtime.start()
+            moto_cpu, drain_start = process_cpu_s(moto), time.perf_counter()
+            task = asyncio.create_task(poller.run(stop))
+            sent = standing
+            while poller.processed < count and not task.done():
+                await asyncio.sleep(0.2)
                 for mark in marks:
-                    if processed >= mark and mark not in samples:
+                    if poller.processed >= mark and mark not in samples:
                         samples[mark] = rss_mib()
                         print(
-                            f"  backlog {processed}/{count}: RSS {samples[mark]:.0f} MiB "
-                            f"at {time.perf_counter() - drain_start:.0f} s",
+                            f"  backlog {poller.processed}/{count}: RSS {samples[mark]:.0f} MiB "
+                            f"at {time.perf_counter() - drain_start:.0f} s, load {load_avg()}",
                             flush=True,
                         )
-
-            async def top_up() -> None:
-                sent = standing
-                while sent < count:
-                    want = min(count, done[0] + standing) - sent
-                    if want < 10 and sent + want < count:
-                        await asyncio.sleep(0.2)
-                        continue
-                    await self.send(settings, bodies[sent : sent + want], workers=2)
+                want = min(count, poller.processed + standing) - sent
+                if want >= 10 or (want > 0 and sent + want == count):
+                    await target.send(bodies[sent : sent + want])
                     sent += want
-
-            moto_cpu, drain_start = moto_cpu_s(), time.perf_counter()
-            feeder = asyncio.create_task(top_up())
-            elapsed, _ = await self.drain(settings, count, progress)
-            await feeder
-            drain_moto = moto_cpu_s() - moto_cpu
+            elapsed = time.perf_counter() - drain_start
+            drain_moto = process_cpu_s(moto) - moto_cpu
+            stop.set()
+            await task
+            await target.queue.close()  # type: ignore[attr-defined]
+            await target.runtime.close()
         finally:
-            await self.drop_target(settings)
+            await target.drop()
         first, last = samples[marks[0]], samples[marks[-1]]
         return {
             "messages": count,
@@ -329,30 +576,52 @@ class Bench:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=400, help="documents for the throughput run")
-    parser.add_argument("--backlog", type=int, default=10_000, help="messages for the memory run")
+    parser.add_argument("--backend", choices=["both", "embedded", "servers"], default="both")
+    parser.add_argument("--corpus", choices=["notes", "samples"], default="notes")
+    parser.add_argument("--docs", type=int, default=100, help="messages for the throughput run")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="embedder BLAS threads (default: the product's)"
+    )
+    parser.add_argument("--in-flight", type=int, default=32, help="poller max_in_flight")
+    parser.add_argument(
+        "--cost-chunks", type=int, default=64, help="chunks per side for part 2 (0: skip)"
+    )
+    parser.add_argument("--cost-rounds", type=int, default=2)
+    parser.add_argument("--backlog", type=int, default=0, help="messages for the memory run")
     parser.add_argument(
         "--standing",
         type=int,
         default=500,
         help="messages kept queued ahead of the poller during the backlog (0: pre-fill all)",
     )
-    parser.add_argument("--in-flight", type=int, default=32, help="poller max_in_flight")
     args = parser.parse_args()
     # The local servers accept any credentials; real ones are never needed here.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     bench = Bench(args)
-    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
-    result = {"throughput": await bench.throughput()}
+    print(f"cores: {os.cpu_count()}, load average (1/5/15 min): {load_avg()}", flush=True)
+    print("1. throughput", flush=True)
+    result: dict[str, Any] = {"throughput": await bench.throughput()}
     tp = result["throughput"]
     print(
-        f"embedder alone: {tp['embedder_chunks_per_s']} chunks/s; "
-        f"indexer end to end (SQS → OpenSearch): {tp['indexer_chunks_per_s']} chunks/s "
-        f"= {tp['ratio']:.0%} of the embedder ({tp['chunks']} chunks, {tp['docs']} messages)",
-        flush=True,
+        f"embedder alone: {tp['embedder_chunks_per_s']} chunks/s "
+        f"(before {tp['embedder_before_after'][0]}, after {tp['embedder_before_after'][1]}; "
+        f"threads {tp['embedder_threads'] or 'all cores'})"
     )
+    for backend, run in tp["end_to_end"].items():
+        print(
+            f"indexer end to end, {backend}: {run['chunks_per_s']} chunks/s "
+            f"= {run['ratio']:.1%} of the embedder ({tp['chunks']} chunks, "
+            f"{tp['messages']} messages, load {run['load_at_start']})",
+            flush=True,
+        )
+    if args.cost_chunks:
+        print("2. chunking defaults: per-chunk cost, new vs previous", flush=True)
+        result["chunk_cost"] = await compare_defaults(
+            bench.embedder, CORPUS, args.cost_chunks, args.cost_rounds
+        )
     if args.backlog:
+        print("3. backlog", flush=True)
         result["backlog"] = await bench.backlog()
         bl = result["backlog"]
         print(
@@ -361,7 +630,7 @@ async def main() -> None:
             f"{bl['moto_cpu_s_during_drain']} CPU-s of it); RSS by progress "
             f"{bl['rss_at_mib']} MiB; growth {bl['growth_first_to_last_mib']} MiB",
         )
-    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at end: {load_avg()}")
     print(json.dumps(result, indent=2))
 
 
