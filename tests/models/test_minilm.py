@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.adapters.minilm import DIMENSION, MODEL_ID, MiniLMEmbedder, from_settings, load_model
+from shared.adapters.minilm import (
+    _TOKEN_BUDGET,
+    DIMENSION,
+    MODEL_ID,
+    MiniLMEmbedder,
+    from_settings,
+    load_model,
+    plan_passes,
+)
 from shared.settings import Settings
 
 REFERENCE = Path(__file__).parent.parent / "data" / "minilm-reference.json"
@@ -77,3 +85,40 @@ async def test_empty_batch_and_identity() -> None:
 
 def test_model_is_loaded_once_per_process() -> None:
     assert load_model() is load_model()
+
+
+def _check_cover(passes: list[tuple[int, int]], lengths: list[int], max_rows: int) -> None:
+    assert [p[0] for p in passes] == [0] + [p[1] for p in passes[:-1]]  # contiguous
+    assert passes[-1][1] == len(lengths)
+    for start, end in passes:
+        assert 0 < end - start <= max_rows
+        assert (end - start) * lengths[end - 1] <= max(_TOKEN_BUDGET, lengths[end - 1])
+
+
+def test_passes_split_where_lengths_jump_and_keep_alike_lengths_together() -> None:
+    # The shape of a document batch: full chunks plus a few short last chunks.
+    lengths = sorted([40, 45, 60] + [250] * 29)
+    passes = plan_passes(lengths, 32)
+    _check_cover(passes, lengths, 32)
+    assert passes == [(0, 3), (3, 32)]  # short ones are not padded to 250
+    alike = [100] * 70
+    passes = plan_passes(alike, 32)
+    _check_cover(passes, alike, 32)
+    assert len(passes) == 3  # as few passes as the row limit allows
+
+
+def test_passes_respect_the_token_budget_and_edge_cases() -> None:
+    long = [256] * 40
+    passes = plan_passes(long, 64)
+    _check_cover(passes, long, 64)
+    assert max(end - start for start, end in passes) == _TOKEN_BUDGET // 256
+    assert plan_passes([], 32) == []
+    assert plan_passes([7], 32) == [(0, 1)]
+
+
+async def test_vectors_do_not_depend_on_how_a_batch_is_cut() -> None:
+    texts = ["short one", "a " * 200 + "long one", "mid " * 40, "tiny"]
+    embedder = MiniLMEmbedder(batch_size=32)
+    together = await embedder.embed_documents(texts)
+    singles = np.stack([(await embedder.embed_documents([t]))[0] for t in texts])
+    np.testing.assert_allclose(together, singles, atol=1e-5)
