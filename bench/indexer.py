@@ -105,6 +105,23 @@ def process_cpu_s(pid: int | None) -> float:
         return 0.0
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of this process's live threads so far, by thread name with
+    its number stripped: the event loop (MainThread), the pool that runs the
+    embedder and chunking (asyncio), each SQLite adapter's worker."""
+    totals: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for thread in threading.enumerate():
+        name = thread.name.split(" ")[0].rstrip("0123456789_-")
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def server_pids() -> dict[str, int]:
     """The local moto and OpenSearch processes: their CPU competes with the embedder's."""
     pids: dict[str, int] = {}
@@ -398,11 +415,12 @@ class Bench:
         await target.send([op.model_dump_json(exclude_none=True) for op in ops])
         load = load_avg()
         servers = {name: process_cpu_s(pid) for name, pid in target.servers.items()}
-        cpu, embed_cpu = time.process_time(), self.busy.cpu_s
+        cpu, embed_cpu, threads = time.process_time(), self.busy.cpu_s, thread_cpu_s()
         started = time.perf_counter()
         elapsed = await self.drain(target, len(ops)) - started
         # CPU is read after the poller stopped: it also holds the stop's idle wait.
         cpu, embed_cpu = time.process_time() - cpu, self.busy.cpu_s - embed_cpu
+        threads = {k: v - threads.get(k, 0.0) for k, v in thread_cpu_s().items()}
         servers = {k: process_cpu_s(target.servers[k]) - v for k, v in servers.items()}
         busy, embedded, first, last = self.busy.between(started, started + elapsed)
         listed = await runtime.pipeline.status.list(limit=len(ops) + 10)
@@ -426,6 +444,11 @@ class Bench:
                 "embedder_thread": round(embed_cpu / chunks * 1000, 1),
                 **{k: round(v / chunks * 1000, 1) for k, v in servers.items()},
             },
+            # The pool threads (asyncio) run the embedder and chunking; the
+            # embedder's own share is embedder_thread above.
+            "thread_cpu_ms_per_chunk": {
+                k: round(v / chunks * 1000, 1) for k, v in sorted(threads.items()) if v > 0
+            },
         }
 
     @staticmethod
@@ -435,9 +458,10 @@ class Bench:
         poller = Poller(target.queue, target.runtime)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        # Polled (the poller has no completion event); 10 ms is <0.1 % of a run.
+        # Polled (the poller has no completion event): 50 ms is ~0.1 % of a run,
+        # and polling more often costs the event loop measurable CPU.
         while poller.processed + poller.rejected < count and not task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
         done = time.perf_counter()
         stop.set()
         await task  # raises what stopped the poller, if anything did
@@ -474,7 +498,8 @@ class Bench:
             print(
                 f"  {target.name}: {run['chunks_per_s']} chunks/s end to end "
                 f"(load {run['load_at_start']}); embedder busy {run['embedder_busy_share']:.0%} "
-                f"of the run; CPU ms/chunk {run['cpu_ms_per_chunk']}",
+                f"of the run; CPU ms/chunk {run['cpu_ms_per_chunk']}; "
+                f"by thread {run['thread_cpu_ms_per_chunk']}",
                 flush=True,
             )
             if run["chunks"] != len(texts):

@@ -48,6 +48,7 @@ from shared.documents import (
     DocumentStatus,
     EmbeddedChunk,
     LoadedDocument,
+    Vector,
     content_generation,
     is_stale,
 )
@@ -145,6 +146,15 @@ def file_name_hint(op: IndexOperation) -> str:
         if name and "." in name.rstrip("/").rsplit("/", 1)[-1]:
             return name
     return op.doc_id
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` if it still runs; else mark its exception as seen (the
+    caller failed first, or already awaited it)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 def generation_of(op: IndexOperation, body: bytes, fingerprint: str) -> str:
@@ -362,21 +372,28 @@ class IndexerPipeline:
         chunks = await asyncio.to_thread(self._chunks, op, body, generation)
         t = timer.lap("chunk", t)
         out.chunk_count = len(chunks)
-        # From here on the index's searches must be complete for this document:
-        # every earlier write (ours, or a crashed worker's) must be searchable.
-        await self._wait_settled(previous, lease, timer)
-        t = time.perf_counter()
-        stored = await self.index.generations(op.doc_id)
-        version = newest_version(op.doc_version, previous)
-        lease.check()
-        # The marker: should this worker die from here on, the next one knows a
-        # generation may be half-written and waits for it to become searchable.
-        await self.status.put(writing_record(op, previous, generation, version, message))
-        if generation in stored:
-            # A partial (or duplicated) copy left by a crash: start it afresh.
-            await self.index.delete_document(op.doc_id)
-        t = timer.lap("lookup", t)
-        await self._embed_and_write(chunks, timer, lease)
+        # Embedding writes nothing: the first group is embedded while the
+        # settle wait, the generations lookup and the marker below go on, so
+        # the embedder is not left idle for those round trips.
+        ahead = asyncio.create_task(self._embed(chunks[:WRITE_GROUP]))
+        try:
+            # From here on the index's searches must be complete for this document:
+            # every earlier write (ours, or a crashed worker's) must be searchable.
+            await self._wait_settled(previous, lease, timer)
+            t = time.perf_counter()
+            stored = await self.index.generations(op.doc_id)
+            version = newest_version(op.doc_version, previous)
+            lease.check()
+            # The marker: should this worker die from here on, the next one knows a
+            # generation may be half-written and waits for it to become searchable.
+            await self.status.put(writing_record(op, previous, generation, version, message))
+            if generation in stored:
+                # A partial (or duplicated) copy left by a crash: start it afresh.
+                await self.index.delete_document(op.doc_id)
+            t = timer.lap("lookup", t)
+            await self._embed_and_write(chunks, timer, lease, ahead)
+        finally:
+            _forget(ahead)
         written_at = datetime.now(UTC)
         out.verdict = Verdict.INDEXED
         others = any(g != generation for g in stored)
@@ -443,18 +460,24 @@ class IndexerPipeline:
         # The access list is not part of the generation: changing it re-labels.
         return [c.model_copy(update={"groups": op.groups}) for c in chunks]
 
+    async def _embed(self, group: Sequence[Chunk]) -> Vector:
+        # The embedder reads each chunk under its title and section path.
+        return await self.embedder.embed_documents([self._headers.embedding_text(c) for c in group])
+
     async def _embed_and_write(
-        self, chunks: Sequence[Chunk], timer: _Timer, lease: DocLease
+        self,
+        chunks: Sequence[Chunk],
+        timer: _Timer,
+        lease: DocLease,
+        ahead: asyncio.Task[Vector],
     ) -> None:
-        """Embed group n+1 while group n is being written."""
+        """Embed group n+1 while group n is being written (``ahead``: group 0's)."""
         pending: asyncio.Task[None] | None = None
         try:
             for first in range(0, len(chunks), WRITE_GROUP):
                 group = chunks[first : first + WRITE_GROUP]
                 t = time.perf_counter()
-                # The embedder reads each chunk under its title and section path.
-                texts = [self._headers.embedding_text(c) for c in group]
-                vectors = await self.embedder.embed_documents(texts)
+                vectors = await (ahead if first == 0 else self._embed(group))
                 timer.lap("embed", t)
                 if pending is not None:
                     await self._timed(pending, timer)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from services.indexer.pipeline import IndexerPipeline, Verdict, file_name_hint
 from shared.documents import DocState
-from shared.errors import IndexUnavailable
+from shared.errors import IndexUnavailable, TransientError
 from shared.ingest import parse_ingest_message
+from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.status_store import FakeStatusStore
 from tests.fakes.vector_index import FakeVectorIndex
+from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
 
 
@@ -211,3 +214,63 @@ def test_file_name_hint_prefers_a_name_with_an_extension() -> None:
         index_body("notes/q3.md", "x", source_uri="https://wiki/q3", content_type=None)
     )
     assert file_name_hint(op) == "notes/q3.md"  # type: ignore[arg-type]
+
+
+class _LookupAfterEmbedding(FakeVectorIndex):
+    """Answers the generations lookup only once the embedder has been called,
+    optionally with an error: shows what runs while the first group is embedded."""
+
+    def __init__(self, embedder: FakeEmbedder, error: Exception | None = None) -> None:
+        super().__init__()
+        self._embedder = embedder
+        self._error = error
+
+    async def generations(self, doc_id: str) -> dict[str, int]:
+        async with asyncio.timeout(5):
+            while not self._embedder.calls:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        if self._error is not None:
+            raise self._error
+        return await super().generations(doc_id)
+
+
+async def test_the_first_group_is_embedded_while_the_index_is_looked_up(
+    settings: Settings, fake_status: FakeStatusStore, embedder: FakeEmbedder
+) -> None:
+    # GIVEN an index whose lookup returns only after embedding has started
+    index = _LookupAfterEmbedding(embedder)
+    pipeline = make_pipeline(settings, index, fake_status, embedder)
+    # WHEN a document is indexed, THEN it completes (the two overlapped), written once
+    outcome = await pipeline.process(queue_message(index_body("doc", paragraphs("ahead", 3))))
+    assert outcome.verdict is Verdict.INDEXED
+    assert len(index.chunks_of("doc")) == outcome.chunk_count
+    assert sum(len(call) for call in embedder.calls) == outcome.chunk_count
+
+
+async def test_a_lookup_failure_during_embedding_writes_nothing_and_is_retried(
+    settings: Settings, fake_status: FakeStatusStore, embedder: FakeEmbedder
+) -> None:
+    index = _LookupAfterEmbedding(embedder, IndexUnavailable("search timed out"))
+    pipeline = make_pipeline(settings, index, fake_status, embedder)
+    outcome = await pipeline.process(queue_message(index_body("doc", paragraphs("fail", 3))))
+    assert outcome.verdict is Verdict.RETRY
+    assert index.rows == {}
+    assert fake_status.records["doc"].error_code == "index_unavailable"
+
+
+async def test_an_embedder_failure_is_retried_after_the_marker_and_writes_nothing(
+    pipeline: IndexerPipeline,
+    fake_index: FakeVectorIndex,
+    fake_status: FakeStatusStore,
+    embedder: FakeEmbedder,
+) -> None:
+    embedder.fail_with = TransientError("embedding endpoint throttled")
+    message = queue_message(index_body("doc", paragraphs("busy", 3)))
+    failed = await pipeline.process(message)
+    assert failed.verdict is Verdict.RETRY
+    assert fake_index.rows == {}
+    record = fake_status.records["doc"]
+    assert record.state is DocState.FAILED and record.writing == failed.generation
+    done = await pipeline.process(message)  # the next delivery indexes it whole
+    assert done.verdict is Verdict.INDEXED
+    assert len(fake_index.chunks_of("doc")) == done.chunk_count
