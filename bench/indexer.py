@@ -20,8 +20,10 @@ product's settings (``--threads`` overrides its BLAS threads) and the real polle
    embedder's own rate, best over batch sizes 8 and 32. Then, per backend, the
    same documents go queue → poller → index (``servers``: SQS → OpenSearch,
    status in DynamoDB; ``embedded``: the local SQLite queue, store and
-   status): end-to-end chunks/s, printed as a ratio of the embedder's rate,
-   which is measured again afterwards (the two are averaged). Before timing,
+   status): end-to-end chunks/s, divided by the mean of the embedder's rates
+   measured just before and just after it. This alternates for ``--rounds``
+   rounds (so a shared machine's drifting load hits both sides of each ratio
+   alike) and the median ratio is printed. Before timing,
    one warm-up message goes through the same poller, so the ratio is the
    steady rate of a running indexer (clients connected), not its start-up.
    Also printed: CPU seconds per chunk of this process, the embedder's own
@@ -46,6 +48,7 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -470,59 +473,80 @@ class Bench:
         return done
 
     async def throughput(self) -> dict[str, Any]:
+        """``--rounds`` rounds of: embedder alone, then each backend end to end.
+        Each end-to-end rate is divided by the mean of the embedder-alone rates
+        measured just before and just after it (the next round's, or a last
+        one), so slow drifts of a shared machine's load hit both sides of each
+        ratio alike; the median over rounds is reported."""
         pick = {"notes": note_messages, "samples": sample_messages}[self.args.corpus]
         ops = pick(self.args.docs)
         texts = embedding_texts(self.defaults, ops)
         await self.embedder.embed_documents(texts[:32])  # load and warm up
         load = load_avg()
-        cpu_alone = time.process_time()
-        before, best_batch, cpu_per_chunk = await self.embedder_alone(texts)
-        cpu_alone = time.process_time() - cpu_alone
+        first_rate, best_batch, cpu_per_chunk = await self.embedder_alone(texts)
         print(
-            f"  embedder alone: {before:.2f} chunks/s (best batch {best_batch}; "
+            f"  embedder alone: {first_rate:.2f} chunks/s (best batch {best_batch}; "
             f"{len(texts)} chunks of {len(ops)} messages) load {load}",
             flush=True,
         )
-        runs: dict[str, Any] = {}
-        for backend in self.backends():
-            target = await (
-                self.embedded_target()
-                if backend == "embedded"
-                else self.servers_target(f"bench-tp-{self.run_id}")
-            )
-            try:
-                run = await self.end_to_end(target, ops)
-            finally:
-                await target.drop()
-            runs[backend] = run
+        alone = [first_rate]
+        runs: dict[str, list[dict[str, Any]]] = {b: [] for b in self.backends()}
+        for round_ in range(self.args.rounds):
+            for backend in runs:
+                run = await self.end_to_end_once(backend, ops, len(texts))
+                run["alone_before"] = alone[-1]
+                runs[backend].append(run)
+            alone.append(await self.rate_at(texts, best_batch))
+            for backend in runs:
+                run = runs[backend][round_]
+                run["ratio"] = round(
+                    run["chunks_per_s"] / ((run["alone_before"] + alone[-1]) / 2), 3
+                )
             print(
-                f"  {target.name}: {run['chunks_per_s']} chunks/s end to end "
-                f"(load {run['load_at_start']}); embedder busy {run['embedder_busy_share']:.0%} "
-                f"of the run; CPU ms/chunk {run['cpu_ms_per_chunk']}; "
-                f"by thread {run['thread_cpu_ms_per_chunk']}",
+                f"  round {round_ + 1}: embedder alone {alone[-1]:.2f} chunks/s "
+                f"(load {load_avg()}); "
+                + "; ".join(f"{b} {r[round_]['ratio']:.1%}" for b, r in runs.items()),
                 flush=True,
             )
-            if run["chunks"] != len(texts):
-                raise RuntimeError(f"indexed {run['chunks']} chunks, expected {len(texts)}")
-        # Measured again afterwards: on a shared machine the baseline drifts,
-        # and a ratio means something only if both ends agree.
-        after = await self.rate_at(texts, best_batch)
-        embed_rate = (before + after) / 2
-        for run in runs.values():
-            run["ratio"] = round(run["chunks_per_s"] / embed_rate, 3)
         return {
             "corpus": self.args.corpus,
             "messages": len(ops),
             "chunks": len(texts),
             "embedder_threads": self.threads,
-            "embedder_chunks_per_s": round(embed_rate, 2),
-            "embedder_before_after": [round(before, 2), round(after, 2)],
             "embedder_best_batch": best_batch,
+            "embedder_alone_chunks_per_s": [round(a, 2) for a in alone],
             "embedder_alone_cpu_ms_per_chunk": round(cpu_per_chunk * 1000, 1),
             "embedder_alone_load_at_start": load,
+            "ratio_median": {
+                b: statistics.median(r["ratio"] for r in rs) for b, rs in runs.items()
+            },
             "end_to_end": runs,
             "in_flight": self.args.in_flight,
         }
+
+    async def end_to_end_once(
+        self, backend: str, ops: list[IndexOperation], chunks: int
+    ) -> dict[str, Any]:
+        target = await (
+            self.embedded_target()
+            if backend == "embedded"
+            else self.servers_target(f"bench-tp-{uuid.uuid4().hex[:8]}")
+        )
+        try:
+            run = await self.end_to_end(target, ops)
+        finally:
+            await target.drop()
+        print(
+            f"  {target.name}: {run['chunks_per_s']} chunks/s end to end "
+            f"(load {run['load_at_start']}); embedder busy {run['embedder_busy_share']:.0%} "
+            f"of the run (first embedding after {run['first_embed_after_s']} s, "
+            f"{run['after_last_embed_s']} s after the last); CPU ms/chunk "
+            f"{run['cpu_ms_per_chunk']}; by thread {run['thread_cpu_ms_per_chunk']}",
+            flush=True,
+        )
+        if run["chunks"] != chunks:
+            raise RuntimeError(f"indexed {run['chunks']} chunks, expected {chunks}")
+        return run
 
     def backends(self) -> list[str]:
         return ["embedded", "servers"] if self.args.backend == "both" else [self.args.backend]
@@ -612,6 +636,7 @@ async def main() -> None:
         "--threads", type=int, default=None, help="embedder BLAS threads (default: the product's)"
     )
     parser.add_argument("--in-flight", type=int, default=32, help="poller max_in_flight")
+    parser.add_argument("--rounds", type=int, default=3, help="alone / end-to-end rounds")
     parser.add_argument(
         "--cost-chunks", type=int, default=64, help="chunks per side for part 2 (0: skip)"
     )
@@ -633,15 +658,16 @@ async def main() -> None:
     result: dict[str, Any] = {"throughput": await bench.throughput()}
     tp = result["throughput"]
     print(
-        f"embedder alone: {tp['embedder_chunks_per_s']} chunks/s "
-        f"(before {tp['embedder_before_after'][0]}, after {tp['embedder_before_after'][1]}; "
-        f"threads {tp['embedder_threads'] or 'all cores'})"
+        f"embedder alone: {' / '.join(str(a) for a in tp['embedder_alone_chunks_per_s'])} "
+        f"chunks/s (start, after each round; threads {tp['embedder_threads'] or 'all cores'})"
     )
-    for backend, run in tp["end_to_end"].items():
+    for backend, ratio in tp["ratio_median"].items():
+        rates = [r["chunks_per_s"] for r in tp["end_to_end"][backend]]
+        loads = [r["load_at_start"].split("/")[0] for r in tp["end_to_end"][backend]]
         print(
-            f"indexer end to end, {backend}: {run['chunks_per_s']} chunks/s "
-            f"= {run['ratio']:.1%} of the embedder ({tp['chunks']} chunks, "
-            f"{tp['messages']} messages, load {run['load_at_start']})",
+            f"indexer end to end, {backend}: {' / '.join(map(str, rates))} chunks/s; "
+            f"median ratio to the embedder alone {ratio:.1%} ({tp['chunks']} chunks, "
+            f"{tp['messages']} messages; load {', '.join(loads)})",
             flush=True,
         )
     if args.cost_chunks:
