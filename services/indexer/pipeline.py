@@ -3,8 +3,9 @@
     parse → lease the doc id (else: busy) → stale version? (acknowledge)
       → fetch body (inline or S3, size-limited) → load → chunk → generation
       → recorded whole already? → no-op (finish a pending clean-up)
-      → else wait until earlier writes are searchable → writing marker
-        → embed in batches → write → status indexed → delete other generations
+      → else start embedding the first group, and meanwhile wait until earlier
+        writes are searchable → writing marker
+        → write (embedding the next group) → status indexed → delete other generations
     → status record (indexed / deleted / failed with reason and error code)
 
 Idempotency rests on the generation (a hash of the body, its metadata and
