@@ -11,7 +11,10 @@ drifts hit every configuration alike:
 - the packaged Q4_1 GGUF, prompt threads 1 (the baseline) and all cores;
 - its F16 copy (``shared/adapters/gguf_f16.py``), prompt threads 1 and all cores;
 - optionally the same with the constant system-prompt prefix cached
-  (``--prefix``: a request that shares only the system prompt runs first).
+  (``--prefix``: a request that shares only the system prompt runs first);
+- or, with ``--levers``, the product's default (F16, all cores) against
+  llama.cpp's micro-batch size (``n_ubatch`` 128/256/1024 vs 512), flash
+  attention forced on/off (default "auto"), and the cached system prefix.
 
 Prints llama.cpp's own ``prompt_ms`` and the wall time to the first token per
 configuration (p50 over the rounds), the ratio to the baseline, and (with
@@ -52,7 +55,7 @@ def rag_prompt(rotation: int = 0, chars_per_source: int = 600) -> str:
 @dataclass
 class Result:
     prompt_ms: list[float] = field(default_factory=list)
-    first_token_ms: list[float] = field(default_factory=list)
+    first_token_ms: list[float] = field(default_factory=list)  # wall time
     decode_rate: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
 
@@ -84,41 +87,75 @@ def complete(server: Any, prompt: str, max_tokens: int, cache: bool) -> dict[str
     return {"first_ms": ((first[0] if first else time.perf_counter()) - started) * 1000, **timings}
 
 
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    batch_threads: int
+    prefix: bool = False  # a request sharing only the system prompt runs first
+    ubatch: int | None = None
+    flash_attn: bool | None = None
+
+
+def configurations(args: argparse.Namespace, q4: Path, f16: Path) -> dict[str, Config]:
+    cores = args.cores
+    configs = {
+        "Q4_1, prompt threads 1 (baseline)": Config(q4, 1),
+        f"Q4_1, prompt threads {cores}": Config(q4, cores),
+        "F16,  prompt threads 1": Config(f16, 1),
+        f"F16,  prompt threads {cores}": Config(f16, cores),
+    }
+    if args.prefix:
+        configs[f"F16,  prompt threads {cores}, system prefix cached"] = Config(f16, cores, True)
+    if args.levers:  # llama.cpp's batch sizes and attention kernel, on the product's default
+        configs = {
+            f"F16, threads {cores}, defaults (ubatch 512, flash auto)": Config(f16, cores),
+            f"F16, threads {cores}, ubatch 256": Config(f16, cores, ubatch=256),
+            f"F16, threads {cores}, ubatch 1024": Config(f16, cores, ubatch=1024),
+            f"F16, threads {cores}, flash attention on": Config(f16, cores, flash_attn=True),
+            f"F16, threads {cores}, flash on, ubatch 256": Config(f16, cores, None, 256, True),
+            f"Q4_1, threads {cores}, defaults": Config(q4, cores),
+            f"Q4_1, threads {cores}, flash attention on": Config(q4, cores, flash_attn=True),
+            f"F16, threads {cores}, system prefix cached": Config(f16, cores, prefix=True),
+        }
+    return configs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.prefill", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--decode", type=int, default=0, help="also decode N tokens")
     parser.add_argument("--cores", type=int, default=2, help="prompt threads for 'all cores'")
     parser.add_argument("--prefix", action="store_true", help="also: cached system prefix")
+    parser.add_argument(
+        "--levers", action="store_true", help="instead: ubatch sizes, flash attention, prefix"
+    )
+    parser.add_argument(
+        "--chars", type=int, default=600, help="characters per source (600: ~1000-token prompt)"
+    )
     args = parser.parse_args()
 
     q4 = packaged_model_path()
     f16 = ensure_f16_copy(q4)
-    configs: dict[str, tuple[Path, int, bool]] = {
-        "Q4_1, prompt threads 1 (baseline)": (q4, 1, False),
-        f"Q4_1, prompt threads {args.cores}": (q4, args.cores, False),
-        "F16,  prompt threads 1": (f16, 1, False),
-        f"F16,  prompt threads {args.cores}": (f16, args.cores, False),
-    }
-    if args.prefix:
-        configs[f"F16,  prompt threads {args.cores}, system prefix cached"] = (
-            f16,
-            args.cores,
-            True,
-        )
+    configs = configurations(args, q4, f16)
     servers = {
-        name: load_server(ServerConfig(path, 4096, 1, batch)).server
-        for name, (path, batch, _) in configs.items()
+        name: load_server(
+            ServerConfig(c.path, 4096, 1, c.batch_threads, ubatch=c.ubatch, flash_attn=c.flash_attn)
+        ).server
+        for name, c in configs.items()
     }
     results = {name: Result() for name in configs}
     other = chatml_prompt(DEFAULT_PRESETS["default"], [], "Unrelated question: what is 2+2?")
+    # A cached-prefix configuration shares its server with the uncached one of the
+    # same settings (load_server keeps one per configuration): it runs first in
+    # each round, so that only the system prompt, not this round's prompt, is cached.
+    order = sorted(configs.items(), key=lambda item: not item[1].prefix)
     for round_ in range(args.rounds):
-        prompt = rag_prompt(round_)
-        for name, (_, _, prefix) in configs.items():
+        prompt = rag_prompt(round_, args.chars)
+        for name, config in order:
             server = servers[name]
-            if prefix:  # leave only the constant system prompt in the slot's cache
+            if config.prefix:  # leave only the constant system prompt in the slot's cache
                 complete(server, other, 1, cache=True)
-            out = complete(server, prompt, max(1, args.decode), cache=prefix)
+            out = complete(server, prompt, max(1, args.decode), cache=config.prefix)
             result = results[name]
             result.prompt_ms.append(float(out.get("prompt_ms", float("nan"))))
             result.first_token_ms.append(out["first_ms"])

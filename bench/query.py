@@ -408,6 +408,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="part 3: decode threads")
     parser.add_argument("--batch-threads", type=int, default=None, help="part 3: prompt threads")
     parser.add_argument("--context-tokens", type=int, default=4096)
+    parser.add_argument(
+        "--source-tokens",
+        type=int,
+        default=None,
+        help="part 3: prompt budget per source (0: whole chunks; default: the product's)",
+    )
+    parser.add_argument(
+        "--flash-attn",
+        choices=["on", "off", "auto"],
+        default=None,
+        help="part 3: llama.cpp flash attention (default: the product's)",
+    )
+    parser.add_argument("--no-f16", action="store_true", help="part 3: the Q4_1 GGUF itself")
     args = parser.parse_args()
     if args.part == "rag":
         rag_part(args)
@@ -419,18 +432,28 @@ def main() -> None:
 
 def rag_part(args: argparse.Namespace) -> None:
     from bench import rag_first_token
+    from shared.adapters.llamacpp import from_settings
 
+    levers: dict[str, Any] = {}
+    if args.source_tokens is not None:
+        levers["source_tokens"] = args.source_tokens
+    if args.flash_attn is not None:
+        levers["local_flash_attn"] = {"on": True, "off": False, "auto": None}[args.flash_attn]
     model = ModelSettings(
         local_model_path=args.model_path,
         family="chatml",
         local_threads=args.threads,
         local_batch_threads=args.batch_threads,
+        local_f16=not args.no_f16,
         context_tokens=args.context_tokens,
+        **levers,
     )
+    config = from_settings(Settings(model=model)).config
     samples = asyncio.run(rag_first_token.run(args.questions, model, max_new_tokens=8))
     label = (
-        f"model {args.model_path.name if args.model_path else 'packaged Q4_1'}, "
-        f"threads {args.threads or 'default'}, batch threads {args.batch_threads or 'default'}"
+        f"model {config.model_path.name}, threads {config.threads}, batch threads "
+        f"{config.batch_threads}, flash attention {config.flash_attn}, "
+        f"source tokens {model.prompt_source_tokens or 'whole chunks'}"
     )
     print(rag_first_token.report(samples, label))
 

@@ -30,6 +30,12 @@ DEFAULT_PRESETS = {
 }
 
 
+# Per-source prompt budget of the local backend (tokens as the local adapter
+# counts them, ~3 bytes each): chosen by bench.query --part rag and the
+# answer metrics of rag eval --answers (docs/benchmarks.md, "First token").
+LOCAL_SOURCE_TOKENS = 60
+
+
 class AwsSettings(BaseModel):
     region: str = "us-east-1"
     # For S3/SQS-compatible servers (ElasticMQ, moto, MinIO); unset on AWS.
@@ -99,6 +105,10 @@ class ModelSettings(BaseModel):
     local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
     # Load the F16 copy of the packaged GGUF when scripts/bootstrap made one (faster prompts).
     local_f16: bool = True
+    # llama.cpp's flash-attention kernel (faster prompts on CPU, bench.prefill --levers);
+    # None: llama.cpp's "auto". Micro-batch size of prompt processing; None: 512.
+    local_flash_attn: bool | None = True
+    local_ubatch: int | None = Field(default=None, ge=16, le=4096)
     # backend "openai": any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio).
     openai_base_url: str | None = Field(
         default=None, description="e.g. http://127.0.0.1:11434/v1 (Ollama)"
@@ -106,12 +116,24 @@ class ModelSettings(BaseModel):
     openai_model: str | None = None
     openai_api_key: SecretStr | None = None
     context_tokens: int = Field(default=4096, ge=512)
+    # Prompt budget for small local models: each retrieved source is trimmed
+    # to this many tokens by query-focused extraction (services/query/focus.py).
+    # None: the backend's default (LOCAL_SOURCE_TOKENS for "local", whole
+    # chunks for the others); 0: whole chunks always.
+    source_tokens: int | None = Field(default=None, ge=0, le=4096)
     max_new_tokens: int = Field(default=512, ge=1, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
     top_p: float = Field(default=0.9, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list)
     # Small models (the local SmolLM2) loop without it; 1.0 switches it off.
     repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
+
+    @property
+    def prompt_source_tokens(self) -> int | None:
+        """The per-source token budget in effect, None for whole chunks."""
+        if self.source_tokens is None:
+            return LOCAL_SOURCE_TOKENS if self.backend == "local" else None
+        return self.source_tokens or None
 
 
 class QueueSettings(BaseModel):

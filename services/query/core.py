@@ -285,6 +285,10 @@ class AnswerService:
             sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
         )
         state = _Generation()
+        # Attribution checks answer sentences against the whole chunks, also when
+        # the prompt showed a trimmed excerpt (settings.model.source_tokens): the
+        # reader's sources are the chunks, the excerpt is a subset of them, and
+        # the same reference keeps the answer metrics comparable across budgets.
         texts = [hit.chunk.text for hit in fitted.sources]
         ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
         try:
@@ -347,6 +351,8 @@ class AnswerService:
             context_tokens=self._settings.model.context_tokens,
             max_new_tokens=self._params.max_new_tokens,
             count=model.count_tokens,
+            source_tokens=self._settings.model.prompt_source_tokens,
+            focus_on=search_text,
         )
 
     async def _generate(

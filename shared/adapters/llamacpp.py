@@ -86,6 +86,10 @@ class ServerConfig:
     context_tokens: int
     threads: int  # decoding
     batch_threads: int | None = None  # prompt processing; None = same as threads
+    # Levers bench.prefill compares; None keeps llama.cpp's own default
+    # (n_ubatch 512, flash attention "auto").
+    ubatch: int | None = None
+    flash_attn: bool | None = None
 
 
 @dataclass
@@ -122,6 +126,11 @@ def _start_server(config: ServerConfig) -> LoadedModel:
     params.verbosity = -1
     params.cpuparams.n_threads = config.threads
     params.cpuparams_batch.n_threads = config.batch_threads or config.threads
+    if config.ubatch is not None:
+        params.n_ubatch = config.ubatch
+        params.n_batch = max(params.n_batch, config.ubatch)
+    if config.flash_attn is not None:
+        params.flash_attn_type = 1 if config.flash_attn else 0
     started = time.perf_counter()
     try:
         server = xllamacpp.Server(params)
@@ -220,6 +229,10 @@ class LlamaCppChatModel:
     def model_path(self) -> Path:
         return self._config.model_path
 
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text.encode()) / _BYTES_PER_TOKEN)
 
@@ -316,4 +329,12 @@ def from_settings(settings: Settings) -> LlamaCppChatModel:
     family = model.family if model.local_model_path else PACKAGED_FAMILY
     threads = model.local_threads or default_threads()
     batch = model.local_batch_threads or default_batch_threads()
-    return LlamaCppChatModel(ServerConfig(path, model.context_tokens, threads, batch), family)
+    config = ServerConfig(
+        path,
+        model.context_tokens,
+        threads,
+        batch,
+        ubatch=model.local_ubatch,
+        flash_attn=model.local_flash_attn,
+    )
+    return LlamaCppChatModel(config, family)
