@@ -117,7 +117,9 @@ class ChatApiConfig(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    source: Literal["sagemaker", "existing", "bedrock"] = "sagemaker"
+    # "openai": any OpenAI-compatible streaming endpoint (vLLM, a llama.cpp
+    # server, Ollama behind TLS, a hosted API); no model resources are created.
+    source: Literal["sagemaker", "existing", "bedrock", "openai"] = "sagemaker"
     # Where the SageMaker endpoint loads Llama 2 from, with no secret on AWS:
     # "jumpstart": SageMaker JumpStart's copy in its S3 cache (needs acceptEula);
     # "s3": weights you staged yourself (Hugging Face layout) under weightsS3Uri.
@@ -151,6 +153,12 @@ class ModelConfig(_Frozen):
     )
     bedrock_model_id: str = Field(default="meta.llama2-13b-chat-v1", alias="bedrockModelId")
     family: Literal["llama2", "chatml", "llama3"] = "llama2"
+    # source "openai": the server's base URL (…/v1) and model name; its API key
+    # is the secret rag:openaiApiKey (kept in Secrets Manager, docs/models.md).
+    openai_base_url: str | None = Field(default=None, alias="openaiBaseUrl")
+    openai_model: str | None = Field(default=None, alias="openaiModel", min_length=1)
+    # Plain http sends questions, sources and the key unencrypted: only on request.
+    openai_allow_http: bool = Field(default=False, alias="openaiAllowHttp")
 
     @model_validator(mode="before")
     @classmethod
@@ -175,6 +183,25 @@ class ModelConfig(_Frozen):
         return value
 
     @model_validator(mode="after")
+    def _openai_needs(self) -> ModelConfig:
+        if self.source != "openai":
+            if self.openai_base_url or self.openai_model:
+                raise ValueError(
+                    "model.openaiBaseUrl / model.openaiModel are only read with model.source "
+                    "'openai': run `pulumi config set --path rag:model.source openai`, or "
+                    "remove them"
+                )
+            return self
+        if not self.openai_base_url or not self.openai_model:
+            raise ValueError(
+                "model.source is 'openai' but model.openaiBaseUrl or model.openaiModel is not set: "
+                "run `pulumi config set --path rag:model.openaiBaseUrl https://HOST/v1` and "
+                "`pulumi config set --path rag:model.openaiModel MODEL`"
+            )
+        check_openai_url(self.openai_base_url, self.openai_allow_http)
+        return self
+
+    @model_validator(mode="after")
     def _source_needs(self) -> ModelConfig:
         if self.source == "existing" and not self.endpoint_name:
             raise ValueError(
@@ -196,6 +223,24 @@ class ModelConfig(_Frozen):
     @property
     def needs_eula(self) -> bool:
         return self.source == "sagemaker" and self.weights == "jumpstart"
+
+
+def check_openai_url(url: str, allow_http: bool) -> None:
+    """An absolute http(s) URL with a host; https unless plain http is allowed."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if not sep or scheme not in ("https", "http") or not host or " " in url:
+        raise ValueError(
+            f"model.openaiBaseUrl {url!r} is not an http(s) URL: set it to the server's API root, "
+            "e.g. https://llm.example.com/v1"
+        )
+    if scheme == "http" and not allow_http:
+        raise ValueError(
+            f"model.openaiBaseUrl {url!r} is plain http: questions, sources and the API key would "
+            "cross the network unencrypted. Use https, or if the server is only reachable on a "
+            "private network you trust, run `pulumi config set --path rag:model.openaiAllowHttp "
+            "true`"
+        )
 
 
 class ObservabilityConfig(_Frozen):
@@ -265,6 +310,8 @@ class StackSecrets:
     static_token: pulumi.Output[str] | None = None
     # JSON {token: {"principal": ..., "groups": [...]}}; only digests reach the authorizer.
     access_tokens: pulumi.Output[str] | None = None
+    # model.source "openai": the server's API key, stored in Secrets Manager by the stack.
+    openai_api_key: pulumi.Output[str] | None = None
 
 
 TOKEN_FIX = (
@@ -281,7 +328,11 @@ EULA_FIX = (
 )
 _SECTIONS = ("search", "vpc", "ingest", "indexer", "chat", "model", "observability", "lambda")
 _SCALARS = ("protect",)
-_SECRETS = ("staticToken", "accessTokens")
+_SECRETS = ("staticToken", "accessTokens", "openaiApiKey")
+OPENAI_KEY_FIX = (
+    "rag:openaiApiKey is set but model.source is not 'openai': run `pulumi config rm "
+    "rag:openaiApiKey`, or `pulumi config set --path rag:model.source openai`"
+)
 _REMOVED = {
     "hfToken": (
         "rag:hfToken is no longer used: no secret is kept on AWS, the endpoint loads Llama 2 "
@@ -351,7 +402,10 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
     secrets = StackSecrets(
         static_token=cfg.get_secret("staticToken"),
         access_tokens=cfg.get_secret("accessTokens"),
+        openai_api_key=cfg.get_secret("openaiApiKey"),
     )
+    if secrets.openai_api_key is not None and config.model.source != "openai":
+        raise ValueError(OPENAI_KEY_FIX)
     if (
         config.chat.auth == "token"
         and secrets.static_token is None
@@ -383,6 +437,8 @@ def validate_stack_values(values: dict[str, Any], *, check_eula: bool = True) ->
     tokens = {f"{CONFIG_NAMESPACE}:staticToken", f"{CONFIG_NAMESPACE}:accessTokens"}
     if config.chat.auth == "token" and not tokens & set(values):
         raise ValueError(TOKEN_FIX)
+    if f"{CONFIG_NAMESPACE}:openaiApiKey" in values and config.model.source != "openai":
+        raise ValueError(OPENAI_KEY_FIX)
     if check_eula and config.model.needs_eula and not config.model.accept_eula:
         raise ValueError(EULA_FIX)
     return config

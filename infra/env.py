@@ -29,6 +29,10 @@ MODEL_FAMILY = "RAG_MODEL__FAMILY"
 MODEL_CONTAINER = "RAG_MODEL__CONTAINER"
 MODEL_ENDPOINT_NAME = "RAG_MODEL__ENDPOINT_NAME"
 MODEL_BEDROCK_ID = "RAG_MODEL__BEDROCK_MODEL_ID"
+MODEL_OPENAI_BASE_URL = "RAG_MODEL__OPENAI_BASE_URL"
+MODEL_OPENAI_MODEL = "RAG_MODEL__OPENAI_MODEL"
+# The ARN of the Secrets Manager secret holding the key, never the key itself.
+MODEL_OPENAI_KEY_SECRET = "RAG_MODEL__OPENAI_API_KEY_SECRET_ARN"
 QUEUE_BACKEND = "RAG_QUEUE__BACKEND"
 QUEUE_URL = "RAG_QUEUE__QUEUE_URL"
 QUEUE_VISIBILITY = "RAG_QUEUE__VISIBILITY_TIMEOUT_S"
@@ -108,9 +112,21 @@ def query_environment(
 
 
 def model_environment(
-    config: StackConfig, endpoint_name: pulumi.Input[str] | None
+    config: StackConfig,
+    endpoint_name: pulumi.Input[str] | None,
+    openai_key_secret_arn: pulumi.Input[str] | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     model = config.model
+    if model.source == "openai":
+        assert model.openai_base_url is not None and model.openai_model is not None
+        variables: dict[str, pulumi.Input[str]] = {
+            MODEL_BACKEND: "openai",
+            MODEL_OPENAI_BASE_URL: model.openai_base_url,
+            MODEL_OPENAI_MODEL: model.openai_model,
+        }
+        if openai_key_secret_arn is not None:
+            variables[MODEL_OPENAI_KEY_SECRET] = openai_key_secret_arn
+        return variables
     if model.source == "bedrock":
         return {
             MODEL_BACKEND: "bedrock",

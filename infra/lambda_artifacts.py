@@ -100,6 +100,7 @@ BOTOCORE_SERVICES = frozenset(
         "lambda",
         "s3",
         "sagemaker-runtime",
+        "secretsmanager",
         "sqs",
         "sso",
         "sso-oidc",

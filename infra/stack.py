@@ -99,6 +99,7 @@ def build_stack(
             endpoint_name=f"{resource_prefix(pulumi.get_project(), stack)}-llm",
             account=account,
             partition=partition,
+            openai_api_key=secrets.openai_api_key,
         ),
     )
     auth = None
@@ -122,7 +123,7 @@ def build_stack(
             collection_arn=search.collection.arn,
             collection_endpoint=endpoint,
             model_environment=model.environment,
-            model_statement=model.invoke_statement,
+            model_statements=model.invoke_statements,
             vpc_statements=vpc,
             account=account,
             partition=partition,

@@ -105,9 +105,10 @@ class ModelSettings(BaseModel):
     local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
     # Load the F16 copy of the packaged GGUF when scripts/bootstrap made one (faster prompts).
     local_f16: bool = True
-    # llama.cpp's flash-attention kernel (faster prompts on CPU, bench.prefill --levers);
-    # None: llama.cpp's "auto". Micro-batch size of prompt processing; None: 512.
-    local_flash_attn: bool | None = True
+    # Levers of llama.cpp's prompt processing, measured by bench.prefill --levers
+    # (no clear gain on a busy 2-core machine, docs/benchmarks.md): flash attention
+    # (None: llama.cpp's "auto") and the micro-batch size (None: llama.cpp's 512).
+    local_flash_attn: bool | None = None
     local_ubatch: int | None = Field(default=None, ge=16, le=4096)
     # backend "openai": any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio).
     openai_base_url: str | None = Field(
@@ -115,6 +116,8 @@ class ModelSettings(BaseModel):
     )
     openai_model: str | None = None
     openai_api_key: SecretStr | None = None
+    # Deployed stacks: the key is read from this Secrets Manager secret instead.
+    openai_api_key_secret_arn: str | None = None
     context_tokens: int = Field(default=4096, ge=512)
     # Prompt budget for small local models: each retrieved source is trimmed
     # to this many tokens by query-focused extraction (services/query/focus.py).

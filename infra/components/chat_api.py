@@ -54,7 +54,7 @@ class ChatApiArgs:
     collection_arn: pulumi.Input[str]
     collection_endpoint: pulumi.Input[str]
     model_environment: dict[str, pulumi.Input[str]]
-    model_statement: dict[str, Any]
+    model_statements: list[dict[str, Any]]
     vpc_statements: list[dict[str, Any]]
     account: pulumi.Output[str]
     partition: pulumi.Output[str]
@@ -108,7 +108,7 @@ class ChatApi(pulumi.ComponentResource):
                     ],
                     [self.state_table.arn],
                 ),
-                args.model_statement,
+                *args.model_statements,
                 *args.vpc_statements,
             ],
             self,

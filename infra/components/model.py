@@ -1,4 +1,5 @@
-"""The chat model: a SageMaker TGI endpoint for Llama 2, an existing endpoint, or Bedrock.
+"""The chat model: a SageMaker TGI endpoint for Llama 2, an existing endpoint, Bedrock,
+or any OpenAI-compatible endpoint (``model.source: openai``).
 
 The chat API depends only on the endpoint's *name* (a plain string chosen
 here), never on the endpoint resource: a fresh account often has a quota of 0
@@ -10,6 +11,13 @@ No secret is kept on AWS: the container loads Llama 2 from SageMaker
 JumpStart's S3 cache (gated by the EULA flag in ``ModelAccessConfig``) or
 from weights staged in S3 (``model.weightsS3Uri``), never from the Hugging
 Face Hub with a token in the model's environment.
+
+An OpenAI-compatible endpoint's API key (the secret ``rag:openaiApiKey``) is
+stored in a Secrets Manager secret of its own; the query function gets its
+ARN and ``secretsmanager:GetSecretValue`` on that one secret, and reads the
+key on its first answer. The key is never a Lambda environment variable:
+those are readable by anyone allowed ``lambda:GetFunctionConfiguration``,
+and rotating a secret needs no redeploy.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class ModelArgs:
     endpoint_name: str
     account: pulumi.Output[str]
     partition: pulumi.Output[str]
+    openai_api_key: pulumi.Output[str] | None = None  # a Pulumi secret
 
 
 @dataclass(frozen=True)
@@ -107,23 +116,29 @@ def bedrock_resources(
 
 
 class Model(pulumi.ComponentResource):
-    invoke_statement: dict[str, Any]
+    # What the query function's role needs to reach the model (may be empty).
+    invoke_statements: list[dict[str, Any]]
     environment: dict[str, pulumi.Input[str]]
     endpoint: aws.sagemaker.Endpoint | None = None
     endpoint_name: str | None = None
+    api_key_secret: aws.secretsmanager.Secret | None = None
 
     def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("rag:infra:Model", name, None, opts)
         cfg = args.config
-        if cfg.model.source == "bedrock":
+        if cfg.model.source == "openai":
+            self._openai(name, args)
+        elif cfg.model.source == "bedrock":
             resources = bedrock_resources(
                 cfg.model.bedrock_model_id, cfg.region, args.account, args.partition
             )
-            self.invoke_statement = policies.statement(
-                "InvokeChatModel",
-                ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                resources,
-            )
+            self.invoke_statements = [
+                policies.statement(
+                    "InvokeChatModel",
+                    ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                    resources,
+                )
+            ]
             self.environment = env.model_environment(cfg, None)
         else:
             if cfg.model.source == "sagemaker":
@@ -133,13 +148,39 @@ class Model(pulumi.ComponentResource):
                 assert cfg.model.endpoint_name is not None
                 endpoint_name = cfg.model.endpoint_name
             self.endpoint_name = endpoint_name
-            self.invoke_statement = policies.statement(
-                "InvokeChatModel",
-                ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                [endpoint_arn(endpoint_name, cfg.region, args.account, args.partition)],
-            )
+            self.invoke_statements = [
+                policies.statement(
+                    "InvokeChatModel",
+                    ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                    [endpoint_arn(endpoint_name, cfg.region, args.account, args.partition)],
+                )
+            ]
             self.environment = env.model_environment(cfg, endpoint_name)
         self.register_outputs({})
+
+    def _openai(self, name: str, args: ModelArgs) -> None:
+        """No AWS model resources; the API key (if any) goes into Secrets Manager."""
+        self.invoke_statements = []
+        if args.openai_api_key is None:
+            self.environment = env.model_environment(args.config, None)
+            return
+        child = pulumi.ResourceOptions(parent=self)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-openai-api-key",
+            description="API key of the OpenAI-compatible chat model (rag:openaiApiKey)",
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-openai-api-key-value",
+            secret_id=secret.id,
+            secret_string=args.openai_api_key,  # a Pulumi secret (encrypted in state)
+            opts=child,
+        )
+        self.api_key_secret = secret
+        self.invoke_statements = [
+            policies.statement("ReadModelApiKey", ["secretsmanager:GetSecretValue"], [secret.arn])
+        ]
+        self.environment = env.model_environment(args.config, None, secret.arn)
 
     def _sagemaker_endpoint(self, name: str, args: ModelArgs) -> aws.sagemaker.Endpoint:
         cfg = args.config

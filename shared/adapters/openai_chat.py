@@ -4,7 +4,9 @@ vLLM, LM Studio and hosted APIs speak it.
 
 Settings: ``RAG_MODEL__BACKEND=openai``, ``RAG_MODEL__OPENAI_BASE_URL`` (e.g.
 ``http://127.0.0.1:11434/v1`` for Ollama), ``RAG_MODEL__OPENAI_MODEL`` and,
-if the server wants one, ``RAG_MODEL__OPENAI_API_KEY``.
+if the server wants one, ``RAG_MODEL__OPENAI_API_KEY`` (a deployed stack sets
+``RAG_MODEL__OPENAI_API_KEY_SECRET_ARN`` instead: the key is read from Secrets
+Manager on the first answer, ``shared/adapters/secrets.py``).
 
 The server applies the model's own chat template, so this adapter's prompt
 family is ``messages``: the query service's prompt is then a JSON list of
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -134,10 +136,12 @@ class OpenAIChatModel:
         model: str,
         api_key: str | None = None,
         timeout_s: float = 300.0,
+        api_key_loader: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._model = model
         self._key = api_key
+        self._key_loader = api_key_loader  # e.g. a Secrets Manager secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
         self._session: aiohttp.ClientSession | None = None
 
@@ -173,6 +177,8 @@ class OpenAIChatModel:
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
         body = request_body(self._model, prompt, params)
+        if self._key is None and self._key_loader is not None:
+            self._key = await self._key_loader()
         try:
             response = await self._client().post(self.url, json=body, headers=self._headers())
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -210,7 +216,12 @@ class OpenAIChatModel:
             detail = text[:300]
         status = response.status
         if status in (401, 403):
-            if self._key:
+            if self._key and self._key_loader is not None:
+                fix = (
+                    "the server rejected the key from Secrets Manager: set the right one with "
+                    "`pulumi config set --secret rag:openaiApiKey KEY` and `pulumi up`"
+                )
+            elif self._key:
                 fix = f"check {KEY_SETTING} (the server rejected the key)"
             else:
                 fix = f"the server wants an API key: set {KEY_SETTING}"
@@ -245,4 +256,9 @@ def from_settings(settings: Settings) -> OpenAIChatModel:
             "RAG_MODEL__OPENAI_MODEL are required when RAG_MODEL__BACKEND=openai"
         )
     key = model.openai_api_key.get_secret_value() if model.openai_api_key else None
-    return OpenAIChatModel(model.openai_base_url, model.openai_model, key)
+    loader = None
+    if key is None and model.openai_api_key_secret_arn:
+        from shared.adapters.secrets import SecretString
+
+        loader = SecretString.from_settings(model.openai_api_key_secret_arn, settings)
+    return OpenAIChatModel(model.openai_base_url, model.openai_model, key, api_key_loader=loader)

@@ -6,7 +6,7 @@ import pytest
 
 from infra.config import StackConfig
 from tests.infra.mocks import REGION, Deployment, deploy, fake_artifacts
-from tests.infra.variants import STATIC_TOKEN, VARIANTS
+from tests.infra.variants import OPENAI_API_KEY, STATIC_TOKEN, VARIANTS
 
 
 @pytest.fixture(scope="session", params=sorted(VARIANTS))
@@ -15,4 +15,5 @@ def variant(
 ) -> tuple[StackConfig, Deployment]:
     config = StackConfig.model_validate({"region": REGION, **VARIANTS[request.param]})
     artifacts = fake_artifacts(tmp_path_factory.mktemp("artifacts"))
-    return config, deploy(config, artifacts, static_token=STATIC_TOKEN)
+    openai_key = OPENAI_API_KEY if config.model.source == "openai" else None
+    return config, deploy(config, artifacts, static_token=STATIC_TOKEN, openai_api_key=openai_key)

@@ -213,6 +213,7 @@ def deploy(
     artifacts: Mapping[str, Any],
     static_token: str | None = None,
     access_tokens: str | None = None,
+    openai_api_key: str | None = None,
     mocks: RecordingMocks | None = None,
     stack: str = STACK,
 ) -> Deployment:
@@ -227,6 +228,7 @@ def deploy(
         secrets = StackSecrets(
             static_token=pulumi.Output.secret(static_token) if static_token else None,
             access_tokens=pulumi.Output.secret(access_tokens) if access_tokens else None,
+            openai_api_key=pulumi.Output.secret(openai_api_key) if openai_api_key else None,
         )
         stack = build_stack(config, artifacts, secrets)
         return pulumi.Output.all(**stack.outputs).apply(deployment.outputs.update)

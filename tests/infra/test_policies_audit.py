@@ -81,6 +81,28 @@ def test_trust_policies_name_one_service(variant: tuple[StackConfig, Deployment]
         assert stmt["Action"] == "sts:AssumeRole"
 
 
+def check_model_grant(config: StackConfig, d: Deployment, query: dict[str, Any]) -> None:
+    """The query role reaches its model and nothing else of the model kind."""
+    if config.model.source == "openai":  # no AWS model: only its API key's secret
+        assert "InvokeChatModel" not in query
+        secret = d.one("aws:secretsmanager/secret:Secret").state["arn"]
+        read_key = query["ReadModelApiKey"]
+        assert read_key["Action"] == ["secretsmanager:GetSecretValue"]
+        assert read_key["Resource"] == [secret]
+        return
+    assert "ReadModelApiKey" not in query
+    invoke = query["InvokeChatModel"]
+    if config.model.source == "sagemaker":
+        endpoint = d.one("aws:sagemaker/endpoint:Endpoint").state["arn"]
+        assert invoke["Resource"] == [endpoint]
+    elif config.model.source == "existing":
+        assert invoke["Resource"] == [
+            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/my-llama2-endpoint"
+        ]
+    else:
+        assert all(config.model.bedrock_model_id.split(".", 1)[-1] in r for r in invoke["Resource"])
+
+
 def test_scoped_grants(variant: tuple[StackConfig, Deployment]) -> None:
     config, d = variant
     grants = role_policies(d)
@@ -93,16 +115,7 @@ def test_scoped_grants(variant: tuple[StackConfig, Deployment]) -> None:
     assert all(r.startswith(f"{stage_arn}/") for r in manage["Resource"])
     query_fn = d.one("aws:lambda/function:Function", "chat-query").state["arn"]
     assert grants["query-role"]["InvokeSelf"]["Resource"] == [query_fn, f"{query_fn}:*"]
-    invoke = grants["query-role"]["InvokeChatModel"]
-    if config.model.source == "sagemaker":
-        endpoint = d.one("aws:sagemaker/endpoint:Endpoint").state["arn"]
-        assert invoke["Resource"] == [endpoint]
-    elif config.model.source == "existing":
-        assert invoke["Resource"] == [
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/my-llama2-endpoint"
-        ]
-    else:
-        assert all(config.model.bedrock_model_id.split(".", 1)[-1] in r for r in invoke["Resource"])
+    check_model_grant(config, d, grants["query-role"])
     # Each function role can write its own log group and nothing else.
     groups = {g.name: g.state["arn"] for g in d.of_type("aws:cloudwatch/logGroup:LogGroup")}
     assert grants["indexer-role"]["WriteOwnLogs"]["Resource"] == [f"{groups['indexer-logs']}:*"]

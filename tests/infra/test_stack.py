@@ -117,7 +117,13 @@ def test_service_environment_is_wired(variant: tuple[StackConfig, Deployment]) -
     assert query_env[env.QUERY_STATE_TABLE] == state.state["name"]
     assert (state.inputs["hashKey"], state.inputs["rangeKey"]) == ("pk", "sk")
     assert state.inputs["ttl"] == {"attributeName": "expires_at", "enabled": True}
-    if config.model.source == "bedrock":
+    if config.model.source == "openai":
+        assert query_env[env.MODEL_BACKEND] == "openai"
+        assert query_env[env.MODEL_OPENAI_BASE_URL] == config.model.openai_base_url
+        assert query_env[env.MODEL_OPENAI_MODEL] == config.model.openai_model
+        secret = d.one("aws:secretsmanager/secret:Secret").state["arn"]
+        assert query_env[env.MODEL_OPENAI_KEY_SECRET] == secret
+    elif config.model.source == "bedrock":
         assert query_env[env.MODEL_BACKEND] == "bedrock"
         assert query_env[env.MODEL_BEDROCK_ID] == config.model.bedrock_model_id
     else:

@@ -7,6 +7,7 @@ from typing import Any
 from tests.infra.mocks import REGION
 
 STATIC_TOKEN = "correct-horse-battery-staple-0123456789"
+OPENAI_API_KEY = "sk-test-openai-compatible-0123456789"  # rag:openaiApiKey of openai variants
 
 VPC = {"vpcId": "vpc-1", "subnetIds": ["subnet-a", "subnet-b"], "securityGroupIds": ["sg-1"]}
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -33,6 +34,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "observability": {"alarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:alarms"},
         "chat": {"apiLogs": True, "accountLogRole": "create"},
         "lambda": {"architecture": "x86_64"},
+    },
+    "public-openai-token": {
+        "model": {
+            "source": "openai",
+            "openaiBaseUrl": "https://llm.example.com/v1",
+            "openaiModel": "llama3.1:8b-instruct",
+        },
     },
     "public-bedrock-noauth": {
         "model": {"source": "bedrock"},

@@ -41,6 +41,7 @@ from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sink import RecordingSink
 from tests.fakes.vector_index import FakeVectorIndex
 from tests.query.corpus import corpus_chunks
+from tests.servers import unique_name
 
 KEY = "test-key-123"
 PROMPT = messages_prompt("You are a helpful assistant.", [], "Write a story about a lighthouse.")
@@ -269,3 +270,57 @@ def test_settings_are_required() -> None:
         )
     )
     assert model.url == "http://h:1/v1/chat/completions" and model.family == "messages"
+
+
+# ---- the key from Secrets Manager (how a deployed stack passes it) -----------
+
+
+async def put_secret(endpoint_url: str, value: str) -> str:
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client(
+        "secretsmanager", endpoint_url=endpoint_url, region_name="us-east-1"
+    ) as client:
+        created = await client.create_secret(Name=unique_name("openai-key"), SecretString=value)
+    return str(created["ARN"])
+
+
+def secret_settings(base_url: str, endpoint_url: str, arn: str) -> Settings:
+    return Settings(
+        aws={"region": "us-east-1", "endpoint_url": endpoint_url},  # type: ignore[arg-type]
+        model=ModelSettings(
+            backend="openai",
+            openai_base_url=base_url,
+            openai_model="smollm2",
+            openai_api_key_secret_arn=arn,
+        ),
+    )
+
+
+async def test_the_key_is_read_from_secrets_manager_on_first_use(
+    llama_server: str, sqs_endpoint_url: str, fake_aws_credentials: None
+) -> None:
+    # GIVEN the key in a real Secrets Manager look-alike (moto), the server wanting it
+    arn = await put_secret(sqs_endpoint_url, KEY)
+    model = from_settings(secret_settings(llama_server, sqs_endpoint_url, arn))
+    # WHEN the model answers, THEN the key went with the request (no 401)
+    *tokens, finish = await collect(model, max_new_tokens=4)
+    assert tokens and isinstance(finish, ModelFinish)
+
+
+async def test_a_wrong_key_in_the_secret_says_to_set_the_stack_secret(
+    llama_server: str, sqs_endpoint_url: str, fake_aws_credentials: None
+) -> None:
+    arn = await put_secret(sqs_endpoint_url, "wrong")
+    model = from_settings(secret_settings(llama_server, sqs_endpoint_url, arn))
+    with pytest.raises(ModelError, match=r"401.*pulumi config set --secret rag:openaiApiKey"):
+        await collect(model)
+
+
+async def test_a_missing_secret_is_a_model_error_naming_it(
+    llama_server: str, sqs_endpoint_url: str, fake_aws_credentials: None
+) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf"
+    model = from_settings(secret_settings(llama_server, sqs_endpoint_url, arn))
+    with pytest.raises(ModelError, match=r"Secrets Manager \(arn:.*missing-AbCdEf\).*Resource"):
+        await collect(model)
