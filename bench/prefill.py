@@ -112,7 +112,9 @@ def configurations(args: argparse.Namespace, q4: Path, f16: Path) -> dict[str, C
             f"F16, threads {cores}, ubatch 256": Config(f16, cores, ubatch=256),
             f"F16, threads {cores}, ubatch 1024": Config(f16, cores, ubatch=1024),
             f"F16, threads {cores}, flash attention on": Config(f16, cores, flash_attn=True),
-            f"F16, threads {cores}, flash on, ubatch 256": Config(f16, cores, None, 256, True),
+            f"F16, threads {cores}, flash on, ubatch 256": Config(
+                f16, cores, ubatch=256, flash_attn=True
+            ),
             f"Q4_1, threads {cores}, defaults": Config(q4, cores),
             f"Q4_1, threads {cores}, flash attention on": Config(q4, cores, flash_attn=True),
             f"F16, threads {cores}, system prefix cached": Config(f16, cores, prefix=True),

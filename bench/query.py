@@ -19,8 +19,9 @@ sees (p50/p99) against the pacing. The server runs in its own process so the
 200 clients don't share its event loop.
 
 Part 3 (``--part rag``, bench/rag_first_token.py): time to the first token
-for real RAG questions (k=5 chunks of the sample corpus, prompt ~1000 tokens)
-beside llama.cpp alone on the same prompt.
+for real RAG questions (k=5 chunks of the sample corpus) with the product's
+prompt budget, beside llama.cpp alone on the untrimmed prompt (whole chunks,
+~1000 tokens: the baseline) and on the service's own prompt.
 """
 
 from __future__ import annotations

@@ -132,16 +132,19 @@ async def untrimmed_prompt(settings: Settings, retriever: Retriever, model: Any,
 
 def baseline_server(model: LlamaCppChatModel) -> Any:
     """A server of its own (no KV cache shared with the service's) with the
-    product's model file and threads, flash attention off: what llama.cpp's
-    "auto" chose on CPU before this work (bench.prefill --levers: same times)."""
+    product's model file and threads and llama.cpp's default levers, as before
+    this work. Flash attention "off" and "auto" measure the same on CPU
+    (bench.prefill --levers), so the one the service does not use is taken:
+    a different configuration is a different server."""
     config = model.config
+    flash = False if config.flash_attn is not False else None
     return load_server(
         ServerConfig(
             config.model_path,
             config.context_tokens,
             config.threads,
             config.batch_threads,
-            flash_attn=False,
+            flash_attn=flash,
         )
     ).server
 
