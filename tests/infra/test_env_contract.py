@@ -51,10 +51,20 @@ def test_indexer_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch) -
     assert (settings.status.backend, settings.status.table) == ("dynamodb", "status-table")
 
 
-@pytest.mark.parametrize("source", ["sagemaker", "bedrock"])
+OPENAI_MODEL = {
+    "source": "openai",
+    "openaiBaseUrl": "https://llm.example.com/v1",
+    "openaiModel": "llama3.1:8b-instruct",
+}
+KEY_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-openai-api-key-AbCdEf"
+
+
+@pytest.mark.parametrize("source", ["sagemaker", "bedrock", "openai"])
 def test_query_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
-    config = StackConfig.model_validate({"model": {"source": source}})
-    model_env = env.model_environment(config, "llama2-endpoint")
+    model = OPENAI_MODEL if source == "openai" else {"source": source}
+    config = StackConfig.model_validate({"model": model})
+    endpoint = None if source == "openai" else "llama2-endpoint"
+    model_env = env.model_environment(config, endpoint, KEY_ARN if source == "openai" else None)
     variables = env.query_environment(
         config, VALUES["collection_endpoint"], model_env, "state-table"
     )
@@ -63,7 +73,13 @@ def test_query_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch, sou
     assert settings.query.state_table == "state-table"
     assert settings.model.backend == source
     assert settings.model.family == config.model.family
-    if source == "sagemaker":
+    if source == "openai":
+        assert settings.model.openai_base_url == "https://llm.example.com/v1"
+        assert settings.model.openai_model == "llama3.1:8b-instruct"
+        assert settings.model.openai_api_key_secret_arn == KEY_ARN
+        assert settings.model.openai_api_key is None  # the key itself is never in the env
+        assert settings.model.prompt_source_tokens is None  # whole chunks for deployed models
+    elif source == "sagemaker":
         assert settings.model.endpoint_name == "llama2-endpoint"
         assert settings.model.container == "tgi"
     else:
