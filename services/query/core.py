@@ -293,13 +293,31 @@ class AnswerService:
         ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
         try:
             outcome = await self._generate(fitted.prompt, streamer, cancel, state)
-        finally:
-            ahead.cancel()  # a cancelled ask does not wait for it
+        except BaseException:
+            ahead.cancel()
+            raise
+        await self._settle_ahead(ahead, state, outcome)
         if outcome.error is None:
             await self._remember(job, outcome, fitted)
         attribution = await self._attribute(job, outcome, texts)
         sent_at = streamer.first_sent_at
         await self._finish(sink, job, fitted.sources, outcome, start, sent_at, trail, attribution)
+
+    @staticmethod
+    async def _settle_ahead(
+        ahead: asyncio.Task[None], state: _Generation, outcome: _GenerationResult
+    ) -> None:
+        """A completed answer waits for the sources' embedding begun during decoding:
+        it fills the cache in one piece, so cancelling it would throw all of it
+        away and attribution would start over (a short prompt's answer often ends
+        first). A cancelled or failed one, or one that never had a token, does not."""
+        if (
+            outcome.stop_reason == StopReason.CANCELLED
+            or outcome.error is not None
+            or not state.first_token.is_set()
+        ):
+            ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
 
     async def _embed_sources_ahead(self, state: _Generation, texts: list[str]) -> None:
         """Embed the sources' sentences while the model decodes: after the first
