@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 
 from infra.config import StackConfig
@@ -17,3 +20,16 @@ def variant(
     artifacts = fake_artifacts(tmp_path_factory.mktemp("artifacts"))
     openai_key = OPENAI_API_KEY if config.model.source == "openai" else None
     return config, deploy(config, artifacts, static_token=STATIC_TOKEN, openai_api_key=openai_key)
+
+
+@pytest.fixture
+def fresh_loop() -> Iterator[None]:
+    """Config secrets are Outputs, which need an event loop of their own here."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    # Let the secrets' Output tasks finish: a destroyed pending task is an error later.
+    pending = asyncio.all_tasks(loop)
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+    asyncio.set_event_loop(None)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,19 +36,6 @@ def test_dev_stack_documents_the_real_defaults() -> None:
     assert documented == {f.alias or name for name, f in StackConfig.model_fields.items()} - {
         "region"
     }
-
-
-@pytest.fixture
-def fresh_loop() -> Iterator[None]:
-    """Config secrets are Outputs, which need an event loop of their own here."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    # Let the secrets' Output tasks finish: a destroyed pending task is an error later.
-    pending = asyncio.all_tasks(loop)
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 def set_stack_config(

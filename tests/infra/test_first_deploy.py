@@ -8,8 +8,6 @@ resources are protected outside dev.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +28,6 @@ STATEFUL = {
     "ingest-status": "aws:dynamodb/table:Table",
     "chat-state": "aws:dynamodb/table:Table",
 }
-
-
-@pytest.fixture
-def fresh_loop() -> Iterator[None]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    pending = asyncio.all_tasks(loop)
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 def stack_config(**sections: Any) -> StackConfig:

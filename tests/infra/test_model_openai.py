@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +71,6 @@ def test_the_key_secret_with_another_source_is_refused() -> None:
         validate_stack_values(values)
     values["rag:model"] = OPENAI
     assert validate_stack_values(values).model.source == "openai"
-
-
-@pytest.fixture
-def fresh_loop() -> Iterator[None]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    pending = asyncio.all_tasks(loop)
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 def test_load_config_reads_the_key_as_a_secret(
