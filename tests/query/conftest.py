@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from aiobotocore.session import get_session
+from aiohttp import ClientSession, ClientWebSocketResponse
+from aiohttp.test_utils import TestServer
 from moto.server import ThreadedMotoServer
 
 from services.query.core import AnswerService, QueryDeps, build_query_deps
+from services.query.server import create_app
 from shared.adapters.sqlite_store import SqliteVectorIndex
 from shared.settings import ModelSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel
@@ -92,3 +95,18 @@ async def state_table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
             BillingMode="PAY_PER_REQUEST",
         )
     return name
+
+
+@pytest.fixture
+async def server(settings: Settings, deps: QueryDeps) -> AsyncIterator[TestServer]:
+    """The local query server over the fake corpus and model (modules may override)."""
+    server = TestServer(create_app(settings, deps), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def ws(server: TestServer) -> AsyncIterator[ClientWebSocketResponse]:
+    async with ClientSession() as http, http.ws_connect(server.make_url("/ws")) as socket:
+        yield socket

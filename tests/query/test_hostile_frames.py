@@ -4,32 +4,15 @@ standard close code) and never a 1006 abort."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestServer
 
-from services.query.core import QueryDeps
-from services.query.server import MAX_CLIENT_FRAME_BYTES, create_app
+from services.query.server import MAX_CLIENT_FRAME_BYTES
 from shared.protocol import ErrorCode
-from shared.settings import Settings
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def server(settings: Settings, deps: QueryDeps) -> AsyncIterator[TestServer]:
-    server = TestServer(create_app(settings, deps), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def ws(server: TestServer) -> AsyncIterator[ClientWebSocketResponse]:
-    async with ClientSession() as http, http.ws_connect(server.make_url("/ws")) as socket:
-        yield socket
 
 
 def deeply_nested(levels: int) -> str:

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 
-from services.query.core import QueryDeps
-from services.query.server import create_app
 from shared.protocol import ErrorCode, StopReason, parse_server_event
-from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def server(settings: Settings, deps: QueryDeps) -> AsyncIterator[TestServer]:
-    server = TestServer(create_app(settings, deps), host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def ws(server: TestServer) -> AsyncIterator[ClientWebSocketResponse]:
-    async with ClientSession() as http, http.ws_connect(server.make_url("/ws")) as socket:
-        yield socket
 
 
 async def until_done(ws: ClientWebSocketResponse) -> list[dict[str, object]]:
