@@ -106,3 +106,23 @@ async def eventually(
         if accept(value) or loop.time() > deadline:
             return value
         await asyncio.sleep(0.2)
+
+
+async def opensearch_dynamodb_settings(
+    opensearch_url: str, index_name: str, engine: str, endpoint: str
+) -> Settings:
+    """Settings for the indexer on the real OpenSearch node, with its status in
+    a new DynamoDB table on the moto server."""
+    table = await create_status_table(endpoint)
+    return Settings(
+        _env_file=None,
+        aws={"endpoint_url": endpoint},
+        index={
+            "backend": "opensearch",
+            "opensearch_url": opensearch_url,
+            "index_name": index_name,
+            "engine": engine,
+        },
+        status={"backend": "dynamodb", "table": table},
+        indexer={"settle_s": SETTLE_S},
+    )

@@ -17,10 +17,9 @@ from opensearchpy import AsyncOpenSearch
 from services.indexer.pipeline import IndexerPipeline
 from shared.adapters.dynamodb_status import DynamoDbStatusStore
 from shared.adapters.opensearch import OpenSearchVectorIndex
-from shared.settings import Settings
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
-from tests.indexer.harness import SETTLE_S, create_status_table, eventually
+from tests.indexer.harness import eventually, opensearch_dynamodb_settings
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.sqs]
 DOCS = 10
@@ -33,21 +32,11 @@ async def real_pipeline(
     opensearch_knn_engine: str,
     sqs_endpoint_url: str,
 ) -> AsyncIterator[IndexerPipeline]:
-    table = await create_status_table(sqs_endpoint_url)
-    settings = Settings(
-        _env_file=None,
-        aws={"endpoint_url": sqs_endpoint_url},
-        index={
-            "backend": "opensearch",
-            "opensearch_url": opensearch_url,
-            "index_name": opensearch_index_name,
-            "engine": opensearch_knn_engine,
-        },
-        status={"backend": "dynamodb", "table": table},
-        indexer={"settle_s": SETTLE_S},
+    settings = await opensearch_dynamodb_settings(
+        opensearch_url, opensearch_index_name, opensearch_knn_engine, sqs_endpoint_url
     )
     index = OpenSearchVectorIndex(settings)
-    status = DynamoDbStatusStore(table, settings)
+    status = DynamoDbStatusStore(settings.status.table or "", settings)
     pipeline = make_pipeline(settings, index, status)
     await pipeline.start()
     yield pipeline

@@ -19,7 +19,7 @@ from shared.documents import Chunk, DocState, EmbeddedChunk
 from shared.settings import Settings
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
-from tests.indexer.harness import SETTLE_S, create_status_table
+from tests.indexer.harness import opensearch_dynamodb_settings
 from tests.indexer.scenarios import clean_ingest, index_contents, violations
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.sqs]
@@ -33,18 +33,8 @@ async def settings(
     opensearch_knn_engine: str,
     sqs_endpoint_url: str,
 ) -> Settings:
-    table = await create_status_table(sqs_endpoint_url)
-    return Settings(
-        _env_file=None,
-        aws={"endpoint_url": sqs_endpoint_url},
-        index={
-            "backend": "opensearch",
-            "opensearch_url": opensearch_url,
-            "index_name": opensearch_index_name,
-            "engine": opensearch_knn_engine,
-        },
-        status={"backend": "dynamodb", "table": table},
-        indexer={"settle_s": SETTLE_S},
+    return await opensearch_dynamodb_settings(
+        opensearch_url, opensearch_index_name, opensearch_knn_engine, sqs_endpoint_url
     )
 
 
