@@ -9,10 +9,11 @@ false``) under each configuration, round-robin, so that the machine's load
 drifts hit every configuration alike:
 
 - the packaged Q4_1 GGUF, prompt threads 1 (the baseline) and all cores;
-- its F16 copy (``shared/adapters/gguf_f16.py``), prompt threads 1 and all cores;
+- its F16 and Q8_0 copies (``shared/adapters/gguf_copy.py``), prompt threads
+  1 and all cores;
 - optionally the same with the constant system-prompt prefix cached
   (``--prefix``: a request that shares only the system prompt runs first);
-- or, with ``--levers``, the product's default (F16, all cores) against
+- or, with ``--levers``, F16 with all cores against
   llama.cpp's micro-batch size (``n_ubatch`` 128/256/1024 vs 512), flash
   attention forced on/off (default "auto"), and the cached system prefix.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 from cli.files import SAMPLES_DIR
 from services.query.prompts import PromptSource, chatml_prompt, user_message
-from shared.adapters.gguf_f16 import ensure_f16_copy
+from shared.adapters.gguf_copy import ensure_copy
 from shared.adapters.llamacpp import ServerConfig, load_server, packaged_model_path
 from shared.settings import DEFAULT_PRESETS
 
@@ -96,13 +97,15 @@ class Config:
     flash_attn: bool | None = None
 
 
-def configurations(args: argparse.Namespace, q4: Path, f16: Path) -> dict[str, Config]:
+def configurations(args: argparse.Namespace, q4: Path, f16: Path, q8: Path) -> dict[str, Config]:
     cores = args.cores
     configs = {
         "Q4_1, prompt threads 1 (baseline)": Config(q4, 1),
         f"Q4_1, prompt threads {cores}": Config(q4, cores),
         "F16,  prompt threads 1": Config(f16, 1),
         f"F16,  prompt threads {cores}": Config(f16, cores),
+        "Q8_0, prompt threads 1": Config(q8, 1),
+        f"Q8_0, prompt threads {cores} (product default)": Config(q8, cores),
     }
     if args.prefix:
         configs[f"F16,  prompt threads {cores}, system prefix cached"] = Config(f16, cores, True)
@@ -137,8 +140,8 @@ def main() -> None:
     args = parser.parse_args()
 
     q4 = packaged_model_path()
-    f16 = ensure_f16_copy(q4)
-    configs = configurations(args, q4, f16)
+    f16, q8 = ensure_copy(q4, "f16"), ensure_copy(q4, "q8_0")
+    configs = configurations(args, q4, f16, q8)
     servers = {
         name: load_server(
             ServerConfig(c.path, 4096, 1, c.batch_threads, ubatch=c.ubatch, flash_attn=c.flash_attn)

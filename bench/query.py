@@ -421,7 +421,12 @@ def main() -> None:
         default=None,
         help="part 3: llama.cpp flash attention (default: the product's)",
     )
-    parser.add_argument("--no-f16", action="store_true", help="part 3: the Q4_1 GGUF itself")
+    parser.add_argument(
+        "--weights",
+        choices=["q8_0", "f16", "packaged"],
+        default="q8_0",
+        help="part 3: which copy of the packaged GGUF (packaged: the Q4_1 file itself)",
+    )
     args = parser.parse_args()
     if args.part == "rag":
         rag_part(args)
@@ -445,7 +450,7 @@ def rag_part(args: argparse.Namespace) -> None:
         family="chatml",
         local_threads=args.threads,
         local_batch_threads=args.batch_threads,
-        local_f16=not args.no_f16,
+        local_weights=args.weights,
         context_tokens=args.context_tokens,
         **levers,
     )

@@ -103,8 +103,9 @@ class ModelSettings(BaseModel):
     )
     local_threads: int | None = None  # decoding threads; None = half the cores, at most 4
     local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
-    # Load the F16 copy of the packaged GGUF when scripts/bootstrap made one (faster prompts).
-    local_f16: bool = True
+    # Which copy of the packaged GGUF to load when scripts/bootstrap made it
+    # (shared/adapters/gguf_copy.py: faster prompts); "packaged": the Q4_1 file.
+    local_weights: Literal["q8_0", "f16", "packaged"] = "q8_0"
     # Levers of llama.cpp's prompt processing, measured by bench.prefill --levers
     # (no clear gain on a busy 2-core machine, docs/benchmarks.md): flash attention
     # (None: llama.cpp's "auto") and the micro-batch size (None: llama.cpp's 512).

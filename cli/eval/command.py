@@ -11,6 +11,7 @@ stores at two chunk sizes and prints k-NN vs. hybrid for both, side by side.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -50,8 +51,10 @@ def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
 
     from cli.eval.report import human_report, summary_json
     from cli.eval.session import context_of, evaluate
+    from services.query.audit import audit_stream
 
-    run = asyncio.run(evaluate(settings, options))
+    with audit_stream(sys.stderr):  # stdout holds the report (one JSON with --json)
+        run = asyncio.run(evaluate(settings, options))
     summary = run.summary
     context = context_of(settings, run.embedder_id)
     if all(not r.retrieved for r in summary.results):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from shared.access import Principal
 
@@ -56,3 +57,18 @@ def _logger() -> logging.Logger:
 
 def write_audit(record: dict[str, Any]) -> None:
     _logger().info(json.dumps(record, sort_keys=True, ensure_ascii=False))
+
+
+@contextmanager
+def audit_stream(stream: TextIO) -> Iterator[None]:
+    """Audit entries go to ``stream`` meanwhile: a CLI command that runs the
+    service in-process (``rag eval --answers --json``) keeps its stdout for
+    its own output, so that it stays one JSON document."""
+    handlers = [h for h in _logger().handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.setStream(stream) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)

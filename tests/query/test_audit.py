@@ -65,3 +65,22 @@ async def test_a_failed_retrieval_is_audited_too(
     (entry,) = audit
     assert entry["principal"] == "bob" and entry["retrieved"] == [] and entry["cited"] == []
     assert entry["stop_reason"] == "error"
+
+
+def test_a_cli_command_can_keep_audit_lines_off_its_stdout() -> None:
+    """``rag eval --answers --json`` runs the service in-process: its stdout
+    must stay one JSON document, so the audit lines go to stderr meanwhile."""
+    import io
+
+    from services.query.audit import audit_stream, write_audit
+
+    write_audit({"audit": "answer", "request_id": "r0"})  # the handler exists
+    handlers = logging.getLogger(AUDIT_LOGGER).handlers
+    before = [h.stream for h in handlers if isinstance(h, logging.StreamHandler)]
+    assert before
+    elsewhere = io.StringIO()
+    with audit_stream(elsewhere):
+        write_audit({"audit": "answer", "request_id": "r1"})
+    write_audit({"audit": "answer", "request_id": "r2"})  # afterwards: back where it was
+    assert [json.loads(line)["request_id"] for line in elsewhere.getvalue().splitlines()] == ["r1"]
+    assert [h.stream for h in handlers if isinstance(h, logging.StreamHandler)] == before
