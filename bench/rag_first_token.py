@@ -10,7 +10,10 @@ gets two prompts:
 
 - the **untrimmed** prompt, whole chunks, as the product built it before the
   prompt budget (``source_tokens`` 0): the baseline the goal is measured
-  against; its server runs llama.cpp's defaults (no forced flash attention);
+  against; its server runs llama.cpp's defaults (no forced flash attention)
+  on the product's model file and threads;
+- the same untrimmed prompt **as first shipped**: the packaged Q4_1 file,
+  one thread for prompt and decoding (where the issue's 7.8-10.9 s came from);
 - exactly the prompt the service built (what the service adds over the model).
 
 Printed: p50/min/max of each, the speed-up over the baseline, the service's
@@ -42,7 +45,12 @@ from services.query.context import fit_prompt
 from services.query.core import AnswerService, build_query_deps
 from services.query.retrieval import Retriever
 from shared.access import Principal
-from shared.adapters.llamacpp import LlamaCppChatModel, ServerConfig, load_server
+from shared.adapters.llamacpp import (
+    LlamaCppChatModel,
+    ServerConfig,
+    load_server,
+    packaged_model_path,
+)
 from shared.factory import build_chat_model, build_embedder, build_status_store, build_vector_index
 from shared.ports import ServerEvent
 from shared.protocol import AskAction, DoneEvent
@@ -61,6 +69,7 @@ class Sample:
     before_model_ms: float
     untrimmed_ttft_ms: float  # llama.cpp alone, whole chunks, its default settings
     untrimmed_tokens: int
+    shipped_ttft_ms: float  # the same, packaged Q4_1 file, one thread
 
 
 class Recorder:
@@ -130,6 +139,13 @@ async def untrimmed_prompt(settings: Settings, retriever: Retriever, model: Any,
     return fitted.prompt
 
 
+def shipped_server(model: LlamaCppChatModel) -> Any:
+    """llama.cpp as the first version ran it: the packaged Q4_1 file, one thread."""
+    return load_server(
+        ServerConfig(packaged_model_path(), model.config.context_tokens, 1, 1)
+    ).server
+
+
 def baseline_server(model: LlamaCppChatModel) -> Any:
     """A server of its own (no KV cache shared with the service's) with the
     product's model file and threads and llama.cpp's default levers, as before
@@ -176,6 +192,7 @@ async def run(
             )
             loaded = await model.load()
             baseline = await asyncio.to_thread(baseline_server, model)
+            shipped = await asyncio.to_thread(shipped_server, model)
             retriever = Retriever(embedder, index, settings.query)
             service = AnswerService(
                 settings, build_query_deps(settings, embedder=embedder, index=index, model=spy)
@@ -185,6 +202,7 @@ async def run(
             for question in golden:
                 whole = await untrimmed_prompt(settings, retriever, model, question.question)
                 untrimmed_ms, _, untrimmed_tokens = await alone(baseline, whole)
+                shipped_ms, _, _ = await alone(shipped, whole)
                 started = time.perf_counter()
                 done = await answer(service, question.question)
                 before_model = (spy.called - started) * 1000
@@ -199,6 +217,7 @@ async def run(
                         before_model,
                         untrimmed_ms,
                         untrimmed_tokens,
+                        shipped_ms,
                     )
                 )
             return samples
@@ -221,6 +240,7 @@ def report(samples: Sequence[Sample], label: str) -> str:
     base = [s.alone_ttft_ms for s in samples]
     prompt_ms = [s.alone_prompt_ms for s in samples if s.alone_prompt_ms is not None]
     untrimmed = [s.untrimmed_ttft_ms for s in samples]
+    shipped = [s.shipped_ttft_ms for s in samples]
     ratio = statistics.median(service) / statistics.median(base)
     speedup = statistics.median(untrimmed) / statistics.median(service)
     lines = [
@@ -233,9 +253,13 @@ def report(samples: Sequence[Sample], label: str) -> str:
         f"{min(service):7.0f}  {max(service):7.0f}   (goal <= 2000 p50)",
         f"  llama.cpp alone, untrimmed (baseline)  {statistics.median(untrimmed):7.0f}  "
         f"{min(untrimmed):7.0f}  {max(untrimmed):7.0f}",
+        f"  llama.cpp alone, untrimmed, as shipped {statistics.median(shipped):7.0f}  "
+        f"{min(shipped):7.0f}  {max(shipped):7.0f}   (Q4_1 file, 1 thread)",
         f"  llama.cpp alone, the service's prompt  {statistics.median(base):7.0f}  "
         f"{min(base):7.0f}  {max(base):7.0f}",
         f"  baseline / service (speed-up)          {speedup:7.2f}",
+        f"  as shipped / service (speed-up)        "
+        f"{statistics.median(shipped) / statistics.median(service):7.2f}",
         f"  service / alone on its prompt          {ratio:7.2f}",
         f"  before the model (embed + retrieve + fit) p50 "
         f"{statistics.median(s.before_model_ms for s in samples):.0f} ms",
