@@ -32,6 +32,7 @@ import itertools
 import multiprocessing
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -455,7 +456,10 @@ def rag_part(args: argparse.Namespace) -> None:
         **levers,
     )
     config = from_settings(Settings(model=model)).config
-    samples = asyncio.run(rag_first_token.run(args.questions, model, max_new_tokens=8))
+    from services.query.audit import audit_stream
+
+    with audit_stream(sys.stderr):  # stdout: the report only
+        samples = asyncio.run(rag_first_token.run(args.questions, model, max_new_tokens=8))
     label = (
         f"model {config.model_path.name}, threads {config.threads}, batch threads "
         f"{config.batch_threads}, flash attention {config.flash_attn}, "
