@@ -19,7 +19,7 @@ gets two prompts:
 Printed: p50/min/max of each, the speed-up over the baseline, the service's
 overhead ratio, prompt sizes, and what the service adds before the model
 (embed + retrieve + fit). Levers (flags): ``--source-tokens`` (0: whole
-chunks), ``--flash-attn on|off``, ``--model-path`` (e.g. the F16 copy),
+chunks), ``--flash-attn on|off``, ``--weights q8_0|f16|packaged``, ``--model-path``,
 ``--threads`` (decode), ``--batch-threads`` (prompt processing),
 ``--context-tokens``.
 """
