@@ -31,9 +31,10 @@ DEFAULT_PRESETS = {
 
 
 # Per-source prompt budget of the local backend (tokens as the local adapter
-# counts them, ~3 bytes each): chosen by bench.query --part rag and the
-# answer metrics of rag eval --answers (docs/benchmarks.md, "First token").
-LOCAL_SOURCE_TOKENS = 60
+# counts them, ~3 bytes each): the largest that keeps the first token within
+# 2 s on 2 cores with the Q8_0 copy (bench.query --part rag); 60 lost
+# clearly more of the answer metrics of rag eval --answers (docs/evaluation.md).
+LOCAL_SOURCE_TOKENS = 80
 
 
 class AwsSettings(BaseModel):
