@@ -3,16 +3,19 @@
 Why: on a CPU, llama.cpp spends most of a RAG answer's first-token time on
 the prompt (prefill), and the 4-bit blocks of the packaged file are slower
 to multiply than 8-bit or 16-bit ones. Measured by ``python -m
-bench.prefill`` on the 2-core machine (docs/benchmarks.md):
+bench.prefill`` on the quiet 2-core machine (docs/benchmarks.md, ~1135-token
+prompt, 2 prompt threads):
 
-    weights   prefill vs Q4_1   prefill vs F16   decode vs F16   size
-    F16       ~1.2-1.7x         1.00x            1.00x           270 MB
-    Q8_0      -                 ~1.3x            ~1.4x           145 MB
+    weights          prompt    vs Q4_1   decode tokens/s   size
+    Q4_1 (packaged)  6470 ms   1.00x     25.4              98 MB
+    F16              5947 ms   1.09x     16.5              270 MB
+    Q8_0             4437 ms   1.46x     23.2              145 MB
 
-so the default copy is Q8_0 (``WEIGHTS``). Both are made from the packaged
-Q4_1 tensors: F16 holds them exactly; Q8_0 re-quantizes them on the same
-32-value blocks with 256 levels instead of 16, an error of about a sixteenth
-of the packaged file's own (answer metrics: docs/evaluation.md).
+so the default copy is Q8_0 (``DEFAULT_WEIGHTS``). Both are made from the
+packaged Q4_1 tensors: F16 holds them exactly; Q8_0 re-quantizes them on the
+same 32-value blocks with 256 levels instead of 16, an error within an
+eighth of the packaged file's own rounding (tests/models/test_gguf_copy.py
+checks every tensor).
 
 ``python -m shared.adapters.gguf_copy [q8_0|f16]`` (``scripts/bootstrap`` runs
 it for the default) writes the copy into the user's cache folder, outside the
