@@ -33,6 +33,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "test-artifacts"
 INDEXING_LIMIT_MS = 300_000
 ANSWER_LIMIT_MS = 300_000
+# A round trip to the local server (connect, upload, load samples): generous,
+# because on two busy cores the server may be embedding while the page waits.
+SERVER_LIMIT_MS = 60_000
 
 HOSTILE = (
     "Release notes for the Zephyr project. The codename Zephyr was chosen by Ada Okafor.\n"
@@ -91,7 +94,9 @@ async def test_chat_page_end_to_end(
 
     page.on("dialog", on_dialog)
     await page.goto(server.base_url + "/")
-    await expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "open", timeout=SERVER_LIMIT_MS
+    )
 
     # Upload two files and watch them get indexed.
     (tmp_path / "zephyr-notes.txt").write_text(HOSTILE)
@@ -100,7 +105,9 @@ async def test_chat_page_end_to_end(
         "#file-input", [str(tmp_path / "zephyr-notes.txt"), str(tmp_path / "travel.md")]
     )
     await page.click("#upload")
-    await expect(page.locator("#doc-message")).to_contain_text("Queued 2 file(s)")
+    await expect(page.locator("#doc-message")).to_contain_text(
+        "Queued 2 file(s)", timeout=SERVER_LIMIT_MS
+    )
     for doc_id in ("zephyr-notes.txt", "travel.md"):
         row = page.locator(f'tr[data-doc-id="{doc_id}"] .state')
         await expect(row).to_have_text("indexed", timeout=INDEXING_LIMIT_MS)
@@ -149,5 +156,7 @@ async def test_chat_page_end_to_end(
     await page.click('tr[data-doc-id="travel.md"] button')
     await expect(page.locator('tr[data-doc-id="travel.md"]')).to_have_count(0, timeout=60_000)
     await page.click("#load-samples")
-    await expect(page.locator("#doc-message")).to_contain_text("sample document(s)")
+    await expect(page.locator("#doc-message")).to_contain_text(
+        "sample document(s)", timeout=SERVER_LIMIT_MS
+    )
     assert alerts == []

@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 
 from tests.local.conftest import LocalServer
-from tests.local.test_chat_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, INDEXING_LIMIT_MS
+from tests.local.test_chat_page import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    INDEXING_LIMIT_MS,
+    SERVER_LIMIT_MS,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -139,7 +145,9 @@ async def test_answers_render_safely_with_attribution_and_survive_a_reload(
     await browser_page.grant_permissions(["clipboard-read", "clipboard-write"])
     page = await browser_page.new_page()
     await page.goto(server.base_url + "/")
-    await expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "open", timeout=SERVER_LIMIT_MS
+    )
 
     # No documents: the hint shows; it goes away once there is one, shown by title.
     await expect(page.locator("#no-docs-hint")).to_be_visible()
@@ -147,7 +155,7 @@ async def test_answers_render_safely_with_attribution_and_survive_a_reload(
     await page.set_input_files("#file-input", str(tmp_path / "guide.md"))
     await page.click("#upload")
     row = page.locator('tr[data-doc-id="guide.md"]')
-    await expect(row).to_have_count(1)
+    await expect(row).to_have_count(1, timeout=SERVER_LIMIT_MS)
     await expect(page.locator("#no-docs-hint")).to_be_hidden()
     await expect(row.locator(".state")).to_have_text("indexed", timeout=INDEXING_LIMIT_MS)
     await expect(row.locator(".title")).to_have_text("Llama care guide")
