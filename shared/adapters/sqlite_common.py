@@ -12,6 +12,7 @@ CPython build here cannot load SQLite extensions (sqlite-vec).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ def open_connection(path: Path, *, load_vec: bool = False) -> apsw.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = apsw.Connection(str(path))
     conn.setbusytimeout(BUSY_TIMEOUT_MS)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn)
     # NORMAL is durable across application crashes in WAL mode; only an OS
     # crash can lose the last transactions, which at-least-once delivery redoes.
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -45,6 +46,23 @@ def open_connection(path: Path, *, load_vec: bool = False) -> apsw.Connection:
         conn.load_extension(sqlite_vec.loadable_path())
         conn.enable_load_extension(False)
     return conn
+
+
+def _enable_wal(conn: apsw.Connection) -> None:
+    """Switch a new database to WAL, retrying while another connection holds
+    a lock. The switch needs an exclusive lock, and when two first starts both
+    hold a shared one SQLite answers BUSY at once instead of calling the busy
+    handler (waiting could deadlock), so the busy timeout alone does not cover
+    concurrent first starts. Once the file is in WAL mode this returns at once."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
