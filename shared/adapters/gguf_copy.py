@@ -110,9 +110,8 @@ def _converted(tensor: ReaderTensor, weights: Weights) -> tuple[np.ndarray, GGML
     if tensor.tensor_type.name in _KEEP:
         return np.asarray(tensor.data), tensor.tensor_type
     values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-    if weights == "f16":
-        return values.astype(np.float16), gguf.GGMLQuantizationType.F16
-    if values.shape[-1] % _Q8_BLOCK:  # rows that Q8_0's blocks cannot tile stay exact
+    # F16 holds the values exactly: asked for, or rows that Q8_0's blocks cannot tile.
+    if weights == "f16" or values.shape[-1] % _Q8_BLOCK:
         return values.astype(np.float16), gguf.GGMLQuantizationType.F16
     q8 = gguf.GGMLQuantizationType.Q8_0
     return gguf.quants.quantize(values.astype(np.float32), q8), q8

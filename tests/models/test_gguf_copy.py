@@ -83,10 +83,8 @@ def test_q8_0_holds_the_packaged_weights_closely(q8: Path) -> None:
 
 
 @pytest.mark.parametrize("weights", ["q8_0", "f16"])
-async def test_llama_cpp_loads_and_runs_the_copy(
-    weights: gguf_copy.Weights, q8: Path, f16: Path
-) -> None:
-    path = q8 if weights == "q8_0" else f16
+async def test_llama_cpp_loads_and_runs_the_copy(weights: gguf_copy.Weights, cache: Path) -> None:
+    path = gguf_copy.ensure_copy(packaged_model_path(), weights)
     model = LlamaCppChatModel(ServerConfig(path, 1024, 1, 2), "chatml")
     events = [e async for e in model.stream(PROMPT, GenerationParams(max_new_tokens=4))]
     assert any(isinstance(e, ModelToken) and e.text.strip() for e in events)
