@@ -136,7 +136,10 @@ class ChatApi(pulumi.ComponentResource):
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-integration",
             api_id=self.api.id,
+            # Lambda proxy; AWS requires POST for any Lambda integration (the Invoke
+            # action), whatever the route. Mocks and moto accept it missing; AWS does not.
             integration_type="AWS_PROXY",
+            integration_method="POST",
             integration_uri=self.function.invoke_arn,
             opts=child,
         )

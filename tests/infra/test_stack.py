@@ -187,6 +187,18 @@ def test_websocket_routes_and_authorizer(variant: tuple[StackConfig, Deployment]
     assert permission["sourceArn"].endswith(f"/authorizers/{authorizer.id}")
 
 
+def test_websocket_lambda_integration_is_a_post_proxy(
+    variant: tuple[StackConfig, Deployment],
+) -> None:
+    """AWS: a Lambda integration's method must be POST (the Lambda Invoke action);
+    WebSocket APIs take the Lambda proxy type, and payload format 1.0 is their only one."""
+    _, d = variant
+    integration = d.one("aws:apigatewayv2/integration:Integration").inputs
+    assert integration["integrationType"] == "AWS_PROXY"
+    assert integration["integrationMethod"] == "POST"
+    assert integration.get("payloadFormatVersion", "1.0") == "1.0"
+
+
 def test_authorizer_mode(variant: tuple[StackConfig, Deployment]) -> None:
     config, d = variant
     if config.chat.auth == "none":
