@@ -38,13 +38,28 @@ class SearchConfig(_Frozen):
         default="rag", alias="collectionName", pattern=r"^[a-z][a-z0-9-]{2,27}$"
     )
     index_name: str = Field(default="rag-chunks", alias="indexName")
-    engine: Literal["faiss", "nmslib"] = "faiss"
+    # faiss only: every k-NN search carries the caller's access filter inside
+    # knn.filter, which only lucene and faiss support (efficient k-NN filtering),
+    # and the stack's collection is AOSS. nmslib is refused with the reason.
+    engine: Literal["faiss"] = "faiss"
     # None: AWS-owned key. Otherwise a customer managed KMS key ARN.
     kms_key_arn: str | None = Field(default=None, alias="kmsKeyArn")
     network: Literal["public", "vpc"] = "public"
     # IAM principal ARNs (users/roles) allowed to administer the collection's indexes.
     admin_principals: tuple[str, ...] = Field(default=(), alias="adminPrincipals")
     standby_replicas: bool = Field(default=False, alias="standbyReplicas")
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _filterable_engine(cls, value: Any) -> Any:
+        if value != "faiss":
+            raise ValueError(
+                f"search.engine {value!r} is not supported: every search puts the caller's "
+                "access filter inside the k-NN clause (knn.filter), which only the faiss and "
+                "lucene engines support, and the stack's AOSS collection uses faiss. Run "
+                "`pulumi config set --path rag:search.engine faiss`"
+            )
+        return value
 
 
 class VpcConfig(_Frozen):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RAG_"
@@ -52,12 +52,27 @@ class IndexSettings(BaseModel):
     password: SecretStr | None = None
     verify_certs: bool = True
     index_name: str = "rag-chunks"
-    engine: Literal["faiss", "nmslib", "lucene"] = "faiss"
+    # Every k-NN search puts the caller's access filter inside knn.filter, which
+    # only lucene and faiss support (OpenSearch's "efficient k-NN filtering");
+    # nmslib is refused here, at start-up, instead of failing every search.
+    engine: Literal["faiss", "lucene"] = "faiss"
     space_type: Literal["innerproduct", "l2", "cosinesimil"] = "innerproduct"
     hnsw_m: int = Field(default=16, ge=2, le=100)
     ef_construction: int = Field(default=128, ge=16, le=1024)
     ef_search: int = Field(default=128, ge=16, le=1024)
     request_timeout_s: float = 30.0
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _filterable_engine(cls, value: object) -> object:
+        if value == "nmslib":
+            raise ValueError(
+                "RAG_INDEX__ENGINE=nmslib is not supported: every search puts the caller's "
+                "access filter inside the k-NN clause (knn.filter), which only the faiss and "
+                "lucene engines support. Set RAG_INDEX__ENGINE=faiss (AOSS) or lucene, and "
+                "re-create the index with that engine"
+            )
+        return value
 
     @model_validator(mode="after")
     def _url_for_opensearch(self) -> IndexSettings:

@@ -74,7 +74,7 @@ def sqlite_under_test(tmp_path: Path) -> IndexUnderTest:
 async def opensearch_under_test(
     opensearch_url: str,
     opensearch_index_name: str,
-    opensearch_knn_engine: Literal["faiss", "nmslib", "lucene"],
+    opensearch_knn_engine: Literal["faiss", "lucene"],
     opensearch_client: AsyncOpenSearch,
 ) -> IndexUnderTest:
     from shared.adapters import opensearch

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import StackConfig, StackSecrets, load_config
+from infra.config import StackConfig, StackSecrets, load_config, validate_stack_values
 from infra.lambda_artifacts import REPO_ROOT
 
 
@@ -102,3 +102,20 @@ def test_no_infra_module_shadows_an_installed_one() -> None:
     }
     shadowed = {n for n in names if n in sys.stdlib_module_names or importlib.util.find_spec(n)}
     assert shadowed == set()
+
+
+def test_nmslib_engine_is_refused_before_any_resource() -> None:
+    """Issue #26 item 3: the access filter sits inside knn.filter (lucene/faiss only)."""
+    values = {
+        "aws:region": "eu-west-1",
+        "rag:search": {"engine": "nmslib"},
+        "rag:chat": {"auth": "none"},
+    }
+    with pytest.raises(ValueError) as refused:
+        validate_stack_values(values, check_eula=False)
+    message = str(refused.value)
+    assert message.startswith("invalid stack config:")
+    assert "rag:search.engine" in message and "knn.filter" in message
+    assert "pulumi config set --path rag:search.engine faiss" in message
+    faiss = {**values, "rag:search": {"engine": "faiss"}}
+    assert validate_stack_values(faiss, check_eula=False).search.engine == "faiss"

@@ -68,7 +68,7 @@ async def test_embedded_store_before_the_first_document(tmp_path: Path) -> None:
 async def test_opensearch_before_the_index_exists(
     opensearch_url: str,
     opensearch_index_name: str,
-    opensearch_knn_engine: Literal["faiss", "nmslib", "lucene"],
+    opensearch_knn_engine: Literal["faiss", "lucene"],
 ) -> None:
     # GIVEN a deployed stack whose indexer has not started yet: no index at all
     settings = Settings(
