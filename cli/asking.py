@@ -7,8 +7,11 @@ running server (``--url ws://127.0.0.1:8080/ws`` or the deployed API).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from rich.console import Console
@@ -18,16 +21,18 @@ from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
 from services.query.core import AnswerService, AskRejected, build_query_deps
 from shared.access import Principal
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, InvalidAction
 from shared.ports import ServerEvent
 from shared.protocol import (
     AnswerSentence,
     AskAction,
     DoneEvent,
+    ErrorCode,
     ErrorEvent,
     SentenceSupport,
     SourcesEvent,
     TokenEvent,
+    parse_client_action,
     parse_server_event,
 )
 
@@ -146,14 +151,17 @@ class InProcessAsker:
         return self._service
 
     async def ask(self, question: str, sink: TerminalSink) -> None:
+        frame: dict[str, object] = {"action": "ask", "question": question}
+        frame["conversation_id"] = self._conversation_id
+        frame |= {"k": self._k} if self._k else {}
+        frame |= {"mode": self._mode} if self._mode else {}
+        try:  # the same checks, and words, as the server's
+            action = parse_client_action(json.dumps(frame))
+        except InvalidAction as exc:
+            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
+            return
+        assert isinstance(action, AskAction)
         service = self._answer_service()
-        action = AskAction(
-            action="ask",
-            question=question,
-            k=self._k,
-            conversation_id=self._conversation_id,
-            mode=self._mode,
-        )
         try:
             # In-process local mode: the laptop's single user reads everything.
             job = service.accept(action, Principal.single_user())
@@ -163,17 +171,41 @@ class InProcessAsker:
         await service.answer(job, sink, asyncio.Event())
 
 
+# Every wait for the server is bounded. The ``accepted`` comes at once from a
+# healthy server (a cold Lambda: seconds); after it, the longest silence is a
+# model waking or a long prefill on a slow CPU, and API Gateway drops a
+# connection idle for 10 minutes anyway, so waiting longer would be moot.
+ACCEPT_TIMEOUT_S = 60.0
+ANSWER_TIMEOUT_S = 600.0
+
+
+class AnswerTimeout(ConfigurationError):
+    """The server sent nothing about a question for too long."""
+
+
 class WebSocketAsker:
     """Speaks the protocol to a server over one chat socket (which keeps
     itself alive and reconnects: ``cli/chat_socket.py``)."""
 
-    def __init__(self, socket: ChatSocket, k: int | None, mode: str | None):
+    def __init__(
+        self,
+        socket: ChatSocket,
+        k: int | None,
+        mode: str | None,
+        *,
+        accept_timeout_s: float = ACCEPT_TIMEOUT_S,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+    ):
         self._socket = socket
         self._k = k
         self._mode = mode
         self._conversation_id: str | None = None
+        self._accept_timeout_s = accept_timeout_s
+        self._answer_timeout_s = answer_timeout_s
 
     async def ask(self, question: str, sink: TerminalSink) -> None:
+        """Stream one answer into ``sink``; returns after its ``done`` (or the
+        error that ends it); raises AnswerTimeout if the server goes quiet."""
         request_id = uuid.uuid4().hex
         frame: dict[str, object] = {"action": "ask", "question": question, "request_id": request_id}
         if self._k:
@@ -183,12 +215,40 @@ class WebSocketAsker:
         if self._conversation_id:
             frame["conversation_id"] = self._conversation_id
         await self._socket.send(frame)
-        async for data in self._socket.frames():
+        frames = self._socket.frames()
+        accepted = False
+        while True:
+            wait_s = self._answer_timeout_s if accepted else self._accept_timeout_s
+            data = await self._next(frames, wait_s, request_id, accepted)
             event = parse_server_event(data)
+            if isinstance(event, ErrorEvent) and event.request_id is None and not accepted:
+                # An older server could not tie the refusal to our id; it was ours.
+                await sink.send(event)
+                return
             if getattr(event, "request_id", None) != request_id:
                 continue  # pongs of the keep-alive, other answers
-            if event.event == "accepted" and event.conversation_id:
-                self._conversation_id = event.conversation_id
+            if event.event == "accepted":
+                accepted = True
+                if event.conversation_id:
+                    self._conversation_id = event.conversation_id
             await sink.send(event)
-            if isinstance(event, DoneEvent):
+            if isinstance(event, DoneEvent) or (
+                isinstance(event, ErrorEvent) and event.code == ErrorCode.DUPLICATE_REQUEST
+            ):
                 return
+
+    async def _next(
+        self, frames: AsyncIterator[str], wait_s: float, request_id: str, accepted: bool
+    ) -> str:
+        try:
+            async with asyncio.timeout(wait_s):
+                return await anext(frames)
+        except TimeoutError:
+            if accepted:  # stop the answer nobody waits for any more
+                with contextlib.suppress(ConfigurationError):
+                    await self._socket.send({"action": "cancel", "request_id": request_id})
+            what = "the rest of the answer" if accepted else "the server to accept the question"
+            raise AnswerTimeout(
+                f"waited {wait_s:g} s for {what} from {self._socket.url} and heard nothing; "
+                "the server may be overloaded or stuck: try again (or raise --timeout)"
+            ) from None

@@ -25,6 +25,8 @@ from shared.errors import ConfigurationError
 # Well under API Gateway's 10-minute idle limit and typical proxies' 60 s.
 KEEPALIVE_S = 25.0
 HEARTBEAT_S = 30.0
+# A cold Lambda authorizer answers $connect in seconds; no answer in 30 s is none.
+CONNECT_TIMEOUT_S = 30.0
 _CLOSED = object()
 NETWORK_ERRORS = (aiohttp.ClientError, ConnectionError, OSError, RuntimeError, TimeoutError)
 
@@ -85,7 +87,8 @@ class ChatSocket:
     async def _connect(self) -> None:
         assert self._session is not None
         try:
-            ws = await self._session.ws_connect(self._target, heartbeat=self._heartbeat_s)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):  # aiohttp's own: 5 minutes
+                ws = await self._session.ws_connect(self._target, heartbeat=self._heartbeat_s)
         except NETWORK_ERRORS as exc:
             raise ConnectionLost(
                 f"can't connect to {self.url}: {exc or type(exc).__name__}; is `rag serve` "

@@ -230,14 +230,23 @@ async def ask(
     token: str | None,
     k: int | None,
     mode: str | None,
+    timeout_s: float = 600.0,
 ) -> bool:
-    """One question (``questions``) or an interactive chat (None). True if all went well."""
-    from cli.asking import InProcessAsker, WebSocketAsker
+    """One question (``questions``) or an interactive chat (None). True if all
+    went well. ``timeout_s``: the longest silence from a server mid-answer."""
+    from cli.asking import ACCEPT_TIMEOUT_S, InProcessAsker, WebSocketAsker
     from cli.chat_socket import ChatSocket
 
     if url:
         async with ChatSocket(url, token) as socket:
-            return await _ask_all(WebSocketAsker(socket, k, mode), questions)
+            remote = WebSocketAsker(
+                socket,
+                k,
+                mode,
+                accept_timeout_s=min(ACCEPT_TIMEOUT_S, timeout_s),
+                answer_timeout_s=timeout_s,
+            )
+            return await _ask_all(remote, questions)
     parts = LocalParts(settings)
     try:
         asker = InProcessAsker(parts, k, mode)

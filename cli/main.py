@@ -62,6 +62,15 @@ ServerUrl = Annotated[
         "rag serve running on the data folder, else in this process)"
     ),
 ]
+AnswerTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds to wait while a server sends nothing about the answer "
+        "(accepting the question: at most 60)",
+    ),
+]
 StackSocket = Annotated[
     str | None,
     typer.Option(
@@ -279,13 +288,14 @@ def ask(
     mode: Mode = None,
     data_dir: DataDir = None,
     stack: StackSocket = None,
+    timeout: AnswerTimeout = 600.0,
 ) -> None:
     """Stream the answer to one question, then its sources."""
     from cli import commands
 
     settings = settings_for(data_dir)
     url = stack_websocket_url(url, stack) or local_server_url(settings)
-    ok = run(commands.ask(settings, [question], url, token, k, mode))
+    ok = run(commands.ask(settings, [question], url, token, k, mode, timeout))
     if not ok:
         raise typer.Exit(1)
 
@@ -298,13 +308,14 @@ def chat(
     mode: Mode = None,
     data_dir: DataDir = None,
     stack: StackSocket = None,
+    timeout: AnswerTimeout = 600.0,
 ) -> None:
     """Follow-up questions in one conversation (empty line or Ctrl-D quits)."""
     from cli import commands
 
     settings = settings_for(data_dir)
     url = stack_websocket_url(url, stack) or local_server_url(settings)
-    run(commands.ask(settings, None, url, token, k, mode))
+    run(commands.ask(settings, None, url, token, k, mode, timeout))
 
 
 @app.command()

@@ -44,11 +44,20 @@ class InvalidMessage(RagError):
 
 
 class InvalidAction(RagError):
-    """A WebSocket frame is not valid JSON, not an object, or not a known action."""
+    """A WebSocket frame is not valid JSON, not an object, or not a known action.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``request_id`` is the frame's own (when it carried a well-formed one) and
+    ``action`` its action (when known), so the error can be addressed to the
+    request the client is waiting on.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, request_id: str | None = None, action: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.request_id = request_id
+        self.action = action
 
 
 class DocumentError(RagError):

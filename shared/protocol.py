@@ -96,6 +96,7 @@ class PingAction(_Msg):
 ClientAction = Annotated[AskAction | CancelAction | PingAction, Field(discriminator="action")]
 _CLIENT: TypeAdapter[AskAction | CancelAction | PingAction] = TypeAdapter(ClientAction)
 KNOWN_ACTIONS = ("ask", "cancel", "ping")
+_REQUEST_ID: TypeAdapter[str] = TypeAdapter(RequestId)
 
 
 # ---- server events ----------------------------------------------------------
@@ -207,20 +208,38 @@ def parse_client_action(frame: str | bytes) -> AskAction | CancelAction | PingAc
     if not isinstance(raw, dict):
         raise InvalidAction(ErrorCode.INVALID_JSON, "frame must be a JSON object")
     action = raw.get("action")
+    # Every error about a frame that names its request goes back under that id,
+    # so the client waiting on it is not left waiting.
+    request_id = frame_request_id(raw)
     if action not in KNOWN_ACTIONS:
         raise InvalidAction(
             ErrorCode.UNKNOWN_ACTION,
             f"unknown action {action!r}; expected one of {', '.join(KNOWN_ACTIONS)}",
+            request_id=request_id,
         )
     if nesting_depth(raw) > MAX_FRAME_DEPTH:
         raise InvalidAction(
-            ErrorCode.INVALID_REQUEST, f"frame nests deeper than {MAX_FRAME_DEPTH} levels"
+            ErrorCode.INVALID_REQUEST,
+            f"frame nests deeper than {MAX_FRAME_DEPTH} levels",
+            request_id=request_id,
+            action=action,
         )
     try:
         # Strict: "5" or true is not an integer, as the published schema says.
         return _CLIENT.validate_python(raw, strict=True)
     except ValidationError as exc:
-        raise InvalidAction(_code_for(exc), _describe(exc)) from exc
+        raise InvalidAction(
+            _code_for(exc), _describe(exc), request_id=request_id, action=action
+        ) from exc
+
+
+def frame_request_id(raw: dict[str, Any]) -> str | None:
+    """The frame's ``request_id`` if it is a well-formed one, else None (an
+    ill-formed id can't be echoed: the client could not have meant it)."""
+    try:
+        return _REQUEST_ID.validate_python(raw.get("request_id"), strict=True)
+    except ValidationError:
+        return None
 
 
 def nesting_depth(value: Any) -> int:

@@ -13,10 +13,12 @@ invocation with the running requests in DynamoDB. So the local server and the
 deployed API route, refuse and word their errors the same way.
 
 A rejected ask gets ``error`` + ``done(stop_reason=error)`` so the client can
-close out that request id, except a duplicate request id, which gets only
-``error`` (a ``done`` would end the answer still running under that id). The
-slot is claimed before the ask is validated for that reason: a duplicate id is
-refused as a duplicate whatever else is wrong with the ask.
+close out that request id (an ask frame that fails the schema too, when it
+carried a well-formed request id: the error goes back under it), except a
+duplicate request id, which gets only ``error`` (a ``done`` would end the
+answer still running under that id). The slot is claimed before the ask is
+validated for that reason: a duplicate id is refused as a duplicate whatever
+else is wrong with the ask.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class FrontDoor:
         try:
             action = parse_client_action(frame)
         except InvalidAction as exc:
-            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
+            await self._bad_frame(exc, sink, runs)
             return
         if isinstance(action, AskAction):
             await self._ask(action, sink, runs, principal)
@@ -96,6 +98,22 @@ class FrontDoor:
                 await sink.send(unknown_request(action.request_id))
         else:
             await sink.send(PongEvent())
+
+    async def _bad_frame(self, exc: InvalidAction, sink: ConnectionSink, runs: Runs) -> None:
+        """``error`` under the frame's request id (when it had a usable one); an
+        ask is ended with ``done`` too, by the same rules as any refused ask."""
+        code, request_id = ErrorCode(exc.code), exc.request_id
+        if exc.action != "ask" or request_id is None:
+            await sink.send(ErrorEvent(request_id=request_id, code=code, message=str(exc)))
+            return
+        refused = await runs.claim(request_id, self._max)
+        if refused == ErrorCode.DUPLICATE_REQUEST:
+            duplicate = refusal(refused, request_id, self._max)
+            await send_rejection(sink, request_id, duplicate.code, str(duplicate))
+            return
+        if refused is None:
+            await runs.release(request_id)
+        await send_rejection(sink, request_id, code, str(exc))
 
     async def _ask(
         self, ask: AskAction, sink: ConnectionSink, runs: Runs, principal: Principal

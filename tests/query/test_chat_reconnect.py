@@ -187,3 +187,14 @@ async def test_rag_chat_survives_the_server_dropping_it_while_idle(
     assert chat.returncode == 0, errors
     assert "Traceback" not in errors and "rag:" not in errors
     assert b"Grass." in out and b"Hay." in out
+
+
+@pytest.mark.parametrize("question", ["", "x" * 4001], ids=["blank", "too-long"])
+async def test_a_refused_question_is_ended_by_the_real_server(
+    server: TestServer, model: FakeChatModel, question: str
+) -> None:
+    """Issue #24 item 1: the server's error carries the request id and a done follows."""
+    async with ChatSocket(str(server.make_url("/ws"))) as socket:
+        sink = quiet_sink()
+        await asyncio.wait_for(WebSocketAsker(socket, None, None).ask(question, sink), 10)
+    assert sink.failed and sink.finished.is_set()

@@ -113,3 +113,64 @@ def test_the_refusals_name_the_request_and_the_limit() -> None:
         "request 'r1' is already running",
     )
     assert str(too_many) == "at most 2 answers may run at once on one connection"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"question": ""}, ErrorCode.INVALID_REQUEST),
+        ({"question": "x" * 4001}, ErrorCode.QUESTION_TOO_LONG),
+        ({"k": 0}, ErrorCode.INVALID_REQUEST),
+        ({"filters": {"team": {"nested": 1}}}, ErrorCode.BAD_FILTER),
+    ],
+)
+async def test_a_schema_invalid_ask_with_a_request_id_gets_it_back_and_is_ended(
+    service: AnswerService, fields: dict[str, object], code: ErrorCode
+) -> None:
+    """The client waits for that id's done: without it, `rag ask ""` hung."""
+    sink, runs = RecordingSink(), RecordingRuns()
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1", **fields), sink, runs, ME)
+    assert sink.kinds() == ["error", "done"]
+    error, done = sink.of("error")[0], sink.of("done")[0]
+    assert (error.request_id, error.code) == ("r1", code)  # type: ignore[union-attr]
+    assert (done.request_id, done.stop_reason) == ("r1", "error")  # type: ignore[union-attr]
+    assert runs.running == set() and runs.launched == []
+
+
+async def test_a_schema_invalid_ask_reusing_a_running_id_ends_nothing(
+    service: AnswerService,
+) -> None:
+    """Its done would end the answer still running under that id."""
+    sink, runs = RecordingSink(), RecordingRuns(running={"r1"})
+    await FrontDoor(service, 2).handle_frame(frame(request_id="r1", question=""), sink, runs, ME)
+    assert sink.kinds() == ["error"]
+    assert sink.of("error")[0].request_id == "r1"  # type: ignore[union-attr]
+    assert runs.running == {"r1"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"action": "cancel", "request_id": "r1", "extra": 1}),
+        json.dumps({"action": "shout", "request_id": "r1"}),
+    ],
+)
+async def test_other_bad_frames_with_a_request_id_carry_it_back(
+    service: AnswerService, raw: str
+) -> None:
+    sink, runs = RecordingSink(), RecordingRuns(running={"r1"})
+    await FrontDoor(service, 2).handle_frame(raw, sink, runs, ME)
+    assert sink.kinds() == ["error"]
+    assert sink.of("error")[0].request_id == "r1"  # type: ignore[union-attr]
+    assert runs.running == {"r1"}  # a bad cancel stops nothing
+
+
+async def test_a_bad_frame_with_an_unusable_request_id_gets_an_anonymous_error(
+    service: AnswerService,
+) -> None:
+    sink, runs = RecordingSink(), RecordingRuns()
+    await FrontDoor(service, 2).handle_frame(
+        frame(request_id="no spaces allowed", question=""), sink, runs, ME
+    )
+    assert sink.kinds() == ["error"]
+    assert sink.of("error")[0].request_id is None  # type: ignore[union-attr]
