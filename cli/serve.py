@@ -22,6 +22,7 @@ from cli.local_parts import LocalParts
 from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
 from cli.webapi import add_local_routes
+from services.query.audit import AUDIT_FILE, audit_to_file
 from services.query.core import build_query_deps
 from services.query.identity import TokenAuthenticator
 from services.query.server import create_app
@@ -108,6 +109,9 @@ def serve(settings: Settings, host: str, port: int, tokens: Path | None = None) 
     )
     app = build_local_app(settings, authenticator)
     print(access_line(authenticator, tokens), flush=True)
+    # The console is for people: audit entries get a file of their own.
+    trail = audit_to_file(settings.data_dir / AUDIT_FILE)
+    print(f"rag: audit trail: {trail} (one JSON line per answer)", flush=True)
     ready = f"rag: serving http://{host}:{port}/  (data folder: {settings.data_dir.resolve()})"
 
     def bound(_: object) -> None:

@@ -1,4 +1,6 @@
-"""The audit trail: one JSON line per answer, on stdout (CloudWatch Logs in Lambda).
+"""The audit trail: one JSON line per answer, on stdout (CloudWatch Logs in Lambda),
+or in a file of its own where stdout belongs to a person (``audit_to_file``:
+``rag serve``'s console, ``rag ask``'s answer).
 
 Who asked (the authenticated principal), which request, which documents were
 retrieved into the prompt and which the answer cited: ids only, never text,
@@ -12,11 +14,13 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 from shared.access import Principal
 
 AUDIT_LOGGER = "rag.audit"
+AUDIT_FILE = "audit.jsonl"  # in the data folder, when the service runs in the CLI
 
 
 def audit_record(
@@ -53,6 +57,23 @@ def _logger() -> logging.Logger:
         logger.addHandler(handler)
         logger.propagate = False
     return logger
+
+
+def audit_to_file(path: Path) -> Path:
+    """From now on, append audit entries to ``path`` (one JSON line each)
+    instead of stdout; returns the absolute path (for the start-up banner)."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = _logger()
+    for old in list(logger.handlers):
+        if isinstance(old, logging.StreamHandler):
+            logger.removeHandler(old)
+            if isinstance(old, logging.FileHandler):
+                old.close()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return path
 
 
 def write_audit(record: dict[str, Any]) -> None:

@@ -104,17 +104,37 @@ async def test_a_server_that_never_accepts_times_out(serve: Serve) -> None:
             await asyncio.wait_for(asker.ask("llamas?", sink()), 10)
 
 
-@pytest.mark.parametrize("question", ["", "x" * 4001], ids=["blank", "too-long"])
-def test_without_a_server_a_refused_question_is_a_protocol_error(
-    tmp_path: Path, question: str
-) -> None:
-    docs = tmp_path / "docs"
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A data folder with one indexed document, no server running on it."""
+    root = tmp_path_factory.mktemp("asked")
+    docs = root / "docs"
     docs.mkdir()
     (docs / "park.txt").write_text("Visitors park in the north lot beside the llama barn.\n")
-    env = {"RAG_DATA_DIR": str(tmp_path / "data")}
-    assert rag("ingest", str(docs), env=env, timeout=300).returncode == 0
-    result = rag("ask", question, env=env, timeout=120)
+    env = {"RAG_DATA_DIR": str(root / "data")}
+    ingested = rag("ingest", str(docs), env=env, timeout=300)
+    assert ingested.returncode == 0, ingested.stderr
+    return env
+
+
+@pytest.mark.parametrize("question", ["", "x" * 4001], ids=["blank", "too-long"])
+def test_without_a_server_a_refused_question_is_a_protocol_error(
+    indexed: dict[str, str], question: str
+) -> None:
+    result = rag("ask", question, env=indexed, timeout=120)
     assert result.returncode == 1
     assert "unexpected error" not in result.stderr
     code = "invalid_request" if not question else "question_too_long"
     assert f"error ({code})" in result.stdout + result.stderr
+
+
+def test_an_in_process_answer_keeps_the_audit_line_out_of_stdout(
+    indexed: dict[str, str],
+) -> None:
+    """Issue #24 item 2: `rag ask … > answer.txt` captured the audit JSON."""
+    result = rag("ask", "Where do visitors park?", env=indexed, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert '"audit"' not in result.stdout and '"audit"' not in result.stderr
+    trail = Path(indexed["RAG_DATA_DIR"]) / "audit.jsonl"
+    (entry,) = [json.loads(line) for line in trail.read_text().splitlines()]
+    assert entry["audit"] == "answer" and entry["retrieved"] == ["park.txt"]

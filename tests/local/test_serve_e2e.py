@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,13 @@ async def test_serve_ingest_ask_restart(
     assert via_cli.returncode == 0, via_cli.stdout + via_cli.stderr
     assert f"asking the rag serve on this data folder ({server.ws_url})" in via_cli.stderr
     assert "Sources" in via_cli.stdout and "policies/leave.txt" in via_cli.stdout
+    # the audit trail is a file of its own, named at start; the console has none of it
+    console = server.log_path.read_text()
+    trail_path = server.data_dir / "audit.jsonl"
+    assert f"audit trail: {trail_path.resolve()}" in console
+    assert '"audit"' not in console
+    trail = [json.loads(line) for line in trail_path.read_text().splitlines()]
+    assert "e2e-1" in {entry["request_id"] for entry in trail} and len(trail) == 2
 
     server.restart()
 
