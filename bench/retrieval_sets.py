@@ -10,7 +10,7 @@ Each ``--config NAME:key=value,key=value`` overrides the default settings
 (dotted paths into Settings). Every set's corpus is indexed into a fresh
 embedded store with the real MiniLM embedder; document vectors are cached
 under ~/.cache/serverless-rag, so only new chunk texts cost embedding time.
-The held-out set (cli.eval.evalsets.HELD_OUT) is skipped unless named.
+The held-out sets (cli.eval.evalsets.HELD_OUT) are skipped unless named.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from cli.eval.embedding_cache import CachingEmbedder, cached_embedder
 from cli.eval.evalsets import HELD_OUT, EvalSet, all_sets, cache_root
+from cli.eval.naive import evaluate_naive
 from cli.eval.questions import load_questions
 from cli.eval.set_runner import SetResult, evaluate_index, indexed_corpus
 from shared.adapters.minilm import MiniLMEmbedder
@@ -57,7 +58,7 @@ def chosen_sets(names: list[str] | None) -> list[EvalSet]:
     sets = all_sets()
     if names:
         return [s for s in sets if s.name in names]
-    return [s for s in sets if s.name != HELD_OUT]
+    return [s for s in sets if s.name not in HELD_OUT]
 
 
 def index_key(settings: Settings) -> str:
@@ -99,14 +100,49 @@ async def run_set(
     return rows
 
 
+async def run_naive(evalset: EvalSet, embedder: CachingEmbedder) -> dict[str, Any]:
+    """The naive pipeline (cli/eval/naive.py) on one set, k-NN."""
+    questions = load_questions(evalset.questions_path)
+    before = embedder.misses
+    report, summary = await evaluate_naive(
+        evalset.name, evalset.corpus_dir(), questions, Settings(), embedder
+    )
+    m = summary.metrics
+    row = {
+        "config": "naive",
+        "set": evalset.name,
+        "mode": "knn",
+        "chunks": report.chunks,
+        "mrr": m["mrr"],
+        "recall@5": m["recall@5"],
+        "passage@3": m.get("passage@3"),
+        "passage@5": m.get("passage@5"),
+        "embedded": embedder.misses - before,
+        "index_s": round(report.seconds, 1),
+    }
+    print(
+        f"{row['set']:<8} {'naive':<14} knn    chunks {row['chunks']:>5}  "
+        f"MRR {row['mrr']:.3f}  R@5 {row['recall@5']:.3f}  "
+        f"P@3 {row['passage@3']:.3f}  P@5 {row['passage@5']:.3f}  "
+        f"(embedded {row['embedded']}, index {report.seconds:.0f} s)",
+        flush=True,
+    )
+    return row
+
+
 async def main(args: argparse.Namespace) -> None:
-    specs = [parse_config(c) for c in args.config] or [("defaults", {})]
-    configs = [(name, apply(Settings(), overrides)) for name, overrides in specs]
+    specs = [parse_config(c) for c in args.config]
+    configs = [
+        (name, apply(Settings(), overrides)) for name, overrides in specs or [("defaults", {})]
+    ]
     embedder = cached_embedder(MiniLMEmbedder(), cache_root())
     rows = []
     try:
         for evalset in chosen_sets(args.sets):
-            rows.extend(await run_set(evalset, configs, embedder, tuple(args.modes)))
+            if args.baseline == "naive":
+                rows.append(await run_naive(evalset, embedder))
+            if specs or not args.baseline:
+                rows.extend(await run_set(evalset, configs, embedder, tuple(args.modes)))
     finally:
         embedder.close()
     if args.json:
@@ -119,4 +155,7 @@ if __name__ == "__main__":
     parser.add_argument("--config", action="append", default=[], help="NAME:key=value,...")
     parser.add_argument("--modes", nargs="*", default=["knn", "hybrid"])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--baseline", choices=["naive"], help="also the naive pipeline (alone without --config)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -25,14 +25,17 @@ from tests.fakes.embedder import FakeEmbedder
 SETS = {s.name: s for s in all_sets()}
 
 
-def test_there_are_three_new_sets_besides_the_samples_and_one_is_held_out() -> None:
-    assert {"samples", "cmake", "gnuplot", "npm"} <= set(SETS)
-    assert HELD_OUT in SETS
-    for name in ("cmake", "gnuplot", "npm"):
+NEW_SETS = ("cmake", "gnuplot", "npm", "cryptography", "werkzeug", "debian-handbook")
+
+
+def test_every_set_has_its_sources_and_two_are_held_out() -> None:
+    assert {"samples", *NEW_SETS} <= set(SETS)
+    assert {"npm", "werkzeug"} == HELD_OUT
+    for name in NEW_SETS:
         assert (SETS[name].root / "SOURCES.md").exists()
 
 
-@pytest.mark.parametrize("name", ["cmake", "gnuplot", "npm"])
+@pytest.mark.parametrize("name", NEW_SETS)
 def test_every_question_is_answerable_from_its_documents(name: str) -> None:
     evalset: EvalSet = SETS[name]
     questions = load_questions(evalset.questions_path)
