@@ -3,8 +3,9 @@
 Scripts, styles, navigation, forms, hidden elements, and page-level
 ``header``/``footer``/``aside`` are dropped (a ``header`` inside an
 ``article`` or ``main`` is content and is kept), as are elements whose class
-or id names them as chrome (``class="nav-panel"``, ``id="sidebar"``...)
-unless they hold a heading. If the page has a ``main``
+or id names them as chrome (``class="nav-panel"``, ``class="navfooter"``...)
+unless they hold a heading. A ``sidebar`` is dropped only when it is mostly
+links: DocBook and Sphinx call their boxed notes "sidebar" too. If the page has a ``main``
 element only its content is read. Block elements become paragraphs separated
 by blank lines; ``<br>`` is a line break; ``<pre>`` keeps its whitespace. The
 title is ``<title>``, else the first ``<h1>``.
@@ -26,10 +27,16 @@ _PAGE_CHROME = "header, footer, aside, [role=banner], [role=contentinfo], [role=
 # templates): whole class tokens, so "article-header" is not matched.
 _CHROME_NAMES = (
     "header", "footer", "nav", "navbar", "navigation", "nav-panel", "breadcrumb",
-    "breadcrumbs", "sidebar", "menu", "skip-link", "cookie-banner", "toc-sidebar",
-    "headerlink",
+    "breadcrumbs", "menu", "skip-link", "cookie-banner", "toc-sidebar", "headerlink",
+    # DocBook XSL and publican page navigation ("Prev Up Home Next"), publican's banner
+    "navheader", "navfooter", "docnav", "banner",
 )  # fmt: skip
 _NAMED_CHROME = ", ".join(f"[class~={name}], [id={name}]" for name in _CHROME_NAMES)
+# "sidebar" names two things: a site's link column (chrome) and, in DocBook and
+# Sphinx output, a boxed note inside the text ("NOTE", "IN PRACTICE", "TIP"),
+# which is content and often the very answer. Only a link list is dropped.
+_SIDEBARS = "[class~=sidebar], [id=sidebar]"
+_LINK_SHARE = 0.5
 _CONTENT_CONTAINERS = frozenset({"article", "main"})
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = frozenset(
@@ -81,6 +88,15 @@ def _drop_boilerplate(tree: LexborHTMLParser) -> None:
         # A class is a weaker hint than a tag: keep anything holding a heading.
         if node.css_first("h1, h2, h3") is None:
             node.decompose()
+    for node in tree.css(_SIDEBARS):
+        if node.css_first("h1, h2, h3") is None and _mostly_links(node):
+            node.decompose()
+
+
+def _mostly_links(node: LexborNode) -> bool:
+    total = len("".join(node.text(deep=True).split()))
+    linked = sum(len("".join(a.text(deep=True).split())) for a in node.css("a"))
+    return total == 0 or linked >= _LINK_SHARE * total
 
 
 def _inside_content(node: LexborNode) -> bool:

@@ -160,6 +160,29 @@ def test_html_without_title_uses_the_first_h1_and_meta_charset() -> None:
     assert doc.text == "Café\n\nHi"
 
 
+def test_html_docbook_sidebar_notes_are_content_and_page_navigation_is_not() -> None:
+    # A DocBook/publican page: its boxed notes are <div class="sidebar">, its
+    # navigation a "docnav" list and a banner. The note held the answer that
+    # the loader used to drop (evalsets/debian-handbook, signed-by).
+    markup = (
+        '<html><body><div id="banner"><a href="/get">Download the ebook</a></div>'
+        '<ul class="docnav top"><li><a href="p.html">Prev</a></li><li>Handbook</li></ul>'
+        '<div class="section"><h2>6.6. Checking Package Authenticity</h2>'
+        "<p>APT needs trusted keys.</p>"
+        '<div class="sidebar"><p class="title"><strong>IN PRACTICE</strong> Adding keys</p>'
+        "<pre>deb [ signed-by=/usr/share/keyrings/k.gpg ] https://x.example bullseye main</pre>"
+        "</div></div>"
+        '<div class="sidebar" id="links"><a href="a.html">Apt</a> <a href="b.html">Dpkg</a></div>'
+        '<div class="navfooter"><a href="n.html">Next</a> 6.7. Upgrading</div>'
+        "</body></html>"
+    )
+    doc = load(markup.encode(), "text/html")
+    assert "signed-by=/usr/share/keyrings/k.gpg" in doc.text
+    assert "IN PRACTICE Adding keys" in doc.text
+    for chrome in ("Download the ebook", "Prev", "Handbook", "Apt", "Dpkg", "Upgrading"):
+        assert chrome not in doc.text
+
+
 def test_html_with_only_boilerplate_is_empty() -> None:
     with pytest.raises(EmptyDocument):
         load(b"<html><body><nav>Home</nav><script>x()</script></body></html>", "text/html")
