@@ -46,6 +46,29 @@ def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool
     typer.echo(json.dumps(compare_json(rows, context)) if as_json else compare_text(rows))
 
 
+def _print_baseline(settings: Settings, options: Any, corpus: Path, as_json: bool) -> None:
+    import asyncio
+
+    from cli.eval.naive import baseline_json, baseline_text, product_beside_naive
+    from cli.local_parts import LocalParts
+
+    if not corpus.is_dir():
+        raise RagError(f"--corpus {corpus} is not a folder")
+
+    async def run() -> Any:
+        parts = LocalParts(settings)
+        try:
+            return await product_beside_naive(
+                corpus, options.questions, settings, parts.embedder, options.k
+            ), parts.embedder.model_id
+        finally:
+            await parts.close()
+
+    rows, embedder_id = asyncio.run(run())
+    context = {"corpus": str(corpus), "embedder": embedder_id, "k": options.k}
+    typer.echo(json.dumps(baseline_json(rows, context)) if as_json else baseline_text(rows))
+
+
 def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
     import asyncio
 
@@ -97,8 +120,17 @@ def eval_command(
         bool,
         typer.Option("--compare", help="k-NN vs hybrid at two chunk sizes, on --corpus"),
     ] = False,
+    baseline: Annotated[
+        Literal["naive"] | None,
+        typer.Option(
+            "--baseline",
+            help="naive: the product beside a naive pipeline (200-word chunks, k-NN), same "
+            "embedder and questions, both indexed from --corpus",
+        ),
+    ] = None,
     corpus: Annotated[
-        Path, typer.Option("--corpus", help="Folder --compare indexes (default: the samples)")
+        Path,
+        typer.Option("--corpus", help="Folder --compare / --baseline index (default: the samples)"),
     ] = SAMPLES_DIR,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if recall@5 is below this")
@@ -118,6 +150,9 @@ def eval_command(
         )
         if do_compare:
             _print_compare(settings, options, corpus, as_json)
+            return
+        if baseline == "naive":
+            _print_baseline(settings, options, corpus, as_json)
             return
         recall5 = _print_eval(settings, options, as_json)
     except RagError as exc:

@@ -22,13 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
 from cli.eval.corpus import IndexReport
 from cli.eval.questions import EvalQuestion
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
-from cli.eval.set_runner import settings_for
+from cli.eval.set_runner import evaluate_index, indexed_corpus, settings_for
 from cli.files import discover
 from services.query.retrieval import Retriever
 from shared.adapters import sqlite_store
@@ -158,3 +159,66 @@ async def evaluate_naive(
             return report, summarise(results, "knn", query.default_k)
         finally:
             await index.close()
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    pipeline: str  # "product" or "naive"
+    chunks: int
+    index_seconds: float
+    summary: EvalSummary
+
+
+async def product_beside_naive(
+    corpus: Path, questions: Sequence[EvalQuestion], settings: Settings, embedder: Embedder, k: int
+) -> list[BaselineRow]:
+    """``corpus`` indexed by the product (the given settings, k-NN and hybrid)
+    and by the naive pipeline, each into a temporary embedded store, with the
+    same embedder and questions: ``rag eval --baseline naive``."""
+    settings = settings.model_copy(
+        update={"query": settings.query.model_copy(update={"default_k": k})}
+    )
+    rows = []
+    async with indexed_corpus("product", corpus, settings, embedder) as (index, report):
+        summaries = await evaluate_index(index, questions, settings.query, embedder)
+        for summary in summaries.values():
+            rows.append(BaselineRow("product", report.chunks, report.seconds, summary))
+    naive_report, naive_summary = await evaluate_naive(
+        "naive", corpus, questions, settings, embedder
+    )
+    rows.append(BaselineRow("naive", naive_report.chunks, naive_report.seconds, naive_summary))
+    return rows
+
+
+def baseline_text(rows: Sequence[BaselineRow]) -> str:
+    header = (
+        f"{'pipeline':<8} {'mode':<7} {'chunks':>6} {'chunks/s':>8} "
+        f"{'R@1':>6} {'R@5':>6} {'MRR':>6} {'P@3':>6} {'P@5':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        m = row.summary.metrics
+        rate = row.chunks / row.index_seconds if row.index_seconds > 0 else 0.0
+        passages = [m.get("passage@3"), m.get("passage@5")]
+        p3, p5 = ("-" if v is None else f"{v:.3f}" for v in passages)
+        lines.append(
+            f"{row.pipeline:<8} {row.summary.mode:<7} {row.chunks:>6} {rate:>8.1f} "
+            f"{m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['mrr']:>6.3f} {p3:>6} {p5:>6}"
+        )
+    return "\n".join(lines)
+
+
+def baseline_json(rows: Sequence[BaselineRow], context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **context,
+        "runs": [
+            {
+                "pipeline": row.pipeline,
+                "mode": row.summary.mode,
+                "chunks": row.chunks,
+                "index_seconds": round(row.index_seconds, 2),
+                **{key: round(value, 4) for key, value in row.summary.metrics.items()},
+            }
+            for row in rows
+        ],
+    }
