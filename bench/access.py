@@ -107,7 +107,7 @@ async def write_all(index: VectorIndex, chunks: Sequence[EmbeddedChunk]) -> None
 
 
 async def bench_sqlite(chunks: list[EmbeddedChunk], probes: Vector, k: int) -> None:
-    from shared.adapters.sqlite_store import SqliteVectorIndex
+    from shared.adapters.sqlite.store import SqliteVectorIndex
 
     with tempfile.TemporaryDirectory() as folder:
         index = SqliteVectorIndex(Path(folder) / "bench.sqlite3")
@@ -137,7 +137,7 @@ async def bench_opensearch(
 ) -> None:
     from opensearchpy import AsyncOpenSearch
 
-    from shared.adapters import opensearch
+    from shared.adapters.opensearch import index as opensearch
 
     name = f"bench-access-{uuid.uuid4().hex[:8]}"
     settings = Settings(

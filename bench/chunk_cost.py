@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.files import discover
-from shared.adapters.minilm import MiniLMEmbedder
-from shared.adapters.wordpiece import default_token_counter
+from shared.adapters.local_models.minilm import MiniLMEmbedder
+from shared.adapters.local_models.wordpiece import default_token_counter
 from shared.chunking import chunk_document
 from shared.context_header import HeaderBuilder
 from shared.loaders import load

@@ -65,10 +65,14 @@ from cli.files import build_index_message, discover
 from services.indexer.batching import BatchingEmbedder
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters import dynamodb_status, opensearch, sqlite_queue, sqlite_status, sqlite_store
-from shared.adapters.minilm import MiniLMEmbedder
-from shared.adapters.sqs import SqsQueue
-from shared.adapters.wordpiece import default_token_counter
+from shared.adapters.aws import dynamodb_status
+from shared.adapters.aws.sqs import SqsQueue
+from shared.adapters.local_models.minilm import MiniLMEmbedder
+from shared.adapters.local_models.wordpiece import default_token_counter
+from shared.adapters.opensearch import index as opensearch
+from shared.adapters.sqlite import queue as sqlite_queue
+from shared.adapters.sqlite import status as sqlite_status
+from shared.adapters.sqlite import store as sqlite_store
 from shared.chunking import chunk_document
 from shared.context_header import HeaderBuilder
 from shared.documents import Vector

@@ -4,10 +4,10 @@
 
 Prints, with 1 and with 2 threads:
 
-- MiniLM (shared/adapters/minilm.py): 256-token chunks/s (batches of 8),
+- MiniLM (shared/adapters/local_models/minilm.py): 256-token chunks/s (batches of 8),
   short queries/s one at a time (``embed_query``, as the query service calls
   it) and batched (32 a call);
-- llama.cpp (shared/adapters/llamacpp.py, SmolLM2-135M Q4_1): decode tokens/s
+- llama.cpp (shared/adapters/local_models/llamacpp.py, SmolLM2-135M Q4_1): decode tokens/s
   over one 128-token greedy answer (first token to last, so prompt
   processing is excluded), and time to first token.
 
@@ -23,13 +23,13 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from shared.adapters.llamacpp import (
+from shared.adapters.local_models.llamacpp import (
     PACKAGED_FAMILY,
     LlamaCppChatModel,
     ServerConfig,
     packaged_model_path,
 )
-from shared.adapters.minilm import MAX_SEQ_LENGTH, MiniLMEmbedder
+from shared.adapters.local_models.minilm import MAX_SEQ_LENGTH, MiniLMEmbedder
 from shared.ports import GenerationParams
 
 REFERENCE = (

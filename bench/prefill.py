@@ -9,7 +9,7 @@ false``) under each configuration, round-robin, so that the machine's load
 drifts hit every configuration alike:
 
 - the packaged Q4_1 GGUF, prompt threads 1 (the baseline) and all cores;
-- its F16 and Q8_0 copies (``shared/adapters/gguf_copy.py``), prompt threads
+- its F16 and Q8_0 copies (``shared/adapters/local_models/gguf_copy.py``), prompt threads
   1 and all cores;
 - optionally the same with the constant system-prompt prefix cached
   (``--prefix``: a request that shares only the system prompt runs first);
@@ -34,8 +34,8 @@ from typing import Any
 
 from cli.files import SAMPLES_DIR
 from services.query.prompts import PromptSource, chatml_prompt, user_message
-from shared.adapters.gguf_copy import ensure_copy
-from shared.adapters.llamacpp import ServerConfig, load_server, packaged_model_path
+from shared.adapters.local_models.gguf_copy import ensure_copy
+from shared.adapters.local_models.llamacpp import ServerConfig, load_server, packaged_model_path
 from shared.settings import DEFAULT_PRESETS
 
 DOCS = ["aiohttp.txt", "h11.txt", "idna.md", "jmespath.txt", "anyio.txt"]

@@ -138,7 +138,7 @@ class PacedModel:
 
 
 async def build_index(settings: Settings, embedder: Any) -> Any:
-    from shared.adapters.sqlite_store import SqliteVectorIndex
+    from shared.adapters.sqlite.store import SqliteVectorIndex
 
     index = SqliteVectorIndex(settings.data_dir / "bench-index.db")
     vectors = await embedder.embed_documents(PASSAGES)
@@ -276,7 +276,7 @@ def summarise_part1(
 
 def serve_paced(port: int, tokens: int, interval_s: float, ready: Any) -> None:
     async def main() -> None:
-        from shared.adapters.sqlite_store import SqliteVectorIndex
+        from shared.adapters.sqlite.store import SqliteVectorIndex
 
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(
@@ -439,7 +439,7 @@ def main() -> None:
 
 def rag_part(args: argparse.Namespace) -> None:
     from bench import rag_first_token
-    from shared.adapters.llamacpp import from_settings
+    from shared.adapters.local_models.llamacpp import from_settings
 
     levers: dict[str, Any] = {}
     if args.source_tokens is not None:

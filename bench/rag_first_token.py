@@ -45,7 +45,7 @@ from services.query.context import fit_prompt
 from services.query.core import AnswerService, build_query_deps
 from services.query.retrieval import Retriever
 from shared.access import Principal
-from shared.adapters.llamacpp import (
+from shared.adapters.local_models.llamacpp import (
     LlamaCppChatModel,
     ServerConfig,
     load_server,

@@ -26,7 +26,7 @@ from cli.eval.evalsets import HELD_OUT, EvalSet, all_sets, cache_root
 from cli.eval.naive import evaluate_naive
 from cli.eval.questions import load_questions
 from cli.eval.set_runner import SetResult, evaluate_index, indexed_corpus
-from shared.adapters.minilm import MiniLMEmbedder
+from shared.adapters.local_models.minilm import MiniLMEmbedder
 from shared.settings import Settings
 
 

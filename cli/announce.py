@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shared.adapters.process_identity import is_alive, this_process
+from shared.adapters.helpers.process_identity import is_alive, this_process
 
 ANNOUNCE_FILE = "server.json"
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from shared.adapters.aws_client import LazyAwsClient, client_config, error_code
+from shared.adapters.aws.client import LazyAwsClient, client_config, error_code
 
 Status = Literal["ok", "warn", "fail"]
 # Service Quotas names the endpoint quota per instance type.

@@ -14,7 +14,7 @@ from cli.local_parts import LocalParts
 from services.indexer.pipeline import IndexerPipeline
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters.sqlite_queue import SqliteDeadLetters
+from shared.adapters.sqlite.queue import SqliteDeadLetters
 from shared.errors import ConfigurationError
 
 # The embedded queue's receive is a local poll, so a short wait costs nothing

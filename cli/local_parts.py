@@ -32,8 +32,8 @@ from shared.settings import Settings
 T = TypeVar("T")
 
 if TYPE_CHECKING:  # the embedded adapters load apsw: only when local mode uses them
-    from shared.adapters.sqlite_queue import SqliteQueue
-    from shared.adapters.sqlite_store import SqliteVectorIndex
+    from shared.adapters.sqlite.queue import SqliteQueue
+    from shared.adapters.sqlite.store import SqliteVectorIndex
 
 
 @dataclass
@@ -57,7 +57,7 @@ class LocalParts:
         """The index as the embedded store, or None when it is OpenSearch."""
         if self.settings.index.backend != "embedded":
             return None
-        from shared.adapters import sqlite_store
+        from shared.adapters.sqlite import store as sqlite_store
 
         return self._built(sqlite_store.from_settings)
 
@@ -83,7 +83,7 @@ class LocalParts:
         """The queue as the embedded queue, or None when it is SQS."""
         if self.settings.queue.backend != "embedded":
             return None
-        from shared.adapters import sqlite_queue
+        from shared.adapters.sqlite import queue as sqlite_queue
 
         return self._built(sqlite_queue.from_settings)
 

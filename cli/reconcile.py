@@ -16,7 +16,7 @@ from cli.local_parts import LocalParts
 from cli.submit import Sent, wait_until_done
 from services.indexer.reconcile import Reconciler, ReconcileReport
 from services.indexer.records import settle_seconds
-from shared.adapters.aws_client import LazyAwsClient
+from shared.adapters.aws.client import LazyAwsClient
 from shared.errors import ConfigurationError, RagError
 from shared.settings import Settings
 

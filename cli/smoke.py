@@ -35,7 +35,7 @@ from cli.stack_outputs import QUEUE_KEYS, STATUS_TABLE_KEYS, WEBSOCKET_KEYS, pic
 from cli.stack_queue import send_to_stack
 from cli.stack_wait import wait_for_stack
 from cli.submit import Sent
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.sqs import SqsQueue
 from shared.errors import ConfigurationError, RagError
 from shared.factory import build_status_store
 from shared.ingest import DeleteOperation

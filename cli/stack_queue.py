@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.adapters.aws_client import LazyAwsClient
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.client import LazyAwsClient
+from shared.adapters.aws.sqs import SqsQueue
 from shared.errors import ConfigurationError
 from shared.ingest import MAX_INLINE_BYTES, IndexOperation, S3Object
 from shared.settings import Settings

@@ -1,7 +1,8 @@
 """Build adapters from settings. Imports are lazy so that a Lambda only loads
 the adapters its configuration selects (no apsw or llama.cpp in AWS).
 
-Each adapter module exposes ``from_settings(settings)``.
+Each adapter module exposes ``from_settings(settings)``; names are relative to
+``shared.adapters`` (one package per backend).
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ def _build(module: str, settings: Settings) -> Any:
 
 
 def build_vector_index(settings: Settings) -> VectorIndex:
-    name = {"embedded": "sqlite_store", "opensearch": "opensearch"}[settings.index.backend]
+    name = {"embedded": "sqlite.store", "opensearch": "opensearch.index"}[settings.index.backend]
     return cast(VectorIndex, _build(name, settings))
 
 
 def build_status_store(settings: Settings) -> StatusStore:
-    name = {"embedded": "sqlite_status", "dynamodb": "dynamodb_status"}[settings.status.backend]
+    name = {"embedded": "sqlite.status", "dynamodb": "aws.dynamodb_status"}[settings.status.backend]
     return cast(StatusStore, _build(name, settings))
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    name = {"minilm": "minilm", "sagemaker": "sagemaker_embedder", "bedrock": "bedrock_embedder"}[
+    name = {"minilm": "local_models.minilm", "sagemaker": "aws.sagemaker_embedder", "bedrock": "aws.bedrock_embedder"}[
         settings.embedder.backend
     ]
     return cast(Embedder, _build(name, settings))
@@ -45,16 +46,16 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def build_chat_model(settings: Settings) -> ChatModel:
     name = {
-        "local": "llamacpp",
-        "sagemaker": "sagemaker_chat",
-        "bedrock": "bedrock_chat",
-        "openai": "openai_chat",
+        "local": "local_models.llamacpp",
+        "sagemaker": "aws.sagemaker_chat",
+        "bedrock": "aws.bedrock_chat",
+        "openai": "openai_compatible.chat",
     }[settings.model.backend]
     return cast(ChatModel, _build(name, settings))
 
 
 def build_queue(settings: Settings) -> Queue:
-    name = {"embedded": "sqlite_queue", "sqs": "sqs"}[settings.queue.backend]
+    name = {"embedded": "sqlite.queue", "aws.sqs": "aws.sqs"}[settings.queue.backend]
     return cast(Queue, _build(name, settings))
 
 
@@ -63,9 +64,9 @@ def build_dead_letters(settings: Settings) -> DeadLetters | None:
     ``RAG_QUEUE__DLQ_URL`` is set, the embedded queue's dead-letter table in
     local mode; None leaves them to the queue's own redrive policy."""
     if settings.queue.dlq_url:
-        module = "sqs"
+        module = "aws.sqs"
     elif settings.queue.backend == "embedded":
-        module = "sqlite_queue"
+        module = "sqlite.queue"
     else:
         return None
     adapters = importlib.import_module(f"shared.adapters.{module}")
@@ -73,11 +74,11 @@ def build_dead_letters(settings: Settings) -> DeadLetters | None:
 
 
 def build_blob_store(settings: Settings) -> BlobStore:
-    return cast(BlobStore, _build("s3", settings))
+    return cast(BlobStore, _build("aws.s3", settings))
 
 
 def build_token_counter() -> TokenCounter:
     """all-MiniLM-L6-v2's WordPiece tokenizer (chunk sizes are in its tokens)."""
-    from shared.adapters.wordpiece import default_token_counter
+    from shared.adapters.local_models.wordpiece import default_token_counter
 
     return default_token_counter()

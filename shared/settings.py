@@ -125,7 +125,7 @@ class ModelSettings(BaseModel):
     local_threads: int | None = None  # decoding threads; None = half the cores, at most 4
     local_batch_threads: int | None = None  # prompt threads; None = all cores, at most 8
     # Which copy of the packaged GGUF to load when scripts/bootstrap made it
-    # (shared/adapters/gguf_copy.py: faster prompts); "packaged": the Q4_1 file.
+    # (shared/adapters/local_models/gguf_copy.py: faster prompts); "packaged": the Q4_1 file.
     local_weights: Literal["q8_0", "f16", "packaged"] = "q8_0"
     # Levers of llama.cpp's prompt processing, measured by bench.prefill --levers
     # (no clear gain on a busy 2-core machine, docs/benchmarks.md): flash attention

@@ -19,7 +19,8 @@ from cli.eval.evalsets import EvalSet
 from cli.eval.questions import EvalQuestion, load_questions
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from services.query.retrieval import Retriever, SearchMode
-from shared.adapters import sqlite_status, sqlite_store
+from shared.adapters.sqlite import status as sqlite_status
+from shared.adapters.sqlite import store as sqlite_store
 from shared.ports import Embedder, VectorIndex
 from shared.settings import QuerySettings, Settings
 

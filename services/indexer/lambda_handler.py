@@ -136,7 +136,7 @@ def build_app_from_environment() -> IndexerApp:
     runtime = build_runtime(settings)
     queue: Queue | None = None
     if settings.queue.queue_url:
-        from shared.adapters.sqs import SqsQueue
+        from shared.adapters.aws.sqs import SqsQueue
 
         queue = SqsQueue(settings.queue.queue_url, settings)
         runtime.closers.append(queue.close)

@@ -156,7 +156,7 @@ def build_runtime(settings: Settings) -> Runtime:
         if close is not None:
             runtime.closers.append(close)
     if settings.queue.backend == "sqs" and settings.queue.queue_url:
-        from shared.adapters.sqs import SqsQueue
+        from shared.adapters.aws.sqs import SqsQueue
 
         ingest = SqsQueue(settings.queue.queue_url, settings)
         runtime.requeue = ingest.send

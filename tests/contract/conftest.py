@@ -64,7 +64,7 @@ async def _no_refresh() -> None:
 
 @pytest.fixture
 def sqlite_under_test(tmp_path: Path) -> IndexUnderTest:
-    from shared.adapters import sqlite_store
+    from shared.adapters.sqlite import store as sqlite_store
 
     settings = Settings(data_dir=tmp_path / "data")
     return IndexUnderTest("sqlite", lambda: sqlite_store.from_settings(settings), _no_refresh)
@@ -77,7 +77,7 @@ async def opensearch_under_test(
     opensearch_knn_engine: Literal["faiss", "lucene"],
     opensearch_client: AsyncOpenSearch,
 ) -> IndexUnderTest:
-    from shared.adapters import opensearch
+    from shared.adapters.opensearch import index as opensearch
 
     settings = Settings(
         index=IndexSettings(
@@ -127,7 +127,7 @@ class QueueUnderTest:
 
 @pytest.fixture
 async def sqlite_queue_under_test(tmp_path: Path) -> AsyncIterator[QueueUnderTest]:
-    from shared.adapters.sqlite_queue import SqliteDeadLetters, SqliteQueue
+    from shared.adapters.sqlite.queue import SqliteDeadLetters, SqliteQueue
 
     queue = SqliteQueue(tmp_path / "queue.sqlite3", max_receive_count=MAX_RECEIVE_COUNT)
 
@@ -142,7 +142,7 @@ async def sqlite_queue_under_test(tmp_path: Path) -> AsyncIterator[QueueUnderTes
 async def sqs_queue_under_test(
     sqs_endpoint_url: str, sqs_queue: SqsQueuePair, sqs_client: Any
 ) -> AsyncIterator[QueueUnderTest]:
-    from shared.adapters import sqs
+    from shared.adapters.aws import sqs
 
     settings = Settings(
         _env_file=None,
@@ -206,7 +206,7 @@ def dead_letters_under_test(request: pytest.FixtureRequest) -> QueueUnderTest:
 
 @pytest.fixture
 async def sqlite_status_under_test(tmp_path: Path) -> AsyncIterator[StatusStore]:
-    from shared.adapters.sqlite_status import SqliteStatusStore
+    from shared.adapters.sqlite.status import SqliteStatusStore
 
     store = SqliteStatusStore(tmp_path / "status.sqlite3")
     yield store
@@ -215,7 +215,7 @@ async def sqlite_status_under_test(tmp_path: Path) -> AsyncIterator[StatusStore]
 
 @pytest.fixture
 async def dynamodb_status_under_test(sqs_endpoint_url: str) -> AsyncIterator[StatusStore]:
-    from shared.adapters import dynamodb_status
+    from shared.adapters.aws import dynamodb_status
     from tests.indexer.harness import create_status_table
 
     table = await create_status_table(sqs_endpoint_url)

@@ -282,8 +282,8 @@ async def test_sqlite_chunks_from_before_access_lists_are_open_to_everyone(
 ) -> None:
     """A data folder written before access lists existed: on open, its chunks get
     the everyone term once (they had no list, and absent means everyone)."""
-    from shared.adapters.sqlite_common import open_connection
-    from shared.adapters.sqlite_store import SqliteVectorIndex
+    from shared.adapters.sqlite.common import open_connection
+    from shared.adapters.sqlite.store import SqliteVectorIndex
 
     path = tmp_path / "rag.sqlite3"
     first = SqliteVectorIndex(path)

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from shared.adapters.wordpiece import WordPieceTokenCounter, default_token_counter
+from shared.adapters.local_models.wordpiece import WordPieceTokenCounter, default_token_counter
 from shared.chunking import MAX_WINDOW_TOKENS, chunk_document, settings_fingerprint
 from shared.documents import Chunk, LoadedDocument, chunk_id_for
 from shared.errors import EmptyDocument

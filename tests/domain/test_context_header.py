@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.adapters.wordpiece import default_token_counter
+from shared.adapters.local_models.wordpiece import default_token_counter
 from shared.chunking import MAX_WINDOW_TOKENS, settings_fingerprint, window_tokens
 from shared.context_header import HEADER_TOKENS, HeaderBuilder, header_parts
 from shared.documents import Chunk

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from shared.adapters.wordpiece import default_token_counter
+from shared.adapters.local_models.wordpiece import default_token_counter
 from shared.chunking import chunk_document
 from shared.errors import DocumentError, EmptyDocument, UnsupportedContentType
 from shared.loaders import SUPPORTED_TYPES, content_type_for, decode_text, load

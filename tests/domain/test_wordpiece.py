@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 from tokenizers import Tokenizer
 
-from shared.adapters.wordpiece import (
+from shared.adapters.local_models.wordpiece import (
     SEGMENT_CHARS,
     _asset_path,
     default_token_counter,

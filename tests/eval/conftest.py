@@ -23,8 +23,9 @@ import pytest
 from cli.eval.corpus import IndexReport, index_folder
 from cli.eval.embedding_cache import CachingEmbedder, cached_embedder
 from cli.eval.evalsets import all_sets, cache_root
-from shared.adapters import sqlite_status, sqlite_store
-from shared.adapters.minilm import MiniLMEmbedder
+from shared.adapters.local_models.minilm import MiniLMEmbedder
+from shared.adapters.sqlite import status as sqlite_status
+from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Vector
 from shared.ports import Embedder
 from shared.settings import Settings

@@ -39,7 +39,9 @@ from cli.eval.evalsets import get_set
 from cli.eval.questions import load_questions
 from cli.eval.runner import QuestionResult, run_retrieval, summarise
 from services.query.retrieval import Retriever
-from shared.adapters import opensearch, sqlite_status, sqlite_store
+from shared.adapters.opensearch import index as opensearch
+from shared.adapters.sqlite import status as sqlite_status
+from shared.adapters.sqlite import store as sqlite_store
 from shared.settings import IndexSettings, Settings
 from tests.eval.conftest import MemoEmbedder, SampleStore
 

@@ -20,7 +20,7 @@ from cli.eval.evalsets import all_sets
 from cli.eval.questions import load_questions
 from cli.eval.runner import run_retrieval, summarise
 from services.query.retrieval import Retriever, SearchMode
-from shared.adapters import sqlite_store
+from shared.adapters.sqlite import store as sqlite_store
 from tests.eval.conftest import MemoEmbedder, SampleStore
 
 # set -> mode -> metric -> (floor, measured)

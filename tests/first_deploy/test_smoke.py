@@ -17,9 +17,9 @@ from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from services.query.core import build_query_deps
 from services.query.server import create_app
-from shared.adapters import dynamodb_status
-from shared.adapters.sqlite_store import SqliteVectorIndex
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws import dynamodb_status
+from shared.adapters.aws.sqs import SqsQueue
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.errors import ConfigurationError, ModelUnavailable
 from shared.settings import AwsSettings, QueueSettings, Settings, StatusSettings
 from tests.fakes.chat_model import FakeChatModel, Script

@@ -27,8 +27,9 @@ from collections.abc import Sequence
 
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters import dynamodb_status, opensearch, s3, sqs
-from shared.adapters.sqs import SqsDeadLetters
+from shared.adapters.aws import dynamodb_status, s3, sqs
+from shared.adapters.aws.sqs import SqsDeadLetters
+from shared.adapters.opensearch import index as opensearch
 from shared.documents import DocState, DocumentStatus, EmbeddedChunk, Vector
 from shared.logs import configure_logging
 from shared.settings import load_settings

@@ -17,8 +17,9 @@ from aiobotocore.session import get_session
 from opensearchpy import AsyncOpenSearch
 
 from services.indexer.runtime import Runtime
-from shared.adapters import dynamodb_status, opensearch, sqs
-from shared.adapters.s3 import S3BlobStore
+from shared.adapters.aws import dynamodb_status, sqs
+from shared.adapters.aws.s3 import S3BlobStore
+from shared.adapters.opensearch import index as opensearch
 from shared.ports import VectorIndex
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder

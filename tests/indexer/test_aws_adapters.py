@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
-from shared.adapters import dynamodb_status, s3, sqs
-from shared.adapters.dynamodb_status import DynamoDbStatusStore
-from shared.adapters.s3 import S3BlobStore
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws import dynamodb_status, s3, sqs
+from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
+from shared.adapters.aws.s3 import S3BlobStore
+from shared.adapters.aws.sqs import SqsQueue
 from shared.documents import DocState, DocumentStatus
 from shared.errors import DocumentError, DocumentTooLarge, QueueUnavailable
 from shared.settings import Settings

@@ -15,8 +15,8 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from services.indexer.pipeline import IndexerPipeline
-from shared.adapters.dynamodb_status import DynamoDbStatusStore
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
 from tests.indexer.harness import eventually, opensearch_dynamodb_settings

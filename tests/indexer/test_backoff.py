@@ -11,7 +11,7 @@ from services.indexer.backoff import retry_delay_s
 from services.indexer.lambda_handler import handle_event
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.sqs import SqsQueue
 from shared.errors import IndexUnavailable
 from shared.settings import AwsSettings, QueueSettings, Settings
 from tests.fakes.vector_index import FakeVectorIndex

@@ -13,7 +13,7 @@ from opensearchpy import AsyncOpenSearch
 
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.sqs import SqsQueue
 from tests.indexer.events import index_body, paragraphs
 from tests.indexer.harness import Servers, create_status_table, real_runtime
 from tests.indexer.scenarios import clean_ingest, index_contents, violations, winners

@@ -34,7 +34,7 @@ import pytest
 from aiobotocore.session import get_session
 from opensearchpy import AsyncOpenSearch
 
-from shared.adapters.s3 import S3BlobStore
+from shared.adapters.aws.s3 import S3BlobStore
 from shared.settings import Settings
 from tests.indexer.events import index_body, paragraphs, s3_body
 from tests.indexer.harness import create_status_table

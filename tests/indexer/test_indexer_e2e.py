@@ -18,7 +18,7 @@ from services.indexer.lambda_handler import handle_event
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from shared.access import Access
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.sqs import SqsQueue
 from shared.documents import DocState
 from shared.ports import StatusStore
 from tests.indexer.events import delete_body, index_body, paragraphs, s3_body

@@ -11,8 +11,8 @@ from opensearchpy import AsyncOpenSearch
 from services.indexer import lambda_handler
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from shared.adapters.opensearch import OpenSearchVectorIndex
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws.sqs import SqsQueue
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.documents import DocState, Vector
 from shared.errors import IndexUnavailable
 from shared.settings import Settings

@@ -88,8 +88,8 @@ async def test_outcomes_are_logged_as_json_with_ids_and_timings(
 
 
 async def test_the_factory_picks_the_dead_letters_beside_the_queue(tmp_path: Path) -> None:
-    from shared.adapters.sqlite_queue import SqliteDeadLetters
-    from shared.adapters.sqs import SqsDeadLetters
+    from shared.adapters.aws.sqs import SqsDeadLetters
+    from shared.adapters.sqlite.queue import SqliteDeadLetters
     from shared.factory import build_dead_letters
 
     embedded = build_dead_letters(Settings(_env_file=None, data_dir=tmp_path))

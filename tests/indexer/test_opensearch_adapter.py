@@ -11,8 +11,8 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from shared.access import Access
-from shared.adapters import opensearch
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.opensearch import index as opensearch
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.errors import DimensionMismatch, IndexUnavailable
 from shared.settings import Settings
@@ -203,7 +203,7 @@ async def test_an_index_from_before_access_lists_keeps_working(
     """An index created (and written) without the access fields: opening it maps
     them as keywords, its old chunks read as open to everyone, and new chunks
     are scoped as usual."""
-    from shared.adapters import opensearch_requests as req
+    from shared.adapters.opensearch import requests as req
 
     old_body = req.build_index_body(DIM, settings.index)
     for name in ("access", "groups"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.access import Access
-from shared.adapters import opensearch_requests as req
+from shared.adapters.opensearch import requests as req
 from shared.documents import Chunk, EmbeddedChunk
 from shared.errors import IndexWriteError
 from shared.settings import IndexSettings
@@ -161,7 +161,7 @@ def test_bulk_errors_ignore_deletes_of_ids_already_gone() -> None:
 
 
 def test_doc_ids_are_paged_by_a_composite_aggregation() -> None:
-    from shared.adapters.opensearch_requests import (
+    from shared.adapters.opensearch.requests import (
         DOC_IDS_PAGE,
         build_doc_ids_query,
         parse_doc_ids_page,

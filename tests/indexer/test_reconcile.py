@@ -13,8 +13,8 @@ from opensearchpy import AsyncOpenSearch
 
 from services.indexer.pipeline import IndexerPipeline
 from services.indexer.reconcile import Reconciler, drift_metric
-from shared.adapters.dynamodb_status import DynamoDbStatusStore
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.documents import Chunk, DocState, EmbeddedChunk
 from shared.settings import Settings
 from tests.indexer.conftest import make_pipeline

@@ -15,7 +15,8 @@ import pytest
 
 from services.indexer.pipeline import Verdict
 from shared.access import Access
-from shared.adapters import sqlite_status, sqlite_store
+from shared.adapters.sqlite import status as sqlite_status
+from shared.adapters.sqlite import store as sqlite_store
 from shared.settings import ChunkingSettings, Settings
 from tests.fakes.embedder import FakeEmbedder
 from tests.indexer.conftest import make_pipeline

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
-from shared.adapters.dynamodb_status import DynamoDbStatusStore
-from shared.adapters.sqlite_status import SqliteStatusStore
+from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
+from shared.adapters.sqlite.status import SqliteStatusStore
 from shared.documents import DocState, DocumentStatus, is_stale
 from shared.errors import StaleVersion
 from shared.ports import StatusStore

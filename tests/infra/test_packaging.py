@@ -35,7 +35,7 @@ AUTHORIZER_HANDLERS = ("services.query.authorizer",)
 COLD_START = {
     "indexer": (
         "import asyncio, services.indexer.lambda_handler as m; rt = m.handler._build().runtime; "
-        "import shared.loaders; from shared.adapters.opensearch import build_client; "
+        "import shared.loaders; from shared.adapters.opensearch.index import build_client; "
         "from aiobotocore.session import get_session\n"
         "async def clients():\n"
         "    build_client(rt.settings)\n"
@@ -46,7 +46,7 @@ COLD_START = {
     ),
     "query": (
         "import asyncio, services.query.lambda_handler as m; app = m.handler._build(); "
-        "from shared.adapters.opensearch import build_client; from shared.settings import "
+        "from shared.adapters.opensearch.index import build_client; from shared.settings import "
         "load_settings; from aiobotocore.session import get_session\n"
         "async def clients():\n"
         "    build_client(load_settings())\n"

@@ -18,9 +18,9 @@ from cli.stack_wait import settled, wait_for_stack
 from cli.submit import Sent
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from shared.adapters import dynamodb_status
-from shared.adapters.sqlite_store import SqliteVectorIndex
-from shared.adapters.sqs import SqsQueue
+from shared.adapters.aws import dynamodb_status
+from shared.adapters.aws.sqs import SqsQueue
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.documents import DocState, DocumentStatus
 from shared.settings import AwsSettings, QueueSettings, Settings, StatusSettings
 from tests.fakes.embedder import FakeEmbedder

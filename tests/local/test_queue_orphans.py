@@ -11,15 +11,15 @@ from pathlib import Path
 
 import apsw
 
-from shared.adapters.process_identity import is_alive, start_marker, this_process
-from shared.adapters.sqlite_queue import SqliteQueue
+from shared.adapters.helpers.process_identity import is_alive, start_marker, this_process
+from shared.adapters.sqlite.queue import SqliteQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 # Takes one message for 600 s, says so, then dies as `kill -9` would kill it.
 HOLDER = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from shared.adapters.sqlite_queue import SqliteQueue
+from shared.adapters.sqlite.queue import SqliteQueue
 
 async def main() -> None:
     got = await SqliteQueue(Path(sys.argv[1])).receive(int(sys.argv[2]), 2.0, 600)

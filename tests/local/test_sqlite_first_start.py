@@ -10,7 +10,7 @@ from pathlib import Path
 
 import apsw
 
-from shared.adapters.sqlite_common import open_connection
+from shared.adapters.sqlite.common import open_connection
 
 RACES = 40
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_queue import SqliteQueue
-from shared.adapters.sqlite_status import SqliteStatusStore
+from shared.adapters.sqlite.queue import SqliteQueue
+from shared.adapters.sqlite.status import SqliteStatusStore
 from shared.documents import DocState, DocumentStatus
 
 HOLD = 600  # seconds: "invisible for the rest of this test"
@@ -121,7 +121,7 @@ async def test_heartbeats_tell_live_consumers(queue: SqliteQueue) -> None:
 CONSUMER = """
 import asyncio, json, sys
 from pathlib import Path
-from shared.adapters.sqlite_queue import SqliteQueue
+from shared.adapters.sqlite.queue import SqliteQueue
 
 async def main() -> None:
     q = SqliteQueue(Path(sys.argv[1]))

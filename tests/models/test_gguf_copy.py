@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import gguf_copy
-from shared.adapters.llamacpp import (
+from shared.adapters.local_models import gguf_copy
+from shared.adapters.local_models.llamacpp import (
     LlamaCppChatModel,
     ServerConfig,
     from_settings,

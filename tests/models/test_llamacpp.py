@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.adapters.llamacpp import (
+from shared.adapters.local_models.llamacpp import (
     LlamaCppChatModel,
     from_settings,
     packaged_model_path,

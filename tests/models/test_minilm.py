@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.adapters.minilm import (
+from shared.adapters.local_models.minilm import (
     _TOKEN_BUDGET,
     DIMENSION,
     MODEL_ID,

@@ -18,8 +18,8 @@ from aiohttp import web
 from services.query.core import AnswerService, build_query_deps
 from services.query.prompts import messages_prompt
 from shared.access import Principal
-from shared.adapters.llamacpp import packaged_model_path
-from shared.adapters.openai_chat import (
+from shared.adapters.local_models.llamacpp import packaged_model_path
+from shared.adapters.openai_compatible.chat import (
     OpenAIChatModel,
     SseParser,
     from_settings,

@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
-from shared.adapters import bedrock_embedder, sagemaker_embedder
-from shared.adapters.bedrock_embedder import BedrockEmbedder
-from shared.adapters.remote_embedding import map_client_error
-from shared.adapters.sagemaker_embedder import SageMakerEmbedder
+from shared.adapters.aws import bedrock_embedder, sagemaker_embedder
+from shared.adapters.aws.bedrock_embedder import BedrockEmbedder
+from shared.adapters.aws.remote_embedding import map_client_error
+from shared.adapters.aws.sagemaker_embedder import SageMakerEmbedder
 from shared.errors import (
     ConfigurationError,
     DimensionMismatch,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.adapters.stop_sequences import StopMatcher
+from shared.adapters.helpers.stop_sequences import StopMatcher
 
 
 def _run(stops: tuple[str, ...], tokens: list[str]) -> tuple[str, bool]:

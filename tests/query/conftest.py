@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from services.query.core import AnswerService, QueryDeps, build_query_deps
 from services.query.server import create_app
-from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.settings import ModelSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel
 from tests.fakes.embedder import FakeEmbedder

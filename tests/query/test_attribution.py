@@ -316,7 +316,7 @@ H11 = (
 
 
 async def test_real_minilm_backs_grounded_sentences_and_flags_invented_ones() -> None:
-    from shared.adapters.minilm import MiniLMEmbedder
+    from shared.adapters.local_models.minilm import MiniLMEmbedder
 
     answer = (
         "Create a web.WebSocketResponse() in the handler and await ws.prepare(request) [1]. "

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.adapters.bedrock_chat import BedrockChatModel
-from shared.adapters.sagemaker_chat import SageMakerChatModel, TokenLineParser
+from shared.adapters.aws.bedrock_chat import BedrockChatModel
+from shared.adapters.aws.sagemaker_chat import SageMakerChatModel, TokenLineParser
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
@@ -217,7 +217,7 @@ async def test_bedrock_applies_stop_sequences_split_across_chunks(
 def test_tgi_request_carries_the_repetition_penalty_only_when_set() -> None:
     from dataclasses import replace
 
-    from shared.adapters.sagemaker_chat import build_request
+    from shared.adapters.aws.sagemaker_chat import build_request
 
     assert "repetition_penalty" not in build_request("p", PARAMS)["parameters"]
     penalised = build_request("p", replace(PARAMS, repetition_penalty=1.1))

@@ -19,9 +19,9 @@ from aiohttp import web
 from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
 from shared.access import Principal
-from shared.adapters.opensearch import OpenSearchVectorIndex
-from shared.adapters.sagemaker_chat import SageMakerChatModel
-from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.adapters.aws.sagemaker_chat import SageMakerChatModel
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.errors import ModelUnavailable
 from shared.ports import ChatModel, VectorIndex
 from shared.protocol import ErrorCode, StopReason

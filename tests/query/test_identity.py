@@ -18,7 +18,7 @@ from services.query.core import QueryDeps
 from services.query.identity import ANONYMOUS, TokenAuthenticator, principal_from_authorizer
 from services.query.server import create_app
 from shared.access import Principal
-from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder

@@ -22,7 +22,7 @@ from services.query.core import build_query_deps
 from services.query.frontdoor import refusal
 from services.query.lambda_handler import WORKER_KEY, LambdaApp
 from services.query.registry import InMemoryRegistry
-from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.lambda_runtime import LambdaRuntime
 from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, QuerySettings, Settings

@@ -12,7 +12,7 @@ from opensearchpy import AsyncOpenSearch
 from services.query.core import AnswerService, build_query_deps
 from services.query.session import ConnectionSession
 from shared.access import Principal
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.protocol import SourcesEvent
 from shared.settings import IndexSettings, Settings
 from tests.fakes.chat_model import FakeChatModel, Script

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from services.query.core import build_query_deps
 from services.query.server import create_app
-from shared.adapters.sqlite_store import SqliteVectorIndex
+from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.documents import EmbeddedChunk
 from shared.factory import build_chat_model, build_embedder
 from shared.protocol import ServerEvent, parse_server_event

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient, client_config, error_code
+from shared.adapters.aws.client import LazyAwsClient, client_config, error_code
 from shared.errors import ConnectionGone, TransientError
 from shared.ports import ServerEvent
 from shared.protocol import encode_event

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from services.query.prompts import Turn
 from shared.access import Principal
-from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.errors import ConfigurationError, TransientError
 from shared.protocol import ErrorCode
 from shared.settings import Settings

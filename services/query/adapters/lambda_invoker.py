@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient
+from shared.adapters.aws.client import LazyAwsClient
 from shared.errors import TransientError
 from shared.settings import Settings
 

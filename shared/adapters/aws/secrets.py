@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.errors import ModelError
 from shared.settings import Settings
 

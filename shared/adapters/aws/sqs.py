@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.errors import ConfigurationError, QueueUnavailable
 from shared.ports import PoisonReason, QueueMessage
 from shared.settings import Settings

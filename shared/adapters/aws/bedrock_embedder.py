@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from botocore.config import Config
 
-from shared.adapters.remote_embedding import (
+from shared.adapters.aws.remote_embedding import (
     RemoteEmbedder,
     required_dimension,
     to_unit_vectors,

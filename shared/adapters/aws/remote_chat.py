@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient
+from shared.adapters.aws.client import LazyAwsClient
 from shared.ports import GenerationParams, ModelEvent
 
 # Remote endpoints don't expose their tokenizer; a low characters-per-token

@@ -24,8 +24,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.adapters.remote_chat import RemoteChatModel, stream_payloads
+from shared.adapters.aws.client import LazyAwsClient, error_code
+from shared.adapters.aws.remote_chat import RemoteChatModel, stream_payloads
 from shared.errors import ConfigurationError, ModelError, ModelUnavailable
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import apsw
 
-from shared.adapters.process_identity import is_alive, this_process
-from shared.adapters.sqlite_common import QUEUE_DB, SqliteWorker, rows, write_transaction
+from shared.adapters.helpers.process_identity import is_alive, this_process
+from shared.adapters.sqlite.common import QUEUE_DB, SqliteWorker, rows, write_transaction
 from shared.ports import PoisonReason, QueueMessage
 from shared.settings import Settings
 

@@ -14,7 +14,7 @@ import numpy as np
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient, error_code, http_status
+from shared.adapters.aws.client import LazyAwsClient, error_code, http_status
 from shared.documents import Vector
 from shared.errors import ConfigurationError, DimensionMismatch, ModelError, ModelUnavailable
 from shared.settings import Settings

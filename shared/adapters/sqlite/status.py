@@ -13,7 +13,7 @@ from pathlib import Path
 
 import apsw
 
-from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
+from shared.adapters.sqlite.common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import DocumentStatus, version_conflict
 from shared.errors import StaleVersion
 from shared.settings import Settings

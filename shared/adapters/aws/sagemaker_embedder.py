@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
-from shared.adapters.remote_embedding import (
+from shared.adapters.aws.remote_embedding import (
     RemoteEmbedder,
     required_dimension,
     to_unit_vectors,

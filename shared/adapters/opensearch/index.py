@@ -16,7 +16,7 @@ from opensearchpy import exceptions as os_errors
 from opensearchpy.helpers import async_bulk
 
 from shared.access import Access
-from shared.adapters import opensearch_requests as req
+from shared.adapters.opensearch import requests as req
 from shared.documents import EmbeddedChunk, SearchHit, Vector
 from shared.errors import (
     ConfigurationError,

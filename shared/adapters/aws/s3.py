@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient, error_code, http_status
+from shared.adapters.aws.client import LazyAwsClient, error_code, http_status
 from shared.errors import DocumentError, DocumentTooLarge, TransientError
 from shared.settings import Settings
 

@@ -6,7 +6,7 @@ Settings: ``RAG_MODEL__BACKEND=openai``, ``RAG_MODEL__OPENAI_BASE_URL`` (e.g.
 ``http://127.0.0.1:11434/v1`` for Ollama), ``RAG_MODEL__OPENAI_MODEL`` and,
 if the server wants one, ``RAG_MODEL__OPENAI_API_KEY`` (a deployed stack sets
 ``RAG_MODEL__OPENAI_API_KEY_SECRET_ARN`` instead: the key is read from Secrets
-Manager on the first answer, ``shared/adapters/secrets.py``).
+Manager on the first answer, ``shared/adapters/aws/secrets.py``).
 
 The server applies the model's own chat template, so this adapter's prompt
 family is ``messages``: the query service's prompt is then a JSON list of
@@ -258,7 +258,7 @@ def from_settings(settings: Settings) -> OpenAIChatModel:
     key = model.openai_api_key.get_secret_value() if model.openai_api_key else None
     loader = None
     if key is None and model.openai_api_key_secret_arn:
-        from shared.adapters.secrets import SecretString
+        from shared.adapters.aws.secrets import SecretString
 
         loader = SecretString.from_settings(model.openai_api_key_secret_arn, settings)
     return OpenAIChatModel(model.openai_base_url, model.openai_model, key, api_key_loader=loader)

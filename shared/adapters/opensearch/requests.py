@@ -2,7 +2,7 @@
 
 Nothing here does I/O, so every request the adapter sends (and every response
 it reads) is unit-tested without a server. The adapter in
-``shared.adapters.opensearch`` only sends these bodies.
+``shared.adapters.opensearch.index`` only sends these bodies.
 
 Constraints of Amazon OpenSearch Serverless shape every builder: no
 client-chosen ``_id`` (bulk actions carry none), no ``refresh``, no

@@ -27,7 +27,7 @@ import apsw
 import numpy as np
 
 from shared.access import Access, access_terms
-from shared.adapters.sqlite_common import INDEX_DB, SqliteWorker, rows, write_transaction
+from shared.adapters.sqlite.common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector
 from shared.errors import (
     ConfigurationError,

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
+from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.documents import DocumentStatus
 from shared.errors import ConfigurationError, StaleVersion, TransientError
 from shared.settings import Settings

@@ -17,7 +17,7 @@ same 32-value blocks with 256 levels instead of 16, an error within an
 eighth of the packaged file's own rounding (tests/models/test_gguf_copy.py
 checks every tensor).
 
-``python -m shared.adapters.gguf_copy [q8_0|f16]`` (``scripts/bootstrap`` runs
+``python -m shared.adapters.local_models.make_copy [q8_0|f16]`` (``scripts/bootstrap`` runs
 it for the default) writes the copy into the user's cache folder, outside the
 work tree: ``$RAG_MODEL_CACHE`` or ``~/.cache/rag-models/``. The local adapter
 uses the copy when it is there and falls back to the packaged file
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -125,15 +124,3 @@ def ensure_copy(source: Path, weights: Weights = DEFAULT_WEIGHTS) -> Path:
 def existing_copy(source: Path, weights: Weights = DEFAULT_WEIGHTS) -> Path | None:
     target = copy_path_for(source, weights)
     return target if target.is_file() else None
-
-
-def main() -> None:
-    from shared.adapters.llamacpp import packaged_model_path
-
-    weights: Weights = "f16" if sys.argv[1:2] == ["f16"] else DEFAULT_WEIGHTS
-    source = Path(sys.argv[2]) if len(sys.argv) > 2 else packaged_model_path()
-    print(ensure_copy(source, weights))
-
-
-if __name__ == "__main__":
-    main()

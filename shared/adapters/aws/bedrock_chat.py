@@ -17,9 +17,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.aws_client import LazyAwsClient, error_code
-from shared.adapters.remote_chat import RemoteChatModel, stream_payloads
-from shared.adapters.stop_sequences import StopMatcher
+from shared.adapters.aws.client import LazyAwsClient, error_code
+from shared.adapters.aws.remote_chat import RemoteChatModel, stream_payloads
+from shared.adapters.helpers.stop_sequences import StopMatcher
 from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
