@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.query.authorizer import Unauthorized
 from services.query.core import AnswerService, QueryDeps
@@ -41,6 +43,51 @@ AUTHENTICATOR: web.AppKey[TokenAuthenticator | None] = web.AppKey("authenticator
 # Larger than any valid frame, so an oversize question gets an error event
 # (question_too_long) rather than a protocol-level close.
 MAX_CLIENT_FRAME_BYTES = 1024 * 1024
+
+
+# Tokens travel in ?token=, "Authorization: Bearer …" and "bearer, <token>".
+_TOKEN_IN_TEXT = re.compile(r"(?i)([?&]token=|bearer[\s,]+)[^\s&\"',]+")
+# aiohttp's own loggers: refusals of unparseable requests, and access lines.
+AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.access")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps every part of a token out of aiohttp's logs.
+
+    aiohttp logs a request its parser refuses with the traceback, whose message
+    quotes the offending header or request line (the first ~100 characters of
+    an oversize ``Authorization`` header: the token). The refusal is kept, its
+    quote dropped. Access lines carry the request line, so ``?token=`` values
+    are masked there (and in the record's extra fields).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            said = record.getMessage()
+            record.msg = "%s: %s %s (the parser's text is withheld: it quotes the request)"
+            record.args = (said, type(exc).__name__, exc.code)
+            record.exc_info, record.exc_text = None, None
+        for key, value in vars(record).items():
+            if isinstance(value, str) and key != "msg":
+                setattr(record, key, _TOKEN_IN_TEXT.sub(r"\1[redacted]", value))
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_TEXT.sub(r"\1[redacted]", record.msg)
+        if record.args:
+            record.args = tuple(
+                _TOKEN_IN_TEXT.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        return True
+
+
+def redact_tokens_in_aiohttp_logs() -> None:
+    """Install :class:`RedactTokens` on aiohttp's loggers once (a logger filter runs
+    before any handler, whoever configured logging)."""
+    for name in AIOHTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class WebSocketSink:
@@ -116,6 +163,7 @@ async def _close_sockets(app: web.Application) -> None:
 def create_app(
     settings: Settings, deps: QueryDeps, authenticator: TokenAuthenticator | None = None
 ) -> web.Application:
+    redact_tokens_in_aiohttp_logs()
     app = web.Application()
     app[AUTHENTICATOR] = authenticator
     app[SETTINGS] = settings
