@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.query.prompts import build_prompt
-from shared.adapters.bedrock_chat import BedrockChatModel
+from shared.adapters.aws.bedrock_chat import BedrockChatModel
 from shared.model_ids import bedrock_family
 from shared.settings import ModelSettings, Settings, load_settings
 
