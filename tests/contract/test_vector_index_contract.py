@@ -278,3 +278,11 @@ async def test_concurrent_first_starts_create_the_index_once(under_test: IndexUn
     await asyncio.gather(first.ensure_index(DIM), second.ensure_index(DIM))
     with pytest.raises(DimensionMismatch):
         await under_test.new().ensure_index(DIM + 1)
+
+
+async def test_reads_before_the_index_exists_find_nothing(under_test: IndexUnderTest) -> None:
+    """`rag ingest` reads generations before the indexer has created the index
+    (issue #24 item 4: OpenSearch answered 404 and the command failed)."""
+    index = under_test.new()  # GIVEN an index name never written to
+    assert await index.generations("a.md") == {}
+    assert await index.doc_ids() == []

@@ -130,9 +130,17 @@ class OpenSearchVectorIndex:
             raise map_error(exc, action) from exc
 
     async def _search(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            action, lambda: self._os().search(index=self.index_name, body=body)
-        )
+        """A bookkeeping read (generations, ids, access, chunks to delete): an
+        index not created yet holds nothing, so it answers empty, as the
+        embedded store does (`rag ingest` reads before the indexer creates it)."""
+        try:
+            result: dict[str, Any] = await self._os().search(index=self.index_name, body=body)
+        except os_errors.NotFoundError as exc:
+            if req.is_index_missing(exc.error):
+                return {}
+            raise map_error(exc, action) from exc
+        except (os_errors.OpenSearchException, OSError) as exc:  # OSError: TimeoutError too
+            raise map_error(exc, action) from exc
         return result
 
     async def ensure_index(self, dimension: int) -> None:
