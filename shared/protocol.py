@@ -125,12 +125,21 @@ class Citation(_Msg):
     uri: str | None = None
     page: int | None = None
     excerpt: str
-    score: float
+    score: float = Field(
+        description="The retriever's raw score: reciprocal-rank fusion (about 0.01-0.04) in "
+        "hybrid mode, the index's similarity in k-NN mode. Only orders the sources of one "
+        "answer: show the rank (number) instead."
+    )
     number: int | None = Field(
         default=None,
         ge=1,
         description="The source's number in the prompt (what [n] markers and "
-        "sentences[].sources refer to), cited or not.",
+        "sentences[].sources refer to), cited or not; sources are numbered in retrieval "
+        "order, so it is also the source's rank (1 = the best match).",
+    )
+    found_by: list[Literal["keyword", "vector"]] = Field(
+        default_factory=list,
+        description="Which searches returned it: keyword (BM25) and/or vector (k-NN).",
     )
 
 

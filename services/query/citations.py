@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from shared.documents import SearchHit
 from shared.protocol import Citation
@@ -74,4 +75,15 @@ def _citation(hit: SearchHit, number: int, cited: bool, excerpt_chars: int) -> C
         page=chunk.page,
         excerpt=excerpt(chunk.text, excerpt_chars),
         score=hit.score,
+        found_by=found_by(hit),
     )
+
+
+def found_by(hit: SearchHit) -> list[Literal["keyword", "vector"]]:
+    """The searches that returned the hit (hybrid fusion records them; a k-NN
+    search alone records none)."""
+    names = hit.rank_sources or ("knn",)
+    return [_SEARCHES[name] for name in _SEARCHES if name in names]
+
+
+_SEARCHES: dict[str, Literal["keyword", "vector"]] = {"keyword": "keyword", "knn": "vector"}

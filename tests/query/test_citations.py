@@ -44,3 +44,21 @@ def test_cited_sources_come_first_with_their_numbers_unused_ones_get_null() -> N
 def test_excerpt_cuts_at_a_word_and_collapses_whitespace() -> None:
     assert excerpt("one  two\nthree four", 13) == "one two three…"
     assert excerpt("short", 10) == "short"
+
+
+def test_each_citation_says_which_searches_found_it() -> None:
+    """What the page shows instead of the raw fused score (≈ 0.03 for every source)."""
+    from dataclasses import replace
+
+    from services.query.retrieval import reciprocal_rank_fusion
+
+    both, words, meaning = hit("both"), hit("words"), hit("meaning")
+    fused = reciprocal_rank_fusion([("knn", [both, meaning]), ("keyword", [both, words])], 60)
+    citations = build_citations([*fused, replace(hit("knn-mode"))], "", excerpt_chars=50)
+    found = {c.doc_id: (c.number, c.found_by) for c in citations}
+    assert found == {
+        "both": (1, ["keyword", "vector"]),
+        "meaning": (2, ["vector"]),
+        "words": (3, ["keyword"]),
+        "knn-mode": (4, ["vector"]),  # a k-NN search alone records no rank sources
+    }
