@@ -30,7 +30,7 @@ from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.ports import ServerEvent
 from shared.protocol import encode_event
-from shared.settings import Settings
+from shared.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,41 @@ class WebSocketSink:
             raise ConnectionGone(str(exc)) from exc
 
 
+# The packaged local model (shared/adapters/llamacpp.py): small enough to ship,
+# too small for good answers, so clients point the user at a real model.
+PACKAGED_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def model_info(model: ModelSettings) -> dict[str, str | bool | None]:
+    """Which chat model answers, for /health and the start-up banner:
+    ``packaged`` is true only for the tiny model shipped with the product."""
+    names: dict[str, str | None] = {
+        "local": model.local_model_path.name if model.local_model_path else PACKAGED_MODEL_NAME,
+        "openai": model.openai_model,
+        "sagemaker": model.endpoint_name,
+        "bedrock": model.bedrock_model_id,
+    }
+    # No URL: /health answers anyone who reaches the port, and a base URL may
+    # carry credentials or name an internal host.
+    return {
+        "backend": model.backend,
+        "name": names[model.backend],
+        "packaged": model.backend == "local" and model.local_model_path is None,
+    }
+
+
 async def health(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    return web.json_response({"status": "ok", "model_family": deps.model.family})
+    """``status``, the chat model in use and the default search mode (the page
+    shows both: docs/local.md)."""
+    deps, settings = request.app[DEPS], request.app[SETTINGS]
+    return web.json_response(
+        {
+            "status": "ok",
+            "model_family": deps.model.family,
+            "model": model_info(settings.model),
+            "search_mode": settings.query.search_mode,
+        }
+    )
 
 
 def _caller(request: web.Request) -> Principal:

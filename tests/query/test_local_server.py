@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 
+from services.query.server import model_info
 from shared.protocol import ErrorCode, StopReason, parse_server_event
+from shared.settings import ModelSettings
 from tests.fakes.chat_model import FakeChatModel, Script
 
 TIMEOUT = 10.0
@@ -30,7 +33,36 @@ async def until_done(ws: ClientWebSocketResponse) -> list[dict[str, object]]:
 async def test_health(server: TestServer) -> None:
     async with ClientSession() as http, http.get(server.make_url("/health")) as response:
         assert response.status == 200
-        assert (await response.json())["status"] == "ok"
+        body = await response.json()
+    assert body["status"] == "ok"
+    # What the page shows: the default search mode (its mode picker starts
+    # there) and the chat model, "packaged" only for the tiny shipped one.
+    assert body["search_mode"] == "hybrid"
+    assert body["model"] == {"backend": "local", "name": "SmolLM2-135M-Instruct", "packaged": True}
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            ModelSettings(local_model_path=Path("/m/llama-3-8b.Q4.gguf")),
+            ("llama-3-8b.Q4.gguf", False),
+        ),
+        (
+            ModelSettings(
+                backend="openai", openai_base_url="http://u:pw@h/v1", openai_model="qwen"
+            ),
+            ("qwen", False),
+        ),
+        (ModelSettings(backend="bedrock"), ("meta.llama2-13b-chat-v1", False)),
+    ],
+)
+def test_only_the_packaged_model_counts_as_packaged(
+    model: ModelSettings, expected: tuple[str, bool]
+) -> None:
+    info = model_info(model)
+    assert (info["name"], info["packaged"]) == expected
+    assert "url" not in info  # /health answers anyone: no URL (it may carry credentials)
 
 
 async def test_ask_streams_tokens_then_sources_then_done(
