@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
+import math
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
@@ -26,6 +29,7 @@ from shared.ports import ServerEvent
 from shared.protocol import (
     AnswerSentence,
     AskAction,
+    Citation,
     DoneEvent,
     ErrorCode,
     ErrorEvent,
@@ -42,36 +46,77 @@ NO_DOCUMENTS = "no documents indexed yet: run `rag ingest --sample` (or `rag ing
 
 
 class TerminalSink:
-    """Prints tokens as they come, then the sources, then a one-line summary."""
+    """Prints the answer once, with each sentence's verdict in it (as the page
+    shows it), then the sources, then a one-line summary.
+
+    On a terminal the tokens stream as they come; when the verdicts arrive the
+    streamed text is erased and printed again with its marks, if it is still
+    all on the screen (else the marks are summarised below it). Into a pipe or
+    a file, where nobody watches it stream, the answer is written once, marked.
+    """
 
     def __init__(self, out: Console = console) -> None:
         self.out = out
         self.finished = asyncio.Event()
         self.failed = False
         self._answer: list[str] = []
+        self._printed = False  # the answer is on the output (streamed or marked)
 
     async def send(self, event: ServerEvent) -> None:
         if isinstance(event, TokenEvent):
             self._answer.append(event.text)
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
+            if self.out.is_terminal:
+                self._printed = True
+                self.out.file.write(event.text)
+                self.out.file.flush()
         elif isinstance(event, SourcesEvent):
+            self._show_answer(event.sentences)
             self._sources(event)
         elif isinstance(event, ErrorEvent):
             self.failed = True
+            self._show_answer(None)
             self.out.print(f"\n[red]error ({event.code}): {escape(event.message)}[/red]")
         elif isinstance(event, DoneEvent):
+            self._show_answer(None)
             self.out.print(
                 f"[dim]{event.completion_tokens} tokens, {event.total_ms / 1000:.1f} s, "
                 f"{event.stop_reason}[/dim]"
             )
             self.finished.set()
             self._answer = []
+            self._printed = False
+
+    def _show_answer(self, sentences: list[AnswerSentence] | None) -> None:
+        """Put the answer on the output once, marked when ``sentences`` says how."""
+        answer = "".join(self._answer)
+        if not sentences:
+            if not self._printed and answer:
+                self.out.print(Text(answer), soft_wrap=True)
+            elif self._printed and answer:
+                self.out.file.write("\n")
+            self._printed = self._printed or bool(answer)
+            return
+        if self._printed and not self._erase_streamed(answer):
+            self.out.file.write("\n")  # it scrolled away: keep it, list what is unbacked
+            self.out.print(checked_summary(sentences))
+            for line in checked_lines(answer, sentences):
+                self.out.print(line)
+            return
+        self.out.print(marked_answer(answer, sentences), soft_wrap=True)
+        self.out.print(checked_summary(sentences))
+        self._printed = True
+
+    def _erase_streamed(self, answer: str) -> bool:
+        """Move back over the streamed answer and clear it; False if it no longer
+        fits on the screen (a terminal cannot move above its top row)."""
+        rows = terminal_rows(answer, self.out.width)
+        if rows >= self.out.height:
+            return False
+        up = f"\x1b[{rows - 1}A" if rows > 1 else ""
+        self.out.file.write(f"\r{up}\x1b[J")
+        return True
 
     def _sources(self, event: SourcesEvent) -> None:
-        sys.stdout.write("\n")
-        if event.sentences:
-            self._checked(event.sentences)
         if not event.citations:
             return
         self.out.print("\n[bold]Sources[/bold]")
@@ -82,42 +127,93 @@ class TerminalSink:
             note = "" if c.cited else " (retrieved; supports no sentence)"
             self.out.print(
                 f" {escape(marker)} {escape(title)}{escape(where)} "
-                f"[dim]score {c.score:.3f}{note}[/dim]"
+                f"[dim]{escape(rank_note(c, len(event.citations)))}{note}[/dim]"
             )
             excerpt = " ".join(c.excerpt.split())
             self.out.print(f"     [dim]{escape(excerpt[:240])}[/dim]")
 
-    def _checked(self, sentences: list[AnswerSentence]) -> None:
-        """The answer once more, one line per sentence, with what backs it."""
-        answer = "".join(self._answer)
-        self.out.print("\n[bold]Checked against the sources[/bold]")
-        for line in checked_lines(answer, sentences):
-            self.out.print(line)
+
+def terminal_rows(text: str, width: int) -> int:
+    """How many terminal rows ``text`` takes when written from column 0."""
+    return sum(
+        max(1, math.ceil(cell_len(line.expandtabs()) / max(1, width))) for line in text.split("\n")
+    )
+
+
+FOUND_BY = {"keyword": "words", "vector": "meaning"}
+
+
+def rank_note(citation: Citation, total: int) -> str:
+    """``match 2 of 5, found by words + meaning``: the source's rank among those
+    the model was given (the raw retrieval score, ~0.03 in hybrid mode, tells a
+    reader nothing; docs/protocol.md)."""
+    n = citation.number
+    rank = "" if n is None else "best match" if n == 1 else f"match {n}"
+    rank += f" of {total}" if rank else ""
+    found = " + ".join(FOUND_BY[f] for f in citation.found_by)
+    return ", ".join(part for part in (rank, f"found by {found}" if found else "") if part)
+
+
+def marked_answer(answer: str, sentences: list[AnswerSentence]) -> Text:
+    """The answer with its verdicts, as the page shows them: after a supported
+    sentence a green ``✓`` and the sources that back it that the model did not
+    cite itself; an unsupported sentence in yellow, its unbacked ``[n]`` struck
+    and a ``?`` after it; sentences that claim nothing as they are."""
+    text = Text()
+    at = 0
+    for sentence in sorted(sentences, key=lambda s: s.start):
+        text.append(answer[at : sentence.start])
+        body = answer[sentence.start : sentence.end]
+        if sentence.support == SentenceSupport.SUPPORTED:
+            text.append(body)
+            extra = [n for n in sentence.sources if n not in sentence.markers]
+            text.append("✓" + "".join(f"[{n}]" for n in extra), style="green")
+        elif sentence.support == SentenceSupport.UNSUPPORTED:
+            text.append(_struck(body, sentence.unsupported_markers))
+            text.append("?", style="bold yellow")
+        else:
+            text.append(body)
+        at = max(at, sentence.end)
+    text.append(answer[at:])
+    return text
+
+
+def _struck(body: str, markers: list[int]) -> Text:
+    part = Text(body, style="yellow")
+    for n in markers:
+        for match in re.finditer(rf"\[{n}\]", body):
+            part.stylize("strike", match.start(), match.end())
+    return part
+
+
+def checked_summary(sentences: list[AnswerSentence]) -> Text:
+    """One line under the marked answer: how many claims the sources back, and
+    what the marks mean."""
+    claims = [s for s in sentences if s.support != SentenceSupport.NO_CLAIM]
+    backed = sum(1 for s in claims if s.support == SentenceSupport.SUPPORTED)
+    line = Text(f"Checked against the sources: {backed} of {len(claims)} sentences backed", "dim")
+    line.append(" (✓[n]: also in source n; ?: no source says this, check it)", "dim")
+    return line
 
 
 SENTENCE_WIDTH = 100
 
 
 def checked_lines(answer: str, sentences: list[AnswerSentence]) -> list[str]:
-    """Rich markup lines: ``✓ [1][3] sentence`` for supported sentences, a
-    yellow ``? unsupported`` for the others (with the markers the sources do
-    not back), a dim line for sentences that claim nothing."""
+    """Rich markup lines, one per unsupported sentence: what no source backs
+    (for an answer that scrolled off the screen before its marks came)."""
     lines = []
     for sentence in sentences:
+        if sentence.support != SentenceSupport.UNSUPPORTED:
+            continue
         text = " ".join(answer[sentence.start : sentence.end].split())
         if len(text) > SENTENCE_WIDTH:
             text = text[: SENTENCE_WIDTH - 1] + "…"
-        if sentence.support == SentenceSupport.SUPPORTED:
-            refs = "".join(f"[{n}]" for n in sentence.sources)
-            lines.append(f" [green]✓[/green] {escape(text)} [green]{escape(refs)}[/green]")
-        elif sentence.support == SentenceSupport.UNSUPPORTED:
-            note = "not supported by the sources"
-            if sentence.unsupported_markers:
-                cited = ", ".join(f"[{n}]" for n in sentence.unsupported_markers)
-                note += f"; {cited} does not say this"
-            lines.append(f" [yellow]? {escape(text)}[/yellow] [dim]({escape(note)})[/dim]")
-        else:
-            lines.append(f"   [dim]{escape(text)}[/dim]")
+        note = "not supported by the sources"
+        if sentence.unsupported_markers:
+            cited = ", ".join(f"[{n}]" for n in sentence.unsupported_markers)
+            note += f"; {cited} does not say this"
+        lines.append(f" [yellow]? {escape(text)}[/yellow] [dim]({escape(note)})[/dim]")
     return lines
 
 
