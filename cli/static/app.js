@@ -56,7 +56,7 @@ function ask(question) {
   const requestId = `r${Date.now().toString(36)}${(state.seq++).toString(36)}`;
   const frame = { action: "ask", question, request_id: requestId };
   if (state.conversationId) frame.conversation_id = state.conversationId;
-  if ($("hybrid").checked) frame.mode = "hybrid";
+  if ($("mode").value) frame.mode = $("mode").value;
   if (!send(frame)) { alert("Not connected to the server yet."); return; }
   const follow = state.pinned;
   const answer = addTurn({ requestId, question, text: "" });
@@ -160,12 +160,31 @@ function renderSources(answer, citations) {
     const label = c.title || c.doc_id;
     item.append(el("strong", { text: `${n !== null && n !== undefined ? `[${n}] ` : ""}${label}` }));
     const details = [c.doc_id !== label ? c.doc_id : null, c.page ? `page ${c.page}` : null,
-      `score ${Number(c.score).toFixed(3)}`, c.cited ? null : "retrieved, supports no sentence"].filter(Boolean);
-    item.append(el("span", { className: "meta", text: ` — ${details.join(" · ")}` }));
+      c.cited ? null : "retrieved, supports no sentence"].filter(Boolean);
+    item.append(el("span", { className: "meta", text: ` — ${details.join(" · ")}${details.length ? " · " : ""}` }));
+    item.append(el("span", { className: "meta rank", text: rankText(c, citations.length), title: rankTitle(c, citations.length) }));
     item.append(el("span", { className: "excerpt", text: c.excerpt }));
     list.append(item);
   }
   (answer.info || answer.answerNode).after(list);  // (pages scripted by tests have no info line)
+}
+
+// What a person reads instead of the raw retrieval score (≈ 0.03 for every
+// hybrid source): the source's rank among those the model was given, and
+// which searches found it. The raw score stays in the tooltip.
+const FOUND_BY = { keyword: "words", vector: "meaning" };
+
+function rankText(c, total) {
+  const n = sourceNumber(c);
+  const rank = n === null || n === undefined ? "" : n === 1 ? `best match of ${total}` : `match ${n} of ${total}`;
+  const found = (c.found_by || []).map((f) => FOUND_BY[f] || f).join(" + ");
+  return [rank, found ? `found by ${found}` : ""].filter(Boolean).join(" · ");
+}
+
+function rankTitle(c, total) {
+  return `Rank among the ${total} sources given to the model, best first (the search's order). ` +
+    "Found by: words = the keyword (BM25) search returned it, meaning = the vector (k-NN) search did. " +
+    `Raw score ${Number(c.score).toPrecision(3)}: only orders the sources of one answer.`;
 }
 
 // Click a sentence: highlight it and its sources, say what backs it.
@@ -335,16 +354,40 @@ async function refreshDocuments() {
     if (d.reason) status.append(el("div", { className: "reason", text: d.reason }));
     const del = el("button", { className: "danger", type: "button", text: "Delete", title: `Delete ${d.doc_id}` });
     del.addEventListener("click", () => deleteDocument(d.doc_id));
-    const name = el("td", { className: "doc" }, el("span", { className: "title", text: d.title || d.doc_id }));
-    if (d.title && d.title !== d.doc_id) name.append(el("span", { className: "doc-id", text: d.doc_id }));
-    return el("tr", { "data-doc-id": d.doc_id }, name, status, el("td", {}, del));
+    const name = el("td", { className: "doc" }, el("span", { className: "title" }, ...breakable(d.title || d.doc_id)));
+    if (d.title && d.title !== d.doc_id) name.append(el("span", { className: "doc-id" }, ...breakable(d.doc_id)));
+    const row = el("tr", { "data-doc-id": d.doc_id }, name, status, el("td", {}, del));
+    row.dataset.filterText = [d.title, d.doc_id, d.state, ...(d.groups || [])].filter(Boolean).join(" ").toLowerCase();
+    return row;
   });
   $("doc-rows").replaceChildren(...rows);
   if (!rows.length) $("doc-rows").append(el("tr", {}, el("td", { colspan: "3", className: "hint", text: "No documents yet." })));
+  filterDocuments();
   $("no-docs-hint").hidden = rows.length > 0;  // only when there are none
   const busy = data.documents.some((d) => d.state === "queued");
   schedulePoll(busy ? 1000 : 5000);
 }
+
+// A document name as text nodes with a break opportunity (<wbr>) after each
+// "/", "_", "." and "-": long ids wrap at their parts, never mid-word.
+function breakable(name) {
+  const out = [];
+  for (const part of name.split(/(?<=[\/_.-])/)) { if (out.length) out.push(el("wbr")); out.push(part); }
+  return out;
+}
+
+// The filter box: rows whose name, id, status or groups contain every word typed.
+function filterDocuments() {
+  const words = $("doc-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  const rows = [...$("doc-rows").querySelectorAll("tr[data-doc-id]")];
+  let shown = 0;
+  for (const row of rows) {
+    row.hidden = !words.every((w) => row.dataset.filterText.includes(w));
+    if (!row.hidden) shown++;
+  }
+  $("doc-count").textContent = words.length ? `${shown} of ${rows.length}` : rows.length ? `${rows.length} document${rows.length === 1 ? "" : "s"}` : "";
+}
+$("doc-filter").addEventListener("input", filterDocuments);
 
 function schedulePoll(ms) { clearTimeout(pollTimer); pollTimer = setTimeout(refreshDocuments, ms); }
 
@@ -380,6 +423,50 @@ $("load-samples").addEventListener("click", async () => {
   refreshDocuments();
 });
 
+// ---- what the server runs (local server's /health; absent on a static page) ----
+
+// The search mode starts at the server's default, so either mode can be picked
+// and every ask says which one it used; the model badge names the chat model,
+// and the tiny packaged one gets a notice with the way to better answers.
+async function loadServerInfo() {
+  let info;
+  try {
+    const res = await fetch("health", { headers: API_HEADERS });
+    if (!res.ok) return;
+    info = await res.json();
+  } catch { return; }  // a deployed page: no /health, the mode stays "server default"
+  showSearchMode(info.search_mode);
+  showModel(info.model);
+}
+
+function showSearchMode(mode) {
+  const select = $("mode");
+  const option = [...select.options].find((o) => o.value === mode);
+  if (!option) return;
+  option.textContent = `${option.textContent} (server default)`;
+  select.querySelector('option[value=""]').remove();
+  select.value = mode;
+}
+
+function showModel(model) {
+  if (!model || !model.name) return;
+  $("model").textContent = `model: ${model.name}`;
+  $("model").title = `chat model backend: ${model.backend}`;
+  $("model").hidden = false;
+  $("model-name").textContent = model.name;
+  $("model-hint").hidden = !model.packaged || hintSeen();
+}
+
+const HINT_KEY = "rag-model-hint";
+function hintSeen() {
+  try { return sessionStorage.getItem(HINT_KEY) === "seen"; } catch { return false; }
+}
+$("model-hint-close").addEventListener("click", () => {
+  $("model-hint").hidden = true;
+  try { sessionStorage.setItem(HINT_KEY, "seen"); } catch { /* storage disabled: shown again on reload */ }
+});
+
 restore();
 connect();
+loadServerInfo();
 refreshDocuments();

@@ -7,7 +7,7 @@
 //              offsets in Unicode code points, as the protocol says
 //   anchor(n): the id of source n's list item (for [n] links)
 //   titles:    Map n -> title (for the sentence's hover text)
-// Supported: fenced code blocks, inline code, headings, bullet and numbered
+// Supported: fenced code blocks, inline code (`x`, ``x``), headings, bullet and numbered
 // lists, **bold**, *emphasis* / _emphasis_, [text](http(s) or mailto link),
 // paragraphs and line breaks; [n] markers become links to the sources.
 "use strict";
@@ -121,8 +121,10 @@ function listItem(line) {
 // ---- inline ----------------------------------------------------------------
 
 const INLINE = [
-  // [kind, regex on the rest of the line]; the first match at a position wins
-  ["code", /^`([^`\n]+)`/],
+  // [kind, regex on the rest of the line]; the first match at a position wins.
+  // Code spans as CommonMark has them: a run of n backticks closes only at a
+  // run of exactly n (reStructuredText's ``code`` is a 2-run), so a lone `
+  // inside ``a ` b`` stays code; codeSpan() handles them before these.
   ["cite", /^\[(\d+(?:\s*,\s*\d+)*)\]/],
   ["link", /^\[([^\]\n]+)\]\(([^)\s]+)\)/],
   ["strong", /^\*\*(?=\S)([^\n]*?\S)\*\*/],
@@ -134,6 +136,18 @@ function inline(ctx, parent, start, end) {
   let plain = start;
   let i = start;
   while (i < end) {
+    if (ctx.chars[i] === "`") {
+      const span = codeSpan(ctx, i, end);
+      // No closing run: the whole run is literal text, not one backtick at a time
+      // (else its second backtick would open a span that swallows the line).
+      if (!span) { i = runEnd(ctx, i, end); continue; }
+      appendText(ctx, parent, plain, i);
+      const code = el("code");
+      appendText(ctx, code, span.innerStart, span.innerEnd);
+      parent.append(code);
+      i = plain = span.end;
+      continue;
+    }
     const rest = slice(ctx, i, end);
     let matched = null;
     for (const [kind, re] of INLINE) {
@@ -145,11 +159,7 @@ function inline(ctx, parent, start, end) {
     const [kind, m] = matched;
     const whole = codePoints(m[0]).length;
     const inner = [i + (kind === "strong" ? 2 : 1), i + (kind === "strong" ? 2 : 1) + codePoints(m[1]).length];
-    if (kind === "code") {
-      const code = el("code");
-      appendText(ctx, code, inner[0], inner[1]);
-      parent.append(code);
-    } else if (kind === "cite") {
+    if (kind === "cite") {
       citation(ctx, parent, i, i + whole, m[1]);
     } else if (kind === "link") {
       const url = m[2];
@@ -170,6 +180,32 @@ function inline(ctx, parent, start, end) {
     plain = i;
   }
   appendText(ctx, parent, plain, end);
+}
+
+function runEnd(ctx, start, end) {
+  let i = start;
+  while (i < end && ctx.chars[i] === "`") i++;
+  return i;
+}
+
+// The code span opened by the backtick run at `start`: {innerStart, innerEnd,
+// end} (one space just inside both runs is stripped, so `` `x` `` shows `x`),
+// or null when no run of the same length closes it before `end`.
+function codeSpan(ctx, start, end) {
+  const open = runEnd(ctx, start, end);
+  const n = open - start;
+  let i = open;
+  while (i < end) {
+    if (ctx.chars[i] !== "`") { i++; continue; }
+    const close = runEnd(ctx, i, end);
+    if (close - i === n) {
+      let [a, b] = [open, i];
+      if (b - a >= 2 && ctx.chars[a] === " " && ctx.chars[b - 1] === " " && slice(ctx, a, b).trim()) { a++; b--; }
+      return a < b ? { innerStart: a, innerEnd: b, end: close } : null;
+    }
+    i = close;
+  }
+  return null;
 }
 
 function citation(ctx, parent, start, end, numbers) {
