@@ -197,6 +197,22 @@ def serve(
         ),
     ] = None,
     data_dir: DataDir = None,
+    model_url: Annotated[
+        str | None,
+        typer.Option(
+            "--model-url",
+            help="Answer with an OpenAI-compatible server you run instead of the tiny packaged "
+            "model: Ollama http://127.0.0.1:11434, llama.cpp's server http://127.0.0.1:8081, "
+            "vLLM http://127.0.0.1:8000 (sets RAG_MODEL__BACKEND=openai and its URL)",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="With --model-url: the server's model to use (default: its only one)",
+        ),
+    ] = None,
 ) -> None:
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
     from cli.port_check import port_problem
@@ -205,10 +221,17 @@ def serve(
     problem = port_problem(host, port)
     if problem is not None:
         raise fail(f"{problem}: stop it, or pick another port with --port")
+    if model and not model_url:
+        raise fail("--model names a model on the server given by --model-url", 2)
     from cli.serve import serve as run_server
 
+    settings = settings_for(data_dir)
+    if model_url:
+        from cli.model_url import use_model_server
+
+        settings = run(use_model_server(settings, model_url, model))
     try:
-        run_server(settings_for(data_dir), host, port, tokens)
+        run_server(settings, host, port, tokens)
     except RagError as exc:  # e.g. an unreadable or invalid tokens file
         raise fail(str(exc)) from None
     except OSError as exc:

@@ -25,7 +25,7 @@ from cli.webapi import add_local_routes
 from services.query.audit import AUDIT_FILE, audit_to_file
 from services.query.core import build_query_deps
 from services.query.identity import TokenAuthenticator
-from services.query.server import create_app
+from services.query.server import create_app, model_info
 from shared.factory import build_chat_model
 from shared.settings import Settings
 
@@ -100,6 +100,27 @@ def access_line(authenticator: TokenAuthenticator | None, tokens: Path | None) -
     )
 
 
+# The one step from the first run to good answers (README, "Better answers").
+BETTER_ANSWERS = (
+    "rag: for good answers, point it at an OpenAI-compatible server you run: "
+    "scripts/run --model-url http://127.0.0.1:11434 (Ollama; llama.cpp's server or vLLM: "
+    "their URL; --model NAME picks one of several)"
+)
+
+
+def model_lines(settings: Settings) -> list[str]:
+    """What the start-up banner says about the chat model."""
+    info = model_info(settings.model)
+    if info["packaged"]:
+        return [
+            f"rag: answers come from {info['name']}, the tiny model packaged for trying the "
+            "product out: expect weak answers",
+            BETTER_ANSWERS,
+        ]
+    where = f" at {settings.model.openai_base_url}" if settings.model.backend == "openai" else ""
+    return [f"rag: answers come from {info['name']} ({info['backend']}{where})"]
+
+
 def serve(settings: Settings, host: str, port: int, tokens: Path | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -119,5 +140,7 @@ def serve(settings: Settings, host: str, port: int, tokens: Path | None = None) 
         # nor the note in the data folder (for ask/chat/ingest) ever lies.
         announce(settings.data_dir, host, port)
         print(ready, flush=True)
+        for line in model_lines(settings):
+            print(line, flush=True)
 
     web.run_app(app, host=host, port=port, print=bound, access_log=None)

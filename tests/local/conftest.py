@@ -48,6 +48,7 @@ class LocalServer:
     data_dir: Path
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)  # more `rag serve` options
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     seconds_to_health: float | None = None
@@ -73,6 +74,7 @@ class LocalServer:
                     str(self.port),
                     "--data-dir",
                     str(self.data_dir),
+                    *self.extra_args,
                 ],
                 cwd=REPO,
                 env={**os.environ, **MODEL_ENV, **self.extra_env},
