@@ -54,7 +54,7 @@ async def test_health(server: TestServer) -> None:
             ),
             ("qwen", False),
         ),
-        (ModelSettings(backend="bedrock"), ("meta.llama2-13b-chat-v1", False)),
+        (ModelSettings(backend="sagemaker", endpoint_name="llama-ep"), ("llama-ep", False)),
     ],
 )
 def test_only_the_packaged_model_counts_as_packaged(
