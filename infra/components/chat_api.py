@@ -28,6 +28,11 @@ HANDLER = "services.query.lambda_handler.handler"
 # idempotently in the state table (services/query/dynamodb_state.py).
 WORKER_MAX_RETRIES = 0
 WORKER_MAX_EVENT_AGE_S = 60
+# Lambda records a worker event it drops (expired while throttled, or failed) to
+# an on-failure destination; this queue holds those records until the function
+# reads them back and tells the client its answer could not run. An hour-old
+# failure is no news to anyone: drop it then.
+WORKER_FAILURES_RETENTION_S = 3600
 ROUTES = ("$connect", "$disconnect", "$default")
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -113,6 +118,7 @@ class ChatApi(pulumi.ComponentResource):
             ],
             self,
         )
+        self.function_role = args.role
         spec = FunctionSpec(
             handler=HANDLER,
             timeout=cfg.chat.query_timeout_seconds,
@@ -126,13 +132,7 @@ class ChatApi(pulumi.ComponentResource):
             f"{name}-query", cfg, spec, args.code, args.role, self.log_group, self,
             depends_on=[self.base_policy],
         )  # fmt: skip
-        self.worker_invoke_config = aws.lambda_.FunctionEventInvokeConfig(
-            f"{name}-worker-invoke-config",
-            function_name=self.function.name,
-            maximum_retry_attempts=WORKER_MAX_RETRIES,
-            maximum_event_age_in_seconds=WORKER_MAX_EVENT_AGE_S,
-            opts=child,
-        )
+        self._worker_failures(name, cfg)
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-integration",
             api_id=self.api.id,
@@ -160,6 +160,67 @@ class ChatApi(pulumi.ComponentResource):
             f"{name}-query-runtime-policy", args.role, self._runtime_statements(), self
         )
         self.register_outputs({"url": self.stage.invoke_url})
+
+    def _worker_failures(self, name: str, cfg: StackConfig) -> None:
+        """Worker events Lambda drops are recorded to a queue the function reads back.
+
+        Without a destination a dropped event (throttled past its maximum age, or a
+        worker that failed) leaves the client waiting forever: nothing posts to it.
+        The queue, not the function itself, is the destination so that a record
+        made while the account is throttled waits for capacity instead of being
+        dropped in turn (an event source mapping retries it).
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        self.worker_failures = aws.sqs.Queue(
+            f"{name}-worker-failures",
+            message_retention_seconds=WORKER_FAILURES_RETENTION_S,
+            # At least 6x the reading function's timeout, as for any Lambda-read queue.
+            visibility_timeout_seconds=6 * cfg.chat.query_timeout_seconds,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+        queue = self.worker_failures.arn
+        # Lambda sends the record with the function's role; AWS checks both grants
+        # when the invoke config and the event source mapping are created.
+        policy = inline_policy(
+            f"{name}-worker-failures-policy",
+            self.function_role,
+            [
+                policies.statement("RecordFailedWorkers", ["sqs:SendMessage"], [queue]),
+                policies.statement(
+                    "ReadFailedWorkers",
+                    [
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:ChangeMessageVisibility",
+                        "sqs:GetQueueAttributes",
+                    ],
+                    [queue],
+                ),
+            ],
+            self,
+        )
+        after_policy = pulumi.ResourceOptions(parent=self, depends_on=[policy])
+        self.worker_invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-worker-invoke-config",
+            function_name=self.function.name,
+            maximum_retry_attempts=WORKER_MAX_RETRIES,
+            maximum_event_age_in_seconds=WORKER_MAX_EVENT_AGE_S,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                    destination=queue
+                )
+            ),
+            opts=after_policy,
+        )
+        self.worker_failures_source = aws.lambda_.EventSourceMapping(
+            f"{name}-worker-failures-source",
+            event_source_arn=queue,
+            function_name=self.function.arn,
+            batch_size=10,
+            function_response_types=["ReportBatchItemFailures"],
+            opts=after_policy,
+        )
 
     def _route(self, name: str, key: str, target: pulumi.Output[str]) -> aws.apigatewayv2.Route:
         # Only $connect is authorized: the other routes run on an accepted connection.

@@ -18,6 +18,15 @@ turns off Lambda's retries of these events (infra/components/chat_api.py).
 A ``cancel`` or ``$disconnect`` arrives in yet another invocation: it sets a
 flag in the shared registry (DynamoDB), which the worker polls every
 ``poll_s`` while it streams. A ``GoneException`` stops the worker at once.
+
+A worker event Lambda drops (kept past its 60-second maximum age while the
+function was throttled, or a worker that failed) is recorded by Lambda to the
+stack's on-failure destination, an SQS queue this function reads back
+(``Records`` events): the record's ``requestPayload`` is the worker event. If
+the job was never claimed, this claims it (so a late worker stays silent) and
+tells the client the answer could not start; if a worker claimed it and then
+failed, the client is told the answer stopped. Either way the client gets an
+``error`` and ``done`` within about a minute, not silence.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.query.core import AnswerService, Job, QueryDeps, build_query_deps, send_rejection
 from services.query.frontdoor import FrontDoor, run_answer
@@ -85,6 +94,41 @@ class WorkerJob(BaseModel):
         return Principal(id=self.principal, groups=frozenset(self.groups), admin=self.admin)
 
 
+class FailureContext(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    request_id: str = Field(alias="requestId")
+    # "EventAgeExceeded" (never ran in time) or "RetriesExhausted" (ran and failed).
+    condition: str
+    approximate_invoke_count: int = Field(default=0, alias="approximateInvokeCount")
+
+
+class InvocationRecord(BaseModel):
+    """Lambda's record of an asynchronous invocation that failed, as sent to an
+    on-failure destination (AWS: "Capturing records of Lambda asynchronous
+    invocations"); only the fields the product reads."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    version: str
+    request_context: FailureContext = Field(alias="requestContext")
+    request_payload: dict[str, Any] = Field(alias="requestPayload")
+    response_context: dict[str, Any] | None = Field(default=None, alias="responseContext")
+
+
+NEVER_STARTED = "the answer could not start in time (the service is busy); please ask again"
+STOPPED = "the answer stopped unexpectedly; please ask again"
+
+
+def _sqs_records(event: dict[str, Any]) -> list[dict[str, Any]] | None:
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return None
+    return records
+
+
 class LambdaApp:
     def __init__(
         self,
@@ -108,6 +152,9 @@ class LambdaApp:
         if WORKER_KEY in event:
             await self._work(WorkerJob.model_validate(event[WORKER_KEY]), context)
             return OK
+        records = _sqs_records(event)
+        if records is not None:
+            return await self._worker_failures(records)
         request = event["requestContext"]
         route, connection_id = request["routeKey"], request["connectionId"]
         if route == "$connect":
@@ -180,6 +227,40 @@ class LambdaApp:
         # and leave the running entry to the worker that owns it.
         log.warning("replayed worker event for %s ignored", worker.request_id)
         return False
+
+    async def _worker_failures(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Records of dropped worker events (the on-failure destination's queue)."""
+        failed: list[dict[str, str]] = []
+        for record in records:
+            try:
+                await self._worker_failed(str(record.get("body") or ""))
+            except Exception:  # transient (registry, Management API): SQS redelivers
+                log.exception("could not report a failed worker (%s)", record.get("messageId"))
+                failed.append({"itemIdentifier": str(record.get("messageId"))})
+        return {"batchItemFailures": failed}
+
+    async def _worker_failed(self, body: str) -> None:
+        try:
+            failure = InvocationRecord.model_validate_json(body)
+            worker = WorkerJob.model_validate(failure.request_payload[WORKER_KEY])
+        except (ValidationError, KeyError) as exc:
+            # Not ours, or not readable: redelivering it would not help.
+            log.error("unreadable worker failure record dropped: %s", type(exc).__name__)
+            return
+        # Claiming the job first makes the outcome exact: a worker that starts
+        # after this (a late delivery) finds the job taken and stays silent.
+        never_started = await self._registry.claim_job(worker.job_id)
+        log.warning(
+            "worker for %s dropped by Lambda (%s, started: %s)",
+            worker.request_id,
+            failure.request_context.condition,
+            not never_started,
+        )
+        sink = self._management.sink(worker.endpoint_url, worker.connection_id)
+        message = NEVER_STARTED if never_started else STOPPED
+        with contextlib.suppress(ConnectionGone):  # the client left: nobody to tell
+            await send_rejection(sink, worker.request_id, ErrorCode.INTERNAL_ERROR, message)
+        await self._registry.finish(worker.connection_id, worker.request_id)
 
     async def close(self) -> None:
         await self._management.close()

@@ -41,7 +41,7 @@ def test_queues_sized_for_the_indexer(variant: tuple[StackConfig, Deployment]) -
 
 def test_event_source_reports_batch_item_failures(variant: tuple[StackConfig, Deployment]) -> None:
     config, d = variant
-    esm = d.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs
+    esm = d.one("aws:lambda/eventSourceMapping:EventSourceMapping", "indexer-sqs").inputs
     assert esm["eventSourceArn"] == d.one(QUEUE, "ingest-queue").state["arn"]
     assert esm["functionName"] == d.one(FUNCTION, "indexer-function").state["arn"]
     assert esm["functionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -314,3 +314,42 @@ def test_outputs(variant: tuple[StackConfig, Deployment]) -> None:
     assert out["ingest_bucket"] == d.one("aws:s3/bucket:Bucket", "ingest-documents").state["bucket"]
     assert out["collection_endpoint"].startswith("https://")
     assert ("cognito_user_pool_id" in out) == (config.chat.auth == "cognito")
+
+
+def test_dropped_worker_events_are_recorded_and_read_back(
+    variant: tuple[StackConfig, Deployment],
+) -> None:
+    """Issue #26 item 5: a worker event Lambda drops (0 retries, 60 s maximum age)
+    goes to an on-failure destination the query function reads, so the client
+    hears about it instead of waiting forever."""
+    config, d = variant
+    query = d.one(FUNCTION, "chat-query")
+    queue = d.one(QUEUE, "chat-worker-failures")
+    invoke_config = d.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    assert invoke_config["functionName"] == query.state["name"]
+    assert invoke_config["maximumRetryAttempts"] == 0
+    assert invoke_config["destinationConfig"]["onFailure"]["destination"] == queue.state["arn"]
+    assert "onSuccess" not in invoke_config["destinationConfig"]
+    sources = [
+        m.inputs
+        for m in d.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+        if m.inputs["eventSourceArn"] == queue.state["arn"]
+    ]
+    assert len(sources) == 1
+    assert sources[0]["functionName"] == query.state["arn"]
+    assert sources[0]["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue.inputs["visibilityTimeoutSeconds"] >= 6 * config.chat.query_timeout_seconds
+    assert queue.inputs["messageRetentionSeconds"] <= 3600
+    assert queue.inputs["sqsManagedSseEnabled"] is True
+    # The query role may send and read records on this queue, and on no other queue.
+    roles = {r.id: r.name for r in d.of_type("aws:iam/role:Role")}
+    grants = {
+        stmt["Sid"]: stmt
+        for rp in d.of_type("aws:iam/rolePolicy:RolePolicy")
+        if roles[rp.inputs["role"]] == "query-role"
+        for stmt in rp.policy()["Statement"]
+    }
+    sqs = {sid: s for sid, s in grants.items() if any(a.startswith("sqs:") for a in s["Action"])}
+    assert set(sqs) == {"RecordFailedWorkers", "ReadFailedWorkers"}
+    assert all(s["Resource"] == [queue.state["arn"]] for s in sqs.values())
+    assert sqs["RecordFailedWorkers"]["Action"] == ["sqs:SendMessage"]

@@ -121,3 +121,64 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+# ---- what Lambda sends when it drops an asynchronous worker event ---------------
+# The invocation record follows AWS's documented format ("Capturing records of
+# Lambda asynchronous invocations": version, timestamp, requestContext with
+# requestId / functionArn / condition / approximateInvokeCount, requestPayload,
+# and for a function that ran, responseContext / responsePayload); the SQS event
+# is what an SQS event source mapping delivers to the function.
+
+
+def invocation_failure_record(
+    worker_event: dict[str, Any], condition: str = "EventAgeExceeded"
+) -> dict[str, Any]:
+    ran = condition == "RetriesExhausted"
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{LambdaContext().invoked_function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": 1 if ran else 0,
+        },
+        "requestPayload": worker_event,
+    }
+    if ran:
+        record["responseContext"] = {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        }
+        record["responsePayload"] = {
+            "errorMessage": "Task timed out after 300.00 seconds",
+            "errorType": "Sandbox.Timedout",
+        }
+    return record
+
+
+def sqs_event(*bodies: dict[str, Any]) -> dict[str, Any]:
+    queue = "arn:aws:sqs:us-east-1:123456789012:rag-dev-chat-worker-failures"
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": base64.b64encode(uuid.uuid4().bytes).decode(),
+                "body": json.dumps(body),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": str(int(time.time() * 1000)),
+                    "SenderId": "AROAEXAMPLE:awslambda_123_20261207000000000",
+                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue,
+                "awsRegion": "us-east-1",
+            }
+            for body in bodies
+        ]
+    }

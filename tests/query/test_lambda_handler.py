@@ -34,8 +34,10 @@ from tests.query.events import (
     authorizer_context,
     connect_event,
     disconnect_event,
+    invocation_failure_record,
     message_event,
     new_connection_id,
+    sqs_event,
 )
 
 Frames = list[dict[str, Any]]
@@ -462,3 +464,67 @@ async def test_a_replayed_worker_event_never_sends_a_second_answer(
         front, worker, stand_in, connection, question="and sick days?", request_id="r1"
     )
     assert kinds(again)[-1] == "done" and len(model.streams) == 2
+
+
+# ---- issue #26 item 5: a worker event Lambda drops still ends the answer ---------
+
+
+async def test_a_dropped_worker_event_ends_in_an_error_not_silence(
+    containers: Container, stand_in: AwsStandIn
+) -> None:
+    # GIVEN an accepted ask whose worker event Lambda kept past its maximum age
+    front, reader, late = containers(), containers(), containers()
+    connection = new_connection_id()
+    ask = {"action": "ask", "question": "llamas?", "request_id": "lost"}
+    await invoke(front, message_event(connection, ask))
+    worker_event = stand_in.invocations[0][2]
+    # WHEN Lambda's record of the dropped event arrives from the on-failure queue
+    dropped = sqs_event(invocation_failure_record(worker_event, "EventAgeExceeded"))
+    assert await invoke(reader, dropped) == {"batchItemFailures": []}
+    # THEN the client gets an error and done for that request
+    frames = stand_in.frames[connection]
+    assert kinds(frames) == ["accepted", "error", "done"]
+    assert frames[1]["request_id"] == "lost" and frames[1]["code"] == ErrorCode.INTERNAL_ERROR
+    assert "could not start" in frames[1]["message"]
+    assert frames[2]["stop_reason"] == StopReason.ERROR
+    # … a late delivery of the same event answers nothing
+    await invoke(late, worker_event)
+    assert kinds(stand_in.frames[connection]) == ["accepted", "error", "done"]
+    # … and the connection's slot is free again (max one running answer)
+    await invoke(front, message_event(connection, {**ask, "request_id": "again"}))
+    assert kinds(stand_in.frames[connection])[-1] == "accepted"
+
+
+async def test_a_worker_that_failed_after_starting_is_reported_stopped(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    # GIVEN a worker that claimed its job and streamed tokens but sent no done (a
+    # stand-in for one that died mid-answer: timeout, out of memory; here its
+    # posts stop being taken), and Lambda then records the invocation as failed
+    model.scripts = [Script(tokens=["word "] * 400, delay_s=0.01)]
+    front, worker, reader = containers(), containers(), containers()
+    connection = new_connection_id()
+    stand_in.gone_after[connection] = 3  # the stand-in stops taking frames mid-answer
+    ask = {"action": "ask", "question": "llamas?", "request_id": "died"}
+    await invoke(front, message_event(connection, ask))
+    worker_event = stand_in.invocations[0][2]
+    await invoke(worker, worker_event)
+    assert not has_done(stand_in.frames[connection])
+    del stand_in.gone_after[connection]
+    # WHEN Lambda records the failed invocation
+    failed = sqs_event(invocation_failure_record(worker_event, "RetriesExhausted"))
+    assert await invoke(reader, failed) == {"batchItemFailures": []}
+    # THEN the client is told the answer stopped
+    frames = stand_in.frames[connection]
+    assert kinds(frames)[-2:] == ["error", "done"]
+    assert frames[-2]["request_id"] == "died" and "stopped" in frames[-2]["message"]
+
+
+async def test_records_that_are_not_worker_events_are_dropped_quietly(
+    containers: Container, stand_in: AwsStandIn
+) -> None:
+    reader = containers()
+    foreign = invocation_failure_record({"something": "else"})
+    result = await invoke(reader, sqs_event(foreign, {"not": "a record"}))
+    assert result == {"batchItemFailures": []}  # redelivery would not help
+    assert not stand_in.frames
