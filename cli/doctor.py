@@ -5,16 +5,20 @@ things ``pulumi preview`` can't see: a GPU endpoint quota of 0 (new accounts),
 a Bedrock model without access, a region without OpenSearch Serverless, the
 API Gateway logging role. The probes only read (no resource is created).
 
-    ok    the check passed
-    warn  it could not be checked here (said why); the deploy may still work
-    fail  the deploy would fail or not work: the fix says what to do
+    ok         the check passed
+    warn       it passed, with a caveat (e.g. a Bedrock model marked LEGACY)
+    FAIL       the deploy would fail or not work: the fix says what to do
+    unchecked  the check could not run here (said why): what it covers is unknown
 
-Exit code 0 when nothing failed, 1 otherwise (for scripts and CI).
+Exit code (for scripts and CI): 0 when every check ran and none failed, 1
+when one failed, 2 when none failed but one could not run. A stack that was
+not fully checked is never reported as ready.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from shared.adapters.aws.client import LazyAwsClient, client_config, error_code
 
-Status = Literal["ok", "warn", "fail"]
+Status = Literal["ok", "warn", "fail", "unchecked"]
+EXIT_OK, EXIT_FAILED, EXIT_UNCHECKED = 0, 1, 2
 # Service Quotas names the endpoint quota per instance type.
 QUOTA_NAME = "{instance_type} for endpoint usage"
 _PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
@@ -67,14 +72,26 @@ def read_stack_file(stack: str, cwd: Path) -> dict[str, Any]:
     return values
 
 
-def check_config(values: dict[str, Any], stack: str) -> tuple[Check, StackPlan | None]:
+def _project_on_path(project: Path) -> None:
+    """The Pulumi program (``infra/``) is not part of the installed package: the
+    ``rag`` script imports it from the project folder it is run in, as Pulumi does."""
+    if (project / "infra" / "__init__.py").is_file() and str(project) not in sys.path:
+        sys.path.insert(0, str(project))
+
+
+def check_config(
+    values: dict[str, Any], stack: str, project: Path | None = None
+) -> tuple[Check, StackPlan | None]:
+    if project is not None:
+        _project_on_path(project)
     try:
         from infra.config import validate_stack_values
     except ImportError:
         return Check(
             "stack config",
-            "warn",
-            "the infra extras (pulumi) are not installed, so the config was not validated",
+            "unchecked",
+            "the infra extras (pulumi) are not installed, so the config was not validated "
+            "and nothing else could be checked",
             "run `scripts/bootstrap --dev` (installs pulumi and pulumi-aws)",
         ), None
     try:
@@ -140,7 +157,8 @@ class Doctor:
             return Check(name, "fail", f"{service} is not reachable in {self._plan.region}: {exc}")
         except (ClientError, BotoCoreError) as exc:
             code = error_code(exc) or type(exc).__name__
-            return Check(name, "warn", f"could not check ({code}: {str(exc)[:160]})")
+            said = " ".join(str(exc).split())[:160]  # one line, even for an HTML error page
+            return Check(name, "unchecked", f"could not check ({code}: {said})")
 
     async def run(self) -> list[Check]:
         plan = self._plan
@@ -178,17 +196,27 @@ class Doctor:
 
     async def _quota(self, quotas: Any) -> Check:
         name = QUOTA_NAME.format(instance_type=self._plan.instance_type)
-        found = await _find_quota(quotas, "sagemaker", name)
+        # ListServiceQuotas leaves out quotas with no applied value (AWS: "the
+        # quota is not retrieved"), which is every quota a new account never
+        # raised: then AWS's default holds, and for GPU instances it is often 0.
+        found = await _find_quota(quotas.list_service_quotas, "sagemaker", name)
         if found is None:
-            return Check("endpoint quota", "warn", f"no quota named {name!r} in this region")
+            found = await _find_quota(quotas.list_aws_default_service_quotas, "sagemaker", name)
+        if found is None:
+            return Check(
+                "endpoint quota",
+                "unchecked",
+                f"no quota named {name!r} in {self._plan.region} (applied or default)",
+                "check model.instanceType is offered for endpoints in this region",
+            )
         value = float(found.get("Value", 0))
         if value >= 1:
             return Check("endpoint quota", "ok", f"{name}: {value:g}")
         return Check(
             "endpoint quota",
             "fail",
-            f"{name} is {value:g}: the endpoint can't start (the chat API still deploys "
-            "and answers model_unavailable)",
+            f"{name} is {value:g}: CreateEndpoint fails at once (ResourceLimitExceeded), "
+            "so the model endpoint can't start (docs/deploy.md: what else that stops)",
             f"request 1: aws service-quotas request-service-quota-increase --region "
             f"{self._plan.region} --service-code sagemaker --quota-code {found['QuotaCode']} "
             "--desired-value 1 (approval takes hours to days; or use model.source bedrock)",
@@ -234,13 +262,16 @@ class Doctor:
         )
 
 
-async def _find_quota(quotas: Any, service: str, name: str) -> dict[str, Any] | None:
+async def _find_quota(
+    list_quotas: Callable[..., Awaitable[Any]], service: str, name: str
+) -> dict[str, Any] | None:
+    """The quota named ``name`` from a paged Service Quotas listing."""
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"ServiceCode": service, "MaxResults": 100}
         if token:
             kwargs["NextToken"] = token
-        page = await quotas.list_service_quotas(**kwargs)
+        page = await list_quotas(**kwargs)
         for quota in page.get("Quotas", []):
             if quota.get("QuotaName") == name:
                 found: dict[str, Any] = quota
@@ -267,7 +298,7 @@ async def diagnose(
         ]
     except (OSError, ValueError) as exc:
         return [Check("stack config", "fail", f"can't read the stack's config: {exc}")]
-    config_check, plan = check_config(values, stack)
+    config_check, plan = check_config(values, stack, cwd)
     if plan is None:
         return [config_check]
     doctor = Doctor(plan, endpoints or {})
@@ -278,4 +309,24 @@ async def diagnose(
 
 
 def exit_code(checks: list[Check]) -> int:
-    return 1 if any(c.status == "fail" for c in checks) else 0
+    if any(c.status == "fail" for c in checks):
+        return EXIT_FAILED
+    return EXIT_UNCHECKED if any(c.status == "unchecked" for c in checks) else EXIT_OK
+
+
+def verdict(stack: str, checks: list[Check]) -> str:
+    """The last line: failed, unchecked (and what), or ready."""
+    failed = [c.name for c in checks if c.status == "fail"]
+    unchecked = [c.name for c in checks if c.status == "unchecked"]
+    if failed:
+        line = f"stack {stack}: {len(failed)} check(s) FAILED ({', '.join(failed)}): fix them"
+        if unchecked:
+            line += f"; not checked: {', '.join(unchecked)}"
+        return line + ", then run `rag doctor` again"
+    if unchecked:
+        return (
+            f"stack {stack} is UNCHECKED: {len(unchecked)} check(s) could not run "
+            f"({', '.join(unchecked)}), so `pulumi up` may still fail on what they cover; "
+            "fix what they say and run `rag doctor` again"
+        )
+    return f"stack {stack}: every check passed; ready for `pulumi up -s {stack}`"

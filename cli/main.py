@@ -428,11 +428,12 @@ def reconcile(
 def doctor(
     stack: Annotated[str, typer.Option("--stack", help="The Pulumi stack to check (e.g. dev)")],
 ) -> None:
-    """Check credentials, quotas, model access and config before `pulumi up` (exit 1: failed)."""
+    """Check credentials, quotas, model access and config before `pulumi up`
+    (exit 1: a check failed; 2: a check could not run, so the stack is unchecked)."""
     from rich.console import Console
     from rich.markup import escape
 
-    from cli.doctor import diagnose, exit_code
+    from cli.doctor import diagnose, exit_code, verdict
     from shared.settings import load_settings
 
     endpoint = load_settings().aws.endpoint_url
@@ -442,12 +443,17 @@ def doctor(
         "ok": "[green]ok  [/green]",
         "warn": "[yellow]warn[/yellow]",
         "fail": "[red]FAIL[/red]",
+        "unchecked": "[yellow]????[/yellow]",
     }
     for check in checks:
-        console.print(f"{marks[check.status]} {check.name}: {escape(check.detail)}")
+        label = "unchecked: " if check.status == "unchecked" else ""
+        console.print(f"{marks[check.status]} {check.name}: {label}{escape(check.detail)}")
         if check.fix:
             console.print(f"     fix: {escape(check.fix)}")
-    raise typer.Exit(exit_code(checks))
+    code = exit_code(checks)
+    colour = ("green", "red", "yellow")[code]
+    console.print(f"[{colour}]{escape(verdict(stack, checks))}[/{colour}]")
+    raise typer.Exit(code)
 
 
 @app.command()
