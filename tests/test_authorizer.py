@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -320,3 +322,34 @@ def test_cognito_groups_claim_becomes_the_groups(
     identity = auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
     assert identity == auth.Identity("user-123", ("hr", "staff"))
     assert identity.context() == {"principal": "user-123", "groups": '["hr", "staff"]'}
+
+
+def test_refusal_logs_say_why_without_any_part_of_the_token(
+    signing_key: rsa.RSAPrivateKey,
+    jwks_issuer: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue #26 item 9: PyJWT's messages quote the token's header (an unknown
+    ``kid``); the authorizer logs the kind of refusal only."""
+    monkeypatch.setenv(auth.MODE_ENV, "cognito")
+    monkeypatch.setenv(auth.COGNITO_ISSUER_ENV, jwks_issuer)
+    monkeypatch.setenv(auth.COGNITO_CLIENT_ID_ENV, CLIENT_ID)
+    auth._config_from_environment.cache_clear()
+    caplog.set_level(logging.DEBUG)
+    secret_kid = "kid-" + secrets.token_hex(16)
+    unknown_key = jwt.encode(
+        {"sub": "u", "iss": jwks_issuer, "exp": int(time.time()) + 60, "token_use": "access"},
+        signing_key,
+        algorithm="RS256",
+        headers={"kid": secret_kid},
+    )
+    try:
+        assert effect(auth.handler(connect_event({"token": unknown_key}), None)) == "Deny"
+    finally:
+        auth._config_from_environment.cache_clear()
+    refusals = [r for r in caplog.records if r.getMessage().startswith("connection refused")]
+    assert refusals, "the refusal is logged"
+    text = caplog.text
+    assert secret_kid not in text and secret_kid[4:20] not in text
+    assert unknown_key.split(".")[0][:20] not in text

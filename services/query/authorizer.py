@@ -229,7 +229,8 @@ def verify_cognito(token: str, key: Any, issuer: str, client_id: str) -> Identit
             options={"require": ["exp", "iss", "sub", "token_use"], "verify_aud": False},
         )
     except _jwt().PyJWTError as exc:
-        raise Unauthorized(f"invalid JWT: {exc}") from exc
+        # By kind only: PyJWT's messages may quote the token (no part may be logged).
+        raise Unauthorized(f"invalid JWT ({type(exc).__name__})") from exc
     token_use = claims.get("token_use")
     # Id tokens name the app client in "aud", access tokens in "client_id".
     audience = claims.get("aud") if token_use == "id" else claims.get("client_id")
@@ -265,7 +266,8 @@ def authorize(event: Mapping[str, Any], config: AuthConfig) -> Identity:
     try:
         key = _jwks_client(config.issuer).get_signing_key_from_jwt(token).key
     except _jwt().PyJWTError as exc:
-        raise Unauthorized(f"no signing key: {exc}") from exc
+        # Not the message: it quotes the token header's "kid".
+        raise Unauthorized(f"no signing key for the token ({type(exc).__name__})") from exc
     return verify_cognito(token, key, config.issuer, config.client_id)
 
 
