@@ -26,7 +26,7 @@ from shared.adapters.openai_compatible.chat import (
     prompt_messages,
     request_body,
 )
-from shared.errors import ConfigurationError, ModelError
+from shared.errors import ConfigurationError, ModelError, ModelUnavailable
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import (
     AskAction,
@@ -150,12 +150,33 @@ OLLAMA_404 = {
 CHUNK = {"choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}]}
 
 
+def delta(text: str) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+
 @pytest.fixture
 async def stand_in() -> AsyncIterator[str]:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if body["model"] == "llama9":
             return web.json_response(OLLAMA_404, status=404)
+        if body["model"] == "busy":  # vLLM/hosted APIs when overloaded or rate limited
+            return web.json_response(
+                {"error": {"message": "Rate limit reached", "type": "requests"}},
+                status=429,
+                headers={"Retry-After": "7"},
+            )
+        if body["model"] == "garbled":
+            # One write, so one network read: a good delta, then a malformed line.
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"data: {json.dumps(delta('Half '))}\n\n".encode())
+            await response.drain()
+            await asyncio.sleep(0.05)
+            await response.write(
+                f"data: {json.dumps(delta('an answer'))}\n\ndata: {{oops\n\n".encode()
+            )
+            return response
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for _ in range(3):
@@ -215,6 +236,45 @@ async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) 
     assert isinstance(error, ErrorEvent) and error.code == "model_failed"
 
 
+async def answer_from(stand_in: str, model_name: str) -> RecordingSink:
+    embedder, index = FakeEmbedder(), FakeVectorIndex()
+    model = OpenAIChatModel(stand_in, model_name)
+    settings = Settings()
+    service = AnswerService(
+        settings, build_query_deps(settings, embedder=embedder, index=index, model=model)
+    )
+    sink = RecordingSink()
+    await service.answer(
+        service.accept(AskAction(action="ask", question="hi"), Principal.single_user()),
+        sink,
+        asyncio.Event(),
+    )
+    await model.close()
+    return sink
+
+
+async def test_a_good_delta_read_with_a_malformed_line_still_reaches_the_client(
+    stand_in: str,
+) -> None:
+    """Issue #24 item 13: the client got "Half " of "Half an answer"."""
+    sink = await answer_from(stand_in, "garbled")
+    assert "".join(e.text for e in sink.events if isinstance(e, TokenEvent)) == "Half an answer"
+    assert sink.kinds()[-2:] == ["error", "done"]
+    error = sink.events[-2]
+    assert isinstance(error, ErrorEvent) and error.code == "model_failed"
+    assert "unreadable line" in error.message
+
+
+async def test_a_throttled_model_is_unavailable_try_again(stand_in: str) -> None:
+    """HTTP 429 is "try again" (model_unavailable), as docs/protocol.md says."""
+    model = OpenAIChatModel(stand_in, "busy")
+    with pytest.raises(ModelUnavailable, match=r"429.*Rate limit reached.*try again in 7 s"):
+        await collect(model)
+    sink = await answer_from(stand_in, "busy")
+    error = sink.events[-2]
+    assert isinstance(error, ErrorEvent) and error.code == "model_unavailable"
+
+
 # ---- pure parts ------------------------------------------------------------------------
 
 
@@ -238,7 +298,14 @@ def test_sse_parser_handles_split_lines_comments_usage_and_done() -> None:
 
 def test_an_error_chunk_mid_stream_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="out of memory"):
-        SseParser().feed(b'data: {"error": {"message": "out of memory"}}\n')
+        list(SseParser().feed(b'data: {"error": {"message": "out of memory"}}\n'))
+
+
+def test_the_texts_before_an_unreadable_line_come_out_before_the_error() -> None:
+    texts = SseParser().feed(b"data: " + json.dumps(CHUNK).encode() + b"\n\ndata: {oops\n")
+    assert next(texts) == "Hello"
+    with pytest.raises(ModelError, match="unreadable line"):
+        next(texts)
 
 
 def test_messages_prompt_round_trips_and_other_prompts_become_one_user_turn() -> None:

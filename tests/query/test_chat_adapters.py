@@ -143,7 +143,16 @@ async def test_stream_errors_become_model_errors(
 def test_tgi_error_lines_raise() -> None:
     parser = TokenLineParser()
     with pytest.raises(ModelError, match="overloaded"):
-        parser.feed(b'data:{"error":"overloaded","error_type":"overloaded"}\n')
+        list(parser.feed(b'data:{"error":"overloaded","error_type":"overloaded"}\n'))
+
+
+def test_tokens_read_with_an_unreadable_line_come_out_before_the_error() -> None:
+    """One payload part often holds several lines: the good token before a
+    bad line reaches the client (the OpenAI adapter's bug, #24 item 13)."""
+    texts = TokenLineParser().feed(b'data:{"token":{"text":"Half"}}\ndata:{oops\n')
+    assert next(texts) == "Half"
+    with pytest.raises(ModelError, match="unreadable stream line"):
+        next(texts)
 
 
 async def test_bedrock_llama_stream(settings: Settings, endpoint: RecordedEndpoint) -> None:

@@ -19,7 +19,7 @@ failed for lack of GPU quota, deleted) or that throttles becomes
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,10 +74,14 @@ class TokenLineParser:
     state: StreamState = field(default_factory=StreamState)
     _buffer: bytes = b""
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes) -> Iterator[str]:
+        """The complete lines' tokens in order; a bad line raises only after the
+        tokens before it (in the same payload part too) were yielded."""
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
-        return [text for line in lines if (text := self._line(line)) is not None]
+        for line in lines:
+            if (text := self._line(line)) is not None:
+                yield text
 
     def flush(self) -> list[str]:
         """The stream ended: a last line may lack its newline."""

@@ -15,21 +15,24 @@ that is sent as ``messages`` unchanged.
 
 Errors become ``ModelError`` with the fix in the message: an unreachable
 server names the URL; 401/403 says how to set the key; an unknown model lists
-the server's models (``GET {base}/models``) when it gives them; a stream that
-breaks after some tokens raises after those tokens were yielded, so the
-client keeps them and gets ``model_failed``.
+the server's models (``GET {base}/models``) when it gives them; 429 and 503
+(rate limited, overloaded, loading) are ``ModelUnavailable``: the client gets
+``model_unavailable``, "try again" (with the server's Retry-After). A stream
+that breaks after some tokens, or has a line it can't read, raises after the
+tokens before the break were yielded (those of the same network read too), so
+the client keeps them and gets ``model_failed``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 
-from shared.errors import ConfigurationError, ModelError
+from shared.errors import ConfigurationError, ModelError, ModelUnavailable
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
 from shared.settings import Settings
@@ -38,6 +41,9 @@ FAMILY = "messages"
 KEY_SETTING = "RAG_MODEL__OPENAI_API_KEY"
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 _FINISH = {"stop": StopReason.END, "length": StopReason.LENGTH, "eos": StopReason.END}
+# Rate limited (429) or not serving yet (503: llama.cpp while loading, vLLM
+# and hosted APIs when overloaded): transient, so "try again", not "failed".
+THROTTLED = (429, 503)
 # Servers don't share their tokenizer; ~3 characters per token over-counts
 # English, the safe side of a context budget.
 CHARS_PER_TOKEN = 3.0
@@ -83,10 +89,16 @@ class SseParser:
         self.done = False  # ``data: [DONE]`` arrived
         self._buffer = b""
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes) -> Iterator[str]:
+        """The texts of the complete lines in ``data``, in order. A line that
+        can't be read raises ModelError after the texts before it were
+        yielded: one network read often holds several lines, and a good delta
+        must not be lost with the bad line behind it."""
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
-        return [text for line in lines if (text := self._line(line)) is not None]
+        for line in lines:
+            if (text := self._line(line)) is not None:
+                yield text
 
     def _line(self, raw: bytes) -> str | None:
         line = raw.strip()
@@ -208,13 +220,19 @@ class OpenAIChatModel:
             completion_tokens=parser.completion_tokens or sent,
         )
 
-    async def _http_error(self, response: aiohttp.ClientResponse) -> ModelError:
+    async def _http_error(self, response: aiohttp.ClientResponse) -> ModelError | ModelUnavailable:
         text = await response.text(errors="replace")
         try:
             detail = error_message(json.loads(text))
         except json.JSONDecodeError:
             detail = text[:300]
         status = response.status
+        if status in THROTTLED:
+            # Rate limited, overloaded or still loading the model: "try again",
+            # which the client sees as model_unavailable (docs/protocol.md).
+            wait = response.headers.get("Retry-After", "").strip()
+            when = f"try again in {wait} s" if wait.isdigit() else "try again in a moment"
+            return ModelUnavailable(f"{self.url} answered {status} ({detail}): {when}")
         if status in (401, 403):
             if self._key and self._key_loader is not None:
                 fix = (
