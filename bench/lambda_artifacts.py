@@ -43,7 +43,7 @@ BASELINE_SPEC = ArtifactSpec(
 )
 IMPORT = {
     "indexer": "import services.indexer.lambda_handler as m",
-    "query": "import services.query.lambda_handler as m",
+    "query": "import services.query.transports.lambda_handler as m",
 }
 COLD_START = {
     "indexer": IMPORT["indexer"] + "; m.handler._build()",

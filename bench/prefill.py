@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.files import SAMPLES_DIR
-from services.query.prompts import PromptSource, chatml_prompt, user_message
+from services.query.answer.prompts import PromptSource, chatml_prompt, user_message
 from shared.adapters.local_models.gguf_copy import ensure_copy
 from shared.adapters.local_models.llamacpp import ServerConfig, load_server, packaged_model_path
 from shared.settings import DEFAULT_PRESETS

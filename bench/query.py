@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientSession, ClientWebSocketResponse, web
 
-from services.query.core import build_query_deps
-from services.query.server import create_app
+from services.query.answer.core import build_query_deps
+from services.query.transports.server import create_app
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.factory import build_chat_model, build_embedder
 from shared.ports import ChatModel, GenerationParams, ModelEvent, ModelFinish, ModelToken
@@ -456,7 +456,7 @@ def rag_part(args: argparse.Namespace) -> None:
         **levers,
     )
     config = from_settings(Settings(model=model)).config
-    from services.query.audit import audit_stream
+    from services.query.answer.audit import audit_stream
 
     with audit_stream(sys.stderr):  # stdout: the report only
         samples = asyncio.run(rag_first_token.run(args.questions, model, max_new_tokens=8))

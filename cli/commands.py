@@ -247,7 +247,7 @@ async def ask(
                 answer_timeout_s=timeout_s,
             )
             return await _ask_all(remote, questions)
-    from services.query.audit import AUDIT_FILE, audit_to_file
+    from services.query.answer.audit import AUDIT_FILE, audit_to_file
 
     # stdout is the answer (`rag ask … > answer.txt`): the audit line goes to a file.
     audit_to_file(settings.data_dir / AUDIT_FILE)

@@ -22,10 +22,10 @@ from cli.local_parts import LocalParts
 from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
 from cli.webapi import add_local_routes
-from services.query.audit import AUDIT_FILE, audit_to_file
-from services.query.core import build_query_deps
-from services.query.identity import TokenAuthenticator
-from services.query.server import create_app, model_info
+from services.query.answer.audit import AUDIT_FILE, audit_to_file
+from services.query.answer.core import build_query_deps
+from services.query.transports.identity import TokenAuthenticator
+from services.query.transports.server import create_app, model_info
 from shared.factory import build_chat_model
 from shared.settings import Settings
 

@@ -2,7 +2,7 @@
 
 The services read them with pydantic-settings (prefix ``RAG_``, nested ``__``,
 see ``shared/settings.py``); the authorizer reads its own ``RAG_AUTH__*`` keys
-(see ``services/query/authorizer.py``). Lambda supplies ``AWS_REGION`` itself,
+(see ``services/query/transports/authorizer.py``). Lambda supplies ``AWS_REGION`` itself,
 but ``shared`` defaults its region to us-east-1, so we pass it explicitly.
 """
 

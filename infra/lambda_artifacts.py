@@ -139,7 +139,12 @@ QUERY_SPEC = ArtifactSpec(
 )
 AUTHORIZER_SPEC = ArtifactSpec(
     name="authorizer",
-    sources=("services/__init__.py", "services/query/__init__.py", "services/query/authorizer.py"),
+    sources=(
+        "services/__init__.py",
+        "services/query/__init__.py",
+        "services/query/transports/__init__.py",
+        "services/query/transports/authorizer.py",
+    ),
     include=AUTHORIZER_PACKAGES,
 )
 

@@ -38,9 +38,11 @@ def build_status_store(settings: Settings) -> StatusStore:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    name = {"minilm": "local_models.minilm", "sagemaker": "aws.sagemaker_embedder", "bedrock": "aws.bedrock_embedder"}[
-        settings.embedder.backend
-    ]
+    name = {
+        "minilm": "local_models.minilm",
+        "sagemaker": "aws.sagemaker_embedder",
+        "bedrock": "aws.bedrock_embedder",
+    }[settings.embedder.backend]
     return cast(Embedder, _build(name, settings))
 
 

@@ -142,7 +142,7 @@ class ModelSettings(BaseModel):
     openai_api_key_secret_arn: str | None = None
     context_tokens: int = Field(default=4096, ge=512)
     # Prompt budget for small local models: each retrieved source is trimmed
-    # to this many tokens by query-focused extraction (services/query/focus.py).
+    # to this many tokens by query-focused extraction (services/query/answer/focus.py).
     # None: the backend's default (LOCAL_SOURCE_TOKENS for "local", whole
     # chunks for the others); 0: whole chunks always.
     source_tokens: int | None = Field(default=None, ge=0, le=4096)
@@ -239,7 +239,7 @@ class QuerySettings(BaseModel):
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)
     # Check each answer sentence against the sources with the embedder
-    # (services/query/attribution.py); off: "cited" = the [n] markers written.
+    # (services/query/answer/attribution.py); off: "cited" = the [n] markers written.
     attribution: bool = True
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
     # Members of this group (from the authorizer / tokens file) read every

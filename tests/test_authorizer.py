@@ -20,7 +20,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.query import authorizer as auth
+from services.query.transports import authorizer as auth
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:api0123/live/$connect"
 TOKEN = "a-long-random-static-token-0123456789abcdef"

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from services.indexer import lambda_handler as indexer_lambda
-from services.query import lambda_handler as query_lambda
+from services.query.transports import lambda_handler as query_lambda
 from shared.lambda_runtime import LambdaRuntime
 
 

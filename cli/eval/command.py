@@ -74,7 +74,7 @@ def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
 
     from cli.eval.report import human_report, summary_json
     from cli.eval.session import context_of, evaluate
-    from services.query.audit import audit_stream
+    from services.query.answer.audit import audit_stream
 
     with audit_stream(sys.stderr):  # stdout holds the report (one JSON with --json)
         run = asyncio.run(evaluate(settings, options))

@@ -31,7 +31,7 @@ from cli.eval.questions import EvalQuestion
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.eval.set_runner import evaluate_index, indexed_corpus, settings_for
 from cli.files import discover
-from services.query.retrieval import Retriever
+from services.query.answer.retrieval import Retriever
 from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.errors import DocumentError

@@ -1,6 +1,6 @@
 """Run the questions through the query service's own retrieval and score them.
 
-Retrieval is ``services.query.retrieval.Retriever`` unchanged (same settings,
+Retrieval is ``services.query.answer.retrieval.Retriever`` unchanged (same settings,
 same filters, same de-duplication and per-document cap), so the numbers
 describe what the chat model would be given. Scoring is pure
 (``score_question``, ``summarise``); only ``run_retrieval`` does I/O.
@@ -21,7 +21,7 @@ from cli.eval.metrics import (
     reciprocal_rank,
 )
 from cli.eval.questions import EvalQuestion
-from services.query.retrieval import Retriever, SearchMode
+from services.query.answer.retrieval import Retriever, SearchMode
 from shared.access import Access
 from shared.documents import SearchHit
 

@@ -18,8 +18,8 @@ from cli.eval.questions import EvalQuestion
 from cli.eval.report import CompareRow
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.local_parts import LocalParts
-from services.query.core import AnswerService, build_query_deps
-from services.query.retrieval import Retriever
+from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.retrieval import Retriever
 from shared.factory import build_status_store, build_vector_index
 from shared.ports import Embedder
 from shared.settings import ChunkingSettings, Settings

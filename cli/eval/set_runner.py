@@ -18,7 +18,7 @@ from cli.eval.corpus import IndexReport, index_folder
 from cli.eval.evalsets import EvalSet
 from cli.eval.questions import EvalQuestion, load_questions
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
-from services.query.retrieval import Retriever, SearchMode
+from services.query.answer.retrieval import Retriever, SearchMode
 from shared.adapters.sqlite import status as sqlite_status
 from shared.adapters.sqlite import store as sqlite_store
 from shared.ports import Embedder, VectorIndex

@@ -20,7 +20,7 @@ from infra.components.lambdas import (
 )
 from infra.config import StackConfig
 
-HANDLER = "services.query.lambda_handler.handler"
+HANDLER = "services.query.transports.lambda_handler.handler"
 # The worker is an asynchronous self-invocation. Lambda would retry a failed one
 # twice and keep an event up to 6 hours; a replay would stream the answer again
 # to a client that has long moved on. No retries, and drop events older than a

@@ -7,8 +7,8 @@ import logging
 
 from aiohttp import web
 
-from services.query.core import build_query_deps
-from services.query.server import create_app
+from services.query.answer.core import build_query_deps
+from services.query.transports.server import create_app
 from shared.settings import Settings, load_settings
 
 

@@ -29,7 +29,13 @@ import logging
 import time
 from typing import Protocol
 
-from services.query.core import AnswerService, AskRejected, Job, send_rejection, unknown_request
+from services.query.answer.core import (
+    AnswerService,
+    AskRejected,
+    Job,
+    send_rejection,
+    unknown_request,
+)
 from shared.access import Principal
 from shared.errors import ConnectionGone, InvalidAction
 from shared.ports import ConnectionSink

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.query.audit import AUDIT_LOGGER
-from services.query.conversation import InMemoryConversationStore
-from services.query.core import AnswerService, QueryDeps
+from services.query.answer.audit import AUDIT_LOGGER
+from services.query.answer.core import AnswerService, QueryDeps
+from services.query.state.conversation import InMemoryConversationStore
 from shared.access import Access, Principal
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
 from shared.ingest import MetadataValue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.query.prompts import build_prompt
+from services.query.answer.prompts import build_prompt
 from shared.adapters.aws.bedrock_chat import BedrockChatModel
 from shared.model_ids import bedrock_family
 from shared.settings import ModelSettings, Settings, load_settings

@@ -9,7 +9,7 @@ import numpy as np
 
 from cli.eval.answers import holds_key, run_answers
 from cli.eval.questions import EvalQuestion
-from services.query.core import AnswerService, build_query_deps
+from services.query.answer.core import AnswerService, build_query_deps
 from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Chunk, EmbeddedChunk
 from shared.protocol import SentenceSupport

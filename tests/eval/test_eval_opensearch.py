@@ -38,7 +38,7 @@ from cli.eval.corpus import index_folder
 from cli.eval.evalsets import get_set
 from cli.eval.questions import load_questions
 from cli.eval.runner import QuestionResult, run_retrieval, summarise
-from services.query.retrieval import Retriever
+from services.query.answer.retrieval import Retriever
 from shared.adapters.opensearch import index as opensearch
 from shared.adapters.sqlite import status as sqlite_status
 from shared.adapters.sqlite import store as sqlite_store

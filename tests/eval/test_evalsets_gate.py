@@ -19,7 +19,7 @@ import pytest
 from cli.eval.evalsets import all_sets
 from cli.eval.questions import load_questions
 from cli.eval.runner import run_retrieval, summarise
-from services.query.retrieval import Retriever, SearchMode
+from services.query.answer.retrieval import Retriever, SearchMode
 from shared.adapters.sqlite import store as sqlite_store
 from tests.eval.conftest import MemoEmbedder, SampleStore
 

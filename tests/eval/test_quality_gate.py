@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from cli.eval.questions import load_questions
 from cli.eval.runner import run_retrieval, summarise
-from services.query.retrieval import Retriever
+from services.query.answer.retrieval import Retriever
 from shared.adapters.sqlite import store as sqlite_store
 from tests.eval.conftest import GOLDEN, MemoEmbedder, SampleStore
 

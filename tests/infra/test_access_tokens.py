@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra import env
 from infra.config import StackConfig
-from services.query import authorizer
+from services.query.transports import authorizer
 from tests.infra.mocks import REGION, deploy, fake_artifacts, is_secret
 
 FUNCTION = "aws:lambda/function:Function"

@@ -13,7 +13,7 @@ import pytest
 
 from infra import env
 from infra.config import StackConfig
-from services.query import authorizer
+from services.query.transports import authorizer
 from shared.settings import load_settings
 
 VALUES = {

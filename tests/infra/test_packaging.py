@@ -28,7 +28,7 @@ from infra.lambda_artifacts import (
     select_requirements,
 )
 
-AUTHORIZER_HANDLERS = ("services.query.authorizer",)
+AUTHORIZER_HANDLERS = ("services.query.transports.authorizer",)
 # What a cold start runs beyond the import: the adapters built on the first
 # invocation, the clients they create, and the modules imported lazily later
 # (loaders, the SigV4 signer). Run in a bare interpreter on the artifact alone.
@@ -45,7 +45,7 @@ COLD_START = {
         "asyncio.run(clients())"
     ),
     "query": (
-        "import asyncio, services.query.lambda_handler as m; app = m.handler._build(); "
+        "import asyncio, services.query.transports.lambda_handler as m; app = m.handler._build(); "
         "from shared.adapters.opensearch.index import build_client; from shared.settings import "
         "load_settings; from aiobotocore.session import get_session\n"
         "async def clients():\n"

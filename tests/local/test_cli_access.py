@@ -9,7 +9,7 @@ import pytest
 
 from cli.files import manifest_digest, parse_groups
 from cli.serve import access_line
-from services.query.identity import TokenAuthenticator
+from services.query.transports.identity import TokenAuthenticator
 from tests.local.conftest import rag
 
 

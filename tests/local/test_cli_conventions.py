@@ -19,7 +19,14 @@ from tests.local.conftest import REPO, rag
 
 # Nothing a bare `import cli.main` (hence `rag --help`) may load.
 HEAVY = ["numpy", "aiohttp", "pydantic_settings", "shared.settings", "rich.console", "apsw"]
-HEAVY_FOR_DOCS = ["numpy", "aiohttp", "rich", "services.query.core", "xllamacpp", "tokenizers"]
+HEAVY_FOR_DOCS = [
+    "numpy",
+    "aiohttp",
+    "rich",
+    "services.query.answer.core",
+    "xllamacpp",
+    "tokenizers",
+]
 
 
 def loaded_after(code: str) -> list[str]:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from services.query.core import AnswerService, build_query_deps
-from services.query.prompts import messages_prompt
+from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.prompts import messages_prompt
 from shared.access import Principal
 from shared.adapters.local_models.llamacpp import packaged_model_path
 from shared.adapters.openai_compatible.chat import (

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from services.query.attribution import (
+from services.query.answer.attribution import (
     Attributor,
     Evidence,
     Sentence,
@@ -21,8 +21,8 @@ from services.query.attribution import (
     texts_to_embed,
     word_weights,
 )
-from services.query.core import AnswerService, QueryDeps
-from services.query.session import ConnectionSession
+from services.query.answer.core import AnswerService, QueryDeps
+from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.protocol import DoneEvent, SentenceSupport, SourcesEvent
 from shared.settings import Settings

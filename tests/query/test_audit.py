@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.query.audit import AUDIT_LOGGER
-from services.query.core import AnswerService
+from services.query.answer.audit import AUDIT_LOGGER
+from services.query.answer.core import AnswerService
 from shared.access import Principal
 from shared.protocol import AskAction
 from tests.fakes.chat_model import FakeChatModel, Script
@@ -72,7 +72,7 @@ def test_a_cli_command_can_keep_audit_lines_off_its_stdout() -> None:
     must stay one JSON document, so the audit lines go to stderr meanwhile."""
     import io
 
-    from services.query.audit import audit_stream, write_audit
+    from services.query.answer.audit import audit_stream, write_audit
 
     write_audit({"audit": "answer", "request_id": "r0"})  # the handler exists
     handlers = logging.getLogger(AUDIT_LOGGER).handlers

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from cli.asking import TerminalSink, WebSocketAsker
 from cli.chat_socket import ChatSocket, ConnectionLost
-from services.query.core import QueryDeps
-from services.query.server import SERVICE, WebSocketSink, create_app
-from services.query.session import ConnectionSession
+from services.query.answer.core import QueryDeps
+from services.query.transports.server import SERVICE, WebSocketSink, create_app
+from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.query.citations import build_citations, cited_numbers, excerpt
+from services.query.answer.citations import build_citations, cited_numbers, excerpt
 from shared.documents import Chunk, SearchHit
 
 
@@ -50,7 +50,7 @@ def test_each_citation_says_which_searches_found_it() -> None:
     """What the page shows instead of the raw fused score (≈ 0.03 for every source)."""
     from dataclasses import replace
 
-    from services.query.retrieval import reciprocal_rank_fusion
+    from services.query.answer.retrieval import reciprocal_rank_fusion
 
     both, words, meaning = hit("both"), hit("words"), hit("meaning")
     fused = reciprocal_rank_fusion([("knn", [both, meaning]), ("keyword", [both, words])], 60)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.query.lambda_handler import connect_response
+from services.query.transports.lambda_handler import connect_response
 from tests.query.events import connect_event, new_connection_id
 
 

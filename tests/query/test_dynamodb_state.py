@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.query.adapters import dynamodb_state
-from services.query.adapters.dynamodb_state import DynamoDbState
-from services.query.prompts import Turn
+from services.query.answer.prompts import Turn
+from services.query.state import dynamodb as dynamodb_state
+from services.query.state.dynamodb import DynamoDbState
 from shared.protocol import ErrorCode
 from shared.settings import AwsSettings, QuerySettings, Settings
 

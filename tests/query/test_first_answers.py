@@ -16,8 +16,8 @@ from typing import Literal
 import pytest
 from aiohttp import web
 
-from services.query.core import AnswerService, build_query_deps
-from services.query.session import ConnectionSession
+from services.query.answer.core import AnswerService, build_query_deps
+from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.adapters.aws.sagemaker_chat import SageMakerChatModel
 from shared.adapters.opensearch.index import OpenSearchVectorIndex

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.query.context import fit_prompt
-from services.query.focus import GAP, clip, focus_sources, prose_view
+from services.query.answer.context import fit_prompt
+from services.query.answer.focus import GAP, clip, focus_sources, prose_view
 from shared.documents import Chunk, SearchHit
 from shared.settings import LOCAL_SOURCE_TOKENS, ModelSettings
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from services.query.core import AnswerService, Job
+from services.query.answer.core import AnswerService, Job
 from services.query.frontdoor import FrontDoor, refusal
 from shared.access import Principal
 from shared.ports import ConnectionSink

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestServer
 
-from services.query.server import MAX_CLIENT_FRAME_BYTES
+from services.query.transports.server import MAX_CLIENT_FRAME_BYTES
 from shared.protocol import ErrorCode
 
 TIMEOUT = 10.0

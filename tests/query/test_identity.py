@@ -14,9 +14,13 @@ import pytest
 from aiohttp import ClientSession, WSServerHandshakeError
 from aiohttp.test_utils import TestServer
 
-from services.query.core import QueryDeps
-from services.query.identity import ANONYMOUS, TokenAuthenticator, principal_from_authorizer
-from services.query.server import create_app
+from services.query.answer.core import QueryDeps
+from services.query.transports.identity import (
+    ANONYMOUS,
+    TokenAuthenticator,
+    principal_from_authorizer,
+)
+from services.query.transports.server import create_app
 from shared.access import Principal
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.errors import ConfigurationError

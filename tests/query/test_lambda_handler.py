@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from services.query.adapters.apigw import ManagementApi
-from services.query.adapters.dynamodb_state import DynamoDbState
-from services.query.adapters.lambda_invoker import LambdaInvoker
-from services.query.core import build_query_deps
+from services.query.answer.core import build_query_deps
 from services.query.frontdoor import refusal
-from services.query.lambda_handler import WORKER_KEY, LambdaApp
-from services.query.registry import InMemoryRegistry
+from services.query.state.dynamodb import DynamoDbState
+from services.query.state.registry import InMemoryRegistry
+from services.query.transports.apigw import ManagementApi
+from services.query.transports.lambda_handler import WORKER_KEY, LambdaApp
+from services.query.transports.lambda_invoker import LambdaInvoker
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.lambda_runtime import LambdaRuntime
 from shared.protocol import ErrorCode, StopReason

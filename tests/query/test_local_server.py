@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 
-from services.query.server import model_info
+from services.query.transports.server import model_info
 from shared.protocol import ErrorCode, StopReason, parse_server_event
 from shared.settings import ModelSettings
 from tests.fakes.chat_model import FakeChatModel, Script

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from services.query.core import AnswerService, build_query_deps
-from services.query.session import ConnectionSession
+from services.query.answer.core import AnswerService, build_query_deps
+from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.protocol import SourcesEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.query.prompts import (
+from services.query.answer.prompts import (
     NO_SOURCES,
     PromptSource,
     Turn,

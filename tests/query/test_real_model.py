@@ -10,8 +10,8 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from services.query.core import build_query_deps
-from services.query.server import create_app
+from services.query.answer.core import build_query_deps
+from services.query.transports.server import create_app
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.documents import EmbeddedChunk
 from shared.factory import build_chat_model, build_embedder

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.query.context import fit_prompt
-from services.query.prompts import Turn
-from services.query.retrieval import cap_per_document, drop_near_duplicates, reciprocal_rank_fusion
+from services.query.answer.context import fit_prompt
+from services.query.answer.prompts import Turn
+from services.query.answer.retrieval import (
+    cap_per_document,
+    drop_near_duplicates,
+    reciprocal_rank_fusion,
+)
 from shared.documents import Chunk, SearchHit
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.query.streaming import TokenStreamer, split_text
+from services.query.answer.streaming import TokenStreamer, split_text
 from shared.ports import ServerEvent
 from shared.protocol import TokenEvent, encode_event
 

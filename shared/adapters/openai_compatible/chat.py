@@ -10,7 +10,7 @@ Manager on the first answer, ``shared/adapters/aws/secrets.py``).
 
 The server applies the model's own chat template, so this adapter's prompt
 family is ``messages``: the query service's prompt is then a JSON list of
-``{"role", "content"}`` objects (``services.query.prompts.messages_prompt``)
+``{"role", "content"}`` objects (``services.query.answer.prompts.messages_prompt``)
 that is sent as ``messages`` unchanged.
 
 Errors become ``ModelError`` with the fix in the message: an unreachable

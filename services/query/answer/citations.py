@@ -7,7 +7,7 @@ the rest follow in retrieval order with ``n=null`` and ``cited=false``.
 ``number`` is every source's number in the prompt.
 
 "Cited" means "supports at least one answer sentence" when the answer was
-attributed (``services.query.attribution``); without attribution (cancelled
+attributed (``services.query.answer.attribution``); without attribution (cancelled
 answers, attribution failed) it falls back to the ``[n]`` markers written.
 """
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.query.prompts import Turn
+from services.query.answer.prompts import Turn
 from shared.access import Principal
 from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.errors import ConfigurationError, TransientError

@@ -11,7 +11,7 @@ Every job carries the caller's :class:`Principal`, which the transport took
 from authentication (never from the client's message). Its access scope goes
 into every search; conversations are kept per principal, and a replayed turn
 whose documents the caller may no longer read is dropped. Each answer writes
-one audit line (``services.query.audit``).
+one audit line (``services.query.answer.audit``).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.query.attribution import Attribution, Attributor, supporting_numbers
-from services.query.audit import audit_record, write_audit
-from services.query.citations import build_citations
-from services.query.context import FittedPrompt, fit_prompt
-from services.query.conversation import InMemoryConversationStore, trim_history
-from services.query.ports import ConversationStore
-from services.query.prompts import Turn
-from services.query.retrieval import RetrievalFailed, Retriever
-from services.query.streaming import TokenStreamer
+from services.query.answer.attribution import Attribution, Attributor, supporting_numbers
+from services.query.answer.audit import audit_record, write_audit
+from services.query.answer.citations import build_citations
+from services.query.answer.context import FittedPrompt, fit_prompt
+from services.query.answer.prompts import Turn
+from services.query.answer.retrieval import RetrievalFailed, Retriever
+from services.query.answer.streaming import TokenStreamer
+from services.query.state.conversation import InMemoryConversationStore, trim_history
+from services.query.state.ports import ConversationStore
 from shared.access import Principal
 from shared.documents import SearchHit
 from shared.errors import ModelUnavailable, NoDocumentsIndexed, RagError

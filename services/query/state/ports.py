@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from services.query.prompts import Turn
+from services.query.answer.prompts import Turn
 from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode

@@ -63,7 +63,7 @@ LEGACY_PRINCIPAL = "static-token"
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+/=-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HASHED_PREFIX = "sha256:"
-# Context keys of an Allow, read back by the query function (services.query.identity).
+# Context keys of an Allow, read back by the query function (services.query.transports.identity).
 CONTEXT_PRINCIPAL = "principal"
 CONTEXT_GROUPS = "groups"
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def _jwks_client(issuer: str) -> jwt.PyJWKClient:
 
 def _jwt() -> Any:
     """PyJWT, imported on first use: the query function reuses this module's
-    token-map code (services.query.identity) without shipping PyJWT."""
+    token-map code (services.query.transports.identity) without shipping PyJWT."""
     import jwt
 
     return jwt

@@ -22,10 +22,10 @@ import weakref
 from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from services.query.authorizer import Unauthorized
-from services.query.core import AnswerService, QueryDeps
-from services.query.identity import TokenAuthenticator
-from services.query.session import ConnectionSession
+from services.query.answer.core import AnswerService, QueryDeps
+from services.query.transports.authorizer import Unauthorized
+from services.query.transports.identity import TokenAuthenticator
+from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.ports import ServerEvent
@@ -107,7 +107,7 @@ class WebSocketSink:
             raise ConnectionGone(str(exc)) from exc
 
 
-# The packaged local model (shared/adapters/llamacpp.py): small enough to ship,
+# The packaged local model (shared/adapters/local_models/llamacpp.py): small enough to ship,
 # too small for good answers, so clients point the user at a real model.
 PACKAGED_MODEL_NAME = "SmolLM2-135M-Instruct"
 

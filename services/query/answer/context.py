@@ -7,7 +7,7 @@ they fit. A source that does not fit is skipped, a shorter one after it may.
 
 With ``source_tokens`` (the prompt budget for small local models), each
 source is first trimmed to that many tokens by query-focused extraction
-(services/query/focus.py); ``FittedPrompt.shown`` holds what the model saw,
+(services/query/answer/focus.py); ``FittedPrompt.shown`` holds what the model saw,
 ``sources`` the whole chunks (citations and attribution use those).
 """
 
@@ -16,8 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.query.focus import focus_sources
-from services.query.prompts import PromptSource, Turn, build_prompt, format_source, user_message
+from services.query.answer.focus import focus_sources
+from services.query.answer.prompts import (
+    PromptSource,
+    Turn,
+    build_prompt,
+    format_source,
+    user_message,
+)
 from shared.documents import SearchHit
 
 # Separators and the source header are counted approximately; keep a margin.

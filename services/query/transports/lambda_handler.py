@@ -41,10 +41,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.query.core import AnswerService, Job, QueryDeps, build_query_deps, send_rejection
+from services.query.answer.core import (
+    AnswerService,
+    Job,
+    QueryDeps,
+    build_query_deps,
+    send_rejection,
+)
 from services.query.frontdoor import FrontDoor, run_answer
-from services.query.identity import ANONYMOUS, principal_from_authorizer
-from services.query.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
+from services.query.state.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
+from services.query.transports.identity import ANONYMOUS, principal_from_authorizer
 from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.lambda_runtime import LambdaRuntime
@@ -338,10 +344,10 @@ def _body(event: dict[str, Any]) -> str:
 
 
 def build_app_from_environment() -> LambdaApp:
-    from services.query.adapters.apigw import ManagementApi
-    from services.query.adapters.lambda_invoker import LambdaInvoker
-    from services.query.conversation import InMemoryConversationStore
-    from services.query.registry import InMemoryRegistry
+    from services.query.state.conversation import InMemoryConversationStore
+    from services.query.state.registry import InMemoryRegistry
+    from services.query.transports.apigw import ManagementApi
+    from services.query.transports.lambda_invoker import LambdaInvoker
     from shared.settings import load_settings
 
     settings = load_settings()
@@ -349,7 +355,7 @@ def build_app_from_environment() -> LambdaApp:
     registry: RequestRegistry
     conversations: ConversationStore
     if settings.query.state_table:
-        from services.query.adapters.dynamodb_state import DynamoDbState
+        from services.query.state.dynamodb import DynamoDbState
 
         state = DynamoDbState(settings)
         registry, conversations = state, state

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from services.query.prompts import Turn
+from services.query.answer.prompts import Turn
 
 
 class InMemoryConversationStore:
