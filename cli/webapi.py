@@ -32,8 +32,8 @@ from cli.files import (
 )
 from cli.local_parts import LocalParts
 from cli.submit import send_delete, send_files, send_one
-from services.query.transports.authorizer import Unauthorized
 from services.query.transports.server import AUTHENTICATOR
+from services.query.transports.tokens import Unauthorized
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 

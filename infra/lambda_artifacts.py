@@ -9,7 +9,7 @@ universal markers, with hashes), each with only what its function imports:
   ``services/indexer/``;
 * ``query``: the same minus the document loaders (pypdf, selectolax), with
   ``services/query/`` instead;
-* ``authorizer``: only PyJWT and its crypto closure plus the authorizer module,
+* ``authorizer``: only PyJWT and its crypto closure plus the authorizer and token modules,
   so every ``$connect`` pays a small cold start.
 
 Transitive dependencies no handler imports are left out (``NOT_IMPORTED``);
@@ -144,6 +144,7 @@ AUTHORIZER_SPEC = ArtifactSpec(
         "services/query/__init__.py",
         "services/query/transports/__init__.py",
         "services/query/transports/authorizer.py",
+        "services/query/transports/tokens.py",
     ),
     include=AUTHORIZER_PACKAGES,
 )

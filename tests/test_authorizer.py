@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.query.transports import authorizer as auth
+from services.query.transports import tokens
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:api0123/live/$connect"
 TOKEN = "a-long-random-static-token-0123456789abcdef"
@@ -61,7 +62,7 @@ def effect(answer: dict[str, Any]) -> str:
 def test_token_found_in_each_place(
     query: dict[str, str] | None, headers: dict[str, str] | None
 ) -> None:
-    assert auth.extract_token(connect_event(query, headers)) == TOKEN
+    assert tokens.extract_token(connect_event(query, headers)) == TOKEN
 
 
 @pytest.mark.parametrize(
@@ -70,12 +71,12 @@ def test_token_found_in_each_place(
         connect_event(),
         connect_event({"token": ""}),
         connect_event(None, {"Sec-WebSocket-Protocol": "chat.v1"}),
-        connect_event({"token": "x" * (auth.MAX_TOKEN_CHARS + 1)}),
+        connect_event({"token": "x" * (tokens.MAX_TOKEN_CHARS + 1)}),
     ],
 )
 def test_missing_or_oversize_token_is_refused(event: dict[str, Any]) -> None:
-    with pytest.raises(auth.Unauthorized):
-        auth.extract_token(event)
+    with pytest.raises(tokens.Unauthorized):
+        tokens.extract_token(event)
 
 
 # --- static token -----------------------------------------------------------------
@@ -83,8 +84,8 @@ def test_missing_or_oversize_token_is_refused(event: dict[str, Any]) -> None:
 
 @pytest.fixture
 def static_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv(auth.MODE_ENV, "token")
-    monkeypatch.setenv(auth.TOKEN_SHA256_ENV, hashlib.sha256(TOKEN.encode()).hexdigest())
+    monkeypatch.setenv(tokens.MODE_ENV, "token")
+    monkeypatch.setenv(tokens.TOKEN_SHA256_ENV, hashlib.sha256(TOKEN.encode()).hexdigest())
     auth._config_from_environment.cache_clear()
     yield
     auth._config_from_environment.cache_clear()
@@ -109,15 +110,15 @@ def test_no_token_is_denied(static_mode: None) -> None:
     "env",
     [
         {},
-        {auth.MODE_ENV: "token"},
-        {auth.MODE_ENV: "token", auth.TOKEN_SHA256_ENV: "abc"},
-        {auth.MODE_ENV: "cognito", auth.COGNITO_ISSUER_ENV: "https://x"},
-        {auth.MODE_ENV: "open"},
+        {tokens.MODE_ENV: "token"},
+        {tokens.MODE_ENV: "token", tokens.TOKEN_SHA256_ENV: "abc"},
+        {tokens.MODE_ENV: "cognito", tokens.COGNITO_ISSUER_ENV: "https://x"},
+        {tokens.MODE_ENV: "open"},
     ],
 )
 def test_incomplete_configuration_is_an_error(env: dict[str, str]) -> None:
     with pytest.raises(ValueError):
-        auth.AuthConfig.from_env(env)
+        tokens.AuthConfig.from_env(env)
 
 
 # --- Cognito JWTs ------------------------------------------------------------------
@@ -169,20 +170,20 @@ def cognito_token(key: rsa.RSAPrivateKey, issuer: str, **claims: Any) -> str:
     return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "key-1"})
 
 
-def cognito_config(issuer: str) -> auth.AuthConfig:
-    return auth.AuthConfig(mode="cognito", issuer=issuer, client_id=CLIENT_ID)
+def cognito_config(issuer: str) -> tokens.AuthConfig:
+    return tokens.AuthConfig(mode="cognito", issuer=issuer, client_id=CLIENT_ID)
 
 
 def test_cognito_access_token_accepted(signing_key: rsa.RSAPrivateKey, jwks_issuer: str) -> None:
     token = cognito_token(signing_key, jwks_issuer)
     event = connect_event(None, {"Authorization": f"Bearer {token}"})
-    assert auth.authorize(event, cognito_config(jwks_issuer)) == auth.Identity("user-123", ())
+    assert tokens.authorize(event, cognito_config(jwks_issuer)) == tokens.Identity("user-123", ())
 
 
 def test_cognito_id_token_accepted(signing_key: rsa.RSAPrivateKey, jwks_issuer: str) -> None:
     token = cognito_token(signing_key, jwks_issuer, token_use="id", client_id=None, aud=CLIENT_ID)
-    identity = auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
-    assert identity == auth.Identity("user-123", ())
+    identity = tokens.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+    assert identity == tokens.Identity("user-123", ())
 
 
 @pytest.mark.parametrize(
@@ -200,8 +201,8 @@ def test_cognito_token_rejected(
     signing_key: rsa.RSAPrivateKey, jwks_issuer: str, claims: dict[str, Any]
 ) -> None:
     token = cognito_token(signing_key, jwks_issuer, **claims)
-    with pytest.raises(auth.Unauthorized):
-        auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+    with pytest.raises(tokens.Unauthorized):
+        tokens.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
 
 
 def test_cognito_rejects_foreign_key_and_hmac(jwks_issuer: str) -> None:
@@ -214,16 +215,16 @@ def test_cognito_rejects_foreign_key_and_hmac(jwks_issuer: str) -> None:
         headers={"kid": "key-1"},
     )
     for token in (forged, hmac_token, "not-a-jwt"):
-        with pytest.raises(auth.Unauthorized):
-            auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+        with pytest.raises(tokens.Unauthorized):
+            tokens.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
 
 
 def test_handler_in_cognito_mode(
     signing_key: rsa.RSAPrivateKey, jwks_issuer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(auth.MODE_ENV, "cognito")
-    monkeypatch.setenv(auth.COGNITO_ISSUER_ENV, jwks_issuer)
-    monkeypatch.setenv(auth.COGNITO_CLIENT_ID_ENV, CLIENT_ID)
+    monkeypatch.setenv(tokens.MODE_ENV, "cognito")
+    monkeypatch.setenv(tokens.COGNITO_ISSUER_ENV, jwks_issuer)
+    monkeypatch.setenv(tokens.COGNITO_CLIENT_ID_ENV, CLIENT_ID)
     auth._config_from_environment.cache_clear()
     try:
         good = cognito_token(signing_key, jwks_issuer)
@@ -241,31 +242,31 @@ CAROL = "carol-token-0123456789abcdef01234567890"
 
 
 def tokens_env() -> dict[str, str]:
-    grants = auth.parse_token_grants(
+    grants = tokens.parse_token_grants(
         {
             ALICE: {"principal": "alice", "groups": ["hr", "staff"]},
-            f"sha256:{auth.token_sha256(BOB)}": {"principal": "bob", "groups": []},
+            f"sha256:{tokens.token_sha256(BOB)}": {"principal": "bob", "groups": []},
             CAROL: {"principal": "carol"},  # no groups mapping
         }
     )
-    return {auth.MODE_ENV: "token", auth.TOKENS_ENV: auth.hashed_grants(grants)}
+    return {tokens.MODE_ENV: "token", tokens.TOKENS_ENV: tokens.hashed_grants(grants)}
 
 
 @pytest.fixture
 def tokens_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in tokens_env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv(auth.TOKEN_SHA256_ENV, raising=False)
+    monkeypatch.delenv(tokens.TOKEN_SHA256_ENV, raising=False)
     auth._config_from_environment.cache_clear()
     yield
     auth._config_from_environment.cache_clear()
 
 
 def test_the_environment_holds_digests_never_tokens() -> None:
-    value = tokens_env()[auth.TOKENS_ENV]
+    value = tokens_env()[tokens.TOKENS_ENV]
     for token in (ALICE, BOB, CAROL):
         assert token not in value
-    assert auth.token_sha256(ALICE) in value
+    assert tokens.token_sha256(ALICE) in value
 
 
 def test_each_token_maps_to_its_principal_and_groups(tokens_mode: None) -> None:
@@ -311,7 +312,7 @@ def test_the_single_legacy_token_reads_what_everyone_reads(static_mode: None) ->
 )
 def test_bad_tokens_maps_are_configuration_errors(raw: str) -> None:
     with pytest.raises(ValueError) as caught:
-        auth.parse_token_grants(raw)
+        tokens.parse_token_grants(raw)
     assert '"t"' not in str(caught.value)  # a token never appears in an error
 
 
@@ -319,8 +320,8 @@ def test_cognito_groups_claim_becomes_the_groups(
     signing_key: rsa.RSAPrivateKey, jwks_issuer: str
 ) -> None:
     token = cognito_token(signing_key, jwks_issuer, **{"cognito:groups": ["staff", "hr"]})
-    identity = auth.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
-    assert identity == auth.Identity("user-123", ("hr", "staff"))
+    identity = tokens.authorize(connect_event({"token": token}), cognito_config(jwks_issuer))
+    assert identity == tokens.Identity("user-123", ("hr", "staff"))
     assert identity.context() == {"principal": "user-123", "groups": '["hr", "staff"]'}
 
 
@@ -332,9 +333,9 @@ def test_refusal_logs_say_why_without_any_part_of_the_token(
 ) -> None:
     """Issue #26 item 9: PyJWT's messages quote the token's header (an unknown
     ``kid``); the authorizer logs the kind of refusal only."""
-    monkeypatch.setenv(auth.MODE_ENV, "cognito")
-    monkeypatch.setenv(auth.COGNITO_ISSUER_ENV, jwks_issuer)
-    monkeypatch.setenv(auth.COGNITO_CLIENT_ID_ENV, CLIENT_ID)
+    monkeypatch.setenv(tokens.MODE_ENV, "cognito")
+    monkeypatch.setenv(tokens.COGNITO_ISSUER_ENV, jwks_issuer)
+    monkeypatch.setenv(tokens.COGNITO_CLIENT_ID_ENV, CLIENT_ID)
     auth._config_from_environment.cache_clear()
     caplog.set_level(logging.DEBUG)
     secret_kid = "kid-" + secrets.token_hex(16)

@@ -17,7 +17,7 @@ from infra.components.lambdas import (
     service_function,
 )
 from infra.config import StackConfig
-from services.query.transports.authorizer import hashed_grants, parse_token_grants, token_sha256
+from services.query.transports.tokens import hashed_grants, parse_token_grants, token_sha256
 
 HANDLER = "services.query.transports.authorizer.handler"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra import env
 from infra.config import StackConfig
-from services.query.transports import authorizer
+from services.query.transports import tokens
 from tests.infra.mocks import REGION, deploy, fake_artifacts, is_secret
 
 FUNCTION = "aws:lambda/function:Function"
@@ -31,9 +31,9 @@ def test_access_tokens_reach_the_authorizer_as_digests_only(tmp_path: Path) -> N
     for token in TOKENS:
         assert token not in stored
         assert token not in json.dumps([r.inputs for r in d.resources], default=str)
-    grants = authorizer.AuthConfig.from_env(variables).tokens
-    assert grants[authorizer.token_sha256("bob-0123456789abcdef0123456789abcdef01")] == (
-        authorizer.Identity("bob", ())
+    grants = tokens.AuthConfig.from_env(variables).tokens
+    assert grants[tokens.token_sha256("bob-0123456789abcdef0123456789abcdef01")] == (
+        tokens.Identity("bob", ())
     )
     # The query function learns who the admins are.
     query = [r for r in d.of_type(FUNCTION) if r.name != "connect-auth-function"]

@@ -13,7 +13,7 @@ import pytest
 
 from infra import env
 from infra.config import StackConfig
-from services.query.transports import authorizer
+from services.query.transports import tokens
 from shared.settings import load_settings
 
 VALUES = {
@@ -87,7 +87,7 @@ def test_query_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch, sou
 
 
 def test_authorizer_variable_names_match() -> None:
-    assert env.AUTH_MODE == authorizer.MODE_ENV
-    assert env.AUTH_TOKEN_SHA256 == authorizer.TOKEN_SHA256_ENV
-    assert env.AUTH_COGNITO_ISSUER == authorizer.COGNITO_ISSUER_ENV
-    assert env.AUTH_COGNITO_CLIENT_ID == authorizer.COGNITO_CLIENT_ID_ENV
+    assert env.AUTH_MODE == tokens.MODE_ENV
+    assert env.AUTH_TOKEN_SHA256 == tokens.TOKEN_SHA256_ENV
+    assert env.AUTH_COGNITO_ISSUER == tokens.COGNITO_ISSUER_ENV
+    assert env.AUTH_COGNITO_CLIENT_ID == tokens.COGNITO_CLIENT_ID_ENV

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import env
+from infra.components import auth, chat_api, indexer
 from infra.config import StackConfig
 from infra.lambda_artifacts import (
     AUTHORIZER_SPEC,
@@ -28,7 +29,12 @@ from infra.lambda_artifacts import (
     select_requirements,
 )
 
-AUTHORIZER_HANDLERS = ("services.query.transports.authorizer",)
+# The modules the stack names as handlers (``module.function`` strings in infra).
+HANDLER_MODULES = {
+    "indexer": indexer.HANDLER.rpartition(".")[0],
+    "query": chat_api.HANDLER.rpartition(".")[0],
+}
+AUTHORIZER_HANDLERS = (auth.HANDLER.rpartition(".")[0],)
 # What a cold start runs beyond the import: the adapters built on the first
 # invocation, the clients they create, and the modules imported lazily later
 # (loaders, the SigV4 signer). Run in a bare interpreter on the artifact alone.
@@ -201,7 +207,7 @@ def test_service_handlers_cold_start_from_their_artifact(
 ) -> None:
     artifact: LambdaArtifact = request.getfixturevalue(f"{name}_artifact")
     site = extracted(artifact, tmp_path)
-    result = import_in_fresh_interpreter(site, f"services.{name}.lambda_handler")
+    result = import_in_fresh_interpreter(site, HANDLER_MODULES[name])
     assert result.returncode == 0, result.stderr
     result = run_on_artifact(site, COLD_START[name])
     assert result.returncode == 0, result.stderr

@@ -108,9 +108,9 @@ async def test_delete_queues_a_delete_and_unknown_ids_are_404(
 
 
 async def test_with_tokens_the_document_endpoints_are_for_admins(parts: LocalParts) -> None:
-    from services.query.transports.authorizer import parse_token_grants
     from services.query.transports.identity import TokenAuthenticator
     from services.query.transports.server import AUTHENTICATOR
+    from services.query.transports.tokens import parse_token_grants
 
     grants = parse_token_grants(
         {

@@ -1,19 +1,19 @@
-"""The query service's own ports: what only this service needs from outside.
+"""The query service's state: the ports for what it remembers between frames.
 
 The ports every part shares (vector index, embedder, chat model, connection
-sink...) are in ``shared/ports.py``. These four are the query service's alone;
-their adapters live in ``services/query/adapters/``, in-memory ones for a
-single process beside the logic that uses them (``registry.py``,
-``conversation.py``).
+sink...) are in ``shared/ports.py``; the Lambda transport's own (self-invoke,
+Management API sinks) in ``transports/ports.py``. These two are the query
+service's state; their adapters live beside them in this package: in memory
+for one process (``conversation.py``, ``registry.py``) and DynamoDB for the
+Lambda's invocations (``dynamodb.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.query.answer.prompts import Turn
 from shared.access import Principal
-from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
 
 
@@ -64,22 +64,3 @@ class RequestRegistry(Protocol):
         """Claim a worker job once: True the first time, False for a replayed event
         (Lambda may deliver an asynchronous invocation more than once)."""
         ...
-
-
-class Invoker(Protocol):
-    """Start another invocation of a function without waiting for it."""
-
-    async def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None: ...
-
-
-class ConnectionSinks(Protocol):
-    """Sinks for the connections of a deployed WebSocket API (API Gateway's
-    Management API), one client per endpoint."""
-
-    def endpoint(self, domain_name: str, stage: str) -> str:
-        """The Management API endpoint of the API a request came through."""
-        ...
-
-    def sink(self, endpoint_url: str, connection_id: str) -> ConnectionSink: ...
-
-    async def close(self) -> None: ...

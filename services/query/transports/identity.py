@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.query.transports.authorizer import (
+from services.query.transports.tokens import (
     CONTEXT_GROUPS,
     CONTEXT_PRINCIPAL,
     AuthConfig,

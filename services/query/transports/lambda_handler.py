@@ -49,8 +49,9 @@ from services.query.answer.core import (
     send_rejection,
 )
 from services.query.frontdoor import FrontDoor, run_answer
-from services.query.state.ports import ConnectionSinks, ConversationStore, Invoker, RequestRegistry
+from services.query.state.ports import ConversationStore, RequestRegistry
 from services.query.transports.identity import ANONYMOUS, principal_from_authorizer
+from services.query.transports.ports import ConnectionSinks, Invoker
 from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.lambda_runtime import LambdaRuntime

@@ -23,9 +23,9 @@ from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from services.query.answer.core import AnswerService, QueryDeps
-from services.query.transports.authorizer import Unauthorized
 from services.query.transports.identity import TokenAuthenticator
 from services.query.transports.session import ConnectionSession
+from services.query.transports.tokens import Unauthorized
 from shared.access import Principal
 from shared.errors import ConnectionGone
 from shared.ports import ServerEvent
