@@ -27,6 +27,7 @@ from services.query.answer.core import build_query_deps
 from services.query.transports.identity import TokenAuthenticator
 from services.query.transports.server import create_app, model_info
 from shared.factory import build_chat_model
+from shared.logs import ConsoleFormatter
 from shared.settings import Settings
 
 log = logging.getLogger("cli.serve")
@@ -122,9 +123,9 @@ def model_lines(settings: Settings) -> list[str]:
 
 
 def serve(settings: Settings, host: str, port: int, tokens: Path | None = None) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    console = logging.StreamHandler()
+    console.setFormatter(ConsoleFormatter())  # the log's fields too (outcome=relabelled…)
+    logging.basicConfig(level=settings.log_level, handlers=[console])
     authenticator = (
         TokenAuthenticator.from_file(tokens, settings.query.admin_group) if tokens else None
     )

@@ -80,16 +80,21 @@ def check_sources(manifest: Manifest, files: Sequence[SourceFile]) -> None:
 
 async def send_one(parts: LocalParts, message: IndexOperation) -> str:
     if parts.embedded_queue:
+        previous = await parts.status.get(message.doc_id)
         # Queued before sent: the indexer's final status can never be overwritten.
-        await parts.status.put(
-            DocumentStatus(
-                doc_id=message.doc_id,
-                state=DocState.QUEUED,
-                title=message.title,
-                content_type=message.content_type,
-                groups=message.groups,
+        # An indexed document keeps its record: it is the indexer's memory of
+        # what is stored (the generation), without which a change of access list
+        # alone would re-embed the whole document instead of re-labelling it.
+        if previous is None or previous.state is not DocState.INDEXED:
+            await parts.status.put(
+                DocumentStatus(
+                    doc_id=message.doc_id,
+                    state=DocState.QUEUED,
+                    title=message.title,
+                    content_type=message.content_type,
+                    groups=message.groups,
+                )
             )
-        )
         return await parts.queue.send(message.model_dump_json(exclude_none=True))
     from cli.stack_queue import send_to_stack
 

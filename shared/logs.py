@@ -32,6 +32,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record for a person's console (``rag serve``):
+    time, level, logger, message, then the record's fields as ``key=value``,
+    so what the JSON logs carry (``outcome=relabelled``, ``doc_id=…``) shows
+    locally too. Nested values (timings) stay out: they are for the JSON."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if not isinstance(fields, dict):
+            return line
+        shown = [
+            f"{key}={value}"
+            for key, value in fields.items()
+            if value is not None and not isinstance(value, dict | list)
+        ]
+        if not shown:
+            return line
+        first, newline, rest = line.partition("\n")  # a traceback stays below the line
+        return f"{first} {' '.join(shown)}{newline}{rest}"
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route the root logger to stdout as JSON (idempotent: Lambda re-imports nothing,
     but tests and the poller may call it more than once)."""

@@ -110,6 +110,13 @@ async def test_serve_ingest_ask_restart(
     again = rag("ingest", "--data-dir", str(server.data_dir), str(folder))
     assert "3 unchanged file(s) skipped" in again.stdout
 
+    # only the access list changes: re-labelled in place, and the console says so
+    # (docs/ingest.md; the fields of the JSON logs were dropped on the console)
+    relabel = rag("ingest", "--data-dir", str(server.data_dir), "--groups", "hr", str(folder))
+    assert relabel.returncode == 0, relabel.stdout + relabel.stderr
+    console = server.log_path.read_text()
+    assert "message processed" in console and "outcome=relabelled" in console
+
 
 async def test_ingest_without_a_server_indexes_in_process(tmp_path: Path) -> None:
     folder = write_docs(tmp_path)
