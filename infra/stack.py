@@ -143,6 +143,7 @@ def build_stack(
             reconcile_function=(
                 indexer.function.name if config.indexer.reconcile_schedule else None
             ),
+            worker_function=chat.function.name,
         ),
     )
     outputs: dict[str, pulumi.Input[str]] = {

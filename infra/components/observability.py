@@ -23,6 +23,8 @@ class ObservabilityArgs:
     function_names: Mapping[str, pulumi.Input[str]]
     # The indexer function whose scheduled reconcile reports drift (None: no schedule).
     reconcile_function: pulumi.Input[str] | None = None
+    # The function whose asynchronous worker events carry answers (the query function).
+    worker_function: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,32 @@ def alarm_specs(args: ObservabilityArgs) -> list[AlarmSpec]:
                 {"FunctionName": args.reconcile_function},
             )
         )
+    if args.worker_function is not None:
+        worker = {"FunctionName": args.worker_function}
+        specs += [
+            # Lambda's asynchronous invocation metrics: each dropped worker event is
+            # an answer that never started (clients get an error, not the answer).
+            AlarmSpec(
+                "answers-dropped",
+                "Lambda dropped worker events of the query function (throttled past "
+                "their 60 s maximum age, or the worker failed): those questions got "
+                "an error instead of an answer.",
+                "AWS/Lambda",
+                "AsyncEventsDropped",
+                worker,
+                statistic="Sum",
+            ),
+            # A record that can't reach the on-failure queue means a silent client again.
+            AlarmSpec(
+                "answer-failures-undelivered",
+                "Lambda could not record dropped worker events to the worker-failures "
+                "queue: those clients were told nothing.",
+                "AWS/Lambda",
+                "DestinationDeliveryFailures",
+                worker,
+                statistic="Sum",
+            ),
+        ]
     specs += [
         AlarmSpec(
             f"{key}-errors",

@@ -297,6 +297,15 @@ def test_alarms(variant: tuple[StackConfig, Deployment]) -> None:
         "FunctionName": fns["indexer-function"]
     }
     assert alarms["observability-query-errors"]["dimensions"] == {"FunctionName": fns["chat-query"]}
+    # Dropped worker events (issue #26 item 5) and records that could not be kept.
+    for key, metric in (
+        ("answers-dropped", "AsyncEventsDropped"),
+        ("answer-failures-undelivered", "DestinationDeliveryFailures"),
+    ):
+        alarm = alarms[f"observability-{key}"]
+        assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Lambda", metric)
+        assert alarm["dimensions"] == {"FunctionName": fns["chat-query"]}
+        assert alarm["statistic"] == "Sum" and alarm["threshold"] == 0
     topic = config.observability.alarm_topic_arn
     for alarm in alarms.values():
         assert alarm.get("alarmActions", []) == ([topic] if topic else [])
