@@ -83,7 +83,15 @@ def test_brackets_in_model_text_are_not_taken_as_markup() -> None:
 async def feed(sink: TerminalSink, answer: str, sentences: list[AnswerSentence]) -> None:
     for i in range(0, len(answer), 5):
         await sink.send(TokenEvent(request_id="r", seq=i, text=answer[i : i + 5]))
-    citation = Citation(n=1, cited=True, doc_id="a.txt", excerpt="e", score=0.5, number=1)
+    citation = Citation(
+        n=1,
+        cited=True,
+        doc_id="a.txt",
+        excerpt="e",
+        score=0.0328,
+        number=1,
+        found_by=["keyword", "vector"],
+    )
     await sink.send(SourcesEvent(request_id="r", citations=[citation], sentences=sentences))
     done = DoneEvent(
         request_id="r", stop_reason=StopReason.END, prompt_tokens=1, completion_tokens=1, total_ms=1
@@ -100,6 +108,9 @@ async def test_into_a_file_the_answer_is_written_once_with_its_marks() -> None:
     assert "[1].✓[3] Set socket.GMT_FOO [2].? Here is how:" in out
     assert "Checked against the sources: 1 of 2 sentences backed" in out
     assert out.index("Checked against") < out.index("Sources")
+    # Sources say their rank and how they were found, not the raw fused score.
+    assert " [1] a.txt best match of 1, found by words + meaning" in out
+    assert "score" not in out
 
 
 def test_rows_count_the_terminal_wrapping() -> None:
