@@ -170,17 +170,22 @@ class _IndexingProgress:
             self._pending.discard(s.doc_id)
             self._baseline.pop(s.doc_id, None)
         advance = sum(s.size for s in done) if any(s.size for s in done) else len(done)
-        self._progress.update(self._task, advance=advance)
+        # The count moves now, not on the next tick: piped, the last line drawn
+        # is the only one a reader sees.
+        self._progress.update(self._task, advance=advance, detail=self._detail(0))
+
+    def _detail(self, written: int) -> str:
+        line = f"{len(self._done)}/{self._docs} documents"
+        # Chunks show only once some are written: the indexer writes a
+        # document's chunks after embedding them all, so a "0" said nothing.
+        return f"{line}, {written} chunks written so far" if written else line
 
     async def watch(self) -> None:
         while True:
-            in_flight = 0
+            written = 0
             for doc_id, base in list(self._baseline.items()):
-                in_flight += max(0, await self._written(doc_id) - base)
-            done = len(self._done)
-            self._progress.update(
-                self._task, detail=f"{done}/{self._docs} documents, {in_flight} chunks in flight"
-            )
+                written += max(0, await self._written(doc_id) - base)
+            self._progress.update(self._task, detail=self._detail(written))
             await asyncio.sleep(1.0)
 
 
