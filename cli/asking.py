@@ -41,7 +41,9 @@ from shared.protocol import (
 )
 
 __all__ = ["InProcessAsker", "TerminalSink", "WebSocketAsker", "with_token"]
-console = Console()
+# Never wrapped: piped into a file or a narrow pipe, a command in a message
+# (`rag ingest PATH`) stays whole and a line stays one line.
+console = Console(soft_wrap=True)
 NO_DOCUMENTS = "no documents indexed yet: run `rag ingest --sample` (or `rag ingest PATH…`)"
 
 

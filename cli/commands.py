@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from cli.files import SAMPLES_DIR, SourceFile, discover, parse_groups, parse_metadata
+from cli.files import (
+    SAMPLES_DIR,
+    SUPPORTED,
+    SourceFile,
+    discover,
+    parse_groups,
+    parse_metadata,
+)
 from cli.listing import list_docs
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
@@ -71,12 +78,15 @@ async def ingest(
         access = parse_groups(groups)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
+    missing = [t for t in targets if not t.exists()]
+    if missing and len(missing) == len(targets):
+        raise ConfigurationError(f"no such file or folder: {', '.join(map(str, missing))}")
     files, skipped = discover(targets, id_prefix)
     for s in skipped:
         err.print(f"[yellow]skipped {escape(str(s.path))}: {escape(s.reason)}[/yellow]")
     sync_folders = [t for t in targets if t.is_dir()] if sync else []
     if not files and not sync_folders:
-        raise ConfigurationError("no supported files to ingest (.txt, .md, .html, .pdf)")
+        raise ConfigurationError(f"no supported files to ingest (supported: {SUPPORTED})")
     parts = LocalParts(settings)
     try:
         with _progress() as progress:
