@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientSession, ClientWebSocketResponse, web
 
-from services.query.answer.core import build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.transports.server import create_app
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.factory import build_chat_model, build_embedder

@@ -42,8 +42,9 @@ from cli.eval.corpus import index_folder
 from cli.eval.questions import load_questions
 from cli.files import SAMPLES_DIR
 from services.query.answer.context import fit_prompt
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.answer.retrieval import Retriever
+from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.adapters.local_models.llamacpp import (
     LlamaCppChatModel,

@@ -22,7 +22,9 @@ from rich.text import Text
 
 from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
-from services.query.answer.core import AnswerService, AskRejected, build_query_deps
+from services.query.answer.parts import build_query_deps
+from services.query.answer.refusals import AskRejected
+from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.errors import ConfigurationError, InvalidAction
 from shared.ports import ServerEvent

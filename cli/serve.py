@@ -23,7 +23,7 @@ from cli.submit import run_local_indexer
 from cli.warming_model import WarmingChatModel
 from cli.webapi import add_local_routes
 from services.query.answer.audit import AUDIT_FILE, audit_to_file
-from services.query.answer.core import build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.transports.identity import TokenAuthenticator
 from services.query.transports.server import create_app, model_info
 from shared.factory import build_chat_model

@@ -26,7 +26,7 @@ from typing import Any
 
 from cli.eval.metrics import mean
 from cli.eval.questions import EvalQuestion
-from services.query.answer.core import AnswerService
+from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.protocol import (
     AnswerSentence,

@@ -18,8 +18,9 @@ from cli.eval.questions import EvalQuestion
 from cli.eval.report import CompareRow
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.local_parts import LocalParts
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.answer.retrieval import Retriever
+from services.query.answer.service import AnswerService
 from shared.factory import build_status_store, build_vector_index
 from shared.ports import Embedder
 from shared.settings import ChunkingSettings, Settings

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from services.query.answer.core import build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.transports.server import create_app
 from shared.settings import Settings, load_settings
 

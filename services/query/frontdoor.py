@@ -29,13 +29,14 @@ import logging
 import time
 from typing import Protocol
 
-from services.query.answer.core import (
-    AnswerService,
+from services.query.answer.refusals import (
+    TIME_LIMIT_MESSAGE,
     AskRejected,
-    Job,
+    refusal,
     send_rejection,
     unknown_request,
 )
+from services.query.answer.service import AnswerService, Job
 from shared.access import Principal
 from shared.errors import ConnectionGone, InvalidAction
 from shared.ports import ConnectionSink
@@ -50,8 +51,6 @@ from shared.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-TIME_LIMIT_MESSAGE = "the answer took longer than the service's time limit"
 
 
 class Runs(Protocol):
@@ -73,13 +72,6 @@ class Runs(Protocol):
     async def cancel(self, request_id: str) -> bool:
         """Ask a running answer to stop; False if no such request runs."""
         ...
-
-
-def refusal(code: ErrorCode, request_id: str, max_running: int) -> AskRejected:
-    """The one wording of the per-connection rules, for both transports."""
-    if code == ErrorCode.DUPLICATE_REQUEST:
-        return AskRejected(code, f"request {request_id!r} is already running")
-    return AskRejected(code, f"at most {max_running} answers may run at once on one connection")
 
 
 class FrontDoor:

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from services.query.answer.audit import AUDIT_LOGGER
-from services.query.answer.core import AnswerService, QueryDeps
+from services.query.answer.parts import QueryDeps
+from services.query.answer.service import AnswerService
 from services.query.state.conversation import InMemoryConversationStore
 from shared.access import Access, Principal
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for

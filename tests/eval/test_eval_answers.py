@@ -9,7 +9,8 @@ import numpy as np
 
 from cli.eval.answers import holds_key, run_answers
 from cli.eval.questions import EvalQuestion
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
+from services.query.answer.service import AnswerService
 from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Chunk, EmbeddedChunk
 from shared.protocol import SentenceSupport

@@ -15,7 +15,7 @@ import pytest
 from cli.smoke import SmokeTarget, exit_code, run_smoke
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
-from services.query.answer.core import build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.transports.server import create_app
 from shared.adapters.aws import dynamodb_status
 from shared.adapters.aws.sqs import SqsQueue

@@ -23,7 +23,7 @@ HEAVY_FOR_DOCS = [
     "numpy",
     "aiohttp",
     "rich",
-    "services.query.answer.core",
+    "services.query.answer.service",
     "xllamacpp",
     "tokenizers",
 ]

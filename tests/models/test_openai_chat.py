@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.answer.prompts import messages_prompt
+from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.adapters.local_models.llamacpp import packaged_model_path
 from shared.adapters.openai_compatible.chat import (

@@ -12,7 +12,8 @@ from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 from moto.server import ThreadedMotoServer
 
-from services.query.answer.core import AnswerService, QueryDeps, build_query_deps
+from services.query.answer.parts import QueryDeps, build_query_deps
+from services.query.answer.service import AnswerService
 from services.query.transports.server import create_app
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.settings import ModelSettings, QuerySettings, Settings

@@ -11,17 +11,16 @@ import pytest
 from services.query.answer.attribution import (
     Attributor,
     Evidence,
-    Sentence,
     attribute_with_vectors,
     decide,
     lexical_support,
-    split_sentences,
     split_source,
-    terms,
     texts_to_embed,
     word_weights,
 )
-from services.query.answer.core import AnswerService, QueryDeps
+from services.query.answer.parts import QueryDeps
+from services.query.answer.service import AnswerService
+from services.query.answer.text import Sentence, split_sentences, terms
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.protocol import DoneEvent, SentenceSupport, SourcesEvent

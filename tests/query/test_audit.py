@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.query.answer.audit import AUDIT_LOGGER
-from services.query.answer.core import AnswerService
+from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.protocol import AskAction
 from tests.fakes.chat_model import FakeChatModel, Script

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from cli.asking import TerminalSink, WebSocketAsker
 from cli.chat_socket import ChatSocket, ConnectionLost
-from services.query.answer.core import QueryDeps
+from services.query.answer.parts import QueryDeps
 from services.query.transports.server import SERVICE, WebSocketSink, create_app
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal

@@ -16,7 +16,8 @@ from typing import Literal
 import pytest
 from aiohttp import web
 
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
+from services.query.answer.service import AnswerService
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.adapters.aws.sagemaker_chat import SageMakerChatModel

@@ -12,8 +12,9 @@ import json
 
 import pytest
 
-from services.query.answer.core import AnswerService, Job
-from services.query.frontdoor import FrontDoor, refusal
+from services.query.answer.refusals import refusal
+from services.query.answer.service import AnswerService, Job
+from services.query.frontdoor import FrontDoor
 from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession, WSServerHandshakeError
 from aiohttp.test_utils import TestServer
 
-from services.query.answer.core import QueryDeps
+from services.query.answer.parts import QueryDeps
 from services.query.transports.identity import (
     ANONYMOUS,
     TokenAuthenticator,

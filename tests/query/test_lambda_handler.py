@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from services.query.answer.core import build_query_deps
-from services.query.frontdoor import refusal
+from services.query.answer.parts import build_query_deps
+from services.query.answer.refusals import refusal
 from services.query.state.dynamodb import DynamoDbState
 from services.query.state.registry import InMemoryRegistry
 from services.query.transports.apigw import ManagementApi

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from services.query.answer.core import AnswerService, build_query_deps
+from services.query.answer.parts import build_query_deps
+from services.query.answer.service import AnswerService
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.adapters.opensearch.index import OpenSearchVectorIndex

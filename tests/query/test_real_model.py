@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from services.query.answer.core import build_query_deps
+from services.query.answer.parts import build_query_deps
 from services.query.transports.server import create_app
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.documents import EmbeddedChunk

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from services.query.answer.core import AnswerService
-from services.query.frontdoor import refusal
+from services.query.answer.refusals import refusal
+from services.query.answer.service import AnswerService
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.errors import ModelError
@@ -190,7 +190,7 @@ async def test_malformed_frames_get_an_error_and_the_connection_stays_usable(
 async def test_question_limit_from_settings_is_enforced(
     settings: object, deps: object, sink: RecordingSink
 ) -> None:
-    from services.query.answer.core import QueryDeps
+    from services.query.answer.parts import QueryDeps
     from shared.settings import QuerySettings, Settings
 
     assert isinstance(settings, Settings) and isinstance(deps, QueryDeps)

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.query.answer.attribution import Sentence, split_sentences, terms
+from services.query.answer.text import Sentence, split_sentences, terms
 
 GAP = " … "
 NEIGHBOUR = 0.5

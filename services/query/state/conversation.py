@@ -7,10 +7,12 @@ limitation).
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from services.query.answer.prompts import Turn
+from shared.access import Principal
 
 
 class InMemoryConversationStore:
@@ -49,3 +51,10 @@ def trim_history(
         used += cost
     kept.reverse()
     return kept
+
+
+def conversation_key(principal: Principal, conversation_id: str) -> str:
+    """Where a conversation is stored: under its principal, so that a guessed or
+    leaked conversation id never replays another caller's turns."""
+    owner = hashlib.sha256(principal.id.encode()).hexdigest()[:16]
+    return f"{owner}/{conversation_id}"

@@ -41,13 +41,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.query.answer.core import (
-    AnswerService,
-    Job,
-    QueryDeps,
-    build_query_deps,
-    send_rejection,
-)
+from services.query.answer.parts import QueryDeps, build_query_deps
+from services.query.answer.refusals import send_rejection
+from services.query.answer.service import AnswerService, Job
 from services.query.frontdoor import FrontDoor, run_answer
 from services.query.state.ports import ConversationStore, RequestRegistry
 from services.query.transports.identity import ANONYMOUS, principal_from_authorizer

@@ -22,7 +22,8 @@ import weakref
 from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from services.query.answer.core import AnswerService, QueryDeps
+from services.query.answer.parts import QueryDeps
+from services.query.answer.service import AnswerService
 from services.query.transports.identity import TokenAuthenticator
 from services.query.transports.session import ConnectionSession
 from services.query.transports.tokens import Unauthorized

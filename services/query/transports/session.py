@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from services.query.answer.core import AnswerService, Job
+from services.query.answer.service import AnswerService, Job
 from services.query.frontdoor import FrontDoor, run_answer
 from shared.access import Principal
 from shared.ports import ConnectionSink

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -30,23 +29,20 @@ from services.query.answer.attribution import Attribution, Attributor, supportin
 from services.query.answer.audit import audit_record, write_audit
 from services.query.answer.citations import build_citations
 from services.query.answer.context import FittedPrompt, fit_prompt
+from services.query.answer.parts import QueryDeps
 from services.query.answer.prompts import Turn
+from services.query.answer.refusals import NO_DOCUMENTS, AskRejected, send_rejection
 from services.query.answer.retrieval import RetrievalFailed, Retriever
 from services.query.answer.streaming import TokenStreamer
-from services.query.state.conversation import InMemoryConversationStore, trim_history
-from services.query.state.ports import ConversationStore
+from services.query.state.conversation import conversation_key, trim_history
 from shared.access import Principal
 from shared.documents import SearchHit
-from shared.errors import ModelUnavailable, NoDocumentsIndexed, RagError
-from shared.factory import build_chat_model, build_embedder, build_vector_index
+from shared.errors import ModelUnavailable, NoDocumentsIndexed
 from shared.ports import (
-    ChatModel,
     ConnectionSink,
-    Embedder,
     GenerationParams,
     ModelFinish,
     ModelToken,
-    VectorIndex,
 )
 from shared.protocol import (
     AnswerSentence,
@@ -63,86 +59,6 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_ERROR_DETAIL = 300
-NO_DOCUMENTS = (
-    "no documents indexed yet: ingest some first (`rag ingest PATH` or a message on the "
-    "ingest queue), then ask again"
-)
-
-
-@dataclass(frozen=True)
-class QueryDeps:
-    embedder: Embedder
-    index: VectorIndex
-    model: ChatModel
-    conversations: ConversationStore
-
-
-def build_query_deps(
-    settings: Settings,
-    *,
-    embedder: Embedder | None = None,
-    index: VectorIndex | None = None,
-    model: ChatModel | None = None,
-    conversations: ConversationStore | None = None,
-) -> QueryDeps:
-    """The query service's parts: the ones given, the rest built from settings.
-
-    Every caller (local server, Lambda, ``rag`` CLI, evaluation, tests) goes
-    through here, as the indexer's go through ``build_pipeline``. Conversations
-    default to memory (one process); the Lambda passes its DynamoDB store.
-    """
-    return QueryDeps(
-        embedder=embedder if embedder is not None else build_embedder(settings),
-        index=index if index is not None else build_vector_index(settings),
-        model=model if model is not None else build_chat_model(settings),
-        conversations=conversations if conversations is not None else InMemoryConversationStore(),
-    )
-
-
-class AskRejected(RagError):
-    """An ask that can't be accepted; ``code`` is the protocol error code."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def rejection_events(
-    request_id: str | None, code: str, message: str, total_ms: float = 0.0
-) -> list[ErrorEvent | DoneEvent]:
-    """``error`` + ``done(stop_reason=error)`` so the client can close out the
-    request id; a duplicate id gets only ``error`` (a ``done`` would end the
-    answer still running under that id)."""
-    events: list[ErrorEvent | DoneEvent] = [
-        ErrorEvent(request_id=request_id, code=ErrorCode(code), message=message)
-    ]
-    if request_id is not None and code != ErrorCode.DUPLICATE_REQUEST:
-        events.append(
-            DoneEvent(
-                request_id=request_id,
-                stop_reason=StopReason.ERROR,
-                prompt_tokens=0,
-                completion_tokens=0,
-                total_ms=total_ms,
-            )
-        )
-    return events
-
-
-async def send_rejection(
-    sink: ConnectionSink, request_id: str | None, code: str, message: str, total_ms: float = 0.0
-) -> None:
-    for event in rejection_events(request_id, code, message, total_ms):
-        await sink.send(event)
-
-
-def unknown_request(request_id: str) -> ErrorEvent:
-    """The answer to a ``cancel`` for a request id that is not running."""
-    return ErrorEvent(
-        request_id=request_id,
-        code=ErrorCode.UNKNOWN_REQUEST,
-        message=f"no running answer with request id {request_id!r}",
-    )
 
 
 @dataclass(frozen=True)
@@ -153,13 +69,6 @@ class Job:
     request_id: str
     conversation_id: str
     principal: Principal
-
-
-def conversation_key(principal: Principal, conversation_id: str) -> str:
-    """Where a conversation is stored: under its principal, so that a guessed or
-    leaked conversation id never replays another caller's turns."""
-    owner = hashlib.sha256(principal.id.encode()).hexdigest()[:16]
-    return f"{owner}/{conversation_id}"
 
 
 @dataclass
