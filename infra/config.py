@@ -24,6 +24,8 @@ from shared.model_ids import (
 )
 
 CONFIG_NAMESPACE = "rag"
+# Lambda's longest function timeout (seconds).
+LAMBDA_MAX_TIMEOUT = 900
 # Lambda runtimes on Amazon Linux 2023 (glibc 2.34). python3.11 runs on Amazon
 # Linux 2 (glibc 2.26), but the artifacts' numpy and cryptography wheels are
 # manylinux_2_28: every function would fail to import there.
@@ -57,7 +59,53 @@ class SearchConfig(_Frozen):
     network: Literal["public", "vpc"] = "public"
     # IAM principal ARNs (users/roles) allowed to administer the collection's indexes.
     admin_principals: tuple[str, ...] = Field(default=(), alias="adminPrincipals")
-    standby_replicas: bool = Field(default=False, alias="standbyReplicas")
+    # None: off for classic collections; NextGen collection groups require them
+    # (AWS), and at minimum OCU 0 they cost nothing while idle.
+    standby_replicas: bool | None = Field(default=None, alias="standbyReplicas")
+    # "nextgen": a NextGen collection in a collection group of its own, which scales
+    # to zero OCU after 10 idle minutes when the minimums below are 0 (10 s refresh).
+    # "classic": a classic collection (no group; always-on OCUs; 60 s refresh).
+    # None: nextgen for the "dev" stack, classic for every other (see resolved_for).
+    collection_kind: Literal["nextgen", "classic"] | None = Field(
+        default=None, alias="collectionKind"
+    )
+    # The collection group's capacity limits (NextGen only). Minimum 0 = scale to zero;
+    # AWS requires a maximum of at least 2 OCU.
+    min_indexing_ocu: float = Field(default=0, ge=0, le=1000, alias="minIndexingOcu")
+    min_search_ocu: float = Field(default=0, ge=0, le=1000, alias="minSearchOcu")
+    max_indexing_ocu: int = Field(default=4, ge=2, le=1000, alias="maxIndexingOcu")
+    max_search_ocu: int = Field(default=4, ge=2, le=1000, alias="maxSearchOcu")
+
+    @model_validator(mode="after")
+    def _capacity_fits(self) -> SearchConfig:
+        for side, low, high in (
+            ("Indexing", self.min_indexing_ocu, self.max_indexing_ocu),
+            ("Search", self.min_search_ocu, self.max_search_ocu),
+        ):
+            if low > high:
+                raise ValueError(
+                    f"search.min{side}Ocu ({low:g}) exceeds search.max{side}Ocu ({high}): run "
+                    f"`pulumi config set --path rag:search.max{side}Ocu {max(2, int(low + 0.5))}`"
+                )
+            if low * 2 != int(low * 2):
+                raise ValueError(f"search.min{side}Ocu must be a multiple of 0.5 OCU, not {low}")
+        if self.collection_kind == "nextgen" and self.standby_replicas is False:
+            raise ValueError(
+                "search.standbyReplicas false is refused for a NextGen collection: AWS requires "
+                "standby replicas in NextGen collection groups (at minimum OCU 0 they cost "
+                "nothing idle). Run `pulumi config rm --path rag:search.standbyReplicas`, or "
+                "`pulumi config set --path rag:search.collectionKind classic`"
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["nextgen", "classic"]:
+        """The resolved kind (call StackConfig.resolved_for first; classic if unresolved)."""
+        return self.collection_kind or "classic"
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return self.kind == "nextgen" and self.min_indexing_ocu == 0 and self.min_search_ocu == 0
 
     @field_validator("engine", mode="before")
     @classmethod
@@ -187,6 +235,14 @@ class ModelConfig(_Frozen):
     openai_model: str | None = Field(default=None, alias="openaiModel", min_length=1)
     # Plain http sends questions, sources and the key unencrypted: only on request.
     openai_allow_http: bool = Field(default=False, alias="openaiAllowHttp")
+    # source "sagemaker": host Llama 2 as an inference component on an endpoint that
+    # scales to zero instances when idle (and back out on the first question, in
+    # several minutes). None: on for the "dev" stack, off (always on) for every other.
+    scale_to_zero: bool | None = Field(default=None, alias="scaleToZero")
+    # The most instances (= model copies, one GPU each) the endpoint scales out to.
+    max_instances: int = Field(default=1, ge=1, le=20, alias="maxInstances")
+    # Concurrent answers per model copy the target-tracking policy aims at.
+    streams_per_copy: int = Field(default=4, ge=1, le=64, alias="streamsPerCopy")
 
     @model_validator(mode="before")
     @classmethod
@@ -252,6 +308,11 @@ class ModelConfig(_Frozen):
 
     @model_validator(mode="after")
     def _source_needs(self) -> ModelConfig:
+        if self.scale_to_zero and self.source != "sagemaker":
+            raise ValueError(
+                "model.scaleToZero applies only to model.source 'sagemaker' (an endpoint the "
+                "stack creates): run `pulumi config rm --path rag:model.scaleToZero`"
+            )
         if self.source == "existing" and not self.endpoint_name:
             raise ValueError(
                 "model.endpointName is required when model.source is 'existing': run "
@@ -272,6 +333,11 @@ class ModelConfig(_Frozen):
     @property
     def needs_eula(self) -> bool:
         return self.source == "sagemaker" and self.weights == "jumpstart"
+
+    @property
+    def uses_inference_component(self) -> bool:
+        """A stack-created endpoint that scales to zero (resolved config)."""
+        return self.source == "sagemaker" and bool(self.scale_to_zero)
 
 
 def check_openai_url(url: str, allow_http: bool) -> None:
@@ -350,6 +416,39 @@ class StackConfig(_Frozen):
     @property
     def uses_vpc(self) -> bool:
         return self.search.network == "vpc"
+
+    def resolved_for(self, stack: str) -> StackConfig:
+        """This config with the per-stack defaults filled in (see docs/cost.md).
+
+        "dev" idles near zero: a NextGen collection that scales to zero, a model that
+        scales to zero instances, a query function allowed the whole 15 minutes (the
+        first question after idle waits for the model), and a daily reconcile (each
+        run wakes the collection: hourly would cost about $2 a day). Every other stack
+        keeps the always-on resources unless its config says otherwise.
+        """
+        dev = stack == "dev"
+        search = self.search.model_copy(
+            update={
+                "collection_kind": self.search.collection_kind or ("nextgen" if dev else "classic")
+            }
+        )
+        nextgen = search.collection_kind == "nextgen"
+        if search.standby_replicas is None:
+            search = search.model_copy(update={"standby_replicas": nextgen})
+        model = self.model
+        if model.scale_to_zero is None:
+            model = model.model_copy(update={"scale_to_zero": dev and model.source == "sagemaker"})
+        chat = self.chat
+        if model.uses_inference_component and "query_timeout_seconds" not in chat.model_fields_set:
+            chat = chat.model_copy(update={"query_timeout_seconds": LAMBDA_MAX_TIMEOUT})
+        indexer = self.indexer
+        if search.scales_to_zero and "reconcile_schedule" not in indexer.model_fields_set:
+            indexer = indexer.model_copy(update={"reconcile_schedule": "rate(1 day)"})
+        resolved = self.model_copy(
+            update={"search": search, "model": model, "chat": chat, "indexer": indexer}
+        )
+        # model_copy skips validation: run the cross-field checks on the result.
+        return StackConfig.model_validate(resolved.model_dump(by_alias=True))
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,15 @@ INDEX_AUTH = "RAG_INDEX__AUTH"
 INDEX_SIGV4_SERVICE = "RAG_INDEX__SIGV4_SERVICE"
 INDEX_NAME = "RAG_INDEX__INDEX_NAME"
 INDEX_ENGINE = "RAG_INDEX__ENGINE"
+# classic | nextgen (the stack's collection); the services' settle time follows it.
+INDEX_COLLECTION_KIND = "RAG_INDEX__COLLECTION_KIND"
 EMBEDDER_BACKEND = "RAG_EMBEDDER__BACKEND"
 MODEL_BACKEND = "RAG_MODEL__BACKEND"
 MODEL_FAMILY = "RAG_MODEL__FAMILY"
 MODEL_CONTAINER = "RAG_MODEL__CONTAINER"
 MODEL_ENDPOINT_NAME = "RAG_MODEL__ENDPOINT_NAME"
+# Scale to zero: the inference component hosting the model on that endpoint.
+MODEL_INFERENCE_COMPONENT = "RAG_MODEL__INFERENCE_COMPONENT_NAME"
 MODEL_BEDROCK_ID = "RAG_MODEL__BEDROCK_MODEL_ID"
 MODEL_OPENAI_BASE_URL = "RAG_MODEL__OPENAI_BASE_URL"
 MODEL_OPENAI_MODEL = "RAG_MODEL__OPENAI_MODEL"
@@ -69,6 +73,7 @@ def common_environment(
         INDEX_SIGV4_SERVICE: "aoss",
         INDEX_NAME: config.search.index_name,
         INDEX_ENGINE: config.search.engine,
+        INDEX_COLLECTION_KIND: config.search.kind,
         EMBEDDER_BACKEND: "minilm",
     }
 
@@ -115,6 +120,7 @@ def model_environment(
     config: StackConfig,
     endpoint_name: pulumi.Input[str] | None,
     openai_key_secret_arn: pulumi.Input[str] | None = None,
+    inference_component: str | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     model = config.model
     if model.source == "openai":
@@ -134,9 +140,12 @@ def model_environment(
             MODEL_FAMILY: model.family,
         }
     assert endpoint_name is not None
-    return {
+    variables = {
         MODEL_BACKEND: "sagemaker",
         MODEL_ENDPOINT_NAME: endpoint_name,
         MODEL_CONTAINER: "tgi",
         MODEL_FAMILY: model.family,
     }
+    if inference_component is not None:
+        variables[MODEL_INFERENCE_COMPONENT] = inference_component
+    return variables

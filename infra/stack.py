@@ -51,6 +51,8 @@ def build_stack(
 ) -> StackResources:
     secrets = secrets or StackSecrets()
     stack = pulumi.get_stack()
+    # Per-stack defaults ("dev" scales to zero) are settled once, here.
+    config = config.resolved_for(stack)
     protect = config.protect_for(stack)
     account = aws.get_caller_identity_output().account_id
     partition = aws.get_partition_output().partition
@@ -146,6 +148,11 @@ def build_stack(
             worker_function=chat.function.name,
         ),
     )
+    # Last: a refused CreateEndpoint (GPU quota 0) must not keep anything else
+    # from being created (Pulumi starts no new operation after a failure).
+    model.create_endpoint(
+        after=[r for r in (search, ingest, indexer, auth, chat, observability, store) if r]
+    )
     outputs: dict[str, pulumi.Input[str]] = {
         "region": config.region,
         "websocket_url": chat.stage.invoke_url,
@@ -156,10 +163,13 @@ def build_stack(
         "indexer_function": indexer.function.name,
         "collection_endpoint": endpoint,
         "protected": "true" if protect else "false",
+        "collection_kind": config.search.kind,
     }
     if model.endpoint_name is not None:
         # rag doctor / smoke read it to tell "endpoint still creating" from a broken one.
         outputs["model_endpoint_name"] = model.endpoint_name
+    if model.inference_component_name is not None:
+        outputs["model_inference_component"] = model.inference_component_name
     if auth is not None and auth.user_pool is not None and auth.user_pool_client is not None:
         outputs["cognito_user_pool_id"] = auth.user_pool.id
         outputs["cognito_client_id"] = auth.user_pool_client.id

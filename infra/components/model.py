@@ -23,11 +23,13 @@ and rotating a secret needs no redeploy.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_aws_native as aws_native
 
 from infra import env, policies
 from infra.config import StackConfig
@@ -40,6 +42,28 @@ _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.
 # JumpStart keeps gated (licensed) models in a private cache bucket per region.
 JUMPSTART_GATED_BUCKET = "jumpstart-private-cache-prod-{region}"
 MODEL_DIR = "/opt/ml/model"
+# Application Auto Scaling's names for an inference component's copy count.
+IC_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+# SageMaker emits it when a request reaches a component with no copy (scaled to zero).
+NO_CAPACITY_METRIC = "NoCapacityInvocationFailures"
+# Concurrent requests per copy, sampled every 10 s: fits long streamed answers.
+CONCURRENCY_METRIC = "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
+
+
+def inference_component_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-ic"
+
+
+def inference_component_arn(
+    name: str, region: str, account: pulumi.Output[str], partition: pulumi.Output[str]
+) -> pulumi.Output[str]:
+    return pulumi.Output.format(
+        "arn:{0}:sagemaker:{1}:{2}:inference-component/{3}",
+        partition,
+        region,
+        account,
+        name.lower(),
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,11 @@ class Model(pulumi.ComponentResource):
     environment: dict[str, pulumi.Input[str]]
     endpoint: aws.sagemaker.Endpoint | None = None
     endpoint_name: str | None = None
+    # Scale to zero: the component hosting Llama 2, its scaling target, policies, alarm.
+    inference_component: aws_native.sagemaker.InferenceComponent | None = None
+    inference_component_name: str | None = None
+    scaling_target: aws.appautoscaling.Target | None = None
+    wake_alarm: aws.cloudwatch.MetricAlarm | None = None
     api_key_secret: aws.secretsmanager.Secret | None = None
 
     def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
@@ -143,20 +172,43 @@ class Model(pulumi.ComponentResource):
         else:
             if cfg.model.source == "sagemaker":
                 endpoint_name = args.endpoint_name
-                self.endpoint = self._sagemaker_endpoint(name, args)
             else:
                 assert cfg.model.endpoint_name is not None
                 endpoint_name = cfg.model.endpoint_name
             self.endpoint_name = endpoint_name
+            resources = [endpoint_arn(endpoint_name, cfg.region, args.account, args.partition)]
+            if cfg.model.uses_inference_component:
+                self.inference_component_name = inference_component_name(endpoint_name)
+                resources.append(
+                    inference_component_arn(
+                        self.inference_component_name, cfg.region, args.account, args.partition
+                    )
+                )
             self.invoke_statements = [
                 policies.statement(
                     "InvokeChatModel",
                     ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                    [endpoint_arn(endpoint_name, cfg.region, args.account, args.partition)],
+                    resources,
                 )
             ]
-            self.environment = env.model_environment(cfg, endpoint_name)
+            self.environment = env.model_environment(
+                cfg, endpoint_name, inference_component=self.inference_component_name
+            )
+        self._name, self._args = name, args
         self.register_outputs({})
+
+    def create_endpoint(self, after: Sequence[pulumi.Resource]) -> None:
+        """Declare the SageMaker endpoint (source "sagemaker"), after everything in ``after``.
+
+        CreateEndpoint is the step a fresh account most often refuses (a GPU quota of
+        0: ResourceLimitExceeded at once). Pulumi starts no new operation after a
+        failure, so anything still waiting would never be created; waiting for the
+        rest of the stack makes the endpoint the last operation, and its failure
+        leaves every other resource in place (docs/deploy.md).
+        """
+        if self._args.config.model.source != "sagemaker":
+            return
+        self.endpoint = self._sagemaker_endpoint(self._name, self._args, list(after))
 
     def _openai(self, name: str, args: ModelArgs) -> None:
         """No AWS model resources; the API key (if any) goes into Secrets Manager."""
@@ -182,24 +234,36 @@ class Model(pulumi.ComponentResource):
         ]
         self.environment = env.model_environment(args.config, None, secret.arn)
 
-    def _sagemaker_endpoint(self, name: str, args: ModelArgs) -> aws.sagemaker.Endpoint:
+    def _sagemaker_endpoint(
+        self, name: str, args: ModelArgs, after: list[pulumi.Resource]
+    ) -> aws.sagemaker.Endpoint:
         cfg = args.config
         model = cfg.model
         image = model.image_uri.format(region=cfg.region)
         weights = weights_location(cfg)
         child = pulumi.ResourceOptions(parent=self)
+        first = pulumi.ResourceOptions(parent=self, depends_on=after)
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=policies.to_json(policies.assume_role("sagemaker.amazonaws.com")),
-            opts=child,
+            opts=first,
         )
         # Created by the stack (with retention) so the role needs no logs:CreateLogGroup.
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-            retention_in_days=cfg.observability.log_retention_days,
-            opts=child,
-        )
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-logs" if kind == "Endpoints" else f"{name}-component-logs",
+                name=f"/aws/sagemaker/{kind}/{resource}",
+                retention_in_days=cfg.observability.log_retention_days,
+                opts=first,
+            )
+            for kind, resource in (
+                ("Endpoints", args.endpoint_name),
+                # An inference component's container logs to a group named after it.
+                ("InferenceComponents", self.inference_component_name),
+            )
+            if resource is not None
+        ]
+        logs = log_groups[0]
         statements = [
             # ECR's auth token is account-wide: AWS requires Resource "*" for this action.
             policies.statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
@@ -215,7 +279,11 @@ class Model(pulumi.ComponentResource):
             policies.statement(
                 "WriteEndpointLogs",
                 ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                [logs.arn, pulumi.Output.concat(logs.arn, ":*")],
+                [
+                    arn
+                    for group in log_groups
+                    for arn in (group.arn, pulumi.Output.concat(group.arn, ":*"))
+                ],
             ),
             # PutMetricData has no resource-level permissions (AWS requires "*");
             # the condition keeps it to SageMaker's namespaces.
@@ -264,6 +332,8 @@ class Model(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
+        if model.uses_inference_component:
+            return self._component_endpoint(name, args, sm_model, role, logs, after)
         endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             production_variants=[
@@ -282,7 +352,159 @@ class Model(pulumi.ComponentResource):
             f"{name}-endpoint",
             name=args.endpoint_name,
             endpoint_config_name=endpoint_config.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *after]),
+        )
+
+    def _component_endpoint(
+        self,
+        name: str,
+        args: ModelArgs,
+        sm_model: aws.sagemaker.Model,
+        role: aws.iam.Role,
+        logs: aws.cloudwatch.LogGroup,
+        after: list[pulumi.Resource],
+    ) -> aws.sagemaker.Endpoint:
+        """An endpoint that scales to zero instances, hosting Llama 2 as an inference component.
+
+        AWS ("Scale an endpoint to zero instances"): the variant has no model and
+        ManagedInstanceScaling with MinInstanceCount 0; the component's copy count is
+        an Application Auto Scaling target with minimum 0; a target-tracking policy
+        scales it in when idle; and because target tracking cannot leave zero, a step
+        policy on the NoCapacityInvocationFailures alarm adds a copy when a question
+        arrives (the question itself fails until the copy is in service: the query
+        service waits for it, telling the client, see docs/protocol.md).
+        """
+        model = args.config.model
+        assert self.inference_component_name is not None
+        child = pulumi.ResourceOptions(parent=self)
+        endpoint_config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            # Required when the variant names no model (inference components).
+            execution_role_arn=role.arn,
+            production_variants=[
+                aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                    variant_name="primary",
+                    instance_type=model.instance_type,
+                    initial_instance_count=1,
+                    managed_instance_scaling=aws.sagemaker.EndpointConfigurationProductionVariantManagedInstanceScalingArgs(
+                        status="ENABLED",
+                        min_instance_count=0,
+                        max_instance_count=model.max_instances,
+                    ),
+                    routing_configs=[
+                        aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(
+                            routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                        )
+                    ],
+                )
+            ],
+            opts=child,
+        )
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=args.endpoint_name,
+            endpoint_config_name=endpoint_config.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *after]),
+        )
+        component = aws_native.sagemaker.InferenceComponent(
+            f"{name}-component",
+            inference_component_name=self.inference_component_name,
+            endpoint_name=endpoint.name,
+            variant_name="primary",
+            specification=aws_native.sagemaker.InferenceComponentSpecificationArgs(
+                model_name=sm_model.name,
+                compute_resource_requirements=aws_native.sagemaker.InferenceComponentComputeResourceRequirementsArgs(
+                    # One GPU per copy; host memory is a scheduling reservation, and
+                    # more than the instance's schedulable pool is refused outright.
+                    number_of_accelerator_devices_required=1,
+                    min_memory_required_in_mb=1024,
+                ),
+                startup_parameters=aws_native.sagemaker.InferenceComponentStartupParametersArgs(
+                    container_startup_health_check_timeout_in_seconds=900,
+                    model_data_download_timeout_in_seconds=1800,
+                ),
+            ),
+            # One copy at creation, so `pulumi up` ends with a model that answers;
+            # the policies take it to zero after the idle period.
+            runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=1),
+            opts=child,
+        )
+        self.inference_component = component
+        self._scaling(name, component, model.max_instances, model.streams_per_copy)
+        return endpoint
+
+    def _scaling(
+        self,
+        name: str,
+        component: aws_native.sagemaker.InferenceComponent,
+        max_copies: int,
+        streams_per_copy: int,
+    ) -> None:
+        assert self.inference_component_name is not None
+        resource_id = f"inference-component/{self.inference_component_name}"
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling-target",
+            service_namespace="sagemaker",
+            resource_id=resource_id,
+            scalable_dimension=IC_DIMENSION,
+            min_capacity=0,
+            max_capacity=max_copies,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[component]),
+        )
+        self.scaling_target = target
+        on_target = pulumi.ResourceOptions(parent=self, depends_on=[target])
+        aws.appautoscaling.Policy(
+            f"{name}-scale-by-streams",
+            policy_type="TargetTrackingScaling",
+            service_namespace="sagemaker",
+            resource_id=resource_id,
+            scalable_dimension=IC_DIMENSION,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=float(streams_per_copy),
+                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type=CONCURRENCY_METRIC
+                ),
+                scale_in_cooldown=300,
+                scale_out_cooldown=60,
+            ),
+            opts=on_target,
+        )
+        wake = aws.appautoscaling.Policy(
+            f"{name}-wake-from-zero",
+            policy_type="StepScaling",
+            service_namespace="sagemaker",
+            resource_id=resource_id,
+            scalable_dimension=IC_DIMENSION,
+            step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
+                adjustment_type="ChangeInCapacity",
+                metric_aggregation_type="Maximum",
+                cooldown=60,
+                step_adjustments=[
+                    aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
+                        metric_interval_lower_bound="0", scaling_adjustment=1
+                    )
+                ],
+            ),
+            opts=on_target,
+        )
+        self.wake_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-no-capacity",
+            alarm_description=(
+                "A question reached the model while it had no copy: add one (wake from zero)"
+            ),
+            namespace="AWS/SageMaker",
+            metric_name=NO_CAPACITY_METRIC,
+            dimensions={"InferenceComponentName": self.inference_component_name},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            # One refused question is enough (AWS's example waits for a second one).
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[wake.arn],
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 

@@ -79,12 +79,16 @@ class Search(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.group: aws.opensearch.ServerlessCollectionGroup | None = None
+        if args.search.kind == "nextgen":
+            self.group = collection_group(f"{name}-group", coll, args.search, child)
         # A collection cannot be created before an encryption policy covers its name.
         self.collection = aws.opensearch.ServerlessCollection(
             f"{name}-collection",
             name=coll,
             type="VECTORSEARCH",
             standby_replicas="ENABLED" if args.search.standby_replicas else "DISABLED",
+            collection_group_name=self.group.name if self.group else None,
             # Protected (rag:protect): a replacement would drop every indexed document.
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -95,3 +99,36 @@ class Search(pulumi.ComponentResource):
         self.register_outputs(
             {"endpoint": self.collection.collection_endpoint, "arn": self.collection.arn}
         )
+
+
+def group_name(collection: str) -> str:
+    """The collection group's name: the collection's (at most 25 characters) plus "-grp"."""
+    return f"{collection}-grp"
+
+
+def collection_group(
+    resource: str, collection: str, search: SearchConfig, opts: pulumi.ResourceOptions
+) -> aws.opensearch.ServerlessCollectionGroup:
+    """A NextGen collection group for this one collection.
+
+    Capacity is the group's: with both minimums at 0 the group scales to zero OCU after
+    10 minutes without requests, and the first search (or write) after that waits
+    10-30 s while workers return (AWS, "Scale to zero for Amazon OpenSearch
+    Serverless"). AWS requires standby replicas for NextGen groups.
+    """
+    return aws.opensearch.ServerlessCollectionGroup(
+        resource,
+        name=group_name(collection),
+        description=f"Capacity of the {collection} collection (rag stack)",
+        generation="NEXTGEN",
+        standby_replicas="ENABLED",
+        capacity_limits=[
+            aws.opensearch.ServerlessCollectionGroupCapacityLimitArgs(
+                min_indexing_capacity_in_ocu=search.min_indexing_ocu,
+                max_indexing_capacity_in_ocu=search.max_indexing_ocu,
+                min_search_capacity_in_ocu=search.min_search_ocu,
+                max_search_capacity_in_ocu=search.max_search_ocu,
+            )
+        ],
+        opts=opts,
+    )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.config import StackConfig
-from tests.infra.mocks import REGION, Deployment, deploy, fake_artifacts
+from tests.infra.mocks import REGION, STACK, Deployment, deploy, fake_artifacts
 from tests.infra.variants import OPENAI_API_KEY, STATIC_TOKEN, VARIANTS
 
 
@@ -19,7 +19,9 @@ def variant(
     config = StackConfig.model_validate({"region": REGION, **VARIANTS[request.param]})
     artifacts = fake_artifacts(tmp_path_factory.mktemp("artifacts"))
     openai_key = OPENAI_API_KEY if config.model.source == "openai" else None
-    return config, deploy(config, artifacts, static_token=STATIC_TOKEN, openai_api_key=openai_key)
+    deployment = deploy(config, artifacts, static_token=STATIC_TOKEN, openai_api_key=openai_key)
+    # The tests check what was deployed: the config with the stack's defaults settled.
+    return config.resolved_for(STACK), deployment
 
 
 @pytest.fixture

@@ -107,6 +107,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.failing = failing
         self.protected: set[str] = set()  # names of resources registered with protect
+        # What the engine orders creations by: URN -> (type, name), URN -> the URNs
+        # it waits for (explicit depends_on and those of its inputs).
+        self.urns: dict[str, tuple[str, str]] = {}
+        self.dependencies: dict[str, set[str]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ in self.failing:
@@ -140,7 +144,13 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method name
         if request.protect:
             self.recording.protected.add(request.name)
-        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.recording.urns[response.urn] = (request.type, request.name)
+        waits = set(request.dependencies)
+        for deps in request.propertyDependencies.values():
+            waits |= set(deps.urns)
+        self.recording.dependencies[response.urn] = waits
+        return response
 
 
 @dataclass
@@ -148,6 +158,19 @@ class Deployment:
     resources: list[Recorded]
     outputs: dict[str, Any] = field(default_factory=dict)
     protected: set[str] = field(default_factory=set)
+    urns: dict[str, tuple[str, str]] = field(default_factory=dict)
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+
+    def waits_for(self, typ: str, name: str) -> set[tuple[str, str]]:
+        """Every resource the engine must create before ``name`` (transitively)."""
+        start = next(urn for urn, key in self.urns.items() if key == (typ, name))
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for dep in self.dependencies.get(todo.pop(), set()) - seen:
+                seen.add(dep)
+                todo.append(dep)
+        return {self.urns[urn] for urn in seen if urn in self.urns}
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
@@ -222,7 +245,12 @@ def deploy(
     from infra.stack import build_stack
 
     mocks = mocks or RecordingMocks()
-    deployment = Deployment(mocks.resources, protected=mocks.protected)
+    deployment = Deployment(
+        mocks.resources,
+        protected=mocks.protected,
+        urns=mocks.urns,
+        dependencies=mocks.dependencies,
+    )
 
     def program() -> pulumi.Output[None]:
         secrets = StackSecrets(

@@ -30,7 +30,8 @@ def test_dev_stack_documents_the_real_defaults() -> None:
     raw = dev_stack_config()
     sections = {k.removeprefix("rag:"): v for k, v in raw.items() if k.startswith("rag:")}
     config = StackConfig.model_validate({"region": raw["aws:region"], **sections})
-    assert config == StackConfig(region=raw["aws:region"])
+    # Some defaults depend on the stack (dev scales to zero): compare what dev deploys.
+    assert config.resolved_for("dev") == StackConfig(region=raw["aws:region"]).resolved_for("dev")
     # Every section of the config model is written out (rag:vpc, rag:protect as comments).
     documented = set(sections) | {"vpc", "protect"}
     assert documented == {f.alias or name for name, f in StackConfig.model_fields.items()} - {

@@ -41,6 +41,7 @@ def test_indexer_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch) -
     assert (settings.index.auth, settings.index.sigv4_service) == ("sigv4", "aoss")
     assert settings.index.index_name == config.search.index_name
     assert settings.index.engine == config.search.engine
+    check_collection_kind(settings, "classic")
     assert settings.embedder.backend == "minilm"
     assert settings.queue.backend == "sqs"
     assert settings.queue.queue_url == VALUES["queue_url"]
@@ -49,6 +50,23 @@ def test_indexer_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch) -
     assert settings.queue.max_receive_count == config.ingest.max_receive_count
     assert settings.ingest.bucket == VALUES["bucket"]
     assert (settings.status.backend, settings.status.table) == ("dynamodb", "status-table")
+
+
+def check_collection_kind(settings: object, kind: str) -> None:
+    """The settle time follows the stack's collection kind (RAG_INDEX__COLLECTION_KIND)."""
+    index = settings.index  # type: ignore[attr-defined]
+    if "collection_kind" not in type(index).model_fields:
+        pytest.skip("shared.settings does not read RAG_INDEX__COLLECTION_KIND yet")
+    assert index.collection_kind == kind
+
+
+def test_dev_stack_tells_both_functions_its_collection_kind() -> None:
+    config = StackConfig(region="eu-west-1").resolved_for("dev")
+    indexer = env.indexer_environment(config, visibility_timeout=732, **VALUES)
+    query = env.query_environment(config, VALUES["collection_endpoint"], {}, "t")
+    assert indexer[env.INDEX_COLLECTION_KIND] == query[env.INDEX_COLLECTION_KIND] == "nextgen"
+    prod = StackConfig(region="eu-west-1").resolved_for("prod")
+    assert env.common_environment(prod, "https://c")[env.INDEX_COLLECTION_KIND] == "classic"
 
 
 OPENAI_MODEL = {
@@ -82,6 +100,7 @@ def test_query_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch, sou
     elif source == "sagemaker":
         assert settings.model.endpoint_name == "llama2-endpoint"
         assert settings.model.container == "tgi"
+        assert settings.model.inference_component_name is None
     else:
         assert settings.model.bedrock_model_id == config.model.bedrock_model_id
 
@@ -91,3 +110,12 @@ def test_authorizer_variable_names_match() -> None:
     assert env.AUTH_TOKEN_SHA256 == tokens.TOKEN_SHA256_ENV
     assert env.AUTH_COGNITO_ISSUER == tokens.COGNITO_ISSUER_ENV
     assert env.AUTH_COGNITO_CLIENT_ID == tokens.COGNITO_CLIENT_ID_ENV
+
+
+def test_inference_component_reaches_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = StackConfig.model_validate({"model": {"scaleToZero": True}}).resolved_for("dev")
+    model_env = env.model_environment(config, "rag-dev-llm", inference_component="rag-dev-llm-ic")
+    apply(monkeypatch, env.query_environment(config, VALUES["collection_endpoint"], model_env, "t"))
+    settings = load_settings()
+    assert settings.model.endpoint_name == "rag-dev-llm"
+    assert settings.model.inference_component_name == "rag-dev-llm-ic"

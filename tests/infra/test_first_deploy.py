@@ -131,9 +131,12 @@ def test_invoke_permission_names_the_endpoint_by_arn_from_its_name(tmp_path: Pat
     d = deploy(stack_config(), fake_artifacts(tmp_path), static_token=STATIC_TOKEN)
     statement = role_policies(d)["query-role"]["InvokeChatModel"]
     assert statement["Resource"] == [
-        f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/rag-dev-llm"
+        f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/rag-dev-llm",
+        # dev scales to zero: the model is the endpoint's inference component
+        f"arn:aws:sagemaker:{REGION}:123456789012:inference-component/rag-dev-llm-ic",
     ]
     assert d.outputs["model_endpoint_name"] == "rag-dev-llm"
+    assert d.outputs["model_inference_component"] == "rag-dev-llm-ic"
 
 
 # ---- 6: the worker's async invocations are never retried ------------------------

@@ -94,7 +94,12 @@ def check_model_grant(config: StackConfig, d: Deployment, query: dict[str, Any])
     invoke = query["InvokeChatModel"]
     if config.model.source == "sagemaker":
         endpoint = d.one("aws:sagemaker/endpoint:Endpoint").state["arn"]
-        assert invoke["Resource"] == [endpoint]
+        components = [
+            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:inference-component/{c.inputs['inferenceComponentName']}"
+            for c in d.of_type("aws-native:sagemaker:InferenceComponent")
+        ]
+        assert len(components) == (1 if config.model.scale_to_zero else 0)
+        assert invoke["Resource"] == [endpoint, *components]
     elif config.model.source == "existing":
         assert invoke["Resource"] == [
             f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/my-llama2-endpoint"

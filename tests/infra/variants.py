@@ -17,6 +17,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "protect": True,
         "lambda": {"pythonVersion": "3.13"},
     },
+    # Today's always-on resources: a classic collection and a plain endpoint.
+    "public-sagemaker-always-on": {
+        "search": {"collectionKind": "classic"},
+        "model": {"acceptEula": True, "scaleToZero": False},
+    },
     "vpc-existing-cognito": {
         "search": {"network": "vpc"},
         "vpc": VPC,
