@@ -37,6 +37,7 @@ from shared.protocol import (
     ErrorEvent,
     SentenceSupport,
     SourcesEvent,
+    StatusEvent,
     TokenEvent,
     parse_client_action,
     parse_server_event,
@@ -76,6 +77,9 @@ class TerminalSink:
         elif isinstance(event, SourcesEvent):
             self._show_answer(event.sentences)
             self._sources(event)
+        elif isinstance(event, StatusEvent):  # a stack scaled to zero is waking
+            waited = f" (waited {event.elapsed_s:.0f} s)" if event.elapsed_s else ""
+            self.out.print(f"[yellow]{escape(event.message)}{waited}[/yellow]")
         elif isinstance(event, ErrorEvent):
             self.failed = True
             self._show_answer(None)

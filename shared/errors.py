@@ -15,6 +15,7 @@
     │   ├── IndexUnavailable
     │   ├── QueueUnavailable
     │   └── ModelUnavailable    a model endpoint throttles or is down
+    │       └── ModelWaking     it scaled to zero and is starting (retry in seconds)
     ├── NoDocumentsIndexed      a search before the first document was indexed
     ├── IndexWriteError         some bulk items failed (carries which)
     ├── ModelError              the chat or embedding model failed mid-request
@@ -114,6 +115,18 @@ class QueueUnavailable(TransientError):
 
 class ModelUnavailable(TransientError):
     code = "model_unavailable"
+
+
+class ModelWaking(ModelUnavailable):
+    """The model has no capacity right now because it scaled to zero; the refused
+    request itself starts the scale-out, so asking again soon succeeds.
+
+    ``typical_s``: how long AWS documents (or we measured) waking to take, at most.
+    """
+
+    def __init__(self, message: str, typical_s: int) -> None:
+        super().__init__(message)
+        self.typical_s = typical_s
 
 
 class NoDocumentsIndexed(RagError):

@@ -171,6 +171,26 @@ class SourcesEvent(_Msg):
     )
 
 
+class StatusEvent(_Msg):
+    """A part of the stack is waking from zero; the answer continues when it is ready.
+
+    Sent before the first token, again about every 30 seconds while the wait
+    lasts (which also keeps API Gateway's 10-minute idle timeout from closing the
+    socket). If the part is not ready within the worker's time, ``error`` with code
+    ``model_unavailable`` and ``done`` follow, saying when to try again.
+    """
+
+    event: Literal["status"] = "status"
+    request_id: str
+    component: Literal["model", "search"] = Field(
+        description="What is waking: the chat model or the search collection."
+    )
+    state: Literal["waking"] = "waking"
+    message: str = Field(description="For people: what is happening and how long it takes.")
+    typical_s: int = Field(ge=0, description="How long waking usually takes, at most (seconds).")
+    elapsed_s: float = Field(ge=0, description="Seconds this answer has waited so far.")
+
+
 class DoneEvent(_Msg):
     event: Literal["done"] = "done"
     request_id: str
@@ -181,6 +201,11 @@ class DoneEvent(_Msg):
     total_ms: float
     attribution_ms: float | None = Field(
         default=None, description="Time spent attributing sentences after the last token."
+    )
+    model_ms: float | None = Field(
+        default=None,
+        description="Time the model spent on this answer (request to last token, waking "
+        "excluded): what a pay-per-use model bills (docs/cost.md).",
     )
 
 
@@ -196,11 +221,11 @@ class PongEvent(_Msg):
 
 
 ServerEvent = Annotated[
-    AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
+    AcceptedEvent | TokenEvent | StatusEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
     Field(discriminator="event"),
 ]
 _SERVER: TypeAdapter[
-    AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent
+    AcceptedEvent | TokenEvent | StatusEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent
 ] = TypeAdapter(ServerEvent)
 
 
@@ -287,13 +312,19 @@ def _describe(exc: ValidationError) -> str:
 
 def parse_server_event(
     frame: str | bytes,
-) -> AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent:
+) -> AcceptedEvent | TokenEvent | StatusEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent:
     """For clients and tests: parse one server frame (strictly, as the schema says)."""
     return _SERVER.validate_json(frame, strict=True)
 
 
 def encode_event(
-    event: AcceptedEvent | TokenEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
+    event: AcceptedEvent
+    | TokenEvent
+    | StatusEvent
+    | SourcesEvent
+    | DoneEvent
+    | ErrorEvent
+    | PongEvent,
 ) -> str:
     return event.model_dump_json(exclude_none=False)
 

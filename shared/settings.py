@@ -116,6 +116,8 @@ class ModelSettings(BaseModel):
     # unset (llama3 for Llama 3.x ids, llama2 for Llama 2 ids; shared/model_ids.py).
     family: PromptFamily = "llama2"
     endpoint_name: str | None = None
+    # An endpoint that scales to zero hosts the model as this inference component.
+    inference_component_name: str | None = None
     container: Literal["tgi", "lmi"] = "tgi"
     # Llama 2 chat is past its Bedrock end of life; still reachable by naming it.
     bedrock_model_id: str = DEFAULT_BEDROCK_CHAT_MODEL
@@ -235,6 +237,14 @@ class QuerySettings(BaseModel):
     max_concurrent_per_connection: int = Field(default=2, ge=1)
     coalesce_ms: float = Field(default=50.0, ge=0.0)
     max_frame_bytes: int = Field(default=30_000, le=32_000)
+    # Longest an answer waits for a model waking from zero (status events meanwhile);
+    # in a Lambda also bounded by the function's remaining time. 14 minutes: a wake
+    # takes 5-10, and the 15-minute worker must still send error + done.
+    wake_wait_s: float = Field(default=840.0, ge=0.0, le=3600.0)
+    # How often a waking model is asked again (each refusal feeds the wake alarm).
+    wake_poll_s: float = Field(default=15.0, gt=0.0, le=300.0)
+    # A search still running after this long gets a "status" event (collection waking).
+    search_notice_s: float = Field(default=3.0, gt=0.0, le=300.0)
     history_turns: int = Field(default=6, ge=0)
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)

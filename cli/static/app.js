@@ -97,7 +97,11 @@ function onEvent(event) {
     case "accepted":
       if (event.conversation_id) state.conversationId = event.conversation_id;
       break;
+    case "status":
+      showWaking(answer, event);
+      break;
     case "token":
+      clearWaking(answer);
       answer.text += event.text;
       scheduleRender(answer);
       break;
@@ -110,6 +114,7 @@ function onEvent(event) {
       showError(answer, answer.error);
       break;
     case "done":
+      clearWaking(answer);
       finishAnswer(answer, event);
       break;
   }
@@ -212,6 +217,22 @@ async function copyAnswer(answer) {
     answer.copy.textContent = "Copy failed";
   }
   setTimeout(() => { answer.copy.textContent = "Copy"; }, 1500);
+}
+
+// A stack scaled to zero says what is waking (docs/protocol.md); one line, updated.
+function showWaking(answer, event) {
+  const waited = Math.round(event.elapsed_s);
+  const text = `${event.message}${waited ? ` (waited ${waited} s)` : ""}`;
+  if (!answer.waking) {
+    answer.waking = el("div", { className: "waking", role: "status", text });
+    answer.answerNode.before(answer.waking);
+  } else {
+    answer.waking.textContent = text;
+  }
+}
+
+function clearWaking(answer) {
+  if (answer.waking) { answer.waking.remove(); answer.waking = null; }
 }
 
 function showError(answer, message) {

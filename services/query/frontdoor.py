@@ -156,7 +156,7 @@ async def run_answer(
     deadline = asyncio.timeout(time_limit_s)
     try:
         async with deadline:
-            await service.answer(job, sink, cancel, started)
+            await service.answer(job, sink, cancel, started, time_limit_s)
     except ConnectionGone:
         log.info("client left during %s; generation stopped", job.request_id)
     except Exception as exc:  # a bug must not kill the connection silently

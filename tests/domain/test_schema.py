@@ -74,6 +74,7 @@ def test_schemas_describe_every_operation_action_and_event() -> None:
     assert set(by_name["server-event"]["discriminator"]["mapping"]) == {
         "accepted",
         "token",
+        "status",
         "sources",
         "done",
         "error",

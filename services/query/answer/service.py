@@ -34,6 +34,7 @@ from services.query.answer.prompts import Turn
 from services.query.answer.refusals import NO_DOCUMENTS, AskRejected, send_rejection
 from services.query.answer.retrieval import RetrievalFailed, Retriever
 from services.query.answer.streaming import TokenStreamer
+from services.query.answer.waking import SEARCH_TYPICAL_S, ModelWake, notice_if_slow, status
 from services.query.state.conversation import conversation_key, trim_history
 from shared.access import Principal
 from shared.documents import SearchHit
@@ -85,6 +86,7 @@ class _Generation:
     parts: list[str] = field(default_factory=list)
     finish: ModelFinish | None = None
     first_token: asyncio.Event = field(default_factory=asyncio.Event)
+    model_s: float | None = None  # the model's own time (waking excluded)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class _GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     error: ErrorEvent | None = None
+    model_s: float | None = None
 
 
 class AnswerService:
@@ -145,13 +148,25 @@ class AnswerService:
         )
 
     async def answer(
-        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, started: float | None = None
+        self,
+        job: Job,
+        sink: ConnectionSink,
+        cancel: asyncio.Event,
+        started: float | None = None,
+        time_limit_s: float | None = None,
     ) -> None:
-        """Send ``token* sources done`` (or ``error done``) for an accepted job."""
+        """Send ``status* token* sources done`` (or ``error done``) for an accepted job.
+
+        ``time_limit_s``: what the caller's process may still spend (a Lambda's
+        remaining time); a model waking from zero is waited for within it.
+        """
         start = started if started is not None else time.perf_counter()
         trail = _Trail()
+        budget = self._query.wake_wait_s
+        if time_limit_s is not None:
+            budget = min(budget, time_limit_s)
         try:
-            await self._answer(job, sink, cancel, start, trail)
+            await self._answer(job, sink, cancel, start, trail, budget)
         finally:
             write_audit(
                 audit_record(
@@ -165,10 +180,16 @@ class AnswerService:
             )
 
     async def _answer(
-        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, start: float, trail: _Trail
+        self,
+        job: Job,
+        sink: ConnectionSink,
+        cancel: asyncio.Event,
+        start: float,
+        trail: _Trail,
+        wake_budget_s: float,
     ) -> None:
         try:
-            fitted = await _until_cancelled(self._prepare(job, trail), cancel)
+            fitted = await _until_cancelled(self._prepare(job, trail, sink), cancel)
         except NoDocumentsIndexed:
             total_ms = (time.perf_counter() - start) * 1000
             await send_rejection(
@@ -200,8 +221,10 @@ class AnswerService:
         # the same reference keeps the answer metrics comparable across budgets.
         texts = [hit.chunk.text for hit in fitted.sources]
         ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
+        budget = max(0.0, wake_budget_s - (time.perf_counter() - start))
+        wake = ModelWake(sink.send, job.request_id, budget, poll_s=self._query.wake_poll_s)
         try:
-            outcome = await self._generate(fitted.prompt, streamer, cancel, state)
+            outcome = await self._generate(fitted.prompt, streamer, cancel, state, wake)
         except BaseException:
             ahead.cancel()
             raise
@@ -252,7 +275,7 @@ class AnswerService:
             log.warning("attribution failed for %s: %r", job.request_id, exc)
             return None
 
-    async def _prepare(self, job: Job, trail: _Trail) -> FittedPrompt:
+    async def _prepare(self, job: Job, trail: _Trail, sink: ConnectionSink) -> FittedPrompt:
         ask, model = job.ask, self._deps.model
         key = conversation_key(job.principal, job.conversation_id)
         stored = await self._readable_turns(await self._deps.conversations.history(key), job)
@@ -261,13 +284,19 @@ class AnswerService:
         )
         # A follow-up ("and in 2023?") is searched together with the previous question.
         search_text = f"{history[-1].question}\n{ask.question}" if history else ask.question
-        hits = await self._retriever.retrieve(
+
+        async def search_is_slow(elapsed_s: float) -> None:
+            # A collection scaled to zero answers its first search 10-30 s late.
+            await sink.send(status(job.request_id, "search", SEARCH_TYPICAL_S, elapsed_s))
+
+        search = self._retriever.retrieve(
             search_text,
             ask.k or self._query.default_k,
             dict(ask.filters),
             ask.mode or self._query.search_mode,
             job.principal.access,
         )
+        hits = await notice_if_slow(search, search_is_slow, self._query.search_notice_s)
         trail.retrieved = [hit.chunk.doc_id for hit in hits]
         return fit_prompt(
             family=model.family,
@@ -283,10 +312,15 @@ class AnswerService:
         )
 
     async def _generate(
-        self, prompt: str, streamer: TokenStreamer, cancel: asyncio.Event, state: _Generation
+        self,
+        prompt: str,
+        streamer: TokenStreamer,
+        cancel: asyncio.Event,
+        state: _Generation,
+        wake: ModelWake,
     ) -> _GenerationResult:
         sender = asyncio.create_task(streamer.run())
-        generation = asyncio.create_task(self._consume(prompt, streamer, state))
+        generation = asyncio.create_task(self._consume(prompt, streamer, state, wake))
         cancelled = asyncio.create_task(cancel.wait())
         try:
             await asyncio.wait({sender, generation, cancelled}, return_when="FIRST_COMPLETED")
@@ -305,8 +339,11 @@ class AnswerService:
             await asyncio.gather(sender, generation, cancelled, return_exceptions=True)
         return self._outcome(prompt, state, generation)
 
-    async def _consume(self, prompt: str, streamer: TokenStreamer, state: _Generation) -> None:
-        stream = self._deps.model.stream(prompt, self._params)
+    async def _consume(
+        self, prompt: str, streamer: TokenStreamer, state: _Generation, wake: ModelWake
+    ) -> None:
+        # A model scaled to zero is waited for (status events), within the budget.
+        stream = wake.stream(lambda: self._deps.model.stream(prompt, self._params))
         try:
             async for event in stream:
                 if isinstance(event, ModelToken):
@@ -316,9 +353,9 @@ class AnswerService:
                 else:
                     state.finish = event
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()  # stops the backend's generation (HTTP stream, llama.cpp)
+            await stream.aclose()  # stops the backend's generation (HTTP stream, llama.cpp)
+            if wake.opened_at is not None:
+                state.model_s = wake.clock.now() - wake.opened_at
 
     def _outcome(
         self, prompt: str, state: _Generation, generation: asyncio.Task[None]
@@ -331,7 +368,9 @@ class AnswerService:
             finish.completion_tokens if finish and finish.completion_tokens else len(state.parts)
         )
         if generation.cancelled():
-            return _GenerationResult(text, StopReason.CANCELLED, prompt_tokens, completion_tokens)
+            return _GenerationResult(
+                text, StopReason.CANCELLED, prompt_tokens, completion_tokens, model_s=state.model_s
+            )
         error = generation.exception()
         if isinstance(error, ModelUnavailable):
             log.warning("model unavailable: %s", error)
@@ -350,7 +389,9 @@ class AnswerService:
             return _GenerationResult(
                 text, StopReason.ERROR, prompt_tokens, completion_tokens, event
             )
-        return _GenerationResult(text, finish.stop_reason, prompt_tokens, completion_tokens)
+        return _GenerationResult(
+            text, finish.stop_reason, prompt_tokens, completion_tokens, model_s=state.model_s
+        )
 
     async def _readable_turns(self, turns: list[Turn], job: Job) -> list[Turn]:
         """The stored turns whose every document the caller may still read (access
@@ -415,6 +456,7 @@ class AnswerService:
             time_to_first_token_ms=ttft,
             total_ms=(now - start) * 1000,
             attribution_ms=attribution.ms if attribution is not None else None,
+            model_ms=outcome.model_s * 1000 if outcome.model_s is not None else None,
         )
         await sink.send(done)
 

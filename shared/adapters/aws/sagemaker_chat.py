@@ -14,6 +14,13 @@ newline. Special tokens (``</s>``) are skipped. ``ModelStreamError`` and
 An endpoint that is not in service (still creating after ``pulumi up``,
 failed for lack of GPU quota, deleted) or that throttles becomes
 ``ModelUnavailable``, which the client sees as ``model_unavailable``.
+
+An endpoint that hosts the model as an inference component
+(``RAG_MODEL__INFERENCE_COMPONENT_NAME``, scale to zero) refuses every request
+while it has no copy, before the stream starts: HTTP 400, ``ValidationError``,
+"Inference Component has no capacity to process this request…". That refusal is
+what wakes it (the NoCapacityInvocationFailures alarm adds a copy), so it becomes
+``ModelWaking`` and the query service asks again until the copy is in service.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 
 from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.adapters.aws.remote_chat import RemoteChatModel, stream_payloads
-from shared.errors import ConfigurationError, ModelError, ModelUnavailable
+from shared.errors import ConfigurationError, ModelError, ModelUnavailable, ModelWaking
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
 from shared.settings import Settings
@@ -128,6 +135,12 @@ class SageMakerChatModel(RemoteChatModel):
                 "RAG_MODEL__ENDPOINT_NAME is required when RAG_MODEL__BACKEND=sagemaker"
             )
         self._endpoint = model.endpoint_name
+        # Scale to zero: requests name the component hosting the model.
+        self._target = (
+            {"InferenceComponentName": model.inference_component_name}
+            if model.inference_component_name
+            else {}
+        )
         super().__init__(
             model.family,
             client
@@ -138,7 +151,10 @@ class SageMakerChatModel(RemoteChatModel):
         request = json.dumps(build_request(prompt, params)).encode()
         response = await self._open_stream(
             lambda client: client.invoke_endpoint_with_response_stream(
-                EndpointName=self._endpoint, Body=request, ContentType="application/json"
+                EndpointName=self._endpoint,
+                Body=request,
+                ContentType="application/json",
+                **self._target,
             ),
             lambda exc: _model_error(exc, self._endpoint),
         )
@@ -172,9 +188,21 @@ _UNAVAILABLE = frozenset(
 )
 
 
+# How long an inference component takes from zero to answering: AWS documents
+# "several minutes"; AWS's scale-to-zero post measured about 5, others up to 9.5
+# (alarm ~1 min, instance ~2, model load ~2-6). Used for the client's status.
+WAKE_TYPICAL_S = 600
+
+
 def _model_error(exc: Exception, endpoint: str = "") -> ModelError | ModelUnavailable:
     code = error_code(exc) or type(exc).__name__
     detail = str(exc)
+    if code == "ValidationError" and "no capacity" in detail:
+        return ModelWaking(
+            f"the model on endpoint {endpoint} scaled to zero while idle and is starting "
+            "(typically 5-10 minutes)",
+            WAKE_TYPICAL_S,
+        )
     # InvokeEndpoint answers ValidationError "Endpoint X of account N not found"
     # for an endpoint that does not exist or is not InService yet.
     missing = code == "ValidationError" and "not found" in detail
