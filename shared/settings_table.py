@@ -77,6 +77,8 @@ MEANINGS = {
     "OpenAI-compatible server (docs/models.md)",
     "RAG_MODEL__FAMILY": "prompt template (`llama2`, `chatml`, `llama3`, ...)",
     "RAG_MODEL__ENDPOINT_NAME": "SageMaker chat endpoint",
+    "RAG_MODEL__INFERENCE_COMPONENT_NAME": "the endpoint's inference component hosting the "
+    "model (scale to zero, docs/cost.md)",
     "RAG_MODEL__CONTAINER": "the SageMaker endpoint's serving container",
     "RAG_MODEL__BEDROCK_MODEL_ID": "Bedrock chat model (or inference profile) id",
     "RAG_MODEL__LOCAL_THREADS": "local model: decoding threads",
@@ -117,6 +119,10 @@ MEANINGS = {
     "RAG_QUERY__MAX_CONCURRENT_PER_CONNECTION": "answers running at once on one connection",
     "RAG_QUERY__COALESCE_MS": "tokens are sent in one frame per this many ms",
     "RAG_QUERY__MAX_FRAME_BYTES": "largest server frame (API Gateway's limit is 32 KB)",
+    "RAG_QUERY__WAKE_WAIT_S": "longest an answer waits for a model waking from zero "
+    "(docs/protocol.md)",
+    "RAG_QUERY__WAKE_POLL_S": "how often a waking model is asked again",
+    "RAG_QUERY__SEARCH_NOTICE_S": "a search slower than this sends a `status` (collection waking)",
     "RAG_QUERY__HISTORY_TURNS": "earlier turns a follow-up question sees",
     "RAG_QUERY__HISTORY_TOKENS": "token budget of those turns",
     "RAG_QUERY__EXCERPT_CHARS": "length of each source's excerpt",
