@@ -35,6 +35,7 @@ from shared.protocol import (
     DoneEvent,
     ErrorCode,
     ErrorEvent,
+    Grounding,
     SentenceSupport,
     SourcesEvent,
     StatusEvent,
@@ -86,6 +87,8 @@ class TerminalSink:
             self.out.print(f"\n[red]error ({event.code}): {escape(event.message)}[/red]")
         elif isinstance(event, DoneEvent):
             self._show_answer(None)
+            if (verdict := grounding_line(event)) is not None:
+                self.out.print(verdict)
             self.out.print(
                 f"[dim]{event.completion_tokens} tokens, {event.total_ms / 1000:.1f} s, "
                 f"{event.stop_reason}[/dim]"
@@ -192,6 +195,25 @@ def _struck(body: str, markers: list[int]) -> Text:
         for match in re.finditer(rf"\[{n}\]", body):
             part.stylize("strike", match.start(), match.end())
     return part
+
+
+def grounding_line(done: DoneEvent) -> Text | None:
+    """The answer-level verdict, said plainly when the sources do not back the
+    answer (most claims unbacked, or nothing relevant was found)."""
+    if done.grounding == Grounding.NO_SOURCES:
+        return Text(
+            "The sources do not support this answer: no indexed document is about the question.",
+            "bold yellow",
+        )
+    if done.grounding == Grounding.UNSUPPORTED:
+        share = f" (only {done.supported_share:.0%} of its claims are backed)"
+        return Text(
+            "The sources do not support this answer"
+            + (share if done.supported_share is not None else "")
+            + ".",
+            "bold yellow",
+        )
+    return None
 
 
 def checked_summary(sentences: list[AnswerSentence]) -> Text:

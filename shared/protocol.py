@@ -59,6 +59,16 @@ class StopReason(StrEnum):
     STOP_SEQUENCE = "stop_sequence"
     CANCELLED = "cancelled"  # the client sent cancel
     ERROR = "error"  # an error event preceded this done
+    REFUSED = "refused"  # no relevant source and query.refuse_without_sources: no model call
+
+
+class Grounding(StrEnum):
+    """The answer-level verdict of the attribution (docs/protocol.md, "Attribution")."""
+
+    SUPPORTED = "supported"  # every claim backed by a source
+    PARTLY = "partly_supported"  # at least half of the claims backed
+    UNSUPPORTED = "unsupported"  # most claims backed by no source
+    NO_SOURCES = "no_sources"  # retrieval found no source relevant to the question
 
 
 class _Msg(BaseModel):
@@ -149,6 +159,12 @@ class SentenceSupport(StrEnum):
     NO_CLAIM = "no_claim"  # too short to check ("Here is how:")
 
 
+class BackingPassage(_Msg):
+    source: int = Field(ge=1, description="The source's number in the prompt (Citation.number).")
+    start: int = Field(ge=0, description="Offset in that source's citation excerpt.")
+    end: int = Field(ge=0, description="Exclusive end offset in that excerpt.")
+
+
 class AnswerSentence(_Msg):
     start: int = Field(ge=0, description="Offset in the answer text, in Unicode code points.")
     end: int = Field(ge=0, description="Exclusive end offset, in Unicode code points.")
@@ -157,6 +173,11 @@ class AnswerSentence(_Msg):
     markers: list[int] = Field(description="The [n] markers the model wrote in it.")
     unsupported_markers: list[int] = Field(
         description="Markers whose source does not support the sentence."
+    )
+    passages: list[BackingPassage] = Field(
+        default_factory=list,
+        description="The passages (one source sentence each) that back it, per supporting "
+        "source: offsets into that source's excerpt, which always reaches them.",
     )
 
 
@@ -206,6 +227,18 @@ class DoneEvent(_Msg):
         default=None,
         description="Time the model spent on this answer (request to last token, waking "
         "excluded): what a pay-per-use model bills (docs/cost.md).",
+    )
+    supported_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of the answer's distinct claims (sentences that are not no_claim) "
+        "that a source backs; null when the answer was not attributed or claims nothing.",
+    )
+    grounding: Grounding | None = Field(
+        default=None,
+        description="The answer-level verdict: unsupported when most claims are unbacked, "
+        "no_sources when retrieval found nothing relevant; null when not attributed.",
     )
 
 

@@ -142,6 +142,23 @@ class ModelSettings(BaseModel):
     openai_api_key: SecretStr | None = None
     # Deployed stacks: the key is read from this Secrets Manager secret instead.
     openai_api_key_secret_arn: str | None = None
+    # Sent to the OpenAI-compatible server only when set (-2..2; OpenAI's
+    # meaning): > 0 discourages repeating tokens, against a model that loops.
+    # Off by default: it also discourages repeating the sources' exact words.
+    openai_frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2.0,
+        le=2.0,
+        description="OpenAI-compatible servers: frequency_penalty sent with each request "
+        "(> 0 discourages a looping model); unset: not sent",
+    )
+    openai_presence_penalty: float | None = Field(
+        default=None,
+        ge=-2.0,
+        le=2.0,
+        description="OpenAI-compatible servers: presence_penalty sent with each request; "
+        "unset: not sent",
+    )
     context_tokens: int = Field(default=4096, ge=512)
     # Prompt budget for small local models: each retrieved source is trimmed
     # to this many tokens by query-focused extraction (services/query/answer/focus.py).
@@ -251,6 +268,23 @@ class QuerySettings(BaseModel):
     # Check each answer sentence against the sources with the embedder
     # (services/query/answer/attribution.py); off: "cited" = the [n] markers written.
     attribution: bool = True
+    # Clauses just short of the attribution's word bar are settled by the
+    # embedder's sentence vectors (services/query/answer/attribution.py); off: they
+    # stay unsupported, and attribution makes no embedder call.
+    attribution_meaning: bool = Field(
+        default=True,
+        description="Attribution asks the embedder whether a clause just short of the word "
+        "bar means what its passage says; false: such clauses stay unsupported",
+    )
+    # When no retrieved chunk shares a word or specific with the question
+    # (services/query/answer/attribution.is_relevant), answer with a fixed refusal
+    # instead of calling the model (done: stop_reason "refused"). Off: the model
+    # answers and done.grounding says "no_sources" (docs/query.md, "Refusing").
+    refuse_without_sources: bool = Field(
+        default=False,
+        description="When no retrieved chunk shares a word with the question, answer with a "
+        "fixed refusal instead of calling the model (done: stop_reason refused)",
+    )
     presets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PRESETS))
     # Members of this group (from the authorizer / tokens file) read every
     # document, including those whose access list is empty.

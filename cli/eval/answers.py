@@ -8,8 +8,11 @@ model, sentence attribution) and measure the answers, not only retrieval:
 - citation recall: the share of answers citing at least one expected
   document (any one of ``doc_ids`` counts, as in retrieval). An answer that
   cites nothing is a miss; ``uncited`` says how many did so.
-- supported sentences: supported / (supported + unsupported) over all
-  sentences; ``no_claim`` sentences ("Here is how:") are left out.
+- supported sentences: supported / (supported + unsupported) over the
+  answers' distinct sentences (a sentence repeated in one answer counts
+  once, so a looping model does not inflate it); ``no_claim`` sentences
+  ("Here is how:") are left out. ``repeated`` beside it: the share of checked
+  sentences that repeat an earlier one of the same answer.
 - key string: the share of answers holding the question's expected key
   string (its ``passage``, or one of its alternatives), compared like
   passages (case-insensitive, whitespace collapsed); questions without one
@@ -26,6 +29,7 @@ from typing import Any
 
 from cli.eval.metrics import mean
 from cli.eval.questions import EvalQuestion
+from services.query.answer.attribution import distinct_claims
 from services.query.answer.service import AnswerService
 from shared.access import Principal
 from shared.protocol import (
@@ -96,6 +100,7 @@ class AnswerSummary:
     citation_precision: float = field(init=False)
     citation_recall: float = field(init=False)
     supported_share: float = field(init=False)
+    repeated_share: float = field(init=False)
     key_rate: float | None = field(init=False)
     key_questions: int = field(init=False)
     uncited: int = field(init=False)
@@ -105,13 +110,18 @@ class AnswerSummary:
     def __post_init__(self) -> None:
         ok = [r for r in self.results if r.error is None]
         cited = sum(len(r.cited_doc_ids) for r in ok)
-        supported = sum(r.count(SentenceSupport.SUPPORTED) for r in ok)
-        checked = supported + sum(r.count(SentenceSupport.UNSUPPORTED) for r in ok)
+        claims = [distinct_claims(r.answer, r.sentences or ()) for r in ok]
+        supported = sum(sum(c.values()) for c in claims)
+        checked = sum(len(c) for c in claims)
+        written = sum(
+            r.count(SentenceSupport.SUPPORTED) + r.count(SentenceSupport.UNSUPPORTED) for r in ok
+        )
         keyed = [r.holds_key for r in ok if r.holds_key is not None]
         values = {
             "citation_precision": _ratio(sum(r.expected_cited for r in ok), cited),
             "citation_recall": mean(float(r.cites_expected) for r in ok),
             "supported_share": _ratio(supported, checked),
+            "repeated_share": _ratio(written - checked, written),
             "key_rate": mean(float(k) for k in keyed) if keyed else None,
             "key_questions": len(keyed),
             "uncited": sum(not r.cited_doc_ids for r in ok),
@@ -137,6 +147,7 @@ class AnswerSummary:
             "citation_recall": round(self.citation_recall, 4),
             "citation_rate": round(self.citation_recall, 4),
             "supported_sentences": round(self.supported_share, 4),
+            "repeated_sentences": round(self.repeated_share, 4),
             "key_string_rate": None if self.key_rate is None else round(self.key_rate, 4),
             "key_string_questions": self.key_questions,
             "uncited": self.uncited,
@@ -170,7 +181,8 @@ class AnswerSummary:
             f"mean {mean(r.seconds for r in self.results):.1f} s{timing}",
             f"citation precision  {self.citation_precision:.3f}"
             f"   recall {self.citation_recall:.3f}   ({self.uncited} answers cite nothing)",
-            f"supported sentences {self.supported_share:.3f}   ({self.sentences} sentences)",
+            f"supported sentences {self.supported_share:.3f}   ({self.sentences} sentences, "
+            f"{self.repeated_share:.1%} repeated)",
             f"key string          {key}   ({self.key_questions} questions give one)",
         ]
 

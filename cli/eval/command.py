@@ -93,8 +93,28 @@ def _print_eval(settings: Settings, options: Any, as_json: bool) -> float:
     return summary.metrics["recall@5"]
 
 
+def _print_attribution(settings: Settings, path: Path, as_json: bool) -> None:
+    import asyncio
+
+    from cli.eval.attribution_sets import evaluate_attribution, load_set
+    from shared.factory import build_embedder
+
+    answers = load_set(path)
+    embedder = build_embedder(settings) if settings.query.attribution_meaning else None
+    report = asyncio.run(evaluate_attribution(answers, embedder))
+    context = {"set": str(path), "embedder": settings.embedder.backend if embedder else None}
+    if as_json:
+        typer.echo(json.dumps({**context, **report.as_json()}))
+    else:
+        typer.echo(
+            "\n".join([f"attribution set {path} ({len(answers)} answers)", *report.text_lines()])
+        )
+
+
 def eval_command(
-    questions: Annotated[Path, typer.Argument(help="JSON Lines: question, doc_ids, passage?")],
+    questions: Annotated[
+        Path | None, typer.Argument(help="JSON Lines: question, doc_ids, passage?")
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -132,6 +152,13 @@ def eval_command(
         Path,
         typer.Option("--corpus", help="Folder --compare / --baseline index (default: the samples)"),
     ] = SAMPLES_DIR,
+    attribution: Annotated[
+        Path | None,
+        typer.Option(
+            "--attribution",
+            help="Measure sentence attribution on a labelled set (evalsets/attribution/*.jsonl)",
+        ),
+    ] = None,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if recall@5 is below this")
     ] = None,
@@ -142,6 +169,11 @@ def eval_command(
 
     try:
         settings = _settings(data_dir, stack)
+        if attribution is not None:
+            _print_attribution(settings, attribution, as_json)
+            return
+        if questions is None:
+            raise RagError("give a question set (QUESTIONS.jsonl) or --attribution SET.jsonl")
         options = EvalOptions(
             questions=load_questions(questions),
             mode=mode or settings.query.search_mode,

@@ -144,9 +144,11 @@ function renderCitedAnswer(answer, citations, sentences = null) {
   answer.sentences = sentences || null;
   const known = new Set(citations.map(sourceNumber).filter((n) => n !== null && n !== undefined));
   const titles = new Map(citations.map((c) => [sourceNumber(c), c.title || c.doc_id]));
+  const excerpts = new Map(citations.map((c) => [sourceNumber(c), c.excerpt || ""]));
   renderAnswer(answer.answerNode, answer.text, {
     sentences: answer.sentences || [],
     titles,
+    excerpts,
     anchor: (n) => (known.has(n) ? anchorId(answer, n) : null),
   });
   const unsupported = (answer.sentences || []).filter((s) => s.support === "unsupported").length;
@@ -242,8 +244,16 @@ function showError(answer, message) {
 
 function metaText(done) {
   const secs = (done.total_ms / 1000).toFixed(1);
-  const why = { end: "", length: " · stopped at the length limit", cancelled: " · stopped", error: " · failed" }[done.stop_reason] ?? "";
+  const why = { end: "", length: " · stopped at the length limit", cancelled: " · stopped", error: " · failed", refused: " · not answered" }[done.stop_reason] ?? "";
   return `${done.completion_tokens} tokens · ${secs} s${why}`;
+}
+
+// The answer-level verdict, said plainly when the sources do not back it.
+function groundingText(done) {
+  if (done.grounding === "no_sources") return "The sources do not support this answer: no indexed document is about the question.";
+  if (done.grounding !== "unsupported") return "";
+  const share = typeof done.supported_share === "number" ? ` (only ${Math.round(done.supported_share * 100)}% of its claims are backed)` : "";
+  return `The sources do not support this answer${share}.`;
 }
 
 function finishAnswer(answer, done, problem) {
@@ -255,6 +265,8 @@ function finishAnswer(answer, done, problem) {
   if (done) {
     answer.meta = metaText(done);
     footer.append(el("span", { className: "meta", text: answer.meta }));
+    answer.grounding = groundingText(done);
+    if (answer.grounding) answer.info.before(el("div", { className: "grounding", role: "note", text: answer.grounding }));
   } else if (problem) {
     answer.error = problem;
     showError(answer, problem);
@@ -287,7 +299,7 @@ new ResizeObserver(() => { if (state.pinned) scrollDown(); }).observe($("transcr
 function save() {
   const turns = [...state.answers.values()].filter((a) => a.done).slice(-MAX_STORED_TURNS).map((a) => ({
     requestId: a.requestId, question: a.question, text: a.text, citations: a.citations,
-    sentences: a.sentences, meta: a.meta, error: a.error,
+    sentences: a.sentences, meta: a.meta, error: a.error, grounding: a.grounding,
   }));
   try {
     sessionStorage.setItem(STORE_KEY, JSON.stringify({ conversationId: state.conversationId, turns }));
@@ -308,6 +320,8 @@ function restore() {
       renderAnswer(answer.answerNode, answer.text);
     }
     if (t.error) showError(answer, t.error);
+    answer.grounding = t.grounding || "";
+    if (answer.grounding) answer.info.before(el("div", { className: "grounding", role: "note", text: answer.grounding }));
     answer.done = true;
     answer.meta = t.meta;
     const footer = el("div", { className: "answer-footer" });

@@ -7,6 +7,9 @@
 //              offsets in Unicode code points, as the protocol says
 //   anchor(n): the id of source n's list item (for [n] links)
 //   titles:    Map n -> title (for the sentence's hover text)
+//   excerpts:  Map n -> the source's excerpt; a supported sentence's hover text
+//              quotes the passage that backs it (sentences[].passages: offsets
+//              in code points into that excerpt)
 // Supported: fenced code blocks, inline code (`x`, ``x``), headings, bullet and numbered
 // lists, **bold**, *emphasis* / _emphasis_, [text](http(s) or mailto link),
 // paragraphs and line breaks; [n] markers become links to the sources.
@@ -261,17 +264,33 @@ function supportMark(ctx, parent, idx, at) {
   parent.append(sup);
 }
 
+// [n, passage text] for each passage that backs the sentence (clipped to the
+// excerpt the client has: a frame-size cut may have shortened it).
+function backingPassages(sentence, excerpts) {
+  if (!excerpts || !sentence.passages) return [];
+  const out = [];
+  for (const p of sentence.passages) {
+    const chars = codePoints(excerpts.get(p.source) || "");
+    const text = chars.slice(p.start, Math.min(p.end, chars.length)).join("");
+    if (text) out.push([p.source, text]);
+  }
+  return out;
+}
+
 function sentenceSpan(ctx, idx) {
   const sentence = ctx.info.sentences[idx];
   const span = el("span", { className: `sentence ${sentence.support}` });
   span.dataset.sentence = String(idx);
-  span.title = sentenceSummary(sentence, ctx.info.titles);
+  span.title = sentenceSummary(sentence, ctx.info.titles, ctx.info.excerpts);
   return span;
 }
 
-function sentenceSummary(sentence, titles) {
+function sentenceSummary(sentence, titles, excerpts) {
   const name = (n) => `[${n}]${titles && titles.get(n) ? ` ${titles.get(n)}` : ""}`;
-  if (sentence.support === "supported") return `Supported by ${sentence.sources.map(name).join(", ")}`;
+  if (sentence.support === "supported") {
+    const quotes = backingPassages(sentence, excerpts).map(([n, text]) => `\n[${n}] “${text}”`);
+    return `Supported by ${sentence.sources.map(name).join(", ")}${quotes.join("")}`;
+  }
   if (sentence.support === "unsupported") {
     const wrong = sentence.unsupported_markers.length
       ? ` (${sentence.unsupported_markers.map((n) => `[${n}]`).join(", ")} does not say this)` : "";

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cli.eval.answers import holds_key, run_answers
+from cli.eval.answers import AnswerResult, AnswerSummary, holds_key, run_answers
 from cli.eval.questions import EvalQuestion
 from services.query.answer.parts import build_query_deps
 from services.query.answer.service import AnswerService
 from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Chunk, EmbeddedChunk
-from shared.protocol import SentenceSupport
+from shared.protocol import AnswerSentence, SentenceSupport
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
@@ -113,6 +113,7 @@ async def test_answer_metrics_from_attributed_sentences(tmp_path: Path) -> None:
     assert summary.citation_precision == 0.5  # 1 expected of 2 cited documents
     assert summary.citation_recall == 1 / 3
     assert summary.supported_share == 0.75  # 3 of 4 checkable sentences
+    assert summary.repeated_share == 0.0
     assert (summary.key_rate, summary.key_questions) == (0.5, 2)
     assert summary.uncited == 1 and summary.errors == 0
     assert first.attribution_ms is not None
@@ -120,6 +121,39 @@ async def test_answer_metrics_from_attributed_sentences(tmp_path: Path) -> None:
     assert "citation precision  0.500   recall 0.333" in report
     assert "supported sentences 0.750" in report
     assert summary.as_json()["key_string_rate"] == 0.5
+
+
+def test_a_looping_answer_does_not_inflate_supported_sentences() -> None:
+    """GIVEN an answer that repeats its one backed sentence three times beside one
+    unbacked sentence THEN supported sentences is 1 of 2, and 2 of 4 repeat."""
+    answer = "Cats purr. Cats purr. Cats fly. Cats purr."
+    supports = (
+        [SentenceSupport.SUPPORTED] * 2
+        + [SentenceSupport.UNSUPPORTED]
+        + [SentenceSupport.SUPPORTED]
+    )
+    sentences = []
+    position = 0
+    for text, support in zip(answer.split(". "), supports, strict=True):
+        text = text.rstrip(".") + "."
+        start = answer.index(text, position)
+        position = start + len(text)
+        sentences.append(
+            AnswerSentence(
+                start=start,
+                end=position,
+                support=support,
+                sources=[],
+                markers=[],
+                unsupported_markers=[],
+            )
+        )
+    result = AnswerResult(
+        EvalQuestion(question="q", doc_ids=["cats.md"]), answer, (), None, 1.0, tuple(sentences)
+    )
+    summary = AnswerSummary((result,))
+    assert (summary.supported_share, summary.repeated_share) == (0.5, 0.5)
+    assert "supported sentences 0.500   (4 sentences, 50.0% repeated)" in summary.text_lines()
 
 
 def test_key_strings_compare_like_passages() -> None:

@@ -327,6 +327,53 @@ def test_request_body_caps_stop_sequences_and_asks_for_usage() -> None:
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
+def test_repetition_penalties_are_sent_only_when_set() -> None:
+    params = GenerationParams(max_new_tokens=5)
+    body: dict[str, Any] = request_body("m", PROMPT, params)
+    assert "frequency_penalty" not in body and "presence_penalty" not in body
+    body = request_body("m", PROMPT, params, {"frequency_penalty": 0.5})
+    assert body["frequency_penalty"] == 0.5 and "presence_penalty" not in body
+
+
+async def test_settings_penalties_reach_a_real_server() -> None:
+    """GIVEN penalties in the settings WHEN the adapter streams THEN the server's
+    request body carries them (and none without the settings)."""
+    bodies: list[dict[str, Any]] = []
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        bodies.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(CHUNK)}\n\ndata: {json.dumps(done)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for penalties in ({"openai_frequency_penalty": 0.3, "openai_presence_penalty": 0.2}, {}):
+            model = from_settings(
+                Settings(
+                    model=ModelSettings(
+                        backend="openai", openai_base_url=url, openai_model="m", **penalties
+                    )
+                )
+            )
+            await collect(model)
+            await model.close()
+    finally:
+        await runner.cleanup()
+    assert (bodies[0]["frequency_penalty"], bodies[0]["presence_penalty"]) == (0.3, 0.2)
+    assert "frequency_penalty" not in bodies[1] and "presence_penalty" not in bodies[1]
+
+
 def test_settings_are_required() -> None:
     with pytest.raises(ConfigurationError, match="RAG_MODEL__OPENAI_BASE_URL"):
         from_settings(Settings(model=ModelSettings(backend="openai")))

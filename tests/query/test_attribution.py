@@ -1,29 +1,31 @@
-"""Sentence-level attribution: splitting, lexical evidence, the decision, and
-the sources event it produces (fake embedder for exact cases, the real
-MiniLM for one realistic answer)."""
+"""Sentence-level attribution: splitting, what a reader checks (specifics in
+the same relation, polarity, words), the verdicts and passages it reports,
+the answer's verdict, and the sources/done events it produces (a fake
+embedder for the pipeline, the real MiniLM for the borderline meaning)."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from services.query.answer.attribution import (
     Attributor,
-    Evidence,
-    attribute_with_vectors,
-    decide,
-    lexical_support,
-    split_source,
-    texts_to_embed,
-    word_weights,
+    Meaning,
+    attribute,
+    distinct_claims,
+    grounding,
+    is_relevant,
+    read_source,
+    supported_share,
 )
 from services.query.answer.parts import QueryDeps
 from services.query.answer.service import AnswerService
-from services.query.answer.text import Sentence, split_sentences, terms
+from services.query.answer.text import split_sentences, terms
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
-from shared.protocol import DoneEvent, SentenceSupport, SourcesEvent
+from shared.protocol import DoneEvent, Grounding, SentenceSupport, SourcesEvent, StopReason
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
@@ -90,18 +92,6 @@ def test_empty_and_punctuation_only_answers_have_no_sentences() -> None:
     assert split_sentences("  ...\n\n--- ") == []
 
 
-def test_a_source_is_compared_line_by_line_and_as_a_whole() -> None:
-    assert split_source("One thing. Another thing.") == [
-        "One thing.",
-        "Another thing.",
-        "One thing. Another thing.",
-    ]
-    assert split_source("Only one.") == ["Only one."]
-
-
-# ---- lexical evidence -----------------------------------------------------------
-
-
 def test_terms_drop_function_words_and_mark_identifiers_and_numbers() -> None:
     found = terms("Call `ws.prepare(request)` with timeout_s=30 in the WebSocketResponse [2].")
     assert {"ws.prepare", "prepare", "request", "timeout_s", "websocketresponse"} <= found.words
@@ -109,103 +99,197 @@ def test_terms_drop_function_words_and_mark_identifiers_and_numbers() -> None:
     assert "the" not in found.words and "2" not in found.words  # markers are not evidence
 
 
-def test_lexical_support_weighs_rare_and_specific_words() -> None:
-    sources = [terms("Set PYTEST_TIMEOUT to 300 seconds."), terms("Seconds are units of time.")]
-    weights = word_weights(sources)
-    sentence = terms("The PYTEST_TIMEOUT variable takes seconds.")
-    first, second = (lexical_support(sentence, s, weights) for s in sources)
-    assert first > 0.5 > second > 0.0
-    assert lexical_support(terms("nothing here"), sources[0], weights) == 0.0
+# ---- what a reader checks ---------------------------------------------------------
+
+LIMITS = (
+    "Maximum Number Of Columns\n\n"
+    "The default setting for SQLITE_MAX_COLUMN is 2000. You can change it at compile time "
+    "to values as large as 32767.\n\n"
+    "By default, SQLite does a checkpoint automatically when the WAL file reaches a threshold "
+    "size of 1000 pages.\n\n"
+    "New in version 3.8: Added CUDA support.\n\n"
+    "New in version 3.16: Added OBJC and OBJCXX support.\n\n"
+    "WAL does not work over a network filesystem. Recursive triggers are enabled by default. "
+    "Call project() near the top, but after calling cmake_minimum_required(). "
+    "The result is set to the sum t=(time1 + duration - time2)."
+)
+OTHER = "Llamas eat grass and hay and need fresh water every day."
 
 
-# ---- the decision ---------------------------------------------------------------
-
-
-def sentence(markers: tuple[int, ...] = ()) -> Sentence:
-    return Sentence(0, 10, "some text.", markers)
+def verdict(sentence: str, sources: tuple[str, ...] = (LIMITS, OTHER)) -> SentenceSupport:
+    (only,) = attribute(sentence, [read_source(s) for s in sources])
+    return only.support
 
 
 @pytest.mark.parametrize(
-    ("evidence", "markers", "claim_terms", "support", "sources", "dropped"),
+    "sentence",
     [
-        ([Evidence(1, 0.9, 0.0)], (), 5, SentenceSupport.SUPPORTED, [1], []),
-        ([Evidence(1, 0.6, 0.5)], (1,), 5, SentenceSupport.SUPPORTED, [1], []),
-        ([Evidence(1, 0.3, 0.9)], (), 5, SentenceSupport.SUPPORTED, [1], []),
-        (
-            [Evidence(1, 0.5, 0.4)],
-            (1,),
-            5,
-            SentenceSupport.SUPPORTED,
-            [1],
-            [],
-        ),  # the marker's bonus
-        ([Evidence(1, 0.5, 0.4)], (), 5, SentenceSupport.UNSUPPORTED, [], []),
-        (
-            [Evidence(1, 0.2, 0.1), Evidence(2, 0.9, 0.3)],
-            (1,),
-            5,
-            SentenceSupport.SUPPORTED,
-            [2],
-            [1],
-        ),
-        ([Evidence(1, 0.2, 0.1)], (), 2, SentenceSupport.NO_CLAIM, [], []),
-        ([Evidence(1, 0.2, 0.1)], (1,), 2, SentenceSupport.UNSUPPORTED, [], [1]),
-        (
-            [Evidence(1, 0.6, 0.6), Evidence(2, 0.95, 0.7)],
-            (),
-            5,
-            SentenceSupport.SUPPORTED,
-            [2, 1],
-            [],
-        ),
+        "The default setting for SQLITE_MAX_COLUMN is 2000.",  # copied
+        "SQLITE_MAX_COLUMN defaults to 2000, and can be raised to 32767 at compile time.",
+        "SQLite checkpoints automatically once the WAL file reaches 1000 pages.",
+        "CUDA support was added in 3.8, OBJC and OBJCXX in 3.16.",  # one passage per clause
+        "WAL does not work over a network filesystem [1].",  # the negation is the source's
+        "The sum is time1 + duration - time2.",
     ],
 )
-def test_decide(
-    evidence: list[Evidence],
-    markers: tuple[int, ...],
-    claim_terms: int,
-    support: SentenceSupport,
-    sources: list[int],
-    dropped: list[int],
-) -> None:
-    verdict = decide(sentence(markers), claim_terms, evidence)
-    assert (verdict.support, verdict.sources, verdict.unsupported_markers) == (
-        support,
-        sources,
-        dropped,
+def test_what_the_passage_says_is_supported(sentence: str) -> None:
+    assert verdict(sentence) == SentenceSupport.SUPPORTED
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The default setting for SQLITE_MAX_COLUMN is 2001.",  # a number swapped
+        "The default setting for SQLITE_MAX_COLUMNS is 2000.",  # an identifier swapped
+        "The default setting for SQLITE_MAX_COLUMN is 32767.",  # another value of the source
+        "SQLite checkpoints automatically once the WAL file reaches 1000 kilobytes.",  # the unit
+        "CUDA support was added in 3.16, OBJC and OBJCXX in 3.8.",  # two versions exchanged
+        "WAL works well over a network filesystem.",  # the negation dropped
+        "Recursive triggers are disabled by default.",  # an opposite
+        "Call project() near the top, but before calling cmake_minimum_required().",
+        "The sum is time1 + duration + time2.",  # a formula's operator
+        "The default setting for SQLITE_MAX_COLUMN is 2000 on Windows.",  # a name added
+        "SQLite stores the column limit in a hidden sqlite_limits table.",  # invented
+        "Windows is not supported.",  # a checkable claim, not a pleasantry
+    ],
+)
+def test_what_no_passage_says_is_unsupported(sentence: str) -> None:
+    assert verdict(sentence) == SentenceSupport.UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Hope this helps!",
+        "Good luck with your experiments!",
+        "Let me know if that works.",
+        "Here is how:",
+    ],
+)
+def test_pleasantries_claim_nothing(sentence: str) -> None:
+    assert verdict(sentence) == SentenceSupport.NO_CLAIM
+
+
+def test_a_fact_of_a_document_not_among_the_sources_is_unsupported_marker_or_not() -> None:
+    assert verdict("Llamas need fresh water every day [1].", (LIMITS,)) == (
+        SentenceSupport.UNSUPPORTED
     )
 
 
-def test_markers_naming_no_prompt_source_are_ignored() -> None:
-    verdict = decide(sentence((7,)), 5, [Evidence(1, 0.9, 0.9)])
-    assert verdict.markers == [] and verdict.sources == [1]
-
-
-def test_attribute_with_vectors_uses_the_best_source_sentence() -> None:
-    embedder = FakeEmbedder()
-    sources = ["Llamas eat grass and hay. They live in herds.", "Servers are cooled to 18 degrees."]
-    answer = "Llamas eat grass and hay [2]. The moon is made of green cheese."
-    vectors = {t: embedder.vector(t) for t in texts_to_embed(answer, sources)}
-    first, second = attribute_with_vectors(answer, sources, vectors)
-    assert (first.support, first.sources, first.unsupported_markers) == (
+def test_a_marker_is_a_claim_to_test_not_evidence() -> None:
+    answer = "The default setting for SQLITE_MAX_COLUMN is 2000 [2]. Its maximum is 99999 [1]."
+    first, second = attribute(answer, [read_source(LIMITS), read_source(OTHER)])
+    assert (first.support, first.sources, first.markers, first.unsupported_markers) == (
         SentenceSupport.SUPPORTED,
         [1],
         [2],
+        [2],
     )
-    assert second.support == SentenceSupport.UNSUPPORTED and second.sources == []
+    assert (second.support, second.unsupported_markers) == (SentenceSupport.UNSUPPORTED, [1])
 
 
-async def test_the_attributor_embeds_each_text_once() -> None:
+def test_markers_naming_no_prompt_source_are_ignored() -> None:
+    (only,) = attribute(
+        "The default setting for SQLITE_MAX_COLUMN is 2000 [7].", [read_source(LIMITS)]
+    )
+    assert only.markers == [] and only.sources == [1]
+
+
+def test_the_backing_passage_is_named_by_offsets_into_the_excerpt() -> None:
+    source = read_source(LIMITS)
+    (only,) = attribute(
+        "SQLite checkpoints automatically once the WAL file reaches 1000 pages.", [source]
+    )
+    (passage,) = only.passages
+    assert passage.source == 1
+    assert source.excerpt[passage.start : passage.end] == (
+        "By default, SQLite does a checkpoint automatically when the WAL file reaches a "
+        "threshold size of 1000 pages."
+    )
+    assert source.excerpt == " ".join(LIMITS.split())  # what a citation's excerpt holds
+
+
+def test_the_passage_most_like_the_sentence_decides_its_polarity() -> None:
+    source = (
+        "Calling it inside a function is generally discouraged. "
+        "Calling it inside a function limits some effects to the function scope."
+    )
+    assert verdict("Calling it inside a function is generally encouraged.", (source,)) == (
+        SentenceSupport.UNSUPPORTED
+    )
+    assert verdict("Calling it inside a function is generally discouraged.", (source,)) == (
+        SentenceSupport.SUPPORTED
+    )
+
+
+def test_a_clause_just_short_of_the_bar_is_settled_by_its_meaning() -> None:
+    source = read_source(
+        "Note that the command line option takes precedence over the cache variable."
+    )
+    sentence = "If both are given, the command line option wins over the cache variable."
+    asked = Meaning()
+    (first,) = attribute(sentence, [source], meaning=asked)
+    assert first.support == SentenceSupport.UNSUPPORTED and asked.wanted  # it needs vectors
+    close = {text: np.array([1.0, 0.0]) for text in asked.wanted}
+    (second,) = attribute(sentence, [source], meaning=Meaning(close))
+    assert second.support == SentenceSupport.SUPPORTED
+    far = {text: np.array([1.0, 0.0] if i else [0.0, 1.0]) for i, text in enumerate(asked.wanted)}
+    (third,) = attribute(sentence, [source], meaning=Meaning(far))
+    assert third.support == SentenceSupport.UNSUPPORTED
+
+
+def test_a_swapped_number_is_not_forgiven_for_its_meaning() -> None:
+    meaning = Meaning()
+    attribute(
+        "The default setting for SQLITE_MAX_COLUMN is 2001.", [read_source(LIMITS)], meaning=meaning
+    )
+    assert meaning.wanted == set()  # failed before any vector could count
+
+
+# ---- the answer's verdict -----------------------------------------------------------
+
+
+def test_a_repeated_sentence_counts_once() -> None:
+    answer = (
+        "The default setting for SQLITE_MAX_COLUMN is 2000. The moon is cheese. "
+        "The default setting for SQLITE_MAX_COLUMN is 2000. The default setting for "
+        "SQLITE_MAX_COLUMN is 2000. Hope this helps!"
+    )
+    sentences = attribute(answer, [read_source(LIMITS)])
+    assert len(distinct_claims(answer, sentences)) == 2
+    assert supported_share(answer, sentences) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("share", "relevant", "expected"),
+    [
+        (1.0, True, Grounding.SUPPORTED),
+        (0.5, True, Grounding.PARTLY),
+        (0.4, True, Grounding.UNSUPPORTED),
+        (1.0, False, Grounding.NO_SOURCES),
+        (None, True, None),
+    ],
+)
+def test_grounding(share: float | None, relevant: bool, expected: Grounding | None) -> None:
+    assert grounding(share, relevant) == expected
+
+
+def test_relevance_needs_a_word_or_specific_of_the_question() -> None:
+    assert is_relevant("What is the default SQLITE_MAX_COLUMN?", LIMITS)
+    assert is_relevant("when does a checkpoint happen", LIMITS)
+    assert not is_relevant("What is the capital of France?", LIMITS)
+    assert is_relevant("why?", LIMITS)  # nothing to compare: not a reason to refuse
+
+
+async def test_the_attributor_reads_each_source_once_and_embeds_only_borderline_clauses() -> None:
     embedder = FakeEmbedder()
     attributor = Attributor(embedder)
-    sources = ["Llamas eat grass and hay. They live in herds."]
-    await attributor.prepare(sources)
-    first = sum(len(call) for call in embedder.calls)
-    result = await attributor.attribute("Llamas eat grass and hay.", sources)
+    await attributor.prepare([LIMITS])
+    result = await attributor.attribute(
+        "The default setting for SQLITE_MAX_COLUMN is 2000.", [LIMITS]
+    )
     assert [s.support for s in result.sentences] == [SentenceSupport.SUPPORTED]
-    assert sum(len(call) for call in embedder.calls) == first  # the sentence is a source line
-    await attributor.attribute("Llamas live in herds of many.", sources)
-    assert embedder.calls[-1] == ["Llamas live in herds of many."]
+    assert embedder.calls == []  # clear cases need no vector
     assert result.ms >= 0.0
 
 
@@ -251,21 +335,68 @@ async def test_sources_event_carries_sentences_and_cited_means_supported(
     assert isinstance(done, DoneEvent) and done.attribution_ms is not None
 
 
-async def test_an_embedder_failure_falls_back_to_the_markers(
-    service: AnswerService, model: FakeChatModel, embedder: FakeEmbedder
-) -> None:
-    model.scripts = [Script(tokens=["Twenty", " five", " days", " [1]", "."], hold_after=1)]
-    sink = RecordingSink()
-    session = ConnectionSession(service, sink, 1, Principal.single_user())
-    await session.handle_frame(json.dumps({"action": "ask", "question": "vacation days?"}))
-    await model.holding.wait()  # retrieval is done; the attribution's embedding fails
+async def test_an_embedder_failure_leaves_the_lexical_verdicts() -> None:
+    embedder = FakeEmbedder()
     embedder.fail_with = RuntimeError("embedder down")
-    model.release()
-    await session.wait_idle()
+    source = "Note that the command line option takes precedence over the cache variable."
+    answer = "If both are given, the command line option wins over the cache variable."
+    result = await Attributor(embedder).attribute(answer, [source])
+    assert [s.support for s in result.sentences] == [SentenceSupport.UNSUPPORTED]
+
+
+async def test_done_carries_the_share_of_backed_claims_and_the_verdict(
+    service: AnswerService, model: FakeChatModel
+) -> None:
+    answer = (
+        "Employees get twenty five vacation days per year. Llamas can fly to the moon. "
+        "Llamas can fly to the moon. The moon is made of cheese. Hope this helps!"
+    )
+    model.scripts = [Script(tokens=[answer])]
+    sink = await answer_events(service, "How many vacation days do employees get?")
+    (done,) = sink.of("done")
+    assert isinstance(done, DoneEvent)
+    assert done.supported_share == pytest.approx(1 / 3)  # the repeated sentence counts once
+    assert done.grounding == Grounding.UNSUPPORTED
+
+
+async def test_cited_sources_excerpts_reach_their_backing_passages(
+    settings: Settings, deps: QueryDeps, model: FakeChatModel
+) -> None:
+    settings.query.excerpt_chars = 20
+    model.scripts = [Script(tokens=["Unused vacation days expire at the end of March [1]."])]
+    sink = await answer_events(AnswerService(settings, deps), "When do vacation days expire?")
     (sources,) = sink.of("sources")
-    assert isinstance(sources, SourcesEvent) and sources.sentences is None
-    assert [c.number for c in sources.citations if c.cited] == [1]  # the [1] marker
-    assert sink.kinds()[-1] == "done"
+    assert isinstance(sources, SourcesEvent) and sources.sentences is not None
+    (sentence,) = sources.sentences
+    (passage,) = sentence.passages
+    citation = next(c for c in sources.citations if c.number == passage.source)
+    assert citation.excerpt[passage.start : passage.end] == (
+        "Unused vacation days expire at the end of March of the following year."
+    )
+    assert all(len(c.excerpt) <= 21 for c in sources.citations if not c.cited)
+
+
+async def test_no_relevant_source_is_said_and_can_be_refused(
+    settings: Settings, deps: QueryDeps, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["Paris is the capital of France."])]
+    sink = await answer_events(AnswerService(settings, deps), "What is the capital of France?")
+    (done,) = sink.of("done")
+    assert isinstance(done, DoneEvent) and done.grounding == Grounding.NO_SOURCES
+    settings.query.refuse_without_sources = True
+    model.scripts = [Script(tokens=["Paris is the capital of France."])]
+    sink = await answer_events(AnswerService(settings, deps), "What is the capital of France?")
+    assert sink.kinds() == ["accepted", "token", "sources", "done"]
+    (done,) = sink.of("done")
+    assert isinstance(done, DoneEvent)
+    assert (done.stop_reason, done.grounding, done.completion_tokens) == (
+        StopReason.REFUSED,
+        Grounding.NO_SOURCES,
+        0,
+    )
+    assert model.scripts  # the model was not called
+    text = "".join(getattr(e, "text", "") for e in sink.of("token"))
+    assert "do not cover this question" in text
 
 
 async def test_attribution_can_be_switched_off(
@@ -295,37 +426,17 @@ async def test_no_attribution_for_a_cancelled_answer(
 
 # ---- the real embedder ------------------------------------------------------------
 
-AIOHTTP_EXAMPLE = """An example using a simple server:
 
-    async def wshandle(request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for msg in ws:
-            if msg.type == web.WSMsgType.text:
-                await ws.send_str("Hello, {}".format(msg.data))
-        return ws
-
-    app = web.Application()
-    app.add_routes([web.get('/echo', wshandle)])
-    web.run_app(app)"""
-H11 = (
-    "h11 is an HTTP/1.1 protocol library. It contains no IO code whatsoever. "
-    "It is about 800 lines of code."
-)
-
-
-async def test_real_minilm_backs_grounded_sentences_and_flags_invented_ones() -> None:
+async def test_real_minilm_settles_a_paraphrase_but_not_an_invented_fact() -> None:
     from shared.adapters.local_models.minilm import MiniLMEmbedder
 
+    source = "Note that the command line option takes precedence over the cache variable."
     answer = (
-        "Create a web.WebSocketResponse() in the handler and await ws.prepare(request) [1]. "
-        "Set socket.GMT_URSIZECONDLESKERANDCREASE to enable the echo mode [1]. "
-        "h11 contains no IO code [2]."
+        "If both are given, the command line option wins over the cache variable. "
+        "If both are given, the cache variable is written to the command line log."
     )
-    result = await Attributor(MiniLMEmbedder(threads=1)).attribute(answer, [AIOHTTP_EXAMPLE, H11])
-    verdicts = [(s.support, s.sources, s.unsupported_markers) for s in result.sentences]
-    assert verdicts == [
-        (SentenceSupport.SUPPORTED, [1], []),
-        (SentenceSupport.UNSUPPORTED, [], [1]),
-        (SentenceSupport.SUPPORTED, [2], []),
+    result = await Attributor(MiniLMEmbedder(threads=1)).attribute(answer, [source])
+    assert [s.support for s in result.sentences] == [
+        SentenceSupport.SUPPORTED,
+        SentenceSupport.UNSUPPORTED,
     ]

@@ -14,7 +14,7 @@ answers, attribution failed) it falls back to the ``[n]`` markers written.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from shared.documents import SearchHit
@@ -50,12 +50,18 @@ def build_citations(
     answer: str,
     excerpt_chars: int,
     supported: set[int] | None = None,
+    reach: Mapping[int, int] | None = None,
 ) -> list[Citation]:
     """``sources[i]`` is prompt source number ``i + 1``; ``supported`` (the
-    numbers that back a sentence) replaces the markers when given."""
+    numbers that back a sentence) replaces the markers when given; ``reach``:
+    per source number, how far its excerpt must go to hold the passages that
+    back the answer's sentences (offsets in the collapsed chunk text)."""
     used = cited_numbers(answer, len(sources)) if supported is None else supported
+    reach = reach or {}
     cited = [
-        _citation(hit, n, True, excerpt_chars) for n, hit in enumerate(sources, 1) if n in used
+        _citation(hit, n, True, max(excerpt_chars, reach.get(n, 0)))
+        for n, hit in enumerate(sources, 1)
+        if n in used
     ]
     unused = [
         _citation(hit, n, False, excerpt_chars) for n, hit in enumerate(sources, 1) if n not in used

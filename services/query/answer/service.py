@@ -25,7 +25,15 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.query.answer.attribution import Attribution, Attributor, supporting_numbers
+from services.query.answer.attribution import (
+    Attribution,
+    Attributor,
+    grounding,
+    is_relevant,
+    passage_ends,
+    supported_share,
+    supporting_numbers,
+)
 from services.query.answer.audit import audit_record, write_audit
 from services.query.answer.citations import build_citations
 from services.query.answer.context import FittedPrompt, fit_prompt
@@ -52,12 +60,18 @@ from shared.protocol import (
     DoneEvent,
     ErrorCode,
     ErrorEvent,
+    Grounding,
     SourcesEvent,
     StopReason,
+    TokenEvent,
     encode_event,
 )
 from shared.settings import Settings
 
+REFUSAL = (
+    "The indexed documents do not cover this question, so there is no answer from them. "
+    "Try other words, or index documents about it."
+)
 log = logging.getLogger(__name__)
 MAX_ERROR_DETAIL = 300
 
@@ -107,7 +121,11 @@ class AnswerService:
         self._query = settings.query
         self._deps = deps
         self._retriever = Retriever(deps.embedder, deps.index, settings.query)
-        self._attributor = Attributor(deps.embedder) if settings.query.attribution else None
+        self._attributor = (
+            Attributor(deps.embedder if settings.query.attribution_meaning else None)
+            if settings.query.attribution
+            else None
+        )
         model = settings.model
         self._params = GenerationParams(
             max_new_tokens=model.max_new_tokens,
@@ -211,6 +229,10 @@ class AnswerService:
             outcome = _GenerationResult("", StopReason.CANCELLED, 0, 0)
             await self._finish(sink, job, [], outcome, start, None, trail)
             return
+        relevant = any(is_relevant(job.ask.question, hit.chunk.text) for hit in fitted.sources)
+        if not relevant and self._query.refuse_without_sources:
+            await self._refuse(sink, job, fitted.sources, start, trail)
+            return
         streamer = TokenStreamer(
             sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
         )
@@ -231,9 +253,12 @@ class AnswerService:
         await self._settle_ahead(ahead, state, outcome)
         if outcome.error is None:
             await self._remember(job, outcome, fitted)
-        attribution = await self._attribute(job, outcome, texts)
+        titles = [hit.chunk.title for hit in fitted.sources]
+        attribution = await self._attribute(job, outcome, texts, titles)
         sent_at = streamer.first_sent_at
-        await self._finish(sink, job, fitted.sources, outcome, start, sent_at, trail, attribution)
+        await self._finish(
+            sink, job, fitted.sources, outcome, start, sent_at, trail, attribution, relevant
+        )
 
     @staticmethod
     async def _settle_ahead(
@@ -252,25 +277,25 @@ class AnswerService:
         await asyncio.gather(ahead, return_exceptions=True)
 
     async def _embed_sources_ahead(self, state: _Generation, texts: list[str]) -> None:
-        """Embed the sources' sentences while the model decodes: after the first
-        token, so the prompt's prefill keeps every core."""
+        """Read the sources' passages for attribution while the model decodes:
+        after the first token, so the prompt's prefill keeps every core."""
         if self._attributor is None:
             return
         await state.first_token.wait()
         try:
             await self._attributor.prepare(texts)
         except Exception as exc:  # retried (and reported) by _attribute
-            log.debug("embedding sources ahead failed: %r", exc)
+            log.debug("reading sources ahead failed: %r", exc)
 
     async def _attribute(
-        self, job: Job, outcome: _GenerationResult, texts: list[str]
+        self, job: Job, outcome: _GenerationResult, texts: list[str], titles: list[str | None]
     ) -> Attribution | None:
         if self._attributor is None or outcome.error is not None:
             return None
         if outcome.stop_reason == StopReason.CANCELLED or not outcome.text.strip():
             return None
         try:
-            return await self._attributor.attribute(outcome.text, texts)
+            return await self._attributor.attribute(outcome.text, texts, titles)
         except Exception as exc:  # the embedder failed: fall back to the [n] markers
             log.warning("attribution failed for %s: %r", job.request_id, exc)
             return None
@@ -433,8 +458,10 @@ class AnswerService:
         first_sent_at: float | None,
         trail: _Trail,
         attribution: Attribution | None = None,
+        relevant: bool = True,
     ) -> None:
         trail.stop_reason = outcome.stop_reason
+        share = None
         if outcome.error is not None:
             error = outcome.error.model_copy(update={"request_id": job.request_id})
             await sink.send(error)
@@ -442,7 +469,12 @@ class AnswerService:
             supported = None
             if attribution is not None:
                 supported = supporting_numbers(attribution.sentences)
-            citations = build_citations(sources, outcome.text, self._query.excerpt_chars, supported)
+            reach = passage_ends(attribution.sentences) if attribution is not None else {}
+            citations = build_citations(
+                sources, outcome.text, self._query.excerpt_chars, supported, reach
+            )
+            if attribution is not None:
+                share = supported_share(outcome.text, attribution.sentences)
             trail.cited = [c.doc_id for c in citations if c.cited]
             sentences = attribution.sentences if attribution is not None else None
             await sink.send(self._sources_event(job.request_id, citations, sentences))
@@ -457,6 +489,29 @@ class AnswerService:
             total_ms=(now - start) * 1000,
             attribution_ms=attribution.ms if attribution is not None else None,
             model_ms=outcome.model_s * 1000 if outcome.model_s is not None else None,
+            supported_share=share,
+            grounding=grounding(share, relevant)
+            if attribution is not None or not relevant
+            else None,
+        )
+        await sink.send(done)
+
+    async def _refuse(
+        self, sink: ConnectionSink, job: Job, sources: list[SearchHit], start: float, trail: _Trail
+    ) -> None:
+        """No retrieved source is about the question and the settings say to
+        refuse: say so, list what was found (none cited), call no model."""
+        trail.stop_reason = StopReason.REFUSED
+        await sink.send(TokenEvent(request_id=job.request_id, seq=0, text=REFUSAL))
+        citations = build_citations(sources, "", self._query.excerpt_chars, set())
+        await sink.send(self._sources_event(job.request_id, citations, []))
+        done = DoneEvent(
+            request_id=job.request_id,
+            stop_reason=StopReason.REFUSED,
+            prompt_tokens=0,
+            completion_tokens=0,
+            total_ms=(time.perf_counter() - start) * 1000,
+            grounding=Grounding.NO_SOURCES,
         )
         await sink.send(done)
 

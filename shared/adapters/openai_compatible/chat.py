@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -49,7 +49,13 @@ THROTTLED = (429, 503)
 CHARS_PER_TOKEN = 3.0
 
 
-def request_body(model: str, prompt: str, params: GenerationParams) -> dict[str, Any]:
+def request_body(
+    model: str, prompt: str, params: GenerationParams, penalties: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """The streaming chat-completions request; ``penalties`` (frequency_penalty,
+    presence_penalty) are sent only when set: off by default, since servers
+    differ in what they accept and a penalty also discourages repeating the
+    source's own words."""
     body: dict[str, Any] = {
         "model": model,
         "messages": prompt_messages(prompt),
@@ -61,6 +67,7 @@ def request_body(model: str, prompt: str, params: GenerationParams) -> dict[str,
     }
     if params.stop:
         body["stop"] = list(params.stop[:MAX_STOP])
+    body.update({k: v for k, v in (penalties or {}).items() if v is not None})
     return body
 
 
@@ -149,8 +156,10 @@ class OpenAIChatModel:
         api_key: str | None = None,
         timeout_s: float = 300.0,
         api_key_loader: Callable[[], Awaitable[str]] | None = None,
+        penalties: Mapping[str, float] | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._penalties = dict(penalties or {})
         self._model = model
         self._key = api_key
         self._key_loader = api_key_loader  # e.g. a Secrets Manager secret
@@ -188,7 +197,7 @@ class OpenAIChatModel:
         return self._session
 
     async def _stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
-        body = request_body(self._model, prompt, params)
+        body = request_body(self._model, prompt, params, self._penalties)
         if self._key is None and self._key_loader is not None:
             self._key = await self._key_loader()
         try:
@@ -279,4 +288,14 @@ def from_settings(settings: Settings) -> OpenAIChatModel:
         from shared.adapters.aws.secrets import SecretString
 
         loader = SecretString.from_settings(model.openai_api_key_secret_arn, settings)
-    return OpenAIChatModel(model.openai_base_url, model.openai_model, key, api_key_loader=loader)
+    penalties = {
+        "frequency_penalty": model.openai_frequency_penalty,
+        "presence_penalty": model.openai_presence_penalty,
+    }
+    return OpenAIChatModel(
+        model.openai_base_url,
+        model.openai_model,
+        key,
+        api_key_loader=loader,
+        penalties={k: v for k, v in penalties.items() if v is not None},
+    )
