@@ -13,6 +13,12 @@ NO_DOCUMENTS = (
     "no documents indexed yet: ingest some first (`rag ingest PATH` or a message on the "
     "ingest queue), then ask again"
 )
+# The answer (one token) when no retrieved source is about the question and
+# query.refuse_without_sources is on (services/query/answer/service.py).
+NO_RELEVANT_SOURCES = (
+    "The indexed documents do not cover this question, so there is no answer from them. "
+    "Try other words, or index documents about it."
+)
 
 
 class AskRejected(RagError):

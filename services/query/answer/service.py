@@ -39,7 +39,12 @@ from services.query.answer.citations import build_citations
 from services.query.answer.context import FittedPrompt, fit_prompt
 from services.query.answer.parts import QueryDeps
 from services.query.answer.prompts import Turn
-from services.query.answer.refusals import NO_DOCUMENTS, AskRejected, send_rejection
+from services.query.answer.refusals import (
+    NO_DOCUMENTS,
+    NO_RELEVANT_SOURCES,
+    AskRejected,
+    send_rejection,
+)
 from services.query.answer.retrieval import RetrievalFailed, Retriever
 from services.query.answer.streaming import TokenStreamer
 from services.query.answer.waking import SEARCH_TYPICAL_S, ModelWake, notice_if_slow, status
@@ -68,10 +73,6 @@ from shared.protocol import (
 )
 from shared.settings import Settings
 
-REFUSAL = (
-    "The indexed documents do not cover this question, so there is no answer from them. "
-    "Try other words, or index documents about it."
-)
 log = logging.getLogger(__name__)
 MAX_ERROR_DETAIL = 300
 
@@ -502,7 +503,7 @@ class AnswerService:
         """No retrieved source is about the question and the settings say to
         refuse: say so, list what was found (none cited), call no model."""
         trail.stop_reason = StopReason.REFUSED
-        await sink.send(TokenEvent(request_id=job.request_id, seq=0, text=REFUSAL))
+        await sink.send(TokenEvent(request_id=job.request_id, seq=0, text=NO_RELEVANT_SOURCES))
         citations = build_citations(sources, "", self._query.excerpt_chars, set())
         await sink.send(self._sources_event(job.request_id, citations, []))
         done = DoneEvent(
