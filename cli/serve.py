@@ -80,7 +80,7 @@ def build_local_app(
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
-        await model.close()
+        await deps.close()  # the chat model, and the index and embedder parts also holds
         await parts.close()
         withdraw(settings.data_dir)
 

@@ -16,10 +16,10 @@ def build_app(settings: Settings) -> web.Application:
     deps = build_query_deps(settings)
     app = create_app(settings, deps)
 
-    async def close_index(_: web.Application) -> None:
-        await deps.index.close()
+    async def close_parts(_: web.Application) -> None:
+        await deps.close()
 
-    app.on_cleanup.append(close_index)
+    app.on_cleanup.append(close_parts)
     return app
 
 

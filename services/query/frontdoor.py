@@ -65,7 +65,7 @@ class Runs(Protocol):
         """Give back a claimed slot whose answer will not run."""
         ...
 
-    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+    async def launch(self, job: Job, sink: ConnectionSink) -> None:
         """Start streaming an accepted answer (claimed before); return at once."""
         ...
 
@@ -116,8 +116,7 @@ class FrontDoor:
     async def _ask(
         self, ask: AskAction, sink: ConnectionSink, runs: Runs, principal: Principal
     ) -> None:
-        started = time.perf_counter()
-        job = self._service.assign_ids(ask, principal)
+        job = self._service.assign_ids(ask, principal, received_at=time.time())
         refused = await runs.claim(job.request_id, self._max)
         if refused is not None:
             exc = refusal(refused, job.request_id, self._max)
@@ -136,7 +135,7 @@ class FrontDoor:
         except BaseException:  # the client left before its answer started
             await runs.release(job.request_id)
             raise
-        await runs.launch(job, sink, started)
+        await runs.launch(job, sink)
 
 
 async def run_answer(
@@ -144,7 +143,6 @@ async def run_answer(
     job: Job,
     sink: ConnectionSink,
     cancel: asyncio.Event,
-    started: float | None = None,
     time_limit_s: float | None = None,
 ) -> None:
     """Stream one accepted answer to its end, whatever happens.
@@ -156,7 +154,7 @@ async def run_answer(
     deadline = asyncio.timeout(time_limit_s)
     try:
         async with deadline:
-            await service.answer(job, sink, cancel, started, time_limit_s)
+            await service.answer(job, sink, cancel, time_limit_s)
     except ConnectionGone:
         log.info("client left during %s; generation stopped", job.request_id)
     except Exception as exc:  # a bug must not kill the connection silently

@@ -43,7 +43,7 @@ class RecordingRuns:
         self.released.append(request_id)
         self.running.discard(request_id)
 
-    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+    async def launch(self, job: Job, sink: ConnectionSink) -> None:
         self.launched.append(job)
 
     async def cancel(self, request_id: str) -> bool:

@@ -9,6 +9,7 @@ loop, own clients), run in a thread as Lambda would run it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,44 @@ async def test_ask_is_accepted_then_answered_by_an_async_worker(
     assert (sentence["start"], sentence["end"]) == (0, len(text))
     assert sentence["support"] == "supported" and sentence["sources"] == [1]
     assert frames[-1]["stop_reason"] == StopReason.END
+
+
+async def test_the_worker_counts_its_timings_from_the_frames_arrival(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    """GIVEN a worker event that reached the worker 30 s after its frame arrived
+    (a slow hand-over), THEN ``done`` counts from the arrival, as the local
+    server does, not from the worker's start (the old meaning)."""
+    model.scripts = [Script(tokens=["Twenty", " five", " days."])]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    before = time.time()
+    await invoke(front, message_event(connection, {"action": "ask", "question": "days?"}))
+    (_, _, payload) = stand_in.invocations[0]
+    arrived = payload[WORKER_KEY]["received_at"]
+    assert before <= arrived <= time.time()  # the $default invocation stamped the arrival
+    payload[WORKER_KEY]["received_at"] = arrived - 30.0
+    await invoke(worker, payload)
+    done = stand_in.frames[connection][-1]
+    assert done["event"] == "done" and done["stop_reason"] == StopReason.END
+    assert done["time_to_first_token_ms"] >= 30_000
+    assert done["total_ms"] >= done["time_to_first_token_ms"]
+
+
+async def test_a_worker_event_from_before_the_arrival_stamp_still_answers(
+    containers: Container, stand_in: AwsStandIn, model: FakeChatModel
+) -> None:
+    """An event queued by the previous deployment has no ``received_at``: it is
+    answered (timed from the worker's start)."""
+    model.scripts = [Script(tokens=["Yes."])]
+    front, worker = containers(), containers()
+    connection = new_connection_id()
+    await invoke(front, message_event(connection, {"action": "ask", "question": "days?"}))
+    (_, _, payload) = stand_in.invocations[0]
+    del payload[WORKER_KEY]["received_at"]
+    await invoke(worker, payload)
+    done = stand_in.frames[connection][-1]
+    assert done["stop_reason"] == StopReason.END
 
 
 async def test_tokens_are_coalesced_and_frames_stay_under_32_kb(

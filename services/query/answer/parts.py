@@ -6,6 +6,7 @@ builds its parts here, as the indexer's callers go through ``build_pipeline``.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from services.query.state.conversation import InMemoryConversationStore
@@ -21,6 +22,30 @@ class QueryDeps:
     index: VectorIndex
     model: ChatModel
     conversations: ConversationStore
+
+    async def close(self) -> None:
+        """Close every part that holds something open (clients, files, threads):
+        the one way to close the query service's parts, whoever built them.
+
+        Each object is closed once even when it fills two fields (the Lambda's
+        DynamoDB state is also its registry, closed again there: adapters'
+        closes are idempotent); one failing close does not keep the others
+        open, and the first failure is raised after all were tried."""
+        failures: list[BaseException] = []
+        seen: set[int] = set()
+        for part in (self.model, self.index, self.embedder, self.conversations):
+            closer = getattr(part, "close", None)
+            if closer is None or id(part) in seen:
+                continue
+            seen.add(id(part))
+            try:
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 def build_query_deps(

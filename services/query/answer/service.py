@@ -79,12 +79,18 @@ MAX_ERROR_DETAIL = 300
 
 @dataclass(frozen=True)
 class Job:
-    """An accepted ask with its ids resolved (serialisable for the Lambda worker)."""
+    """An accepted ask with its ids resolved: what an answer needs, whichever
+    transport runs it (the Lambda's worker payload is this job, addressed)."""
 
     ask: AskAction
     request_id: str
     conversation_id: str
     principal: Principal
+    # Wall-clock time (epoch seconds) the ask's frame reached the front door.
+    # ``time_to_first_token_ms`` and ``total_ms`` count from it on both
+    # transports: on Lambda the worker runs in another invocation, so a
+    # process-local clock could not carry the arrival there.
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -156,14 +162,16 @@ class AnswerService:
             )
 
     @staticmethod
-    def assign_ids(ask: AskAction, principal: Principal) -> Job:
+    def assign_ids(ask: AskAction, principal: Principal, received_at: float | None = None) -> Job:
         """The ask's request and conversation ids, new ones where the client sent none;
-        ``principal`` is the caller as the transport authenticated it."""
+        ``principal`` is the caller as the transport authenticated it, ``received_at``
+        when its frame arrived (now, if not given)."""
         return Job(
             ask=ask,
             request_id=ask.request_id or uuid.uuid4().hex,
             conversation_id=ask.conversation_id or uuid.uuid4().hex,
             principal=principal,
+            received_at=received_at if received_at is not None else time.time(),
         )
 
     async def answer(
@@ -171,7 +179,6 @@ class AnswerService:
         job: Job,
         sink: ConnectionSink,
         cancel: asyncio.Event,
-        started: float | None = None,
         time_limit_s: float | None = None,
     ) -> None:
         """Send ``status* token* sources done`` (or ``error done``) for an accepted job.
@@ -179,7 +186,9 @@ class AnswerService:
         ``time_limit_s``: what the caller's process may still spend (a Lambda's
         remaining time); a model waking from zero is waited for within it.
         """
-        start = started if started is not None else time.perf_counter()
+        # Timings count from the frame's arrival (job.received_at), measured on the
+        # monotonic clock from here on.
+        start = time.perf_counter() - max(0.0, time.time() - job.received_at)
         trail = _Trail()
         budget = self._query.wake_wait_s
         if time_limit_s is not None:

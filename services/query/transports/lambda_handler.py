@@ -35,6 +35,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,9 @@ DEADLINE_MARGIN_S = 3.0
 
 
 class WorkerJob(BaseModel):
-    """The payload of the asynchronous worker invocation."""
+    """The payload of the asynchronous worker invocation: the accepted :class:`Job`
+    (arrival time included, so the worker's timings count from the frame's
+    arrival as the local server's do) and where to send its answer."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,9 +95,32 @@ class WorkerJob(BaseModel):
     principal: str
     groups: list[str]
     admin: bool = False
+    # Job.received_at; None in an event sent before the field existed (then: now).
+    received_at: float | None = None
 
-    def caller(self) -> Principal:
-        return Principal(id=self.principal, groups=frozenset(self.groups), admin=self.admin)
+    @classmethod
+    def of(cls, job: Job, connection_id: str, endpoint_url: str) -> WorkerJob:
+        return cls(
+            ask=job.ask,
+            request_id=job.request_id,
+            conversation_id=job.conversation_id,
+            connection_id=connection_id,
+            endpoint_url=endpoint_url,
+            principal=job.principal.id,
+            groups=sorted(job.principal.groups),
+            admin=job.principal.admin,
+            received_at=job.received_at,
+            job_id=uuid.uuid4().hex,
+        )
+
+    def job(self) -> Job:
+        return Job(
+            ask=self.ask,
+            request_id=self.request_id,
+            conversation_id=self.conversation_id,
+            principal=Principal(id=self.principal, groups=frozenset(self.groups), admin=self.admin),
+            received_at=self.received_at if self.received_at is not None else time.time(),
+        )
 
 
 class FailureContext(BaseModel):
@@ -193,12 +219,7 @@ class LambdaApp:
         return found or ANONYMOUS
 
     async def _work(self, worker: WorkerJob, context: Any) -> None:
-        job = Job(
-            ask=worker.ask,
-            request_id=worker.request_id,
-            conversation_id=worker.conversation_id,
-            principal=worker.caller(),
-        )
+        job = worker.job()
         sink = self._management.sink(worker.endpoint_url, worker.connection_id)
         if not await self._claim(worker, sink):
             return
@@ -267,10 +288,11 @@ class LambdaApp:
 
     async def close(self) -> None:
         await self._management.close()
-        for resource in (self._invoker, self._registry, self._deps.index, self._deps.model):
+        for resource in (self._invoker, self._registry):
             closer = getattr(resource, "close", None)
             if closer is not None:
                 await closer()
+        await self._deps.close()
 
     async def _poll(self, worker: WorkerJob, cancel: asyncio.Event) -> None:
         while not cancel.is_set():
@@ -303,18 +325,8 @@ class _WorkerRuns:
     async def cancel(self, request_id: str) -> bool:
         return await self.registry.cancel(self.connection_id, request_id)
 
-    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
-        worker = WorkerJob(
-            ask=job.ask,
-            request_id=job.request_id,
-            conversation_id=job.conversation_id,
-            connection_id=self.connection_id,
-            endpoint_url=self.endpoint,
-            principal=job.principal.id,
-            groups=sorted(job.principal.groups),
-            admin=job.principal.admin,
-            job_id=uuid.uuid4().hex,
-        )
+    async def launch(self, job: Job, sink: ConnectionSink) -> None:
+        worker = WorkerJob.of(job, self.connection_id, self.endpoint)
         try:
             await self.invoker.invoke_async(
                 self.function_arn, {WORKER_KEY: worker.model_dump(mode="json")}

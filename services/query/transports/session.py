@@ -61,9 +61,9 @@ class ConnectionSession:
     async def release(self, request_id: str) -> None:
         self._running.pop(request_id, None)
 
-    async def launch(self, job: Job, sink: ConnectionSink, started: float) -> None:
+    async def launch(self, job: Job, sink: ConnectionSink) -> None:
         running = self._running[job.request_id]
-        running.task = asyncio.create_task(self._run(job, sink, running.cancel, started))
+        running.task = asyncio.create_task(self._run(job, sink, running.cancel))
 
     async def cancel(self, request_id: str) -> bool:
         running = self._running.get(request_id)
@@ -72,11 +72,9 @@ class ConnectionSession:
         running.cancel.set()
         return True
 
-    async def _run(
-        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, started: float
-    ) -> None:
+    async def _run(self, job: Job, sink: ConnectionSink, cancel: asyncio.Event) -> None:
         try:
-            await run_answer(self._service, job, sink, cancel, started)
+            await run_answer(self._service, job, sink, cancel)
         finally:
             self._running.pop(job.request_id, None)
 
