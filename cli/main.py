@@ -498,6 +498,16 @@ def register_eval() -> None:
 register_eval()
 
 
+def register_cost() -> None:
+    # `rag cost` lives in its own module (cli/cost.py: typer only at import).
+    from cli import cost
+
+    cost.register(app)
+
+
+register_cost()
+
+
 def main() -> int:
     """The `rag` entry point: an unexpected error is one line with a hint,
     unless --debug (or RAG_DEBUG=1) asks for the traceback."""

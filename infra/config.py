@@ -567,9 +567,12 @@ def load_config() -> tuple[StackConfig, StackSecrets]:
     return config, secrets
 
 
-def validate_stack_values(values: dict[str, Any], *, check_eula: bool = True) -> StackConfig:
+def validate_stack_values(
+    values: dict[str, Any], *, check_eula: bool = True, check_secrets: bool = True
+) -> StackConfig:
     """``load_config``'s checks on the ``config:`` map of a ``Pulumi.<stack>.yaml``
-    (``rag doctor`` runs them before ``pulumi up``; secrets are only looked for)."""
+    (``rag doctor`` runs them before ``pulumi up``; secrets are only looked for,
+    and not at all with ``check_secrets=False``: ``rag cost`` needs none)."""
     check_keys(set(values))
     region = values.get("aws:region")
     if not region:
@@ -583,7 +586,7 @@ def validate_stack_values(values: dict[str, Any], *, check_eula: bool = True) ->
             raw[scalar] = values[f"{CONFIG_NAMESPACE}:{scalar}"]
     config = parse_config(raw)
     tokens = {f"{CONFIG_NAMESPACE}:staticToken", f"{CONFIG_NAMESPACE}:accessTokens"}
-    if config.chat.auth == "token" and not tokens & set(values):
+    if check_secrets and config.chat.auth == "token" and not tokens & set(values):
         raise ValueError(TOKEN_FIX)
     if f"{CONFIG_NAMESPACE}:openaiApiKey" in values and config.model.source != "openai":
         raise ValueError(OPENAI_KEY_FIX)

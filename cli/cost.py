@@ -1,0 +1,143 @@
+"""``rag cost --stack NAME``: what the stack costs idle, per 1,000 questions and per
+10,000 documents, from ``Pulumi.NAME.yaml`` alone (no Pulumi CLI, no AWS call).
+
+Registered on the app at start with typer only; the model, the prices and the
+stack's config (pulumi) load when the command runs, so ``rag --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from cli.cost_model import Estimate, Section
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cost")(cost)
+
+
+def cost(
+    stack: Annotated[
+        str, typer.Option("--stack", help="The stack whose Pulumi.STACK.yaml to price")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")] = False,
+    model_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--model-seconds",
+            min=0.1,
+            help="Model seconds per answer (the mean of done.model_ms / 1000 from your "
+            "stack); default: 256 tokens at 30 tokens/s",
+        ),
+    ] = None,
+    project_dir: Annotated[
+        Path, typer.Option("--project-dir", help="Folder holding Pulumi.STACK.yaml")
+    ] = Path("."),
+) -> None:
+    """Idle cost per day (first line), then per 1,000 questions and per 10,000
+    documents, with the list prices' date (docs/cost.md)."""
+    import json
+
+    try:
+        result = price_stack(stack, project_dir, model_seconds)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"rag cost: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        typer.echo(render(result))
+
+
+def stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found (run it in the project folder, or --project-dir)"
+        )
+    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path.name}: `config:` is not a map")
+    return values
+
+
+def price_stack(stack: str, project_dir: Path, model_seconds: float | None = None) -> Estimate:
+    import sys
+
+    from cli.cost_model import Usage, estimate, load_prices
+
+    values = stack_values(stack, project_dir)
+    # The Pulumi program (infra/) is not installed: it is read from the project
+    # folder, else from the checkout this CLI runs from.
+    for folder in (project_dir.resolve(), Path(__file__).resolve().parents[1]):
+        if (folder / "infra" / "__init__.py").is_file():
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+            break
+    try:
+        from infra.config import validate_stack_values
+    except ImportError as exc:  # no infra/ here, or the infra extra (pulumi) is missing
+        raise ValueError(
+            f"reading a stack's config needs the project's infra/ and the infra extra ({exc}): "
+            "run it in the project folder after `scripts/bootstrap --dev`"
+        ) from exc
+    config = validate_stack_values(values, check_eula=False, check_secrets=False).resolved_for(
+        stack
+    )
+    usage = Usage(model_seconds=model_seconds)
+    return estimate(config, stack, load_prices(), usage, alarm_count(config))
+
+
+def alarm_count(config: Any) -> int:
+    """The stack's own alarms (infra/components/observability.py), counted, not guessed."""
+    from infra.components.observability import ObservabilityArgs, alarm_specs
+
+    functions = {"indexer": "indexer", "query": "query"}
+    if config.chat.auth != "none":
+        functions["authorizer"] = "authorizer"
+    args = ObservabilityArgs(
+        config=config.observability,
+        queue_name="queue",
+        dlq_name="dlq",
+        function_names=functions,
+        reconcile_function="indexer" if config.indexer.reconcile_schedule else None,
+        worker_function="query",
+    )
+    return len(alarm_specs(args))
+
+
+def money(usd: float) -> str:
+    return f"${usd:,.2f}" if usd >= 0.01 or usd == 0 else f"${usd:.4f}"
+
+
+def render(est: Estimate) -> str:
+    lines = [
+        f"idle: {money(est.idle_per_day.total)}/day",
+        f"(stack {est.stack}; {est.region} list prices of {est.prices_as_of}, free tiers "
+        "ignored; assumptions in docs/cost.md)",
+        "",
+    ]
+
+    def section(s: Section, suffix: str = "") -> None:
+        lines.append(f"{s.title}: {money(s.total)}{suffix}")
+        for line in s.lines:
+            lines.append(f"  {line.part:<32} {money(line.usd):>10}  {line.detail}")
+        lines.append("")
+
+    section(est.idle_per_day, "/day")
+    section(est.per_1000_questions)
+    section(est.per_10000_documents)
+    section(est.storage_per_month, "/month")
+    section(est.awake, "/hour")
+    if est.waking:
+        lines.append("waking from zero:")
+        lines.extend(f"  {part}: {text}" for part, text in est.waking.items())
+        lines.append("")
+    lines.extend(f"note: {note}" for note in est.notes)
+    return "\n".join(lines).rstrip() + "\n"
