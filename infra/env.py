@@ -25,6 +25,10 @@ INDEX_NAME = "RAG_INDEX__INDEX_NAME"
 INDEX_ENGINE = "RAG_INDEX__ENGINE"
 # classic | nextgen (the stack's collection); the services' settle time follows it.
 INDEX_COLLECTION_KIND = "RAG_INDEX__COLLECTION_KIND"
+INDEX_REQUEST_TIMEOUT = "RAG_INDEX__REQUEST_TIMEOUT_S"
+# A NextGen collection at 0 OCU answers its first request 10-30 s late (AWS): the
+# client's timeout (30 s by default) must not end that request.
+WAKING_INDEX_TIMEOUT_S = 60
 EMBEDDER_BACKEND = "RAG_EMBEDDER__BACKEND"
 MODEL_BACKEND = "RAG_MODEL__BACKEND"
 MODEL_FAMILY = "RAG_MODEL__FAMILY"
@@ -63,7 +67,7 @@ Env = Mapping[str, pulumi.Input[str]]
 def common_environment(
     config: StackConfig, collection_endpoint: pulumi.Input[str]
 ) -> dict[str, pulumi.Input[str]]:
-    return {
+    variables: dict[str, pulumi.Input[str]] = {
         DATA_DIR: LAMBDA_DATA_DIR,
         LOG_LEVEL: config.lambda_.log_level,
         AWS_REGION: config.region,
@@ -76,6 +80,9 @@ def common_environment(
         INDEX_COLLECTION_KIND: config.search.kind,
         EMBEDDER_BACKEND: "minilm",
     }
+    if config.search.scales_to_zero:
+        variables[INDEX_REQUEST_TIMEOUT] = str(WAKING_INDEX_TIMEOUT_S)
+    return variables
 
 
 def indexer_environment(

@@ -69,6 +69,17 @@ def test_dev_stack_tells_both_functions_its_collection_kind() -> None:
     assert env.common_environment(prod, "https://c")[env.INDEX_COLLECTION_KIND] == "classic"
 
 
+def test_a_collection_that_scales_to_zero_gets_time_to_wake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # AWS: the first request after idle takes 10-30 s; the default 30 s timeout is the edge
+    dev = StackConfig(region="eu-west-1").resolved_for("dev")
+    apply(monkeypatch, env.query_environment(dev, VALUES["collection_endpoint"], {}, "t"))
+    assert load_settings().index.request_timeout_s >= 2 * 30
+    prod = StackConfig(region="eu-west-1").resolved_for("prod")
+    assert env.INDEX_REQUEST_TIMEOUT not in env.common_environment(prod, "https://c")
+
+
 OPENAI_MODEL = {
     "source": "openai",
     "openaiBaseUrl": "https://llm.example.com/v1",
