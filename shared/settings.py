@@ -45,8 +45,37 @@ class AwsSettings(BaseModel):
     endpoint_url: str | None = None
 
 
+# How long a write takes to become searchable, by the kind of collection
+# (``RAG_INDEX__COLLECTION_KIND``). AWS documents a 60 s refresh interval for
+# indexes in classic vector search collections and 10 s in NextGen ones (inside
+# a collection group): "Working with vector search collections", limitations.
+CollectionKind = Literal["classic", "nextgen", "managed"]
+AOSS_REFRESH_S: dict[str, float] = {"classic": 60.0, "nextgen": 10.0}
+# Self-managed OpenSearch refreshes every second unless the index says otherwise.
+MANAGED_REFRESH_S = 1.0
+# The indexer trusts a search this many refresh intervals after the last write
+# (a refresh is periodic and takes time itself: a write just after one waits a
+# whole interval, plus the refresh).
+SETTLE_MARGIN = 1.5
+
+
 class IndexSettings(BaseModel):
     backend: Literal["embedded", "opensearch"] = "embedded"
+    collection_kind: CollectionKind = Field(
+        default="managed",
+        description=(
+            "classic (AOSS vector collection, 60 s refresh) | nextgen (AOSS collection group, "
+            "10 s) | managed (self-managed OpenSearch: the index's own refresh interval)"
+        ),
+    )
+    refresh_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description=(
+            "managed only: the index's refresh interval, set when the index is created "
+            "(None: OpenSearch's 1 s); AWS fixes it for classic and nextgen"
+        ),
+    )
     opensearch_url: str | None = None
     auth: Literal["none", "basic", "sigv4"] = "none"
     sigv4_service: Literal["aoss", "es"] = "aoss"
@@ -82,7 +111,21 @@ class IndexSettings(BaseModel):
             raise ValueError(
                 "RAG_INDEX__OPENSEARCH_URL is required when RAG_INDEX__BACKEND=opensearch"
             )
+        if self.refresh_s is not None and self.collection_kind != "managed":
+            raise ValueError(
+                "RAG_INDEX__REFRESH_S applies to managed OpenSearch only; a "
+                f"{self.collection_kind} "
+                "collection's refresh interval is AWS's"
+            )
         return self
+
+    def refresh_interval_s(self) -> float:
+        """Seconds until a write is searchable (0 for the embedded store)."""
+        if self.backend == "embedded":
+            return 0.0
+        if self.collection_kind != "managed":
+            return AOSS_REFRESH_S[self.collection_kind]
+        return self.refresh_s if self.refresh_s is not None else MANAGED_REFRESH_S
 
 
 class EmbedderSettings(BaseModel):
@@ -217,8 +260,9 @@ class IndexerSettings(BaseModel):
         default=None,
         ge=0.0,
         description=(
-            "Seconds after a write until searches see all of it (None: 0 for the embedded "
-            "store, 30 for OpenSearch/AOSS). Old generations are deleted by a search made "
+            "Seconds after a write until searches see all of it (None: 1.5x the refresh "
+            "interval of RAG_INDEX__COLLECTION_KIND: 90 classic, 15 nextgen, 1.5 managed; 0 "
+            "embedded). Never less than that. Old generations are deleted by a search made "
             "at least this long after their last write."
         ),
     )
@@ -314,6 +358,26 @@ class Settings(BaseSettings):
     status: StatusSettings = Field(default_factory=StatusSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+
+    @model_validator(mode="after")
+    def _settle_covers_refresh(self) -> Settings:
+        # A settle shorter than the refresh makes the indexer trust a search
+        # that cannot see the last write yet (issue 26: stale chunks survive).
+        floor = self.index.refresh_interval_s() * SETTLE_MARGIN
+        settle = self.indexer.settle_s
+        if settle is not None and settle < floor:
+            raise ValueError(
+                f"RAG_INDEXER__SETTLE_S={settle:g} is shorter than {floor:g} s, "
+                f"{SETTLE_MARGIN:g}x the refresh interval of a {self.index.collection_kind} "
+                "collection: searches would miss recent writes"
+            )
+        return self
+
+    def settle_seconds(self) -> float:
+        """How long after a write the indexer trusts a search to see it."""
+        if self.indexer.settle_s is not None:
+            return self.indexer.settle_s
+        return self.index.refresh_interval_s() * SETTLE_MARGIN
 
 
 def load_settings(**overrides: object) -> Settings:

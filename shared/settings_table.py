@@ -42,7 +42,8 @@ DEFAULT_NOTES = {
     "RAG_MODEL__LOCAL_FLASH_ATTN": "llama.cpp's (auto)",
     "RAG_MODEL__LOCAL_UBATCH": "llama.cpp's (512)",
     "RAG_QUERY__PRESETS": "`default`, `terse`",
-    "RAG_INDEXER__SETTLE_S": "auto, from the index kind (docs/indexer.md)",
+    "RAG_INDEXER__SETTLE_S": "1.5 × the refresh of `RAG_INDEX__COLLECTION_KIND`: 90 classic, 15"
+    " nextgen, 1.5 managed, 0 embedded (docs/indexer.md)",
 }
 
 # Meanings of the fields that have no description in the model.
@@ -150,6 +151,7 @@ README_VARIABLES = (
     "RAG_CHUNKING__CHUNK_TOKENS",
     "RAG_CHUNKING__OVERLAP_TOKENS",
     "RAG_CHUNKING__CONTEXT_HEADER",
+    "RAG_INDEX__COLLECTION_KIND",
     "RAG_INDEXER__SETTLE_S",
     "RAG_QUERY__SEARCH_MODE",
     "RAG_QUERY__DEFAULT_K",

@@ -339,12 +339,16 @@ class IndexerPipeline:
                 lease.check()
                 out.removed = await self.index.delete_document(op.doc_id, generation)
             relabel = previous.groups != op.groups
+            settled = previous.settled_at
             if relabel:
                 # Only the access list changed: re-label, never re-embed. The
                 # status is written after, so a crash in between re-labels again.
                 lease.check()
                 await self.index.set_groups(op.doc_id, op.groups)
                 out.verdict = Verdict.RELABELLED
+                # A re-label may rewrite the chunks (AOSS): searches see the
+                # copies after the refresh interval, like any write.
+                settled = self._settles_from_now(previous)
             if (
                 relabel
                 or previous.cleanup_pending
@@ -361,6 +365,7 @@ class IndexerPipeline:
                             "doc_version": newest_version(op.doc_version, previous),
                             "groups": op.groups,
                             "updated_at": datetime.now(UTC),
+                            "settled_at": settled,
                         }
                     )
                 )
@@ -370,6 +375,8 @@ class IndexerPipeline:
             # new generation replaces them take the new list now, not after.
             lease.check()
             await self.index.set_groups(op.doc_id, op.groups)
+            # The clean-up search below must see the re-labelled copies too.
+            previous = previous.model_copy(update={"settled_at": self._settles_from_now(previous)})
         chunks = await asyncio.to_thread(self._chunks, op, body, generation)
         t = timer.lap("chunk", t)
         out.chunk_count = len(chunks)
@@ -420,6 +427,12 @@ class IndexerPipeline:
             out.removed = await self.index.delete_document(op.doc_id, generation)
             timer.lap("cleanup", t)
             await record(cleanup_pending=False)
+
+    def _settles_from_now(self, previous: DocumentStatus) -> datetime | None:
+        if self.settle_s <= 0:
+            return previous.settled_at
+        now = datetime.now(UTC) + timedelta(seconds=self.settle_s)
+        return max(now, previous.settled_at) if previous.settled_at else now
 
     async def _wait_settled(
         self, previous: DocumentStatus | None, lease: DocLease, timer: _Timer

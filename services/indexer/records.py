@@ -18,17 +18,15 @@ from shared.ingest import IndexOperation
 from shared.ports import QueueMessage
 from shared.settings import Settings
 
-# Searches see writes within a refresh interval: 1 s on self-managed
-# OpenSearch, "seconds" on AOSS. The default leaves a wide margin.
-OPENSEARCH_SETTLE_S = 30.0
 # Ingest messages kept in the record (compressed) only up to this size.
 MAX_PACKED_CHARS = 64 * 1024
 
 
 def settle_seconds(settings: Settings) -> float:
-    if settings.indexer.settle_s is not None:
-        return settings.indexer.settle_s
-    return 0.0 if settings.index.backend == "embedded" else OPENSEARCH_SETTLE_S
+    """Searches see writes after the collection kind's refresh interval
+    (``shared.settings``: 60 s classic AOSS, 10 s NextGen, the index's own on
+    managed OpenSearch); the indexer waits that with a margin."""
+    return settings.settle_seconds()
 
 
 def settled_at(

@@ -23,13 +23,15 @@ from shared.adapters.opensearch import index as opensearch
 from shared.ports import VectorIndex
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
-from tests.indexer.conftest import make_pipeline
+from tests.indexer.conftest import AOSS_TEST_REFRESH_S, make_pipeline
 
 T = TypeVar("T")
 DIM = 16
 POLL_LIMIT_S = 20.0
-# The test node refreshes every second (AOSS needs the product default's margin).
-SETTLE_S = 1.5
+# The AOSS-like node's refresh, declared as a managed index's interval: the
+# indexer derives its settle time from it (1.5x), as it does from AWS's 60 s
+# for a classic collection (conftest.TIME_SCALE).
+INDEX_TIMING = {"collection_kind": "managed", "refresh_s": AOSS_TEST_REFRESH_S}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Servers:
                 "index_name": self.index_name,
                 "engine": self.engine,
                 "request_timeout_s": 5,
+                **INDEX_TIMING,
             },
             queue={
                 "backend": "sqs",
@@ -61,7 +64,7 @@ class Servers:
                 "visibility_timeout_s": 30,
             },
             status={"backend": "dynamodb", "table": self.table},
-            **({"indexer": {"settle_s": SETTLE_S}} | more),
+            **more,
         )
 
 
@@ -123,7 +126,7 @@ async def opensearch_dynamodb_settings(
             "opensearch_url": opensearch_url,
             "index_name": index_name,
             "engine": engine,
+            **INDEX_TIMING,
         },
         status={"backend": "dynamodb", "table": table},
-        indexer={"settle_s": SETTLE_S},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from opensearchpy import AsyncOpenSearch
@@ -19,7 +20,16 @@ from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
 from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import delete_body, index_body, paragraphs, queue_message
-from tests.indexer.harness import eventually, opensearch_dynamodb_settings
+from tests.indexer.harness import (
+    Servers,
+    create_status_table,
+    eventually,
+    opensearch_dynamodb_settings,
+    real_runtime,
+)
+from tests.indexer.scenarios import clean_ingest, index_contents, violations, winners
+from tests.indexer.test_concurrency import run_two_pollers
+from tests.servers import unique_name
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.sqs]
 DOCS = 10
@@ -92,3 +102,49 @@ async def test_a_delete_right_after_an_index_leaves_nothing(
     )
     left = [d for d in docs if got[d]]
     assert left == [], f"{len(left)} of {DOCS} deleted documents kept chunks: {got}"
+
+
+async def test_two_pollers_v1_then_v2_on_aoss_timing_leave_only_v2(
+    opensearch_url: str,
+    opensearch_index_name: str,
+    opensearch_knn_engine: str,
+    sqs_endpoint_url: str,
+    sqs_client: Any,
+    opensearch_client: AsyncOpenSearch,
+) -> None:
+    """Issue 26 item 1, the owners' measurement: the index refreshes at AOSS's
+    classic interval (scaled), and the indexer's settle time must cover it."""
+    name = unique_name("b2b")
+    url = (await sqs_client.create_queue(QueueName=name))["QueueUrl"]
+    dlq = (await sqs_client.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
+    table = await create_status_table(sqs_endpoint_url)
+    servers = Servers(
+        opensearch_url,
+        opensearch_index_name,
+        opensearch_knn_engine,
+        sqs_endpoint_url,
+        url,
+        dlq,
+        table,
+    )
+    # GIVEN v1 then v2 of ten documents, sent back to back
+    v1 = [index_body(f"doc{d}", paragraphs(f"d{d}v1", 5), doc_version=1) for d in range(DOCS)]
+    v2 = [index_body(f"doc{d}", paragraphs(f"d{d}v2", 2), doc_version=2) for d in range(DOCS)]
+    try:
+        for body in v1 + v2:
+            await sqs_client.send_message(QueueUrl=url, MessageBody=body)
+        # WHEN two pollers consume the queue
+        pollers = await run_two_pollers(servers, len(v1 + v2))
+        assert sum(p.processed for p in pollers) == len(v1 + v2)
+        # THEN the status table says v2, and the index holds v2's chunks only
+        status = real_runtime(servers.settings())
+        records = [await status.pipeline.status.get(f"doc{d}") for d in range(DOCS)]
+        await status.close()
+        assert [r.doc_version if r else None for r in records] == [2] * DOCS
+        expected = await clean_ingest(servers.settings(), winners(v1 + v2))
+        actual = await index_contents(opensearch_client, opensearch_index_name)
+        found = violations(expected, actual)
+        assert found == [], f"{len(found)} of {DOCS} documents hold more than v2: {found}"
+    finally:
+        await sqs_client.delete_queue(QueueUrl=url)
+        await sqs_client.delete_queue(QueueUrl=dlq)

@@ -69,7 +69,7 @@ async def run_two_pollers(servers: Servers, total: int) -> list[Poller]:
     runtimes: list[Runtime] = []
     queues: list[SqsQueue] = []
     pollers: list[Poller] = []
-    settings = servers.settings(indexer={"settle_s": 1.5, "busy_retry_s": 1.0, "lease_s": 20})
+    settings = servers.settings(indexer={"busy_retry_s": 1.0, "lease_s": 20})
     for _ in range(2):
         runtime = real_runtime(settings)
         queue = SqsQueue(servers.queue_url, settings)

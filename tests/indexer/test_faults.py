@@ -36,6 +36,7 @@ from opensearchpy import AsyncOpenSearch
 
 from shared.adapters.aws.s3 import S3BlobStore
 from shared.settings import Settings
+from tests.indexer.conftest import AOSS_TEST_REFRESH_S
 from tests.indexer.events import index_body, paragraphs, s3_body
 from tests.indexer.harness import create_status_table
 from tests.indexer.scenarios import clean_ingest, index_contents, violations, winners
@@ -110,7 +111,9 @@ async def setup(
         "RAG_STATUS__BACKEND": "dynamodb",
         "RAG_STATUS__TABLE": table,
         "RAG_INGEST__MAX_DOCUMENT_BYTES": str(MAX_DOCUMENT_BYTES),
-        "RAG_INDEXER__SETTLE_S": "1.5",
+        # The AOSS-like node's refresh (classic's, scaled): settle is derived from it.
+        "RAG_INDEX__COLLECTION_KIND": "managed",
+        "RAG_INDEX__REFRESH_S": str(AOSS_TEST_REFRESH_S),
         "RAG_INDEXER__LEASE_S": "4",
         "RAG_INDEXER__BUSY_RETRY_S": "0.5",
         "RAG_LOG_LEVEL": "INFO",

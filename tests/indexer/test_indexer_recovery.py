@@ -21,7 +21,7 @@ from tests.fakes.status_store import FakeStatusStore
 from tests.fakes.vector_index import FakeVectorIndex
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.events import index_body, paragraphs, queue_message, sqs_event, sqs_record
-from tests.indexer.harness import SETTLE_S, create_status_table, eventually
+from tests.indexer.harness import INDEX_TIMING, create_status_table, eventually
 from tests.servers import SqsQueuePair
 
 
@@ -51,8 +51,8 @@ async def test_a_crash_between_write_and_cleanup_converges_on_redelivery(
             "opensearch_url": opensearch_url,
             "index_name": opensearch_index_name,
             "engine": opensearch_knn_engine,
+            **INDEX_TIMING,
         },
-        indexer={"settle_s": SETTLE_S},
     )
     index = CrashBeforeCleanup(settings)
     status = FakeStatusStore()

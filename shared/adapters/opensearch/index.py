@@ -8,6 +8,7 @@ Library errors are mapped to the product's error tree here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from shared.errors import (
     ConfigurationError,
     DimensionMismatch,
     IndexUnavailable,
+    IndexWriteError,
     NoDocumentsIndexed,
     RagError,
 )
@@ -29,6 +31,7 @@ from shared.ports import Filters
 from shared.settings import IndexSettings, Settings
 
 T = TypeVar("T")
+log = logging.getLogger("shared.adapters.opensearch")
 # Statuses worth retrying: throttling and server-side trouble.
 _TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 _DELETE_PAGE = 1000
@@ -112,6 +115,10 @@ class OpenSearchVectorIndex:
         self._factory = client_factory
         self._client: AsyncOpenSearch | None = None
         self._ready_dimension: int | None = None
+        # Partial updates by _id are listed for AOSS *search* collections only:
+        # on AOSS re-labels rewrite chunks; on managed OpenSearch they update
+        # in place until a refusal says otherwise.
+        self._update_in_place = settings.index.collection_kind == "managed"
 
     @property
     def index_name(self) -> str:
@@ -225,12 +232,44 @@ class OpenSearchVectorIndex:
         return deleted
 
     async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        """Re-label a document's chunks. The rewrite makes new copies, which
+        searches see only after the refresh interval, like any write."""
+        if self._update_in_place:
+            try:
+                return await self._update_groups(doc_id, groups)
+            except (ConfigurationError, IndexWriteError) as exc:
+                # A store that refuses partial updates (an AOSS vector
+                # collection): rewrite instead, from now on.
+                log.warning(
+                    "partial updates refused; re-labelling by rewrite",
+                    extra={"fields": {"doc_id": doc_id, "error": str(exc)[:500]}},
+                )
+                self._update_in_place = False
+        return await self._rewrite_groups(doc_id, groups)
+
+    async def _update_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
         relabelled = 0
         async for ids in self._store_id_pages(doc_id, None):
             actions = req.build_relabel_actions(ids, self.index_name, groups)
             await self._bulk(actions, "re-label chunks")
             relabelled += len(ids)
         return relabelled
+
+    async def _rewrite_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
+        # Paged on (generation, ordinal): a page's new copies sort at or before
+        # the page's last key, so search_after never hands them back.
+        relabelled = 0
+        search_after: list[Any] | None = None
+        while True:
+            body = req.build_chunks_page_query(doc_id, req.REWRITE_PAGE, search_after)
+            hits = (await self._search("read chunks to re-label", body))["hits"]["hits"]
+            if hits:
+                actions = req.build_rewrite_actions(hits, self.index_name, groups)
+                await self._bulk(actions, "re-label chunks")
+                relabelled += len(hits)
+            search_after = hits[-1].get("sort") if hits else None
+            if len(hits) < req.REWRITE_PAGE or search_after is None:
+                return relabelled
 
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         if not doc_ids:

@@ -33,6 +33,10 @@ def build_index_body(dimension: int, settings: IndexSettings) -> dict[str, Any]:
     """The product's index: one knn_vector plus the chunk's fields and metadata."""
     parameters: dict[str, Any] = {"m": settings.hnsw_m, "ef_construction": settings.ef_construction}
     index_settings: dict[str, Any] = {"knn": True}
+    if settings.collection_kind == "managed" and settings.refresh_s is not None:
+        # The settle time is derived from this interval (shared.settings); on
+        # AOSS the collection kind fixes it, so nothing is sent there.
+        index_settings["refresh_interval"] = f"{round(settings.refresh_s * 1000)}ms"
     if settings.engine == "faiss":
         # faiss reads ef_search from the mapping; nmslib only from the index setting.
         parameters["ef_search"] = settings.ef_search
@@ -275,12 +279,51 @@ def parse_ids_page(response: dict[str, Any]) -> tuple[list[str], list[Any] | Non
     return ids, last
 
 
+def relabelled_fields(groups: Sequence[str] | None) -> dict[str, Any]:
+    return {"groups": None if groups is None else list(groups), ACCESS_FIELD: access_terms(groups)}
+
+
 def build_relabel_actions(
     store_ids: Iterable[str], index: str, groups: Sequence[str] | None
 ) -> list[dict[str, Any]]:
-    """Partial updates by id: new access list and terms, the vector untouched."""
-    doc = {"groups": None if groups is None else list(groups), ACCESS_FIELD: access_terms(groups)}
+    """Partial updates by id: new access list and terms, the vector untouched.
+
+    Self-managed OpenSearch only: AWS lists partial updates (``_update/<id>``)
+    for *search* collections, not vector ones (see ``build_rewrite_actions``).
+    """
+    doc = relabelled_fields(groups)
     return [{"_op_type": "update", "_index": index, "_id": i, "doc": doc} for i in store_ids]
+
+
+REWRITE_PAGE = 200
+
+
+def build_chunks_page_query(
+    doc_id: str, page_size: int, search_after: list[Any] | None = None
+) -> dict[str, Any]:
+    """One page of a document's chunks, whole (vector included), in a stable order."""
+    body: dict[str, Any] = {
+        "size": page_size,
+        "query": {"bool": {"filter": [{"term": {"doc_id": doc_id}}]}},
+        "sort": [{"generation": "asc"}, {"ordinal": "asc"}],
+    }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+def build_rewrite_actions(
+    hits: Sequence[dict[str, Any]], index: str, groups: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """A re-label with operations AWS lists for vector collections: each chunk
+    deleted by id and written again (no ``_id``) with the new access list, in
+    one bulk so that one refresh shows both."""
+    fields = relabelled_fields(groups)
+    actions: list[dict[str, Any]] = []
+    for hit in hits:
+        actions.append({"_op_type": "delete", "_index": index, "_id": str(hit["_id"])})
+        actions.append({"_op_type": "index", "_index": index, "_source": hit["_source"] | fields})
+    return actions
 
 
 def build_readable_query(doc_ids: Sequence[str], access: Access) -> dict[str, Any]:
