@@ -46,6 +46,14 @@ class VectorIndex(Protocol):
         """Delete the document's chunks, except those of ``keep_generation``.
         Returns how many were deleted."""
 
+    async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
+        """Store ids of the document's (searchable) chunks, except that generation's."""
+
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        """Delete chunks by store id (ids already gone are fine). The indexer
+        deletes only ids it saw before its own write: a worker that stalled
+        past its lease can then never delete a newer worker's chunks."""
+
     async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
         """Re-label every stored chunk of a document with a new access list, in
         place (vectors untouched). Returns how many chunks were re-labelled."""
@@ -70,12 +78,16 @@ class VectorIndex(Protocol):
 class StatusStore(Protocol):
     """Per-document status records and leases, read and written consistently by doc id."""
 
-    async def put(self, status: DocumentStatus) -> None:
+    async def put(self, status: DocumentStatus, fence: str | None = None) -> None:
         """Write the record. One carrying a ``doc_version`` is written only if the stored
         record has none, an older or equal one, or is an expired tombstone; otherwise
         raise StaleVersion (a conditional write, atomic in the store). One without is
         written unless the stored one is newer (``updated_at``): a slow, older write
-        arriving last never undoes a newer outcome."""
+        arriving last never undoes a newer outcome.
+
+        ``fence``: the lease owner token the writer holds. The write then also
+        requires that the document's lease is still held by it (checked
+        atomically with the write); else LeaseLost, and nothing is written."""
 
     async def get(self, doc_id: str) -> DocumentStatus | None: ...
 
@@ -85,6 +97,11 @@ class StatusStore(Protocol):
     async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
         """Take the document's lease for ``ttl_s`` seconds, or renew it if ``owner``
         holds it. False while another owner's lease has not expired."""
+
+    async def renew_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease for ``ttl_s`` only if ``owner`` still holds it (even
+        expired); False once another worker took it or it was released: a
+        worker never takes back a document it lost."""
 
     async def release_lease(self, doc_id: str, owner: str) -> None:
         """Give the lease up (a no-op unless ``owner`` still holds it)."""

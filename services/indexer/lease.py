@@ -70,17 +70,35 @@ class DocLease:
                 extra={"fields": {"doc_id": self.doc_id, "error": repr(error)}},
             )
 
+    @property
+    def fence(self) -> str:
+        """The fencing token: status writes are conditional on the store still
+        naming this owner, so a worker that stalled past its lease cannot
+        overwrite the record of the worker that took the document over."""
+        return self.owner
+
     def check(self) -> None:
         """Raise LeaseLost unless the lease is certainly still ours (call before writes)."""
         if time.monotonic() >= self._valid_until:
             raise LeaseLost(f"the lease on {self.doc_id!r} ran out before the work was done")
+
+    async def confirm(self) -> None:
+        """``check`` and ask the store too (before index writes and deletes,
+        which cannot be made conditional): a worker that was paused — GC,
+        throttled network — past its lease learns it lost from the store."""
+        self.check()
+        start = time.monotonic()
+        if not await self._status.renew_lease(self.doc_id, self.owner, self._ttl_s):
+            self._valid_until = 0.0
+            raise LeaseLost(f"the lease on {self.doc_id!r} was taken by another worker")
+        self._valid_until = start + self._ttl_s
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._ttl_s / 3)
             start = time.monotonic()
             try:
-                renewed = await self._status.acquire_lease(self.doc_id, self.owner, self._ttl_s)
+                renewed = await self._status.renew_lease(self.doc_id, self.owner, self._ttl_s)
             except Exception as error:  # try again; check() stops writes once it expires
                 log.warning(
                     "could not renew a document lease",

@@ -290,8 +290,7 @@ class IndexerPipeline:
             )
             return
         await self._wait_settled(previous, lease, timer)
-        lease.check()
-        out.removed = await self.index.delete_document(op.doc_id)
+        out.removed = await self._delete_seen(op.doc_id, None, lease)
         out.verdict = Verdict.DELETED
         version = newest_version(op.doc_version, previous)
         lease.check()
@@ -304,7 +303,8 @@ class IndexerPipeline:
                 settled_at=previous.settled_at if previous else None,
                 # Only a versioned delete has anything to block, and only for a while.
                 expires_at=now + self._tombstone if op.doc_version is not None else None,
-            )
+            ),
+            fence=lease.fence,
         )
 
     async def _index(
@@ -336,14 +336,13 @@ class IndexerPipeline:
             out.verdict = Verdict.UNCHANGED
             if previous.cleanup_pending:
                 await self._wait_settled(previous, lease, timer)
-                lease.check()
-                out.removed = await self.index.delete_document(op.doc_id, generation)
+                out.removed = await self._delete_seen(op.doc_id, generation, lease)
             relabel = previous.groups != op.groups
             settled = previous.settled_at
             if relabel:
                 # Only the access list changed: re-label, never re-embed. The
                 # status is written after, so a crash in between re-labels again.
-                lease.check()
+                await lease.confirm()
                 await self.index.set_groups(op.doc_id, op.groups)
                 out.verdict = Verdict.RELABELLED
                 # A re-label may rewrite the chunks (AOSS): searches see the
@@ -367,13 +366,14 @@ class IndexerPipeline:
                             "updated_at": datetime.now(UTC),
                             "settled_at": settled,
                         }
-                    )
+                    ),
+                    fence=lease.fence,
                 )
             return
         if previous is not None and previous.groups != op.groups:
             # New content and a new access list: the chunks still served until the
             # new generation replaces them take the new list now, not after.
-            lease.check()
+            await lease.confirm()
             await self.index.set_groups(op.doc_id, op.groups)
             # The clean-up search below must see the re-labelled copies too.
             previous = previous.model_copy(update={"settled_at": self._settles_from_now(previous)})
@@ -390,21 +390,29 @@ class IndexerPipeline:
             await self._wait_settled(previous, lease, timer)
             t = time.perf_counter()
             stored = await self.index.generations(op.doc_id)
+            # Everything searchable now predates this write: the chunks to remove.
+            # Deleting these ids (never "all but mine" by a later search) keeps a
+            # worker that stalls past its lease from deleting its successor's.
+            doomed = await self.index.chunk_ids(op.doc_id) if stored else []
             version = newest_version(op.doc_version, previous)
             lease.check()
             # The marker: should this worker die from here on, the next one knows a
             # generation may be half-written and waits for it to become searchable.
-            await self.status.put(writing_record(op, previous, generation, version, message))
+            await self.status.put(
+                writing_record(op, previous, generation, version, message), fence=lease.fence
+            )
             if generation in stored:
                 # A partial (or duplicated) copy left by a crash: start it afresh.
-                await self.index.delete_document(op.doc_id)
+                await lease.confirm()
+                await self.index.delete_chunks(doomed)
+                doomed = []
             t = timer.lap("lookup", t)
             await self._embed_and_write(chunks, timer, lease, ahead)
         finally:
             _forget(ahead)
         written_at = datetime.now(UTC)
         out.verdict = Verdict.INDEXED
-        others = any(g != generation for g in stored)
+        others = bool(doomed)
         # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
         title = op.title or next((c.title for c in chunks if c.title), None)
         record = functools.partial(
@@ -416,6 +424,7 @@ class IndexerPipeline:
             version,
             written_at,
             title=title,
+            fence=lease.fence,
         )
         lease.check()
         await record(cleanup_pending=others)
@@ -423,10 +432,16 @@ class IndexerPipeline:
             # Everything but this generation was searchable before it was
             # written, so one search-and-delete now removes all of it.
             t = time.perf_counter()
-            lease.check()
-            out.removed = await self.index.delete_document(op.doc_id, generation)
+            await lease.confirm()
+            out.removed = await self.index.delete_chunks(doomed)
             timer.lap("cleanup", t)
             await record(cleanup_pending=False)
+
+    async def _delete_seen(self, doc_id: str, keep: str | None, lease: DocLease) -> int:
+        """Delete the chunks searchable now (but ``keep``'s), by their ids."""
+        doomed = await self.index.chunk_ids(doc_id, keep)
+        await lease.confirm()
+        return await self.index.delete_chunks(doomed)
 
     def _settles_from_now(self, previous: DocumentStatus) -> datetime | None:
         if self.settle_s <= 0:
@@ -496,7 +511,7 @@ class IndexerPipeline:
                 if pending is not None:
                     await self._timed(pending, timer)
                 embedded = [EmbeddedChunk(c, v) for c, v in zip(group, vectors, strict=True)]
-                lease.check()
+                await lease.confirm()
                 pending = asyncio.create_task(self.index.write(embedded))
             if pending is not None:
                 await self._timed(pending, timer)
@@ -520,6 +535,7 @@ class IndexerPipeline:
         written_at: datetime,
         *,
         cleanup_pending: bool,
+        fence: str,
         title: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
@@ -540,7 +556,8 @@ class IndexerPipeline:
                 settled_at=written_at + timedelta(seconds=self.settle_s),
                 cleanup_pending=cleanup_pending,
                 source_message=pack_message(message.body),
-            )
+            ),
+            fence=fence,
         )
 
     async def _record_failure(self, out: Outcome, message: QueueMessage) -> None:

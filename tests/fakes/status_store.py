@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from shared.documents import DocumentStatus, version_conflict
-from shared.errors import StaleVersion
+from shared.errors import LeaseLost, StaleVersion
 
 
 class FakeStatusStore:
@@ -16,7 +16,9 @@ class FakeStatusStore:
         self.history: list[DocumentStatus] = []
         self.leases: dict[str, tuple[str, float]] = {}
 
-    async def put(self, status: DocumentStatus) -> None:
+    async def put(self, status: DocumentStatus, fence: str | None = None) -> None:
+        if fence is not None and self.leases.get(status.doc_id, ("", 0.0))[0] != fence:
+            raise LeaseLost(f"{status.doc_id}: the lease is another worker's now")
         stored = self.records.get(status.doc_id)
         if status.doc_version is not None:
             if version_conflict(stored, status, datetime.now(UTC)):
@@ -38,6 +40,12 @@ class FakeStatusStore:
         if held is not None and held[0] != owner and held[1] > now:
             return False
         self.leases[doc_id] = (owner, now + ttl_s)
+        return True
+
+    async def renew_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        if self.leases.get(doc_id, ("", 0.0))[0] != owner:
+            return False
+        self.leases[doc_id] = (owner, time.time() + ttl_s)
         return True
 
     async def release_lease(self, doc_id: str, owner: str) -> None:

@@ -68,6 +68,20 @@ class FakeVectorIndex:
             del self.rows[store_id]
         return len(doomed)
 
+    async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
+        return [
+            store_id
+            for store_id, row in self.rows.items()
+            if row.chunk.doc_id == doc_id and row.chunk.generation != except_generation
+        ]
+
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        if self.fail_deletes:
+            raise self.fail_deletes.pop(0)
+        for store_id in store_ids:
+            self.rows.pop(store_id, None)
+        return len(store_ids)
+
     def chunks_of(self, doc_id: str) -> list[EmbeddedChunk]:
         found = [r for r in self.rows.values() if r.chunk.doc_id == doc_id]
         return sorted(found, key=lambda r: (r.chunk.generation, r.chunk.ordinal))

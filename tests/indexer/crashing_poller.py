@@ -68,19 +68,18 @@ class CrashingIndex(opensearch.OpenSearchVectorIndex):
         await super().write(chunks)
         self.crasher.maybe("after_write")
 
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        if keep_generation is not None:
-            self.crasher.maybe("before_cleanup")
-        return await super().delete_document(doc_id, keep_generation)
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        self.crasher.maybe("before_cleanup")
+        return await super().delete_chunks(store_ids)
 
 
 class CrashingStatus(dynamodb_status.DynamoDbStatusStore):
     crasher: Crasher
 
-    async def put(self, status: DocumentStatus) -> None:
+    async def put(self, status: DocumentStatus, fence: str | None = None) -> None:
         if status.state is DocState.INDEXED:
             self.crasher.maybe("before_status")
-        await super().put(status)
+        await super().put(status, fence)
 
 
 async def main() -> None:

@@ -30,11 +30,11 @@ class CrashBeforeCleanup(OpenSearchVectorIndex):
 
     crashes = 1
 
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        if self.crashes and keep_generation is not None:
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        if self.crashes:
             self.crashes -= 1
             raise IndexUnavailable("the process died here")
-        return await super().delete_document(doc_id, keep_generation)
+        return await super().delete_chunks(store_ids)
 
 
 @pytest.mark.opensearch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,9 +11,11 @@ from services.indexer.records import settle_seconds
 from shared.settings import Settings
 
 
-def _settings(kind: str, **more: object) -> Settings:
-    index = {"backend": "opensearch", "opensearch_url": "http://x", "collection_kind": kind}
-    return Settings(_env_file=None, index=index | more.pop("index", {}), **more)  # type: ignore[operator]
+def _settings(
+    kind: str, index: dict[str, Any] | None = None, indexer: dict[str, Any] | None = None
+) -> Settings:
+    base = {"backend": "opensearch", "opensearch_url": "http://x", "collection_kind": kind}
+    return Settings(_env_file=None, index=base | (index or {}), indexer=indexer or {})
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from aiobotocore.session import get_session
 from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
 from shared.adapters.sqlite.status import SqliteStatusStore
 from shared.documents import DocState, DocumentStatus, is_stale
-from shared.errors import StaleVersion
+from shared.errors import LeaseLost, StaleVersion
 from shared.ports import StatusStore
 from shared.settings import Settings
 from tests.fakes.status_store import FakeStatusStore
@@ -112,6 +112,45 @@ async def test_a_lease_has_one_owner_until_released_or_expired(store: StatusStor
     assert await store.acquire_lease("doc", "b", 0.2)
     await asyncio.sleep(0.4)
     assert await store.acquire_lease("doc", "a", 30)  # b's lease ran out
+
+
+async def test_a_lease_is_renewed_only_by_its_holder_never_taken_back(
+    store: StatusStore,
+) -> None:
+    assert await store.acquire_lease("doc", "a", 0.2)
+    assert await store.renew_lease("doc", "a", 0.2)
+    await asyncio.sleep(0.4)
+    assert await store.renew_lease("doc", "a", 30)  # expired, but nobody took it: still a's
+    await store.release_lease("doc", "a")
+    assert await store.acquire_lease("doc", "b", 0.2)
+    assert not await store.renew_lease("doc", "a", 30)  # b's now
+    await store.release_lease("doc", "b")
+    assert not await store.renew_lease("doc", "a", 30)  # released by b: not a's again
+
+
+async def test_a_fenced_write_needs_the_lease_it_names(store: StatusStore) -> None:
+    # GIVEN worker a holds the lease and writes under it
+    assert await store.acquire_lease("doc", "a", 0.2)
+    await store.put(record(None, generation="g-a"), fence="a")
+    # WHEN a's lease runs out and b takes the document and writes
+    await asyncio.sleep(0.4)
+    assert await store.acquire_lease("doc", "b", 30)
+    await store.put(record(None, generation="g-b"), fence="b")
+    # THEN a's later write (newer updated_at) is refused, and b's record stands
+    with pytest.raises(LeaseLost):
+        await store.put(record(None, generation="g-a2"), fence="a")
+    await store.release_lease("doc", "b")
+    with pytest.raises(LeaseLost):  # nor once b has released it
+        await store.put(record(None, generation="g-a3"), fence="a")
+    stored = await store.get("doc")
+    assert stored is not None and stored.generation == "g-b"
+
+
+async def test_a_fenced_write_keeps_the_version_rule(store: StatusStore) -> None:
+    assert await store.acquire_lease("doc", "a", 30)
+    await store.put(record(5), fence="a")
+    with pytest.raises(StaleVersion):
+        await store.put(record(4), fence="a")
 
 
 async def test_leases_are_not_listed_as_documents(store: StatusStore) -> None:

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.aws.client import LazyAwsClient, error_code
 from shared.documents import DocumentStatus
-from shared.errors import ConfigurationError, StaleVersion, TransientError
+from shared.errors import ConfigurationError, LeaseLost, StaleVersion, TransientError
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -99,6 +99,30 @@ def put_condition(item: Item) -> dict[str, Any]:
     }
 
 
+def lease_check(table: str, doc_id: str, owner: str) -> dict[str, Any]:
+    """The transaction's check that ``owner`` still holds the document's lease."""
+    return {
+        "TableName": table,
+        "Key": {"doc_id": {"S": LEASE_PREFIX + doc_id}},
+        "ConditionExpression": "#o = :o",
+        "ExpressionAttributeNames": {"#o": "owner"},
+        "ExpressionAttributeValues": {":o": {"S": owner}},
+    }
+
+
+def cancellation_reasons(exc: BaseException) -> list[str]:
+    """Per item of a cancelled transaction: "ConditionalCheckFailed", "None", ..."""
+    response = getattr(exc, "response", {}) or {}
+    reasons = response.get("CancellationReasons")
+    if reasons:
+        return [str(r.get("Code", "None")) for r in reasons]
+    # Some servers only say it in the message: "... reasons [ConditionalCheckFailed, None]".
+    message = str(response.get("Error", {}).get("Message", exc))
+    if "[" in message:
+        return [r.strip() for r in message.rsplit("[", 1)[1].rstrip("]").split(",")]
+    return []
+
+
 class DynamoDbStatusStore:
     def __init__(self, table: str, settings: Settings) -> None:
         self.table = table
@@ -114,16 +138,36 @@ class DynamoDbStatusStore:
         except (BotoCoreError, OSError) as exc:
             raise TransientError(f"DynamoDB unreachable while trying to {action}: {exc}") from exc
 
-    async def put(self, status: DocumentStatus) -> None:
+    async def put(self, status: DocumentStatus, fence: str | None = None) -> None:
         item = to_item(status)
         condition = put_condition(item)
         try:
-            await self._call(
-                "write a document status",
-                lambda c: c.put_item(TableName=self.table, Item=item, **condition),
-            )
+            if fence is None:
+                await self._call(
+                    "write a document status",
+                    lambda c: c.put_item(TableName=self.table, Item=item, **condition),
+                )
+            else:
+                put = {"TableName": self.table, "Item": item, **condition}
+                check = lease_check(self.table, status.doc_id, fence)
+                await self._call(
+                    "write a document status under its lease",
+                    lambda c: c.transact_write_items(
+                        TransactItems=[{"ConditionCheck": check}, {"Put": put}]
+                    ),
+                )
         except TransientError as exc:
-            if error_code(exc.__cause__ or exc) != "ConditionalCheckFailedException":
+            code = error_code(exc.__cause__ or exc)
+            if code == "TransactionCanceledException":
+                reasons = cancellation_reasons(exc.__cause__ or exc)
+                if reasons[:1] == ["ConditionalCheckFailed"]:
+                    raise LeaseLost(
+                        f"{status.doc_id}: the lease is another worker's now; record not written"
+                    ) from exc
+                if reasons[1:2] != ["ConditionalCheckFailed"]:
+                    raise
+                code = "ConditionalCheckFailedException"
+            if code != "ConditionalCheckFailedException":
                 raise
             if status.doc_version is not None:
                 raise StaleVersion(
@@ -132,7 +176,22 @@ class DynamoDbStatusStore:
             # A newer record is already there: it wins.
 
     async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        return await self._put_lease(
+            doc_id, owner, ttl_s, "attribute_not_exists(#o) OR #o = :o OR #e < :now"
+        )
+
+    async def renew_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        return await self._put_lease(doc_id, owner, ttl_s, "#o = :o")
+
+    async def _put_lease(self, doc_id: str, owner: str, ttl_s: float, condition: str) -> bool:
         now_ms = int(time.time() * 1000)
+        # DynamoDB refuses names and values the condition does not use.
+        names = {k: v for k, v in {"#o": "owner", "#e": "expires_ms"}.items() if k in condition}
+        values = {
+            k: v
+            for k, v in {":o": {"S": owner}, ":now": {"N": str(now_ms)}}.items()
+            if k in condition
+        }
         try:
             await self._call(
                 "take a document lease",
@@ -144,9 +203,9 @@ class DynamoDbStatusStore:
                         "expires_ms": {"N": str(now_ms + int(ttl_s * 1000))},
                         _TTL_KEY: {"N": str(now_ms // 1000 + int(ttl_s) + 3600)},
                     },
-                    ConditionExpression="attribute_not_exists(#o) OR #o = :o OR #e < :now",
-                    ExpressionAttributeNames={"#o": "owner", "#e": "expires_ms"},
-                    ExpressionAttributeValues={":o": {"S": owner}, ":now": {"N": str(now_ms)}},
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                 ),
             )
         except TransientError as exc:

@@ -231,6 +231,18 @@ class OpenSearchVectorIndex:
             deleted += len(ids)
         return deleted
 
+    async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
+        found: list[str] = []
+        async for ids in self._store_id_pages(doc_id, except_generation):
+            found += ids
+        return found
+
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        for first in range(0, len(store_ids), _DELETE_PAGE):
+            page = store_ids[first : first + _DELETE_PAGE]
+            await self._bulk(req.build_delete_actions(page, self.index_name), "delete chunks")
+        return len(store_ids)
+
     async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
         """Re-label a document's chunks. The rewrite makes new copies, which
         searches see only after the refresh interval, like any write."""

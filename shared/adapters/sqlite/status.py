@@ -15,7 +15,7 @@ import apsw
 
 from shared.adapters.sqlite.common import INDEX_DB, SqliteWorker, rows, write_transaction
 from shared.documents import DocumentStatus, version_conflict
-from shared.errors import StaleVersion
+from shared.errors import LeaseLost, StaleVersion
 from shared.settings import Settings
 
 SCHEMA = """
@@ -39,9 +39,11 @@ class SqliteStatusStore:
         self.path = path
         self._db = SqliteWorker(path, schema=SCHEMA, name="sqlite-status")
 
-    async def put(self, status: DocumentStatus) -> None:
+    async def put(self, status: DocumentStatus, fence: str | None = None) -> None:
         def _put(conn: apsw.Connection) -> None:
             with write_transaction(conn):
+                if fence is not None and not _holds(conn, status.doc_id, fence):
+                    raise LeaseLost(f"{status.doc_id}: the lease is another worker's now")
                 stored = _stored(conn, status.doc_id)
                 if status.doc_version is not None:
                     if version_conflict(stored, status, datetime.now(UTC)):
@@ -102,6 +104,17 @@ class SqliteStatusStore:
 
         return await self._db.run(_acquire)
 
+    async def renew_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        def _renew(conn: apsw.Connection) -> bool:
+            with write_transaction(conn):
+                conn.execute(
+                    "UPDATE doc_lease SET expires = ? WHERE doc_id = ? AND owner = ?",
+                    (time.time() + ttl_s, doc_id, owner),
+                )
+                return bool(conn.changes())
+
+        return await self._db.run(_renew)
+
     async def release_lease(self, doc_id: str, owner: str) -> None:
         def _release(conn: apsw.Connection) -> None:
             with write_transaction(conn):
@@ -122,6 +135,11 @@ class SqliteStatusStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _holds(conn: apsw.Connection, doc_id: str, owner: str) -> bool:
+    held = rows(conn, "SELECT owner FROM doc_lease WHERE doc_id = ?", (doc_id,))
+    return bool(held) and held[0][0] == owner
 
 
 def _stored(conn: apsw.Connection, doc_id: str) -> DocumentStatus | None:

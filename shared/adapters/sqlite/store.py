@@ -262,6 +262,25 @@ class SqliteVectorIndex:
 
         return await self._db.run(_delete)
 
+    async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
+        def _ids(conn: apsw.Connection) -> list[str]:
+            found = rows(
+                conn,
+                "SELECT id FROM chunks WHERE doc_id = ? AND generation IS NOT ?",
+                (doc_id, except_generation),
+            )
+            return [str(r[0]) for r in found]
+
+        return await self._db.run(_ids)
+
+    async def delete_chunks(self, store_ids: Sequence[str]) -> int:
+        def _delete(conn: apsw.Connection) -> int:
+            with write_transaction(conn):
+                conn.executemany("DELETE FROM chunks WHERE id = ?", [(int(i),) for i in store_ids])
+            return len(store_ids)
+
+        return await self._db.run(_delete)
+
     async def set_groups(self, doc_id: str, groups: Sequence[str] | None) -> int:
         stored = json.dumps(None if groups is None else list(groups))
         terms = access_terms(groups)
