@@ -16,7 +16,7 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from shared.access import Access
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
 from tests.indexer.aoss_node import AossLikeNode, refusal, route, with_refresh

@@ -29,8 +29,8 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from services.indexer.pipeline import Outcome, Verdict
-from shared.adapters.dynamodb_status import DynamoDbStatusStore
-from shared.adapters.opensearch import OpenSearchVectorIndex
+from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
+from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.documents import DocState, DocumentStatus
 from shared.settings import Settings
 from tests.fakes.embedder import FakeEmbedder
@@ -136,7 +136,7 @@ async def test_a_worker_stalled_past_its_lease_changes_nothing_after_its_success
     # GIVEN doc indexed at v0
     assert (await worker_b.process(queue_message(v0))).verdict is Verdict.INDEXED
     # WHEN worker A, writing v1, stalls (at the clean-up, or before its record)
-    stall, result = Stall(), []
+    stall, result = Stall(), list[Any]()
     thread = threading.Thread(target=_worker_a, args=(settings, stall, at, v1, result))
     thread.start()
     reached = await asyncio.to_thread(stall.reached.wait, WAIT_LIMIT_S)
