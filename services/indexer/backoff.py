@@ -7,7 +7,7 @@ a dependency that recovers in seconds would still wait that long. With
 20 s, ...), capped at the visibility timeout, so a brief outage costs seconds
 and a long one does not burn the receive count towards the DLQ in a minute.
 Both transports use it: the Lambda handler (for the messages it reports as
-``batchItemFailures``) and the poller.
+``batchItemFailures``) and the poller; the delays are ``disposition``'s.
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ from shared.errors import RagError
 from shared.ports import Queue, QueueMessage
 
 log = logging.getLogger("services.indexer")
-
-RETRY_BASE_S = 5.0
-
-
-def retry_delay_s(receive_count: int, base_s: float, cap_s: int) -> int:
-    """Back-off before a transiently failed message is seen again."""
-    return int(min(cap_s, base_s * 2 ** max(0, receive_count - 1)))
 
 
 async def back_off(queue: Queue, delays: Iterable[tuple[QueueMessage, int]]) -> None:

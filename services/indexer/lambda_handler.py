@@ -27,9 +27,9 @@ import logging
 import os
 from typing import Any
 
-from services.indexer.backoff import RETRY_BASE_S, back_off, retry_delay_s
-from services.indexer.pipeline import Verdict
-from services.indexer.poller import busy_delay_s
+from services.indexer.backoff import back_off
+from services.indexer.disposition import Action, Disposition, disposition
+from services.indexer.pipeline import Outcome, Verdict
 from services.indexer.reconcile import drift_metric
 from services.indexer.runtime import Runtime, build_reconciler, build_runtime, log_outcome
 from shared.lambda_runtime import LambdaRuntime
@@ -50,24 +50,22 @@ def record_message(record: dict[str, Any]) -> QueueMessage:
     )
 
 
-async def handle_message(runtime: Runtime, message: QueueMessage) -> Verdict | None:
-    """Process one record; the verdict if it must be reported as a batch item failure."""
+async def handle_message(runtime: Runtime, message: QueueMessage) -> Disposition | None:
+    """Process one record; its disposition if it must be reported as a batch item failure."""
     outcome = await runtime.pipeline.process(message)
     log_outcome(outcome)
-    if outcome.ok:
+    then = disposition(outcome, message.receive_count, runtime.settings)
+    if then.action is Action.ACK:
         return None
-    handled = outcome.verdict is Verdict.POISON and await runtime.dead_letter(message, outcome)
-    return None if handled else outcome.verdict
+    if then.action is Action.DEAD_LETTER and await runtime.dead_letter(message, outcome):
+        return None
+    return then
 
 
-def retry_delay(runtime: Runtime, message: QueueMessage, verdict: Verdict) -> int:
-    """Seconds before a failed message is seen again (as the poller waits)."""
-    settings = runtime.settings
-    if verdict is Verdict.BUSY:  # another worker holds the document: look again soon
-        return busy_delay_s(
-            message.receive_count, settings.indexer.busy_retry_s, settings.indexer.lease_s
-        )
-    return retry_delay_s(message.receive_count, RETRY_BASE_S, settings.queue.visibility_timeout_s)
+def transient(message: QueueMessage, runtime: Runtime) -> Disposition:
+    """As a transient failure of the message would be disposed of."""
+    failed = Outcome(Verdict.RETRY, message.message_id)
+    return disposition(failed, message.receive_count, runtime.settings)
 
 
 async def handle_event(
@@ -77,22 +75,23 @@ async def handle_event(
     messages = [record_message(r) for r in event.get("Records", [])]
     failed = await _failed_messages(messages, runtime)
     if queue is not None and failed:
-        await back_off(queue, [(m, retry_delay(runtime, m, v)) for m, v in failed])
+        await back_off(queue, [(m, then.delay_s) for m, then in failed])
     return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m, _ in failed]}
 
 
 async def _failed_messages(
     messages: list[QueueMessage], runtime: Runtime
-) -> list[tuple[QueueMessage, Verdict]]:
+) -> list[tuple[QueueMessage, Disposition]]:
     try:
         await runtime.start()
     except Exception as exc:
-        # No index (or a wrong one): nothing in this batch can succeed; retry it all.
+        # No index (or a wrong one): nothing in this batch can succeed; retry it all
+        # (after the back-off of a first transient failure).
         log.error("indexer start-up failed", extra={"fields": {"error": repr(exc)}})
-        return [(m, Verdict.RETRY) for m in messages]
+        return [(m, transient(m, runtime)) for m in messages]
     limit = asyncio.Semaphore(runtime.settings.queue.max_in_flight)
 
-    async def bounded(message: QueueMessage) -> Verdict | None:
+    async def bounded(message: QueueMessage) -> Disposition | None:
         async with limit:
             return await handle_message(runtime, message)
 
@@ -134,13 +133,9 @@ def build_app_from_environment() -> IndexerApp:
     settings = load_settings()
     configure_logging(settings.log_level)
     runtime = build_runtime(settings)
-    queue: Queue | None = None
-    if settings.queue.queue_url:
-        from shared.adapters.aws.sqs import SqsQueue
-
-        queue = SqsQueue(settings.queue.queue_url, settings)
-        runtime.closers.append(queue.close)
-    return IndexerApp(runtime, queue)
+    # One client per queue URL: the source queue the runtime built serves both
+    # the back-off of failed messages and reconcile's re-queues.
+    return IndexerApp(runtime, runtime.queue)
 
 
 handler = LambdaRuntime(build_app_from_environment)

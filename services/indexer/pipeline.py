@@ -21,7 +21,6 @@ the document) and *stale* (older than the version applied: acknowledged).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -34,9 +33,13 @@ from typing import Any
 
 from services.indexer.lease import DocLease, DocumentBusy
 from services.indexer.records import (
+    cleaned_record,
+    confirmed_record,
+    deleted_record,
+    failed_record,
+    indexed_record,
     is_current,
     newest_version,
-    pack_message,
     settle_seconds,
     settled_at,
     writing_record,
@@ -45,7 +48,6 @@ from shared.chunking import chunk_document, settings_fingerprint
 from shared.context_header import HeaderBuilder
 from shared.documents import (
     Chunk,
-    DocState,
     DocumentStatus,
     EmbeddedChunk,
     LoadedDocument,
@@ -282,30 +284,14 @@ class IndexerPipeline:
         timer: _Timer,
     ) -> None:
         previous = await self.status.get(op.doc_id)
-        now = datetime.now(UTC)
-        if is_stale(previous, op.doc_version, delete=True, now=now):
-            out.verdict, out.stored_version = (
-                Verdict.STALE,
-                previous.doc_version if previous else None,
-            )
+        if self._is_stale(previous, op.doc_version, out, delete=True):
             return
         await self._wait_settled(previous, lease, timer)
         out.removed = await self._delete_seen(op.doc_id, None, lease)
         out.verdict = Verdict.DELETED
-        version = newest_version(op.doc_version, previous)
         lease.check()
-        await self.status.put(
-            DocumentStatus(
-                doc_id=op.doc_id,
-                state=DocState.DELETED,
-                message_id=message.message_id,
-                doc_version=version,
-                settled_at=previous.settled_at if previous else None,
-                # Only a versioned delete has anything to block, and only for a while.
-                expires_at=now + self._tombstone if op.doc_version is not None else None,
-            ),
-            fence=lease.fence,
-        )
+        record = deleted_record(op, message, previous, self._tombstone)
+        await self.status.put(record, fence=lease.fence)
 
     async def _index(
         self,
@@ -315,74 +301,112 @@ class IndexerPipeline:
         lease: DocLease,
         timer: _Timer,
     ) -> None:
+        """lookup → fetch → same generation? confirm it : (re-label what is served
+        → chunk → write the generation → record it and clean up)."""
         t = time.perf_counter()
         previous = await self.status.get(op.doc_id)
-        if is_stale(previous, op.doc_version, delete=False, now=datetime.now(UTC)):
-            out.verdict, out.stored_version = (
-                Verdict.STALE,
-                previous.doc_version if previous else None,
-            )
+        if self._is_stale(previous, op.doc_version, out, delete=False):
             return
         t = timer.lap("lookup", t)
         body = await self._fetch(op)
         t = timer.lap("fetch", t)
         generation = out.generation = generation_of(op, body, self._fingerprint)
         if is_current(previous, generation):
-            # A redelivery or a re-send of identical content: nothing to embed.
-            # The status record (strongly consistent, written only after a
-            # whole write) is trusted over the index's search, which may lag.
             assert previous is not None
-            out.chunk_count = previous.chunk_count
-            out.verdict = Verdict.UNCHANGED
-            if previous.cleanup_pending:
-                await self._wait_settled(previous, lease, timer)
-                out.removed = await self._delete_seen(op.doc_id, generation, lease)
-            relabel = previous.groups != op.groups
-            settled = previous.settled_at
-            if relabel:
-                # Only the access list changed: re-label, never re-embed. The
-                # status is written after, so a crash in between re-labels again.
-                await lease.confirm()
-                await self.index.set_groups(op.doc_id, op.groups)
-                out.verdict = Verdict.RELABELLED
-                # A re-label may rewrite the chunks (AOSS): searches see the
-                # copies after the refresh interval, like any write.
-                settled = self._settles_from_now(previous)
-            if (
-                relabel
-                or previous.cleanup_pending
-                or previous.state is not DocState.INDEXED
-                or (newest_version(op.doc_version, previous) != previous.doc_version)
-            ):
-                await self.status.put(
-                    previous.model_copy(
-                        update={
-                            "state": DocState.INDEXED,
-                            "cleanup_pending": False,
-                            "reason": None,
-                            "error_code": None,
-                            "doc_version": newest_version(op.doc_version, previous),
-                            "groups": op.groups,
-                            "updated_at": datetime.now(UTC),
-                            "settled_at": settled,
-                        }
-                    ),
-                    fence=lease.fence,
-                )
+            await self._confirm_current(op, previous, out, lease, timer)
             return
-        if previous is not None and previous.groups != op.groups:
-            # New content and a new access list: the chunks still served until the
-            # new generation replaces them take the new list now, not after.
+        previous = await self._relabel_served(op, previous, lease)
+        chunks = await asyncio.to_thread(self._chunks, op, body, generation)
+        timer.lap("chunk", t)
+        out.chunk_count = len(chunks)
+        version = newest_version(op.doc_version, previous)
+        doomed = await self._write_generation(
+            op, message, previous, generation, version, chunks, lease, timer
+        )
+        out.verdict = Verdict.INDEXED
+        # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
+        title = op.title or next((c.title for c in chunks if c.title), None)
+        settled = datetime.now(UTC) + timedelta(seconds=self.settle_s)
+        record = indexed_record(
+            op,
+            message,
+            generation,
+            len(chunks),
+            version,
+            settled,
+            cleanup_pending=bool(doomed),
+            title=title,
+        )
+        out.removed = await self._record_and_clean(record, doomed, lease, timer)
+
+    def _is_stale(
+        self, previous: DocumentStatus | None, version: int | None, out: Outcome, *, delete: bool
+    ) -> bool:
+        if not is_stale(previous, version, delete=delete, now=datetime.now(UTC)):
+            return False
+        out.verdict = Verdict.STALE
+        out.stored_version = previous.doc_version if previous else None
+        return True
+
+    async def _confirm_current(
+        self,
+        op: IndexOperation,
+        previous: DocumentStatus,
+        out: Outcome,
+        lease: DocLease,
+        timer: _Timer,
+    ) -> None:
+        """A redelivery or a re-send of identical content: nothing to embed. The
+        status record (strongly consistent, written only after a whole write)
+        is trusted over the index's search, which may lag. A pending clean-up
+        is finished, a new access list re-labels, a newer version is recorded."""
+        out.chunk_count = previous.chunk_count
+        out.verdict = Verdict.UNCHANGED
+        if previous.cleanup_pending:
+            await self._wait_settled(previous, lease, timer)
+            out.removed = await self._delete_seen(op.doc_id, previous.generation, lease)
+        settled = previous.settled_at
+        if previous.groups != op.groups:
+            # Only the access list changed: re-label, never re-embed. The status
+            # is written after, so a crash in between re-labels again.
             await lease.confirm()
             await self.index.set_groups(op.doc_id, op.groups)
-            # The clean-up search below must see the re-labelled copies too.
-            previous = previous.model_copy(update={"settled_at": self._settles_from_now(previous)})
-        chunks = await asyncio.to_thread(self._chunks, op, body, generation)
-        t = timer.lap("chunk", t)
-        out.chunk_count = len(chunks)
+            out.verdict = Verdict.RELABELLED
+            # A re-label may rewrite the chunks (AOSS): searches see the copies
+            # after the refresh interval, like any write.
+            settled = self._settles_from_now(previous)
+        record = confirmed_record(previous, op, settled)
+        if record is not None:
+            await self.status.put(record, fence=lease.fence)
+
+    async def _relabel_served(
+        self, op: IndexOperation, previous: DocumentStatus | None, lease: DocLease
+    ) -> DocumentStatus | None:
+        """New content and a new access list: the chunks still served until the
+        new generation replaces them take the new list now, not after."""
+        if previous is None or previous.groups == op.groups:
+            return previous
+        await lease.confirm()
+        await self.index.set_groups(op.doc_id, op.groups)
+        # The clean-up search must see the re-labelled copies too.
+        return previous.model_copy(update={"settled_at": self._settles_from_now(previous)})
+
+    async def _write_generation(
+        self,
+        op: IndexOperation,
+        message: QueueMessage,
+        previous: DocumentStatus | None,
+        generation: str,
+        version: int | None,
+        chunks: Sequence[Chunk],
+        lease: DocLease,
+        timer: _Timer,
+    ) -> list[str]:
+        """Wait until earlier writes are searchable, note what they left, mark the
+        record, write the generation whole. Returns the store ids to clean up."""
         # Embedding writes nothing: the first group is embedded while the
-        # settle wait, the generations lookup and the marker below go on, so
-        # the embedder is not left idle for those round trips.
+        # settle wait, the lookup and the marker go on, so the embedder is not
+        # left idle for those round trips.
         ahead = asyncio.create_task(self._embed(chunks[:WRITE_GROUP]))
         try:
             # From here on the index's searches must be complete for this document:
@@ -394,48 +418,36 @@ class IndexerPipeline:
             # Deleting these ids (never "all but mine" by a later search) keeps a
             # worker that stalls past its lease from deleting its successor's.
             doomed = await self.index.chunk_ids(op.doc_id) if stored else []
-            version = newest_version(op.doc_version, previous)
             lease.check()
             # The marker: should this worker die from here on, the next one knows a
             # generation may be half-written and waits for it to become searchable.
-            await self.status.put(
-                writing_record(op, previous, generation, version, message), fence=lease.fence
-            )
+            marker = writing_record(op, previous, generation, version, message)
+            await self.status.put(marker, fence=lease.fence)
             if generation in stored:
                 # A partial (or duplicated) copy left by a crash: start it afresh.
                 await lease.confirm()
                 await self.index.delete_chunks(doomed)
                 doomed = []
-            t = timer.lap("lookup", t)
+            timer.lap("lookup", t)
             await self._embed_and_write(chunks, timer, lease, ahead)
         finally:
             _forget(ahead)
-        written_at = datetime.now(UTC)
-        out.verdict = Verdict.INDEXED
-        others = bool(doomed)
-        # The loader's title (HTML <title>, a Markdown heading) when the message gave none.
-        title = op.title or next((c.title for c in chunks if c.title), None)
-        record = functools.partial(
-            self._record_indexed,
-            op,
-            message,
-            generation,
-            len(chunks),
-            version,
-            written_at,
-            title=title,
-            fence=lease.fence,
-        )
+        return doomed
+
+    async def _record_and_clean(
+        self, record: DocumentStatus, doomed: list[str], lease: DocLease, timer: _Timer
+    ) -> int:
+        """Record the generation, then delete what was there before it."""
         lease.check()
-        await record(cleanup_pending=others)
-        if others:
-            # Everything but this generation was searchable before it was
-            # written, so one search-and-delete now removes all of it.
-            t = time.perf_counter()
-            await lease.confirm()
-            out.removed = await self.index.delete_chunks(doomed)
-            timer.lap("cleanup", t)
-            await record(cleanup_pending=False)
+        await self.status.put(record, fence=lease.fence)
+        if not doomed:
+            return 0
+        t = time.perf_counter()
+        await lease.confirm()
+        removed = await self.index.delete_chunks(doomed)
+        timer.lap("cleanup", t)
+        await self.status.put(cleaned_record(record), fence=lease.fence)
+        return removed
 
     async def _delete_seen(self, doc_id: str, keep: str | None, lease: DocLease) -> int:
         """Delete the chunks searchable now (but ``keep``'s), by their ids."""
@@ -525,59 +537,12 @@ class IndexerPipeline:
         await task
         timer.lap("write", t)
 
-    async def _record_indexed(
-        self,
-        op: IndexOperation,
-        message: QueueMessage,
-        generation: str,
-        count: int,
-        version: int | None,
-        written_at: datetime,
-        *,
-        cleanup_pending: bool,
-        fence: str,
-        title: str | None = None,
-    ) -> None:
-        now = datetime.now(UTC)
-        await self.status.put(
-            DocumentStatus(
-                doc_id=op.doc_id,
-                state=DocState.INDEXED,
-                generation=generation,
-                chunk_count=count,
-                title=title or op.title,
-                source_uri=op.source_uri,
-                content_type=op.content_type,
-                message_id=message.message_id,
-                groups=op.groups,
-                updated_at=now,
-                indexed_at=now,
-                doc_version=version,
-                settled_at=written_at + timedelta(seconds=self.settle_s),
-                cleanup_pending=cleanup_pending,
-                source_message=pack_message(message.body),
-            ),
-            fence=fence,
-        )
-
     async def _record_failure(self, out: Outcome, message: QueueMessage) -> None:
-        """Say why, keeping what the record knows about the index (generation,
-        count, version, markers): the chunks of the last good version are still there."""
         if out.doc_id is None or out.error is None:
             return
-        failure = {
-            "state": DocState.FAILED,
-            "reason": str(out.error)[:2000],
-            "error_code": out.error.code,
-            "message_id": message.message_id,
-            "updated_at": datetime.now(UTC),
-        }
         try:
             previous = await self.status.get(out.doc_id)
-            if previous is None:
-                record = DocumentStatus(doc_id=out.doc_id, **failure)
-            else:
-                record = previous.model_copy(update=failure)
+            record = failed_record(previous, out.doc_id, out.error, message.message_id)
             await self.status.put(record)
         except Exception as exc:  # the failure itself matters more than its record
             log.warning(

@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
-from services.indexer.backoff import RETRY_BASE_S, retry_delay_s
+from services.indexer.disposition import RETRY_BASE_S, Action, disposition
 from services.indexer.pipeline import Outcome, Verdict
 from services.indexer.runtime import Runtime, log_outcome
 from shared.errors import RagError
@@ -31,17 +31,6 @@ from shared.ports import Queue, QueueMessage
 from shared.settings import QueueSettings
 
 log = logging.getLogger("services.indexer")
-
-
-def busy_delay_s(receive_count: int, base_s: float, lease_s: float) -> int:
-    """Back-off for a message whose document another worker holds.
-
-    Short at first (the holder usually finishes within seconds), tripling so
-    that within four receives the delays outlast a whole lease (a holder that
-    died): the message must not use up the queue's receive limit and be
-    redriven while the document is merely busy.
-    """
-    return max(1, int(min(lease_s, base_s * 3 ** max(0, receive_count - 1))))
 
 
 class Poller:
@@ -121,24 +110,23 @@ class Poller:
             raise
         heartbeat.cancel()
         log_outcome(outcome)
-        if outcome.ok:
+        then = disposition(
+            outcome, message.receive_count, self._runtime.settings, self._retry_base_s
+        )
+        if then.action is Action.ACK:
             await self._settle(self._queue.delete(message), message, "delete")
             self.processed += 1
-        elif outcome.verdict is Verdict.POISON:
+        elif then.action is Action.DEAD_LETTER:
             await self._reject(message, outcome)
             self.rejected += 1
-        elif outcome.verdict is Verdict.BUSY:
-            # Another worker holds the document: look again soon, a bit later each time.
-            self.busy += 1
-            indexer = self._runtime.settings.indexer
-            delay = busy_delay_s(message.receive_count, indexer.busy_retry_s, indexer.lease_s)
-            await self._settle(self._queue.extend(message, delay), message, "back off")
         else:
-            self.retried += 1
-            delay = retry_delay_s(
-                message.receive_count, self._retry_base_s, self._settings.visibility_timeout_s
-            )
-            await self._settle(self._queue.extend(message, delay), message, "back off")
+            # Busy (another worker holds the document) or a transient failure:
+            # visible again after the disposition's delay.
+            if outcome.verdict is Verdict.BUSY:
+                self.busy += 1
+            else:
+                self.retried += 1
+            await self._settle(self._queue.extend(message, then.delay_s), message, "back off")
 
     async def _reject(self, message: QueueMessage, outcome: Outcome) -> None:
         if await self._runtime.dead_letter(message, outcome):

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.indexer.lease import DocLease, DocumentBusy
-from services.indexer.records import settled_at, unpack_message
+from services.indexer.records import repaired_record, settled_at, unpack_message
 from shared.documents import DocState, DocumentStatus
 from shared.ports import StatusStore, VectorIndex
 
@@ -174,21 +174,10 @@ class Reconciler:
     async def _record_repaired(
         self, record: DocumentStatus, repairs: list[Repair], lease: DocLease
     ) -> None:
-        requeued = any(r.action == "re-queued" for r in repairs)
-        update: dict[str, Any] = {
-            "cleanup_pending": False,
-            "writing": None,
-            "updated_at": datetime.now(UTC),
-        }
-        if requeued:
-            # Not current any more: the re-queued message rewrites the generation whole.
-            update["writing"] = record.generation
-            update["cleanup_pending"] = True
-            update["reason"] = "re-queued by reconcile: " + "; ".join(
-                r.detail for r in repairs if r.action == "re-queued"
-            )
+        requeued = [r.detail for r in repairs if r.action == "re-queued"]
+        record = repaired_record(record, "; ".join(requeued) if requeued else None)
         lease.check()
-        await self.status.put(record.model_copy(update=update))
+        await self.status.put(record, fence=lease.fence)
 
 
 def drift_metric(report: ReconcileReport, namespace: str, function: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from shared.ports import (
     DeadLetters,
     Embedder,
     PoisonReason,
+    Queue,
     QueueMessage,
     StatusStore,
     VectorIndex,
@@ -95,7 +96,9 @@ class Runtime:
     settings: Settings
     pipeline: IndexerPipeline
     dead_letters: DeadLetters | None = None
-    # Where reconcile re-queues documents (the ingest queue), when configured.
+    # The source (ingest) queue, when it is SQS: the Lambda backs failed
+    # messages off on it, and reconcile re-queues documents to it.
+    queue: Queue | None = None
     requeue: Requeue | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = False
@@ -159,6 +162,7 @@ def build_runtime(settings: Settings) -> Runtime:
         from shared.adapters.aws.sqs import SqsQueue
 
         ingest = SqsQueue(settings.queue.queue_url, settings)
+        runtime.queue = ingest
         runtime.requeue = ingest.send
         runtime.closers.append(ingest.close)
     runtime.dead_letters = build_dead_letters(settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.indexer.backoff import retry_delay_s
+from services.indexer.disposition import retry_delay_s
 from services.indexer.lambda_handler import handle_event
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime

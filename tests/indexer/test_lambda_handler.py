@@ -145,7 +145,7 @@ async def test_a_message_whose_document_is_leased_elsewhere_is_reported_for_retr
 
 
 def test_busy_messages_back_off_past_a_whole_lease_within_four_receives() -> None:
-    from services.indexer.poller import busy_delay_s
+    from services.indexer.disposition import busy_delay_s
 
     delays = [busy_delay_s(n, 2.0, 60.0) for n in range(1, 6)]
     assert delays == [2, 6, 18, 54, 60]
