@@ -148,3 +148,35 @@ async def test_two_pollers_v1_then_v2_on_aoss_timing_leave_only_v2(
     finally:
         await sqs_client.delete_queue(QueueUrl=url)
         await sqs_client.delete_queue(QueueUrl=dlq)
+
+
+@pytest.mark.aoss_refusals  # the first re-label's partial update, then the rewrite
+async def test_new_content_and_a_new_access_list_back_to_back_leave_only_v2_labels(
+    real_pipeline: IndexerPipeline,
+    opensearch_client: AsyncOpenSearch,
+    opensearch_index_name: str,
+) -> None:
+    # GIVEN each document sent as v1 for hr, then at once as v2 (new text) for finance
+    async def v1_then_v2(i: int) -> str:
+        doc = f"acl{i}"
+        v1 = index_body(doc, paragraphs(f"h{i}", 4), groups=["hr"])
+        v2 = index_body(doc, paragraphs(f"f{i}", 2), groups=["finance"])
+        assert (await real_pipeline.process(queue_message(v1))).ok
+        assert (await real_pipeline.process(queue_message(v2))).ok
+        return doc
+
+    docs = await asyncio.gather(*(v1_then_v2(i) for i in range(DOCS)))
+
+    # THEN every chunk left is v2's and labelled finance only
+    async def labels() -> dict[str, set[tuple[str, str]]]:
+        body = {"size": 1000, "_source": ["doc_id", "text", "groups"]}
+        hits = (await opensearch_client.search(index=opensearch_index_name, body=body))["hits"]
+        found: dict[str, set[tuple[str, str]]] = {d: set() for d in docs}
+        for hit in hits["hits"]:
+            source = hit["_source"]
+            found[source["doc_id"]].add((source["text"].split()[3][:1], str(source["groups"])))
+        return found
+
+    want = {d: {("f", "['finance']")} for d in docs}
+    got = await eventually(opensearch_client, opensearch_index_name, labels, lambda g: g == want)
+    assert got == want
