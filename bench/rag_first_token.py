@@ -45,6 +45,7 @@ from services.query.answer.context import fit_prompt
 from services.query.answer.parts import build_query_deps
 from services.query.answer.retrieval import Retriever
 from services.query.answer.service import AnswerService
+from services.query.transports.inprocess import InProcessConnection
 from shared.access import Principal
 from shared.adapters.local_models.llamacpp import (
     LlamaCppChatModel,
@@ -229,8 +230,8 @@ async def run(
 
 async def answer(service: AnswerService, question: str) -> DoneEvent:
     sink = Recorder()
-    job = service.accept(AskAction(action="ask", question=question), Principal.single_user())
-    await service.answer(job, sink, asyncio.Event())
+    # Through the front door, as every caller (so the timings include it).
+    await InProcessConnection(service).ask(AskAction(action="ask", question=question), sink)
     done = sink.events[-1]
     assert isinstance(done, DoneEvent), sink.events
     return done

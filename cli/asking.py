@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import re
 import uuid
@@ -23,14 +22,12 @@ from rich.text import Text
 from cli.chat_socket import ChatSocket, with_token
 from cli.local_parts import LocalParts
 from services.query.answer.parts import build_query_deps
-from services.query.answer.refusals import AskRejected
 from services.query.answer.service import AnswerService
-from shared.access import Principal
-from shared.errors import ConfigurationError, InvalidAction
+from services.query.transports.inprocess import InProcessConnection
+from shared.errors import ConfigurationError
 from shared.ports import ServerEvent
 from shared.protocol import (
     AnswerSentence,
-    AskAction,
     Citation,
     DoneEvent,
     ErrorCode,
@@ -40,7 +37,6 @@ from shared.protocol import (
     SourcesEvent,
     StatusEvent,
     TokenEvent,
-    parse_client_action,
     parse_server_event,
 )
 
@@ -252,49 +248,53 @@ class Asker(Protocol):
 
 
 class InProcessAsker:
-    """The query service's pipeline in this process, on the local data folder."""
+    """The query service in this process, on the local data folder, asked
+    through its front door like any client (``InProcessConnection``)."""
 
-    def __init__(self, parts: LocalParts, k: int | None, mode: str | None) -> None:
+    def __init__(
+        self,
+        parts: LocalParts,
+        k: int | None,
+        mode: str | None,
+        service: AnswerService | None = None,
+    ) -> None:
         self._parts = parts
         self._k = k
         self._mode = mode
         self._conversation_id = uuid.uuid4().hex
-        self._service: AnswerService | None = None
+        self._service = service  # built on the first question unless given
+        self._connection: InProcessConnection | None = None
 
     async def check_documents(self) -> None:
         index = self._parts.embedded_index
         if index is not None and not await index.document_ids():
             raise ConfigurationError(NO_DOCUMENTS)
 
-    def _answer_service(self) -> AnswerService:
-        if self._service is None:
-            with console.status("loading the chat model…"):
-                parts = self._parts
-                deps = build_query_deps(
-                    parts.settings, embedder=parts.embedder, index=parts.index, model=parts.model
-                )
-                self._service = AnswerService(parts.settings, deps)
-        return self._service
+    def _connect(self) -> InProcessConnection:
+        if self._connection is None:
+            if self._service is None:
+                with console.status("loading the chat model…"):
+                    parts = self._parts
+                    deps = build_query_deps(
+                        parts.settings,
+                        embedder=parts.embedder,
+                        index=parts.index,
+                        model=parts.model,
+                    )
+                    self._service = AnswerService(parts.settings, deps)
+            self._connection = InProcessConnection(self._service)
+        return self._connection
 
     async def ask(self, question: str, sink: TerminalSink) -> None:
-        frame: dict[str, object] = {"action": "ask", "question": question}
+        frame: dict[str, object] = {"question": question}
         frame["conversation_id"] = self._conversation_id
         frame |= {"k": self._k} if self._k else {}
         frame |= {"mode": self._mode} if self._mode else {}
-        try:  # the same checks, and words, as the server's
-            action = parse_client_action(json.dumps(frame))
-        except InvalidAction as exc:
-            await sink.send(ErrorEvent(code=ErrorCode(exc.code), message=str(exc)))
-            return
-        assert isinstance(action, AskAction)
-        service = self._answer_service()
-        try:
-            # In-process local mode: the laptop's single user reads everything.
-            job = service.accept(action, Principal.single_user())
-        except AskRejected as exc:
-            await sink.send(ErrorEvent(code=exc.code, message=str(exc)))
-            return
-        await service.answer(job, sink, asyncio.Event())
+        await self._connect().ask(frame, sink)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
 
 
 # Every wait for the server is bounded. The ``accepted`` comes at once from a

@@ -267,11 +267,12 @@ async def ask(
     # stdout is the answer (`rag ask … > answer.txt`): the audit line goes to a file.
     audit_to_file(settings.data_dir / AUDIT_FILE)
     parts = LocalParts(settings)
+    asker = InProcessAsker(parts, k, mode)
     try:
-        asker = InProcessAsker(parts, k, mode)
         await asker.check_documents()
         return await _ask_all(asker, questions)
     finally:
+        await asker.close()
         await parts.close()
 
 

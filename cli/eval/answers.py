@@ -21,7 +21,6 @@ model, sentence attribution) and measure the answers, not only retrieval:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,10 @@ from cli.eval.metrics import mean
 from cli.eval.questions import EvalQuestion
 from services.query.answer.attribution import distinct_claims
 from services.query.answer.service import AnswerService
+from services.query.transports.inprocess import InProcessConnection
 from shared.access import Principal
 from shared.protocol import (
     AnswerSentence,
-    AskAction,
     DoneEvent,
     ErrorEvent,
     SentenceSupport,
@@ -217,20 +216,15 @@ async def run_answers(
     questions: Sequence[EvalQuestion], service: AnswerService, mode: str, k: int
 ) -> AnswerSummary:
     results: list[AnswerResult] = []
+    # Through the front door, as any client: a question the service refuses
+    # (a bad filter in the set) is an answer with its error, not a crash.
+    # The evaluation is an operator's tool: it reads the whole corpus.
+    connection = InProcessConnection(service, Principal.single_user())
     for question in questions:
-        ask = AskAction.model_validate(
-            {
-                "action": "ask",
-                "question": question.question,
-                "k": k,
-                "mode": mode,
-                "filters": question.filters,
-            }
-        )
+        frame = {"question": question.question, "k": k, "mode": mode, "filters": question.filters}
         sink = CollectingSink()
         started = time.perf_counter()
-        # The evaluation is an operator's tool: it reads the whole corpus.
-        await service.answer(service.accept(ask, Principal.single_user()), sink, asyncio.Event())
+        await connection.ask(frame, sink)
         read = read_answer(sink.events)
         results.append(
             AnswerResult(

@@ -12,12 +12,16 @@ import json
 
 import pytest
 
+from services.query.answer.parts import QueryDeps
 from services.query.answer.refusals import refusal
 from services.query.answer.service import AnswerService, Job
 from services.query.frontdoor import FrontDoor
+from services.query.transports.inprocess import InProcessConnection
 from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
+from shared.settings import Settings
+from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.sink import RecordingSink
 
 ME = Principal.single_user()
@@ -175,3 +179,63 @@ async def test_a_bad_frame_with_an_unusable_request_id_gets_an_anonymous_error(
     )
     assert sink.kinds() == ["error"]
     assert sink.of("error")[0].request_id is None  # type: ignore[union-attr]
+
+
+# ---- in-process callers go through the same front door (#23) ----------------
+
+
+async def test_an_in_process_ask_is_accepted_answered_and_done(
+    service: AnswerService, model: FakeChatModel
+) -> None:
+    model.scripts = [Script(tokens=["Grass", " and hay [1]."])]
+    sink = RecordingSink()
+    await InProcessConnection(service).ask({"question": "What do llamas eat?"}, sink)
+    kinds = sink.kinds()
+    assert kinds[0] == "accepted" and kinds[-2:] == ["sources", "done"]
+    assert "token" in kinds
+
+
+async def test_an_in_process_refusal_ends_with_error_and_done_instead_of_hanging(
+    service: AnswerService,
+) -> None:
+    sink = RecordingSink()
+    await InProcessConnection(service).ask({"question": "llamas?", "preset": "pirate"}, sink)
+    assert sink.kinds() == ["error", "done"]
+    assert sink.of("error")[0].code == ErrorCode.UNKNOWN_PRESET  # type: ignore[union-attr]
+
+
+async def test_the_clis_in_process_ask_gets_accepted_and_the_servers_words(
+    service: AnswerService, model: FakeChatModel
+) -> None:
+    from cli.asking import InProcessAsker
+
+    model.scripts = [Script(tokens=["Hay."])]
+    sink = RecordingSink()
+    asker = InProcessAsker(None, None, None, service=service)  # type: ignore[arg-type]
+    await asker.ask("What do llamas eat?", sink)  # type: ignore[arg-type]
+    await asker.ask("", sink)  # type: ignore[arg-type]
+    await asker.close()
+    assert sink.kinds()[0] == "accepted"
+    assert sink.kinds()[-2:] == ["error", "done"]
+    blank = sink.of("error")[-1]
+    assert blank.code == ErrorCode.INVALID_REQUEST  # type: ignore[union-attr]
+
+
+async def test_rag_evals_answers_go_through_the_front_door(
+    settings: Settings, deps: QueryDeps
+) -> None:
+    """A question the service refuses (here: over this deployment's lower
+    question limit) is an answer with its error; it crashed the whole run."""
+    from cli.eval.answers import run_answers
+    from cli.eval.questions import EvalQuestion
+
+    strict = settings.model_copy(
+        update={"query": settings.query.model_copy(update={"max_question_chars": 40})}
+    )
+    service = AnswerService(strict, deps)
+    good = EvalQuestion(question="What do llamas eat?", doc_ids=["llamas"])
+    long = EvalQuestion(question="What do llamas eat? " * 5, doc_ids=["llamas"])
+    summary = await run_answers([good, long], service, "knn", 3)
+    first, second = summary.results
+    assert first.error is None
+    assert second.error is not None and second.error.startswith("question_too_long")
