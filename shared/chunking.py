@@ -23,6 +23,12 @@ preferably cut every 100 characters. And if a window has no allowed boundary at
 all (a word longer than the window), the chunk is cut at the token boundary
 where the window ends, mid-word: the only mid-word cuts the chunker makes.
 
+Small-to-big: with ``context_tokens`` > 0 a chunk's text runs on past its
+embedded window by up to that many tokens (ending at the best boundary in the
+second half of that span); ``chunk.embedded_end`` marks where the embedder
+stops reading. The embedded windows are exactly those without context, so
+only what the model and keyword search read changes.
+
 Offsets: ``chunk.text == loaded.text[chunk.start:chunk.end]``; chunks carry no
 leading or trailing whitespace, and together they cover every non-whitespace
 character (text the tokenizer drops, such as control characters, stays inside
@@ -103,11 +109,14 @@ class Level(IntEnum):
 
 def settings_fingerprint(chunking: ChunkingSettings, embedder_model_id: str) -> str:
     """Everything that shapes a document's chunks and vectors, for its generation."""
+    # context_tokens only when set, so that documents indexed before it existed
+    # keep their generation.
+    context = f";context_tokens={chunking.context_tokens}" if chunking.context_tokens else ""
     return (
         f"chunker={CHUNKER_VERSION};tokenizer={TOKENIZER_ID};"
         f"chunk_tokens={chunking.chunk_tokens};overlap_tokens={chunking.overlap_tokens};"
         f"embedder={embedder_model_id};"
-        f"context_header={chunking.context_header}/{HEADER_VERSION}"
+        f"context_header={chunking.context_header}/{HEADER_VERSION}{context}"
     )
 
 
@@ -146,7 +155,9 @@ def chunk_document(
     previous_end = 0
     for ordinal, (first, stop) in enumerate(ranges):
         start = len(text) - len(text.lstrip()) if first == 0 else int(starts[first])
-        end = _end_char(text, starts, ends, stop)
+        embedded_end = _end_char(text, starts, ends, stop)
+        extended = _extend(levels, stop, settings.context_tokens)
+        end = _end_char(text, starts, ends, extended) if extended > stop else embedded_end
         # Page and section of the chunk's own text, not of its overlap.
         anchor = start if ordinal == 0 else int(starts[previous_end])
         chunks.append(
@@ -158,6 +169,7 @@ def chunk_document(
                 text=text[start:end],
                 start=start,
                 end=end,
+                embedded_end=embedded_end if end > embedded_end else None,
                 page=_value_at(page_offsets, loaded.pages, anchor),
                 section=_value_at(section_offsets, loaded.sections, anchor),
                 title=doc_title,
@@ -293,6 +305,16 @@ def _pick_stop(levels: NDArray[np.int8], first: int, limit: int) -> int:
         if best > Level.FORCED:
             return lo + len(window) - 1 - int(np.argmax(window[::-1] == best))
     return limit
+
+
+def _extend(levels: NDArray[np.int8], stop: int, extra: int) -> int:
+    """Where a chunk's context ends: up to ``extra`` tokens past ``stop``, at the
+    best boundary in the second half of that span (the document's end if near)."""
+    n = len(levels) - 1
+    if extra == 0 or stop >= n:
+        return stop
+    limit = stop + extra
+    return n if limit >= n else _pick_stop(levels, stop, limit)
 
 
 def _next_first(levels: NDArray[np.int8], first: int, stop: int, overlap: int) -> int:

@@ -75,6 +75,15 @@ class HeaderBuilder:
         return self._header(chunk.title, chunk.section)
 
     def embedding_text(self, chunk: Chunk) -> str:
-        """What the embedder reads for ``chunk``: header, blank line, text."""
+        """What the embedder reads for ``chunk``: header, blank line, text (up to
+        ``embedded_end`` when the chunk carries context beyond its window)."""
+        text = embedded_text(chunk)
         header = self.header(chunk) if self.mode != "none" else ""
-        return f"{header}\n\n{chunk.text}" if header else chunk.text
+        return f"{header}\n\n{text}" if header else text
+
+
+def embedded_text(chunk: Chunk) -> str:
+    """The part of the chunk's text that is embedded."""
+    if chunk.embedded_end is None:
+        return chunk.text
+    return chunk.text[: chunk.embedded_end - chunk.start]

@@ -59,6 +59,10 @@ class Chunk(BaseModel):
     text: str
     start: int = Field(ge=0, description="Offset of the first character in the loaded text.")
     end: int = Field(ge=0, description="Offset one past the last character.")
+    # Small-to-big (ChunkingSettings.context_tokens): the embedder reads the text
+    # only up to here; the rest is context for the model and keyword search.
+    # None: the embedder reads the whole text.
+    embedded_end: int | None = Field(default=None, ge=0)
     page: int | None = None
     section: str | None = None
     title: str | None = None

@@ -142,6 +142,10 @@ class ChunkingSettings(BaseModel):
     # 32 for the context header (docs/evaluation.md, "Defaults across corpora").
     chunk_tokens: int = Field(default=222, ge=16, le=254)
     overlap_tokens: int = Field(default=32, ge=0, le=128)
+    # Small-to-big: each chunk also carries up to this many tokens of the text
+    # that follows its embedded window (the embedder never reads them; the chat
+    # model and keyword search do). 0: a chunk is exactly what was embedded.
+    context_tokens: int = Field(default=0, ge=0, le=512)
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
     context_header: Literal["none", "title", "title_section"] = "title_section"

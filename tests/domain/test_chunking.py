@@ -11,6 +11,7 @@ import pytest
 
 from shared.adapters.local_models.wordpiece import WordPieceTokenCounter, default_token_counter
 from shared.chunking import MAX_WINDOW_TOKENS, chunk_document, settings_fingerprint
+from shared.context_header import HeaderBuilder, embedded_text
 from shared.documents import Chunk, LoadedDocument, chunk_id_for
 from shared.errors import EmptyDocument
 from shared.ports import TokenCounter
@@ -380,3 +381,32 @@ def test_overlap_starts_at_a_sentence_start_when_one_is_near(
     for previous, current in pairwise(chunks):
         assert current.text.startswith("The lamp")
         assert current.start < previous.end  # still overlapping
+
+
+def test_context_tokens_extend_the_text_but_not_the_embedded_window(
+    counter: WordPieceTokenCounter,
+) -> None:
+    # Small-to-big: the same embedded windows as without context (so the same
+    # vectors), each chunk's text running on past its window.
+    text = prose(40)
+    plain = chunk(text, counter, SMALL)
+    wide = chunk(text, counter, SMALL.model_copy(update={"context_tokens": 30}))
+    assert [(c.start, c.embedded_end or c.end) for c in wide] == [(c.start, c.end) for c in plain]
+    assert all(c.embedded_end is None for c in plain)
+    assert all(c.text == text[c.start : c.end] for c in wide)
+    extended = [c for c in wide if c.embedded_end is not None]
+    assert len(extended) == len(wide) - 1  # all but the last, which ends the text
+    for c in extended:
+        assert c.embedded_end is not None
+        assert embedded_text(c) == text[c.start : c.embedded_end]
+        assert 0 < token_count(counter, text[c.embedded_end : c.end]) <= 30
+    assert wide[-1].end == plain[-1].end
+    headers = HeaderBuilder("title", counter)
+    assert [headers.embedding_text(c) for c in wide] == [headers.embedding_text(c) for c in plain]
+
+
+def test_context_tokens_change_the_fingerprint_only_when_set() -> None:
+    base = settings_fingerprint(SETTINGS, "minilm")
+    assert "context_tokens" not in base
+    wide = SETTINGS.model_copy(update={"context_tokens": 100})
+    assert settings_fingerprint(wide, "minilm") != base
