@@ -82,6 +82,7 @@ def build_index_body(dimension: int, settings: IndexSettings) -> dict[str, Any]:
                 "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "start": {"type": "integer"},
                 "end": {"type": "integer"},
+                "embedded_end": {"type": "integer"},
                 "page": {"type": "integer"},
                 "section": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "source_uri": {"type": "keyword"},
