@@ -145,7 +145,9 @@ class ChunkingSettings(BaseModel):
     # Small-to-big: each chunk also carries up to this many tokens of the text
     # that follows its embedded window (the embedder never reads them; the chat
     # model and keyword search do). 0: a chunk is exactly what was embedded.
-    context_tokens: int = Field(default=0, ge=0, le=512)
+    # 256 raised the worst evaluation set most (docs/evaluation.md, "Defaults
+    # chosen by the worst set").
+    context_tokens: int = Field(default=256, ge=0, le=512)
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
     context_header: Literal["none", "title", "title_section"] = "title_section"
@@ -293,8 +295,9 @@ class QuerySettings(BaseModel):
     default_k: int = Field(default=5, ge=1, le=50)
     search_mode: Literal["knn", "hybrid"] = "hybrid"
     rrf_k: int = Field(default=60, ge=1)
-    # Hybrid: weight of the keyword ranking in the fusion (k-NN's is 1).
-    keyword_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    # Hybrid: weight of the keyword ranking in the fusion (k-NN's is 1). 0.5 with
+    # context_tokens 256: the worst set's choice (docs/evaluation.md).
+    keyword_weight: float = Field(default=0.5, ge=0.0, le=10.0)
     candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
     max_chunks_per_doc: int = Field(default=5, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)

@@ -56,6 +56,7 @@ def context_of(settings: Settings, embedder_id: str) -> dict[str, Any]:
         "embedder": embedder_id,
         "chunk_tokens": settings.chunking.chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
+        "context_tokens": settings.chunking.context_tokens,
         "context_header": settings.chunking.context_header,
         "candidates": query.candidates,
         "rrf_k": query.rrf_k,

@@ -18,8 +18,9 @@ from shared.ports import TokenCounter
 from shared.settings import ChunkingSettings
 from tests.fakes.token_counter import CharTokenCounter
 
-SETTINGS = ChunkingSettings()
-SMALL = ChunkingSettings(chunk_tokens=40, overlap_tokens=8)
+# The window algorithm, without small-to-big context (tested on its own below).
+SETTINGS = ChunkingSettings(context_tokens=0)
+SMALL = ChunkingSettings(context_tokens=0, chunk_tokens=40, overlap_tokens=8)
 
 WORDS = [
     "tide",
@@ -116,7 +117,7 @@ def assert_no_mid_word_cut(text: str, chunks: list[Chunk]) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [SETTINGS, SMALL, ChunkingSettings(chunk_tokens=254, overlap_tokens=100)],
+    [SETTINGS, SMALL, ChunkingSettings(context_tokens=0, chunk_tokens=254, overlap_tokens=100)],
     ids=["default", "small", "max-window"],
 )
 def test_chunks_fit_the_token_budget(
@@ -143,7 +144,9 @@ def test_consecutive_chunks_overlap_within_the_setting(counter: WordPieceTokenCo
 
 def test_no_overlap_when_disabled(counter: WordPieceTokenCounter) -> None:
     text = prose(30)
-    chunks = chunk(text, counter, ChunkingSettings(chunk_tokens=40, overlap_tokens=0))
+    chunks = chunk(
+        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=40, overlap_tokens=0)
+    )
     for previous, current in pairwise(chunks):
         assert current.start >= previous.end
 
@@ -185,7 +188,9 @@ def test_prefers_sentence_ends_over_other_word_boundaries(
 def test_prefers_paragraph_breaks(counter: WordPieceTokenCounter) -> None:
     paragraph = "The lamp was lit at dusk. " * 12  # ~84 tokens
     text = "\n\n".join([paragraph.strip()] * 6)
-    chunks = chunk(text, counter, ChunkingSettings(chunk_tokens=200, overlap_tokens=0))
+    chunks = chunk(
+        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=200, overlap_tokens=0)
+    )
     for c in chunks[:-1]:
         assert text[c.end : c.end + 2] == "\n\n"
 
@@ -300,7 +305,11 @@ def test_a_base64_blob_is_split_at_token_boundaries(counter: WordPieceTokenCount
 def test_without_any_word_boundary_the_window_end_is_used() -> None:
     # A character tokenizer: one 1000-token "word" must be cut mid-word.
     text = "a" * 1000
-    chunks = chunk(text, CharTokenCounter(), ChunkingSettings(chunk_tokens=50, overlap_tokens=5))
+    chunks = chunk(
+        text,
+        CharTokenCounter(),
+        ChunkingSettings(context_tokens=0, chunk_tokens=50, overlap_tokens=5),
+    )
     assert [len(c.text) for c in chunks] == [50] * 20
     assert_offsets_and_coverage(text, chunks)
 
@@ -352,7 +361,10 @@ def test_chunks_start_at_heading_breaks_without_overlap(counter: WordPieceTokenC
     text = "\n\n".join(sections_text)
     breaks = [text.index(f"Heading {i}") for i in range(1, 8)]
     chunks = chunk(
-        text, counter, ChunkingSettings(chunk_tokens=100, overlap_tokens=20), breaks=breaks
+        text,
+        counter,
+        ChunkingSettings(context_tokens=0, chunk_tokens=100, overlap_tokens=20),
+        breaks=breaks,
     )
     # Every window's second half holds a heading (sections are ~35 tokens): each
     # chunk after the first starts at one, with no overlap across it.
@@ -367,7 +379,7 @@ def test_chunks_start_at_heading_breaks_without_overlap(counter: WordPieceTokenC
 
 def test_settings_fingerprint_changes_with_what_shapes_chunks() -> None:
     base = settings_fingerprint(SETTINGS, "minilm")
-    assert base == settings_fingerprint(ChunkingSettings(), "minilm")
+    assert base == settings_fingerprint(ChunkingSettings(context_tokens=0), "minilm")
     assert base != settings_fingerprint(SMALL, "minilm")
     assert base != settings_fingerprint(SETTINGS, "titan-v2")
 
@@ -376,7 +388,9 @@ def test_overlap_starts_at_a_sentence_start_when_one_is_near(
     counter: WordPieceTokenCounter,
 ) -> None:
     text = " ".join(f"The lamp number {i} was lit." for i in range(300))  # 7 tokens each
-    chunks = chunk(text, counter, ChunkingSettings(chunk_tokens=100, overlap_tokens=20))
+    chunks = chunk(
+        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=100, overlap_tokens=20)
+    )
     assert len(chunks) > 5
     for previous, current in pairwise(chunks):
         assert current.text.startswith("The lamp")
@@ -410,3 +424,15 @@ def test_context_tokens_change_the_fingerprint_only_when_set() -> None:
     assert "context_tokens" not in base
     wide = SETTINGS.model_copy(update={"context_tokens": 100})
     assert settings_fingerprint(wide, "minilm") != base
+
+
+def test_by_default_chunks_carry_256_tokens_of_context(counter: WordPieceTokenCounter) -> None:
+    text = prose(40)
+    chunks = chunk(text, counter, ChunkingSettings())
+    windows = chunk(text, counter, SETTINGS)
+    assert [(c.start, c.embedded_end or c.end) for c in chunks] == [
+        (c.start, c.end) for c in windows
+    ]
+    tails = [token_count(counter, text[c.embedded_end : c.end]) for c in chunks[:-1]]
+    assert all(c.embedded_end is not None for c in chunks[:-1])
+    assert max(tails) <= 256 and min(tails) >= 128  # the second half of the span, at least
