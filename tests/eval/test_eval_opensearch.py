@@ -1,8 +1,9 @@
 """The same evaluation against the real OpenSearch node gives the same ranking
 as the embedded store, on the same data (same chunks built with the default
 settings, context header included; the same vectors: both are fed by one
-MemoEmbedder). It runs on the sample corpus and on the CMake reference manual
-(the shape of the corpora the defaults were chosen for).
+MemoEmbedder). It runs on the sample corpus, the CMake reference manual and
+the cryptography API reference (where the small-to-big context, a default
+since #25, matters most: the chunks OpenSearch returns carry it too).
 
 Tolerance, and why: the embedded store runs *exact* k-NN (sqlite-vec cosine
 over every chunk); OpenSearch runs *approximate* HNSW (faiss or lucene,
@@ -68,7 +69,7 @@ async def wait_visible(admin: AsyncOpenSearch, name: str, expected: int) -> int:
     return count
 
 
-@pytest.mark.parametrize("name", ["samples", "cmake"])
+@pytest.mark.parametrize("name", ["samples", "cmake", "cryptography"])
 async def test_opensearch_ranks_like_the_embedded_store(
     name: str,
     set_stores: Callable[[str], Awaitable[SampleStore]],

@@ -110,8 +110,26 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.787, 0.817),
         },
     },
+    "werkzeug": {
+        "knn": {
+            "mrr": (0.726, 0.756),
+            "recall@5": (0.87, 0.9),
+            "passage@3": (0.703, 0.733),
+            "passage@5": (0.753, 0.783),
+        },
+        "hybrid": {
+            "mrr": (0.778, 0.808),
+            "recall@5": (0.92, 0.95),
+            "passage@3": (0.687, 0.717),
+            "passage@5": (0.82, 0.85),
+        },
+    },
 }
 SETS = {s.name: s for s in all_sets()}
+
+
+def test_every_evaluation_set_is_gated() -> None:
+    assert set(FLOORS) == set(SETS)
 
 
 @pytest.mark.parametrize(

@@ -204,7 +204,11 @@ class OpenSearchVectorIndex:
                 initial_backoff=1,
                 max_backoff=8,
                 chunk_size=500,
-                max_chunk_bytes=8 * 1024 * 1024,
+                # Under aiohttp's 1 MiB "large body" limit: a larger bytes body
+                # blocks the event loop while it is sent (and aiohttp warns).
+                # Chunks carrying small-to-big context made one page's write
+                # (x509/reference.html, evalsets/cryptography) cross it.
+                max_chunk_bytes=1000 * 1000,
             )
 
         _ok, errors = await self._call(action, send)
