@@ -147,7 +147,13 @@ class ChunkingSettings(BaseModel):
     # model and keyword search do). 0: a chunk is exactly what was embedded.
     # 256 raised the worst evaluation set most (docs/evaluation.md, "Defaults
     # chosen by the worst set").
-    context_tokens: int = Field(default=256, ge=0, le=512)
+    context_tokens: int = Field(
+        default=256,
+        ge=0,
+        le=512,
+        description="small-to-big: tokens of the following text each chunk also hands the"
+        " model and keyword search (not embedded); 0 = none (docs/evaluation.md)",
+    )
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
     context_header: Literal["none", "title", "title_section"] = "title_section"
