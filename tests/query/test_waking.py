@@ -379,3 +379,26 @@ def test_the_terminal_shows_what_is_waking() -> None:
     )
     asyncio.run(sink.send(event))
     assert "the model is starting (waited 30 s)" in out.export_text()
+
+
+async def test_the_worker_time_limit_bounds_the_wait(
+    tmp_path: Any, index: SqliteVectorIndex
+) -> None:
+    # GIVEN a Lambda worker with little time left and a model that stays asleep
+    from services.query.answer.service import Job
+    from services.query.frontdoor import run_answer
+    from shared.protocol import AskAction
+
+    settings = Settings(data_dir=tmp_path, query=QuerySettings(coalesce_ms=0.0, wake_poll_s=0.05))
+    model = FakeChatModel(Script(tokens=[], error=ModelWaking("asleep", WAKE_TYPICAL_S)))
+    deps = build_query_deps(settings, embedder=FakeEmbedder(), index=index, model=model)
+    service, sink = AnswerService(settings, deps), RecordingSink()
+    ask = AskAction(action="ask", question="What do llamas eat?", request_id="q1")
+    job = Job(ask=ask, request_id="q1", conversation_id="c1", principal=Principal.single_user())
+    # WHEN it answers within 0.6 s
+    await run_answer(service, job, sink, asyncio.Event(), time_limit_s=0.6)
+    # THEN it gave up waiting in time to say when to come back (not the time-limit error)
+    assert sink.kinds() == ["status", "error", "done"]
+    error = sink.of("error")[0]
+    assert error.code == ErrorCode.MODEL_UNAVAILABLE  # type: ignore[union-attr]
+    assert "try again in 10 minutes" in error.message  # type: ignore[union-attr]

@@ -190,11 +190,14 @@ class AnswerService:
         # monotonic clock from here on.
         start = time.perf_counter() - max(0.0, time.time() - job.received_at)
         trail = _Trail()
+        # The wait for a waking model ends by this time (the caller's limit counts
+        # from now, not from the frame's arrival).
         budget = self._query.wake_wait_s
         if time_limit_s is not None:
             budget = min(budget, time_limit_s)
+        wake_deadline = time.perf_counter() + budget
         try:
-            await self._answer(job, sink, cancel, start, trail, budget)
+            await self._answer(job, sink, cancel, start, trail, wake_deadline)
         finally:
             write_audit(
                 audit_record(
@@ -214,7 +217,7 @@ class AnswerService:
         cancel: asyncio.Event,
         start: float,
         trail: _Trail,
-        wake_budget_s: float,
+        wake_deadline: float,
     ) -> None:
         try:
             fitted = await _until_cancelled(self._prepare(job, trail, sink), cancel)
@@ -253,7 +256,7 @@ class AnswerService:
         # the same reference keeps the answer metrics comparable across budgets.
         texts = [hit.chunk.text for hit in fitted.sources]
         ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
-        budget = max(0.0, wake_budget_s - (time.perf_counter() - start))
+        budget = max(0.0, wake_deadline - time.perf_counter())
         wake = ModelWake(sink.send, job.request_id, budget, poll_s=self._query.wake_poll_s)
         try:
             outcome = await self._generate(fitted.prompt, streamer, cancel, state, wake)
