@@ -57,7 +57,7 @@ def build_chat_model(settings: Settings) -> ChatModel:
 
 
 def build_queue(settings: Settings) -> Queue:
-    name = {"embedded": "sqlite.queue", "aws.sqs": "aws.sqs"}[settings.queue.backend]
+    name = {"embedded": "sqlite.queue", "sqs": "aws.sqs"}[settings.queue.backend]
     return cast(Queue, _build(name, settings))
 
 
