@@ -14,7 +14,7 @@ import pytest
 from infra import env
 from infra.config import StackConfig
 from services.query.transports import tokens
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 VALUES = {
     "collection_endpoint": "https://c1.eu-west-1.aoss.amazonaws.com",
@@ -52,19 +52,20 @@ def test_indexer_environment_reaches_settings(monkeypatch: pytest.MonkeyPatch) -
     assert (settings.status.backend, settings.status.table) == ("dynamodb", "status-table")
 
 
-def check_collection_kind(settings: object, kind: str) -> None:
+def check_collection_kind(settings: Settings, kind: str) -> None:
     """The settle time follows the stack's collection kind (RAG_INDEX__COLLECTION_KIND)."""
-    index = settings.index  # type: ignore[attr-defined]
-    if "collection_kind" not in type(index).model_fields:
-        pytest.skip("shared.settings does not read RAG_INDEX__COLLECTION_KIND yet")
-    assert index.collection_kind == kind
+    assert settings.index.collection_kind == kind
 
 
-def test_dev_stack_tells_both_functions_its_collection_kind() -> None:
+def test_dev_stack_tells_both_functions_its_collection_kind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = StackConfig(region="eu-west-1").resolved_for("dev")
     indexer = env.indexer_environment(config, visibility_timeout=732, **VALUES)
     query = env.query_environment(config, VALUES["collection_endpoint"], {}, "t")
     assert indexer[env.INDEX_COLLECTION_KIND] == query[env.INDEX_COLLECTION_KIND] == "nextgen"
+    apply(monkeypatch, indexer)
+    check_collection_kind(load_settings(), "nextgen")
     prod = StackConfig(region="eu-west-1").resolved_for("prod")
     assert env.common_environment(prod, "https://c")[env.INDEX_COLLECTION_KIND] == "classic"
 
