@@ -125,8 +125,7 @@ class Reconciler:
             detail = ", ".join(f"{g}×{n}" for g, n in sorted(strays.items()))
             action = "none (dry run)"
             if not report.dry_run:
-                lease.check()
-                removed = await self.index.delete_document(doc_id, record.generation)
+                removed = await self._delete_seen(doc_id, record.generation, lease)
                 action = f"deleted {removed} chunk(s)"
             repairs.append(Repair(doc_id, drift, detail, action))
         if record.writing is not None and not strays:
@@ -153,11 +152,18 @@ class Reconciler:
         detail = "no status record; " + ", ".join(f"{g}×{n}" for g, n in sorted(stored.items()))
         action = "none (dry run)"
         if not report.dry_run:
-            lease.check()
-            action = f"deleted {await self.index.delete_document(doc_id)} chunk(s)"
+            action = f"deleted {await self._delete_seen(doc_id, None, lease)} chunk(s)"
         repair = Repair(doc_id, "orphan_chunks", detail, action)
         log.warning("drift", extra={"fields": asdict(repair)})
         report.repairs.append(repair)
+
+    async def _delete_seen(self, doc_id: str, keep: str | None, lease: DocLease) -> int:
+        """Delete the chunks searchable now (but ``keep``'s) by id, after asking
+        the store that the lease is still ours: a run that stalled past its
+        lease never deletes what a worker wrote meanwhile (see the pipeline)."""
+        doomed = await self.index.chunk_ids(doc_id, keep)
+        await lease.confirm()
+        return await self.index.delete_chunks(doomed)
 
     async def _requeue_doc(self, record: DocumentStatus, report: ReconcileReport) -> str:
         if report.dry_run:
