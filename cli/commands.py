@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from cli.destination import Destination, destination_for
 from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,
@@ -28,7 +28,6 @@ from cli.submit import (
     send_delete,
     send_files,
     vanished,
-    wait_until_done,
 )
 from shared.documents import DocState
 from shared.errors import ConfigurationError, RagError
@@ -88,6 +87,7 @@ async def ingest(
     if not files and not sync_folders:
         raise ConfigurationError(f"no supported files to ingest (supported: {SUPPORTED})")
     parts = LocalParts(settings)
+    destination = destination_for(parts)
     try:
         with _progress() as progress:
             sent, unchanged = await _send(
@@ -97,17 +97,12 @@ async def ingest(
                 Sent(doc_id, await send_delete(parts, doc_id))
                 for doc_id in vanished(Manifest.load(settings.data_dir), sync_folders)
             ]
-        await _say_unchanged(parts, unchanged)
-        if not parts.embedded_queue:
-            console.print(f"sent {len(sent)} document(s) to {settings.queue.queue_url}")
-            if deletes:
-                console.print(f"sent {len(deletes)} delete(s) (files gone from the folder)")
-            if not settings.status.table:  # no status table to wait on
-                return 0
-        if not (sent or deletes) or not wait:
+        await _say_unchanged(destination, unchanged)
+        destination.say_sent(len(sent), len(deletes))
+        if not (sent or deletes) or not wait or not destination.waits:
             return 0
         with _progress() as progress:
-            results = await _wait(parts, [*sent, *deletes], progress)
+            results = await destination.wait([*sent, *deletes], progress)
         return _report(results)
     finally:
         await parts.close()
@@ -134,14 +129,10 @@ async def _send(
     return await send_files(parts, files, force=force, metadata=metadata, groups=groups, tick=tick)
 
 
-async def _say_unchanged(parts: LocalParts, unchanged: Sequence[str]) -> None:
+async def _say_unchanged(destination: Destination, unchanged: Sequence[str]) -> None:
     """One summary line each for unchanged files and for unchanged files that
     failed before (not re-sent: they would fail again)."""
-    failed_before = 0
-    if parts.embedded_queue:
-        for doc_id in unchanged:
-            status = await parts.status.get(doc_id)
-            failed_before += status is not None and status.state == DocState.FAILED
+    failed_before = await destination.failed_before(unchanged)
     if len(unchanged) > failed_before:
         console.print(f"{len(unchanged) - failed_before} unchanged file(s) skipped")
     if failed_before:
@@ -149,77 +140,6 @@ async def _say_unchanged(parts: LocalParts, unchanged: Sequence[str]) -> None:
             f"{failed_before} unchanged file(s) that failed before skipped "
             "(reasons: `rag docs`; --force re-sends them)"
         )
-
-
-class _IndexingProgress:
-    """Bytes and documents finished, plus chunks written so far: a big PDF
-    moves the chunk count while its bytes wait for the whole document."""
-
-    def __init__(self, parts: LocalParts, sent: Sequence[Sent], progress: Progress) -> None:
-        self._parts = parts
-        self._progress = progress
-        self._docs = len(sent)
-        self._done: list[Sent] = []
-        self._pending = {s.doc_id for s in sent}
-        self._baseline: dict[str, int] = {}
-        self._chunks_done = 0
-        self._task = progress.add_task(
-            "indexing", total=sum(s.size for s in sent) or len(sent), detail=""
-        )
-
-    async def start(self) -> None:
-        for doc_id in list(self._pending)[:_CHUNK_WATCH_DOCS]:
-            self._baseline[doc_id] = await self._written(doc_id)
-
-    async def _written(self, doc_id: str) -> int:
-        return sum((await self._parts.index.generations(doc_id)).values())
-
-    def finished(self, done: list[Sent]) -> None:
-        self._done.extend(done)
-        for s in done:
-            self._pending.discard(s.doc_id)
-            self._baseline.pop(s.doc_id, None)
-        advance = sum(s.size for s in done) if any(s.size for s in done) else len(done)
-        # The count moves now, not on the next tick: piped, the last line drawn
-        # is the only one a reader sees.
-        self._progress.update(self._task, advance=advance, detail=self._detail(0))
-
-    def _detail(self, written: int) -> str:
-        line = f"{len(self._done)}/{self._docs} documents"
-        # Chunks show only once some are written: the indexer writes a
-        # document's chunks after embedding them all, so a "0" said nothing.
-        return f"{line}, {written} chunks written so far" if written else line
-
-    async def watch(self) -> None:
-        while True:
-            written = 0
-            for doc_id, base in list(self._baseline.items()):
-                written += max(0, await self._written(doc_id) - base)
-            self._progress.update(self._task, detail=self._detail(written))
-            await asyncio.sleep(1.0)
-
-
-_CHUNK_WATCH_DOCS = 20
-
-
-async def _wait(
-    parts: LocalParts, sent: Sequence[Sent], progress: Progress
-) -> list[DocumentResult]:
-    if not parts.embedded_queue:
-        # A deployed stack: its indexer writes the status table we read.
-        from cli.stack_wait import wait_for_stack
-
-        task = progress.add_task("indexing", total=len(sent), detail="")
-        return await wait_for_stack(parts.status, sent, lambda n: progress.advance(task, n))
-    watcher = _IndexingProgress(parts, sent, progress)
-    await watcher.start()
-    watching = asyncio.create_task(watcher.watch())
-    try:
-        return await wait_until_done(parts, sent, lambda _: None, watcher.finished)
-    finally:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
 
 
 def _report(results: Sequence[DocumentResult]) -> int:
@@ -303,18 +223,6 @@ async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
 async def delete(settings: Settings, doc_id: str) -> bool:
     parts = LocalParts(settings)
     try:
-        if parts.embedded_queue and await parts.status.get(doc_id) is None:
-            raise ConfigurationError(f"no document {doc_id!r}: see `rag docs` for the ids")
-        message_id = await send_delete(parts, doc_id)
-        if not parts.embedded_queue:
-            console.print(f"delete of {escape(doc_id)} sent")
-            return True
-        with console.status(f"deleting {escape(doc_id)}…"):
-            (result,) = await wait_until_done(parts, [Sent(doc_id, message_id)], lambda _: None)
-        if result.state == DocState.DELETED:
-            console.print(f"deleted {escape(doc_id)}")
-            return True
-        console.print(f"[red]{escape(doc_id)}: {result.state}: {escape(result.reason or '')}[/red]")
-        return False
+        return await destination_for(parts).delete(doc_id)
     finally:
         await parts.close()

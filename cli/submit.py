@@ -20,7 +20,7 @@ from pathlib import Path
 from cli.files import SourceFile, build_index_message, manifest_digest
 from cli.local_parts import LocalParts
 from cli.manifest import Manifest
-from shared.documents import DocState, DocumentStatus
+from shared.documents import DocState
 from shared.errors import ConfigurationError
 from shared.ingest import DeleteOperation, IndexOperation, MetadataValue
 
@@ -55,10 +55,9 @@ SETTLED = (DocState.INDEXED, DocState.FAILED)
 async def is_unchanged(parts: LocalParts, manifest: Manifest, doc_id: str, digest: str) -> bool:
     if manifest.digest(doc_id) != digest:
         return False
-    if not parts.embedded_queue:
-        return True
-    status = await parts.status.get(doc_id)
-    return status is not None and status.state in SETTLED
+    from cli.destination import destination_for  # (it builds on this module)
+
+    return await destination_for(parts).settled(doc_id)
 
 
 def check_sources(manifest: Manifest, files: Sequence[SourceFile]) -> None:
@@ -79,26 +78,9 @@ def check_sources(manifest: Manifest, files: Sequence[SourceFile]) -> None:
 
 
 async def send_one(parts: LocalParts, message: IndexOperation) -> str:
-    if parts.embedded_queue:
-        previous = await parts.status.get(message.doc_id)
-        # Queued before sent: the indexer's final status can never be overwritten.
-        # An indexed document keeps its record: it is the indexer's memory of
-        # what is stored (the generation), without which a change of access list
-        # alone would re-embed the whole document instead of re-labelling it.
-        if previous is None or previous.state is not DocState.INDEXED:
-            await parts.status.put(
-                DocumentStatus(
-                    doc_id=message.doc_id,
-                    state=DocState.QUEUED,
-                    title=message.title,
-                    content_type=message.content_type,
-                    groups=message.groups,
-                )
-            )
-        return await parts.queue.send(message.model_dump_json(exclude_none=True))
-    from cli.stack_queue import send_to_stack
+    from cli.destination import destination_for  # (it builds on this module)
 
-    return await send_to_stack(parts.settings, message)
+    return await destination_for(parts).send(message)
 
 
 async def send_delete(parts: LocalParts, doc_id: str) -> str:

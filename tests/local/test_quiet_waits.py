@@ -67,7 +67,7 @@ async def test_the_indexing_line_counts_documents_as_they_finish() -> None:
     from rich.console import Console
     from rich.progress import Progress, TextColumn
 
-    from cli.commands import _IndexingProgress
+    from cli.destination import IndexingProgress
     from cli.submit import Sent
 
     class NoChunks:  # the index as the watcher reads it (a test double)
@@ -79,7 +79,7 @@ async def test_the_indexing_line_counts_documents_as_they_finish() -> None:
 
     sent = [Sent(f"{n}.txt", f"m-{n}", 10) for n in "abc"]
     progress = Progress(TextColumn("{task.fields[detail]}"), console=Console(file=io.StringIO()))
-    watcher = _IndexingProgress(Parts(), sent, progress)  # type: ignore[arg-type]
+    watcher = IndexingProgress(Parts(), sent, progress)  # type: ignore[arg-type]
     await watcher.start()
     watcher.finished(sent[:1])
     assert progress.tasks[0].fields["detail"] == "1/3 documents"
