@@ -32,10 +32,9 @@ import aiohttp
 from cli.chat_socket import with_token
 from cli.files import build_index_message
 from cli.stack_outputs import QUEUE_KEYS, STATUS_TABLE_KEYS, WEBSOCKET_KEYS, pick
-from cli.stack_queue import send_to_stack
+from cli.stack_queue import build_stack_queue, send_to_stack
 from cli.stack_wait import wait_for_stack
 from cli.submit import Sent
-from shared.adapters.aws.sqs import SqsQueue
 from shared.errors import ConfigurationError, RagError
 from shared.factory import build_status_store
 from shared.ingest import DeleteOperation
@@ -262,7 +261,7 @@ class Smoke:
 
     async def _delete(self, doc_id: str) -> None:
         start = time.perf_counter()
-        queue = SqsQueue(self._target.queue_url, self._settings)
+        queue = build_stack_queue(self._target.queue_url, self._settings)
         try:
             message_id = await queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
         except RagError as exc:

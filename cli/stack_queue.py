@@ -12,6 +12,11 @@ from shared.settings import Settings
 SQS_BODY_LIMIT = MAX_INLINE_BYTES
 
 
+def build_stack_queue(queue_url: str, settings: Settings) -> SqsQueue:
+    """The deployed stack's ingest queue: where the CLI builds its SQS adapter."""
+    return SqsQueue(queue_url, settings)
+
+
 def needs_s3(body: str) -> bool:
     return len(body.encode()) > SQS_BODY_LIMIT
 
@@ -30,7 +35,7 @@ async def send_to_stack(settings: Settings, message: IndexOperation) -> str:
     body = message.model_dump_json(exclude_none=True)
     if needs_s3(body):
         body = (await _via_s3(settings, message)).model_dump_json(exclude_none=True)
-    queue = SqsQueue(settings.queue.queue_url, settings)
+    queue = build_stack_queue(settings.queue.queue_url, settings)
     try:
         return await queue.send(body)
     finally:

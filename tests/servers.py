@@ -8,6 +8,12 @@ variables below override those files, e.g. to point the suite at another node.
 When a server does not answer, a test that needs it is skipped with a message
 naming the script that starts it; under ``CI=true`` it fails instead, so a CI
 run can never pass by skipping the real-server tests.
+
+A test that uses a server's fixture is marked for it here (``opensearch``,
+``sqs``) whether or not its module says so, so ``scripts/test --offline``
+(``-m "not opensearch and not sqs and not browser"``) leaves out exactly the
+tests that need a server; under ``RAG_TEST_OFFLINE=1`` a server fixture that
+is reached anyway fails the test instead of touching the network.
 """
 
 from __future__ import annotations
@@ -37,6 +43,23 @@ STATE_DIR = Path(
 # Small enough that a redrive test needs only a few receives.
 MAX_RECEIVE_COUNT = 3
 SQS_REGION = "us-east-1"
+OFFLINE_ENV = "RAG_TEST_OFFLINE"
+# The fixture whose use means a test needs the server, and the marker that says so.
+SERVER_FIXTURES = {"opensearch_url": "opensearch", "sqs_endpoint_url": "sqs"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needed = getattr(item, "fixturenames", ())
+        for fixture, marker in SERVER_FIXTURES.items():
+            if fixture in needed and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+def _refuse_offline(what: str) -> None:
+    if os.environ.get(OFFLINE_ENV) == "1":
+        pytest.fail(f"{what} is needed but this is an offline run ({OFFLINE_ENV}=1)")
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,7 @@ def _sqs_url() -> str | None:
 @pytest.fixture(scope="session")
 def opensearch_url() -> str:
     """Base URL of a running OpenSearch node with the k-NN plugin."""
+    _refuse_offline("the OpenSearch node")
     if url := _opensearch_url():
         return url
     _unavailable(
@@ -119,6 +143,7 @@ def opensearch_knn_engine(opensearch_url: str) -> str:
 @pytest.fixture(scope="session")
 def sqs_endpoint_url() -> str:
     """Endpoint URL of a running SQS-compatible server."""
+    _refuse_offline("the SQS server")
     if url := _sqs_url():
         return url
     _unavailable(

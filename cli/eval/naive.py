@@ -32,9 +32,9 @@ from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.eval.set_runner import evaluate_index, indexed_corpus, settings_for
 from cli.files import discover
 from services.query.answer.retrieval import Retriever
-from shared.adapters.sqlite import store as sqlite_store
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.errors import DocumentError
+from shared.factory import build_vector_index
 from shared.loaders import HTML, load, resolve_content_type
 from shared.ports import Embedder, VectorIndex
 from shared.settings import QuerySettings, Settings
@@ -150,7 +150,7 @@ async def evaluate_naive(
     ``questions`` run against it by k-NN at the settings' k."""
     with tempfile.TemporaryDirectory(prefix=f"rag-naive-{name}-") as tmp:
         local = settings_for(settings, Path(tmp))
-        index = sqlite_store.from_settings(local)
+        index = build_vector_index(local)
         try:
             report = await index_naive(corpus, index, embedder)
             query = naive_query_settings(local.query)

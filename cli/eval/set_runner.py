@@ -19,8 +19,7 @@ from cli.eval.evalsets import EvalSet
 from cli.eval.questions import EvalQuestion, load_questions
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from services.query.answer.retrieval import Retriever, SearchMode
-from shared.adapters.sqlite import status as sqlite_status
-from shared.adapters.sqlite import store as sqlite_store
+from shared.factory import build_status_store, build_vector_index
 from shared.ports import Embedder, VectorIndex
 from shared.settings import QuerySettings, Settings
 
@@ -61,7 +60,7 @@ async def indexed_corpus(
     """``corpus`` in a temporary embedded store built under ``settings``."""
     with tempfile.TemporaryDirectory(prefix=f"rag-eval-{name}-") as tmp:
         local = settings_for(settings, Path(tmp))
-        index, status = sqlite_store.from_settings(local), sqlite_status.from_settings(local)
+        index, status = build_vector_index(local), build_status_store(local)
         try:
             report = await index_folder(
                 corpus, settings=local, index=index, status=status, embedder=embedder
@@ -71,7 +70,7 @@ async def indexed_corpus(
             yield index, report
         finally:
             await index.close()
-            await status.close()
+            await status.close()  # type: ignore[attr-defined]  # the embedded store's
 
 
 async def evaluate_index(
