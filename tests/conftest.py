@@ -1,3 +1,3 @@
 """Suite-wide pytest configuration."""
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.aws_doubles"]

@@ -1,6 +1,8 @@
 """Contract suites: one per port with two adapters, run against every adapter
 (and the test fake where there is one). This module describes the subjects:
-VectorIndex, Queue + DeadLetters, StatusStore.
+VectorIndex (embedded, OpenSearch, the fake), Queue + DeadLetters, StatusStore,
+and the query service's state: RequestRegistry and ConversationStore (in
+memory, DynamoDB).
 
 VectorIndex.
 
@@ -21,8 +23,19 @@ from typing import Any, Literal, TypeVar
 import pytest
 from opensearchpy import AsyncOpenSearch
 
+from services.query.state.conversation import InMemoryConversationStore
+from services.query.state.ports import ConversationStore, RequestRegistry
+from services.query.state.registry import InMemoryRegistry
 from shared.ports import DeadLetters, Queue, StatusStore, VectorIndex
-from shared.settings import AwsSettings, IndexSettings, QueueSettings, Settings, StatusSettings
+from shared.settings import (
+    AwsSettings,
+    IndexSettings,
+    QuerySettings,
+    QueueSettings,
+    Settings,
+    StatusSettings,
+)
+from tests.fakes.vector_index import FakeVectorIndex
 from tests.servers import MAX_RECEIVE_COUNT, SQS_REGION, SqsQueuePair
 
 T = TypeVar("T")
@@ -96,7 +109,15 @@ async def opensearch_under_test(
     return IndexUnderTest("opensearch", lambda: opensearch.from_settings(settings), refresh)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("opensearch", marks=pytest.mark.opensearch)])
+@pytest.fixture
+def fake_under_test() -> IndexUnderTest:
+    """The fake nine test files use instead of a real index: one in-memory
+    index, so every handle "opened" on it sees the same documents."""
+    fake = FakeVectorIndex()
+    return IndexUnderTest("fake", lambda: fake, _no_refresh)
+
+
+@pytest.fixture(params=["sqlite", "fake", pytest.param("opensearch", marks=pytest.mark.opensearch)])
 def under_test(request: pytest.FixtureRequest) -> IndexUnderTest:
     # Sync on purpose: getfixturevalue of an async fixture needs no running loop.
     subject: IndexUnderTest = request.getfixturevalue(f"{request.param}_under_test")
@@ -239,4 +260,42 @@ def fake_status_under_test() -> StatusStore:
 @pytest.fixture(params=["sqlite", pytest.param("dynamodb", marks=pytest.mark.sqs), "fake"])
 def status_store(request: pytest.FixtureRequest) -> StatusStore:
     subject: StatusStore = request.getfixturevalue(f"{request.param}_status_under_test")
+    return subject
+
+
+# ---- RequestRegistry + ConversationStore (the query service's state) --------
+# In memory (the local server, one Lambda container) and DynamoDB (moto's
+# server, in-process), one object each serving both ports, as the Lambda does.
+
+
+@dataclass
+class StateUnderTest:
+    name: str
+    registry: RequestRegistry
+    conversations: ConversationStore
+
+
+@pytest.fixture
+def memory_state_under_test() -> StateUnderTest:
+    return StateUnderTest("memory", InMemoryRegistry(), InMemoryConversationStore())
+
+
+@pytest.fixture
+async def dynamodb_state_under_test(
+    moto_url: str, state_table: str
+) -> AsyncIterator[StateUnderTest]:
+    from services.query.state.dynamodb import DynamoDbState
+
+    settings = Settings(
+        aws=AwsSettings(region="us-east-1", endpoint_url=moto_url),
+        query=QuerySettings(state_table=state_table),
+    )
+    state = DynamoDbState(settings)
+    yield StateUnderTest("dynamodb", state, state)
+    await state.close()
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def state_under_test(request: pytest.FixtureRequest) -> StateUnderTest:
+    subject: StateUnderTest = request.getfixturevalue(f"{request.param}_state_under_test")
     return subject

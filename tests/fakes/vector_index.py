@@ -9,13 +9,16 @@ crash part-way.
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from shared.access import Access
 from shared.documents import EmbeddedChunk, SearchHit, Vector
-from shared.errors import DimensionMismatch, IndexUnavailable
+from shared.errors import DimensionMismatch, IndexUnavailable, NoDocumentsIndexed
 from shared.ports import Filters
 
 
@@ -106,25 +109,61 @@ class FakeVectorIndex:
         self, vector: Vector, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
         self.searched_with.append(access)
+        self._require_documents()
         scored = [
             SearchHit(row.chunk, float(np.dot(row.vector, vector)), store_id)
-            for store_id, row in self.rows.items()
-            if access.may_read(row.chunk.groups)
-            and all(row.chunk.metadata.get(key) == value for key, value in filters.items())
+            for store_id, row in self._visible(filters, access)
         ]
         return sorted(scored, key=lambda h: -h.score)[:k]
 
     async def keyword_search(
         self, text: str, k: int, filters: Filters, access: Access
     ) -> list[SearchHit]:
+        """BM25's ranking in miniature: rarer words weigh more; query syntax
+        (operators, quotes, brackets) is words like any other, as the adapters do."""
         self.searched_with.append(access)
-        words = set(text.lower().split())
+        self._require_documents()
+        words = set(_words(text))
+        rows = list(self.rows.values())
+        weight = {
+            w: math.log(1 + (len(rows) - df + 0.5) / (df + 0.5))
+            for w in words
+            for df in [sum(w in _words(r.chunk.text) for r in rows)]
+        }
         hits = [
-            SearchHit(row.chunk, float(len(words & set(row.chunk.text.lower().split()))), sid)
-            for sid, row in self.rows.items()
-            if access.may_read(row.chunk.groups)
+            SearchHit(row.chunk, sum(weight[w] for w in words & set(_words(row.chunk.text))), sid)
+            for sid, row in self._visible(filters, access)
         ]
         return sorted((h for h in hits if h.score > 0), key=lambda h: -h.score)[:k]
 
+    def _require_documents(self) -> None:
+        # As the adapters: before the first document, "nothing indexed", not [].
+        if not self.rows:
+            raise NoDocumentsIndexed("no documents have been indexed yet")
+
+    def _visible(self, filters: Filters, access: Access) -> list[tuple[str, EmbeddedChunk]]:
+        return [
+            (store_id, row)
+            for store_id, row in self.rows.items()
+            if access.may_read(row.chunk.groups) and _matches(row.chunk.metadata, filters)
+        ]
+
     async def close(self) -> None:
         self.closed = True
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _matches(metadata: dict[str, Any], filters: Filters) -> bool:
+    """A filter value (or any of a list of them) equals the field's value (or
+    one of its values, for a multi-valued field), as the adapters match."""
+
+    def values(value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list | tuple) else [value]
+
+    return all(
+        any(wanted in values(metadata.get(key)) for wanted in values(value))
+        for key, value in filters.items()
+    )

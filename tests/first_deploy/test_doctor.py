@@ -14,7 +14,7 @@ import yaml
 from aiohttp import web
 
 from cli.doctor import Check, diagnose, exit_code
-from tests.query.aws_stand_in import serve_app
+from tests.aws_doubles import serve_app
 
 pytestmark = pytest.mark.sqs
 QUOTA_CODE = "L-0123ABCD"  # test data; real codes differ per instance type

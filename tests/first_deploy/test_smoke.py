@@ -22,11 +22,11 @@ from shared.adapters.aws.sqs import SqsQueue
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.errors import ConfigurationError, ModelUnavailable
 from shared.settings import AwsSettings, QueueSettings, Settings, StatusSettings
+from tests.aws_doubles import serve_app
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
 from tests.indexer.conftest import make_pipeline
 from tests.indexer.harness import create_status_table
-from tests.query.aws_stand_in import serve_app
 
 pytestmark = pytest.mark.sqs
 

@@ -219,6 +219,7 @@ async def test_a_broken_stream_fails_after_the_tokens_already_sent(stand_in: str
 
 async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) -> None:
     embedder, index = FakeEmbedder(), FakeVectorIndex()
+    await index.write(corpus_chunks(embedder))  # an empty index answers "no documents"
     model = OpenAIChatModel(stand_in, "llama2")
     settings = Settings()
     service = AnswerService(
@@ -239,6 +240,7 @@ async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) 
 
 async def answer_from(stand_in: str, model_name: str) -> RecordingSink:
     embedder, index = FakeEmbedder(), FakeVectorIndex()
+    await index.write(corpus_chunks(embedder))  # an empty index answers "no documents"
     model = OpenAIChatModel(stand_in, model_name)
     settings = Settings()
     service = AnswerService(

@@ -23,7 +23,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.settings import EmbedderSettings, Settings
-from tests.models.aws_double import AwsDouble, aws_error, json_response, serve
+from tests.aws_doubles import AwsDouble, aws_error, json_response, serve
 
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiobotocore.session import get_session
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
-from moto.server import ThreadedMotoServer
 
 from services.query.answer.parts import QueryDeps, build_query_deps
 from services.query.answer.service import AnswerService
@@ -20,7 +17,6 @@ from shared.settings import ModelSettings, QuerySettings, Settings
 from tests.fakes.chat_model import FakeChatModel
 from tests.fakes.embedder import FakeEmbedder
 from tests.query.corpus import corpus_chunks
-from tests.servers import unique_name
 
 
 @pytest.fixture
@@ -60,42 +56,6 @@ def deps(
 @pytest.fixture
 def service(settings: Settings, deps: QueryDeps) -> AnswerService:
     return AnswerService(settings, deps)
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-async def state_table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh DynamoDB table shaped like the query state table, on moto's server."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    name = unique_name("rag-query-state")
-    session = get_session()
-    async with session.create_client(
-        "dynamodb", region_name="us-east-1", endpoint_url=moto_url
-    ) as dynamodb:
-        await dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    return name
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from shared.errors import ModelError
 from shared.ports import GenerationParams, ModelEvent, ModelFinish, ModelToken
 from shared.protocol import StopReason
 from shared.settings import AwsSettings, ModelSettings, Settings
-from tests.query.aws_stand_in import serve_app
-from tests.query.eventstream import (
+from tests.aws_doubles import (
     RecordedEndpoint,
     bedrock_chunk,
     exception,
     payload_part,
+    serve_app,
 )
 
 PARAMS = GenerationParams(max_new_tokens=64, temperature=0.6, top_p=0.9, stop=("\nUser:",))

@@ -27,10 +27,10 @@ from shared.errors import ModelUnavailable
 from shared.ports import ChatModel, VectorIndex
 from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, IndexSettings, ModelSettings, Settings
+from tests.aws_doubles import serve_app
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sink import RecordingSink
-from tests.query.aws_stand_in import serve_app
 from tests.query.test_chat_adapters import PARAMS
 
 ASK = json.dumps({"action": "ask", "question": "What is the leave policy?", "request_id": "q1"})

@@ -27,9 +27,9 @@ from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.lambda_runtime import LambdaRuntime
 from shared.protocol import ErrorCode, StopReason
 from shared.settings import AwsSettings, QuerySettings, Settings
+from tests.aws_doubles import AwsStandIn, serve_app
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
-from tests.query.aws_stand_in import AwsStandIn, serve_app
 from tests.query.events import (
     LambdaContext,
     authorizer_context,

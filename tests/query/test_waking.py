@@ -42,11 +42,10 @@ from shared.errors import ModelError, ModelUnavailable, ModelWaking
 from shared.ports import ModelEvent, ModelFinish, ModelToken, VectorIndex
 from shared.protocol import ErrorCode, StatusEvent, StopReason
 from shared.settings import AwsSettings, ModelSettings, QuerySettings, Settings
+from tests.aws_doubles import payload_part, serve_app
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sink import RecordingSink
-from tests.query.aws_stand_in import serve_app
-from tests.query.eventstream import payload_part
 from tests.query.test_chat_adapters import PARAMS, tgi_line
 
 COMPONENT = "rag-dev-llm-ic"

@@ -176,6 +176,9 @@ class DynamoDbState:
             UpdateExpression="SET gone = :true, expires_at = :exp",
             ExpressionAttributeValues={":true": {"BOOL": True}, ":exp": _expires(REQUEST_TTL_S)},
         )
+        # The caller is forgotten with the connection, as the in-memory registry
+        # does (the contract suite found the difference): nothing may read it later.
+        await self._call("delete_item", Key={"pk": _conn(connection_id), "sk": _s(IDENTITY)})
 
     async def remember(self, connection_id: str, principal: Principal) -> None:
         await self._call(

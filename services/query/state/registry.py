@@ -4,7 +4,7 @@ cancel flags and departed connections.
 In the local server a ConnectionSession keeps this in memory. In Lambda the
 ``ask``, the worker that streams its answer and a later ``cancel`` or
 ``$disconnect`` are separate invocations (often separate containers), so the
-registry must be shared state: ``DynamoDbState`` (``adapters/``) when
+registry must be shared state: ``DynamoDbState`` (``dynamodb.py``) when
 ``RAG_QUERY__STATE_TABLE`` is set. ``InMemoryRegistry`` only works within one
 container. The port, ``RequestRegistry``, is in ``ports.py``.
 """
