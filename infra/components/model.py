@@ -406,6 +406,14 @@ class Model(pulumi.ComponentResource):
             endpoint_config_name=endpoint_config.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *after]),
         )
+        # The AWS Cloud Control provider reads its region from `aws-native:region`,
+        # not `aws:region`: without an explicit provider `pulumi up` stops on the
+        # missing key (the mocks would not notice). The stack's region, once.
+        native = aws_native.Provider(
+            f"{name}-aws-native",
+            region=args.config.region,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         component = aws_native.sagemaker.InferenceComponent(
             f"{name}-component",
             inference_component_name=self.inference_component_name,
@@ -427,7 +435,7 @@ class Model(pulumi.ComponentResource):
             # One copy at creation, so `pulumi up` ends with a model that answers;
             # the policies take it to zero after the idle period.
             runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=1),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, provider=native),
         )
         self.inference_component = component
         self._scaling(name, component, model.max_instances, model.streams_per_copy)

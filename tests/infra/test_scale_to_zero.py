@@ -100,6 +100,9 @@ def test_dev_model_is_an_inference_component_on_an_endpoint_of_zero_to_n(dev: De
     assert spec["modelName"] == dev.one("aws:sagemaker/model:Model").state["name"]
     assert spec["computeResourceRequirements"]["numberOfAcceleratorDevicesRequired"] == 1
     assert component["runtimeConfig"] == {"copyCount": 1}
+    # aws-native reads `aws-native:region`, not `aws:region`: the stack gives it one
+    (native,) = dev.of_type("pulumi:providers:aws-native")
+    assert native.inputs["region"] == REGION
 
 
 def test_dev_scaling_goes_to_zero_and_wakes_on_the_no_capacity_alarm(dev: Deployment) -> None:
