@@ -22,10 +22,15 @@ from shared.model_ids import (
     jumpstart_family,
     resolve_bedrock_family,
 )
+from shared.settings import AOSS_REFRESH_S, SETTLE_MARGIN
 
 CONFIG_NAMESPACE = "rag"
 # Lambda's longest function timeout (seconds).
 LAMBDA_MAX_TIMEOUT = 900
+# The indexer's default timeout on a classic collection (see resolved_for), and
+# what it needs beyond the settle wait for a batch's fetch, embedding and writes.
+CLASSIC_INDEXER_TIMEOUT = 300
+INDEXER_WORK_MARGIN_S = 60
 # Lambda runtimes on Amazon Linux 2023 (glibc 2.34). python3.11 runs on Amazon
 # Linux 2 (glibc 2.26), but the artifacts' numpy and cryptography wheels are
 # manylinux_2_28: every function would fail to import there.
@@ -413,6 +418,24 @@ class StackConfig(_Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _indexer_outlasts_settle(self) -> StackConfig:
+        kind = self.search.collection_kind
+        # Unset, the timeout follows the kind (resolved_for); only a chosen one is checked.
+        if kind is None or "timeout_seconds" not in self.indexer.model_fields_set:
+            return self
+        settle = AOSS_REFRESH_S[kind] * SETTLE_MARGIN
+        if self.indexer.timeout_seconds < settle + INDEXER_WORK_MARGIN_S:
+            raise ValueError(
+                f"indexer.timeoutSeconds {self.indexer.timeout_seconds} is too short for a "
+                f"{kind} collection: a re-index waits up to {settle:.0f} s for the last write "
+                f"to become searchable (AWS's {AOSS_REFRESH_S[kind]:.0f} s refresh x "
+                f"{SETTLE_MARGIN}) before its clean-up; set it to at least "
+                f"{settle + INDEXER_WORK_MARGIN_S:.0f} (`pulumi config set --path "
+                f"rag:indexer.timeoutSeconds {CLASSIC_INDEXER_TIMEOUT}`)"
+            )
+        return self
+
     @property
     def uses_vpc(self) -> bool:
         return self.search.network == "vpc"
@@ -444,6 +467,14 @@ class StackConfig(_Frozen):
         indexer = self.indexer
         if search.scales_to_zero and "reconcile_schedule" not in indexer.model_fields_set:
             indexer = indexer.model_copy(update={"reconcile_schedule": "rate(1 day)"})
+        if (
+            search.collection_kind == "classic"
+            and "timeout_seconds" not in indexer.model_fields_set
+        ):
+            # A re-index within a minute of the last waits out classic's 60 s
+            # refresh (x1.5) inside the invocation: 120 s would leave ~30 s for
+            # the fetch, embedding and writes of a whole batch.
+            indexer = indexer.model_copy(update={"timeout_seconds": CLASSIC_INDEXER_TIMEOUT})
         resolved = self.model_copy(
             update={"search": search, "model": model, "chat": chat, "indexer": indexer}
         )

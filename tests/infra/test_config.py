@@ -144,3 +144,18 @@ def test_bedrock_default_is_current_and_the_family_follows_the_model() -> None:
         validate_stack_values(
             {"aws:region": "us-east-1", "rag:model": mismatch, "rag:chat": {"auth": "none"}}
         )
+
+
+def test_classic_collection_gives_the_indexer_time_to_wait_out_its_refresh() -> None:
+    # GIVEN a stack on a classic collection (60 s refresh, settle 90 s) with no timeout set
+    classic = StackConfig.model_validate({"search": {"collectionKind": "classic"}})
+    # THEN the indexer's default timeout leaves room for the settle wait and the work
+    assert classic.resolved_for("prod").indexer.timeout_seconds == 300
+    # and a NextGen stack keeps the short default (10 s refresh, settle 15 s)
+    assert StackConfig().resolved_for("dev").indexer.timeout_seconds == 120
+
+
+def test_classic_collection_refuses_an_indexer_timeout_shorter_than_its_settle() -> None:
+    raw = {"search": {"collectionKind": "classic"}, "indexer": {"timeoutSeconds": 120}}
+    with pytest.raises(ValueError, match=r"indexer\.timeoutSeconds 120 is too short.*classic"):
+        StackConfig.model_validate(raw).resolved_for("prod")
