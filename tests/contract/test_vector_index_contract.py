@@ -59,9 +59,14 @@ def ids(hits: list[SearchHit]) -> list[str]:
     return [h.chunk.chunk_id for h in hits]
 
 
-async def test_ensure_index_is_idempotent(index: VectorIndex) -> None:
+async def test_ensure_index_is_idempotent(under_test: IndexUnderTest, index: VectorIndex) -> None:
     await index.ensure_index(DIM)
-    await index.ensure_index(DIM)
+    await index.write([make_chunk("kept.md", "g", 0, unit(1), "kept words")])
+    await under_test.eventually(lambda: index.generations("kept.md"), bool)
+    await index.ensure_index(DIM)  # THEN the second call keeps the index as it was
+    assert await index.generations("kept.md") == {"g": 1}
+    with pytest.raises(DimensionMismatch):
+        await index.ensure_index(DIM + 1)
 
 
 async def test_ensure_index_with_another_dimension_raises(index: VectorIndex) -> None:

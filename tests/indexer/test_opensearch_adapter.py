@@ -90,11 +90,26 @@ async def index(settings: Settings) -> AsyncIterator[OpenSearchVectorIndex]:
     await adapter.close()
 
 
-async def test_ensure_index_is_idempotent_and_race_safe(settings: Settings) -> None:
+async def test_ensure_index_is_idempotent_and_race_safe(
+    settings: Settings, opensearch_client: AsyncOpenSearch, opensearch_index_name: str
+) -> None:
     workers = [opensearch.from_settings(settings) for _ in range(4)]
     try:
         await asyncio.gather(*(w.ensure_index(DIM) for w in workers))
         await workers[0].ensure_index(DIM)
+        # THEN one index, with the k-NN mapping of that dimension, serves them all
+        mapping = await opensearch_client.indices.get_mapping(index=opensearch_index_name)
+        assert list(mapping) == [opensearch_index_name]
+        vector = mapping[opensearch_index_name]["mappings"]["properties"]["vector"]
+        assert vector["type"] == "knn_vector" and vector["dimension"] == DIM
+        await workers[1].write(embedded("race", "g1", ["written by one"]))
+        seen = await eventually(
+            opensearch_client,
+            opensearch_index_name,
+            lambda: workers[2].generations("race"),
+            bool,
+        )
+        assert seen == {"g1": 1}
     finally:
         for w in workers:
             await w.close()
@@ -190,11 +205,20 @@ async def test_an_unreachable_node_is_index_unavailable(unused_tcp_port: int) ->
         await adapter.close()  # closing twice is harmless
 
 
-async def test_vectors_round_trip_as_float32(index: OpenSearchVectorIndex) -> None:
+async def test_vectors_round_trip_as_float32(
+    index: OpenSearchVectorIndex, opensearch_client: AsyncOpenSearch, opensearch_index_name: str
+) -> None:
     # np.float32 values must serialise (the bulk body is JSON)
     await index.ensure_index(DIM)
     chunk = embedded("f", "g", ["x"])[0]
     await index.write([EmbeddedChunk(chunk.chunk, np.full(DIM, 0.25, dtype=np.float32))])
+    # THEN the stored vector reads back as written (0.25 is exact in float32)
+    await eventually(opensearch_client, opensearch_index_name, lambda: index.generations("f"), bool)
+    found = await opensearch_client.search(
+        index=opensearch_index_name, body={"query": {"term": {"doc_id": "f"}}}
+    )
+    (hit,) = found["hits"]["hits"]
+    assert hit["_source"]["vector"] == [0.25] * DIM
 
 
 async def test_an_index_from_before_access_lists_keeps_working(

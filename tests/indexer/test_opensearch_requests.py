@@ -156,8 +156,12 @@ def test_bulk_errors_name_each_failed_item() -> None:
 
 
 def test_bulk_errors_ignore_deletes_of_ids_already_gone() -> None:
-    req.check_bulk_errors([{"delete": {"_id": "2", "status": 404}}])
-    req.check_bulk_errors([])
+    assert req.bulk_failures([{"delete": {"_id": "2", "status": 404}}]) == []
+    assert req.bulk_failures([]) == []
+    # but a 404 on a write is a failure, and so is a delete refused otherwise
+    assert req.bulk_failures(
+        [{"index": {"_id": "3", "status": 404}}, {"delete": {"_id": "4", "status": 409}}]
+    ) == ["index 3 (status 404): error: ", "delete 4 (status 409): error: "]
 
 
 def test_doc_ids_are_paged_by_a_composite_aggregation() -> None:
