@@ -45,6 +45,15 @@ def audit_record(
     }
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the stdout of the moment, not the one it was made with: a CLI
+    runner (or a test's) swaps ``sys.stdout`` and closes its own afterwards."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def _logger() -> logging.Logger:
     logger = logging.getLogger(AUDIT_LOGGER)
     # Never filtered out by the service's own log level (RAG_LOG_LEVEL=WARNING).
@@ -52,7 +61,7 @@ def _logger() -> logging.Logger:
     if not logger.handlers:
         # Its own handler and plain "%(message)s", so each entry is one bare
         # JSON line whatever the host's log format (Lambda prefixes its own).
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
@@ -85,11 +94,21 @@ def audit_stream(stream: TextIO) -> Iterator[None]:
     """Audit entries go to ``stream`` meanwhile: a CLI command that runs the
     service in-process (``rag eval --answers --json``) keeps its stdout for
     its own output, so that it stays one JSON document."""
-    handlers = [h for h in _logger().handlers if isinstance(h, logging.StreamHandler)]
-    previous = [h.setStream(stream) for h in handlers]
+    logger = _logger()
+    # A file of its own (audit_to_file) stays; the console handlers step aside.
+    console = [
+        h
+        for h in logger.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    meanwhile = logging.StreamHandler(stream)
+    meanwhile.setFormatter(logging.Formatter("%(message)s"))
+    for handler in console:
+        logger.removeHandler(handler)
+    logger.addHandler(meanwhile)
     try:
         yield
     finally:
-        for handler, old in zip(handlers, previous, strict=True):
-            if old is not None:
-                handler.setStream(old)
+        logger.removeHandler(meanwhile)
+        for handler in console:
+            logger.addHandler(handler)
