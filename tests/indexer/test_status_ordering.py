@@ -20,6 +20,7 @@ from shared.errors import LeaseLost, StaleVersion
 from shared.ports import StatusStore
 from shared.settings import Settings
 from tests.fakes.status_store import FakeStatusStore
+from tests.waiting import wait_until
 
 
 @pytest.fixture(params=["sqlite", "dynamodb", "fake"])
@@ -110,8 +111,8 @@ async def test_a_lease_has_one_owner_until_released_or_expired(store: StatusStor
     assert not await store.acquire_lease("doc", "b", 30)
     await store.release_lease("doc", "a")
     assert await store.acquire_lease("doc", "b", 0.2)
-    await asyncio.sleep(0.4)
-    assert await store.acquire_lease("doc", "a", 30)  # b's lease ran out
+    # b's lease runs out: a gets the document (a refused try takes nothing)
+    await wait_until(lambda: store.acquire_lease("doc", "a", 30), "b's lease to run out")
 
 
 async def test_a_lease_is_renewed_only_by_its_holder_never_taken_back(
@@ -119,7 +120,7 @@ async def test_a_lease_is_renewed_only_by_its_holder_never_taken_back(
 ) -> None:
     assert await store.acquire_lease("doc", "a", 0.2)
     assert await store.renew_lease("doc", "a", 0.2)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # let it expire unseen: no probe can show that without taking it
     assert await store.renew_lease("doc", "a", 30)  # expired, but nobody took it: still a's
     await store.release_lease("doc", "a")
     assert await store.acquire_lease("doc", "b", 0.2)
@@ -133,8 +134,7 @@ async def test_a_fenced_write_needs_the_lease_it_names(store: StatusStore) -> No
     assert await store.acquire_lease("doc", "a", 0.2)
     await store.put(record(None, generation="g-a"), fence="a")
     # WHEN a's lease runs out and b takes the document and writes
-    await asyncio.sleep(0.4)
-    assert await store.acquire_lease("doc", "b", 30)
+    await wait_until(lambda: store.acquire_lease("doc", "b", 30), "a's lease to run out")
     await store.put(record(None, generation="g-b"), fence="b")
     # THEN a's later write (newer updated_at) is refused, and b's record stands
     with pytest.raises(LeaseLost):

@@ -23,6 +23,7 @@ from rich.console import Console
 from cli.asking import AnswerTimeout, TerminalSink, WebSocketAsker
 from cli.chat_socket import ChatSocket
 from tests.local.conftest import rag
+from tests.waiting import wait_until
 
 Behaviour = Callable[[web.WebSocketResponse, dict[str, object]], Awaitable[None]]
 Serve = Callable[[Behaviour], Awaitable[tuple[str, list[dict[str, object]]]]]
@@ -91,7 +92,11 @@ async def test_an_answer_that_goes_quiet_times_out_and_is_cancelled(serve: Serve
         asker = WebSocketAsker(socket, None, None, answer_timeout_s=0.3)
         with pytest.raises(AnswerTimeout, match=r"waited 0\.3 s for the rest of the answer"):
             await asyncio.wait_for(asker.ask("llamas?", sink()), 10)
-        await asyncio.sleep(0.2)  # the cancel is on its way
+
+        async def cancel_arrived() -> bool:
+            return len(received) == 2
+
+        await wait_until(cancel_arrived, "the cancel to reach the server")
     ask, cancel = received
     assert cancel == {"action": "cancel", "request_id": ask["request_id"]}
 
