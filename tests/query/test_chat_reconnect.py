@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -21,8 +21,10 @@ from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.settings import Settings
 from tests.fakes.chat_model import FakeChatModel, Script
+from tests.waiting import wait_until
 
 IDLE_DROP_S = 0.5
+DROPPED: web.AppKey[list[str]] = web.AppKey("dropped", list)  # one entry per dropped connection
 
 
 async def _serve(request: web.Request, ws: web.WebSocketResponse, idle_s: float | None) -> None:
@@ -35,6 +37,7 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, idle_s: float 
                 # A proxy/NAT dropping an idle connection: no close frame at all.
                 assert request.transport is not None
                 request.transport.abort()
+                request.app[DROPPED].append(request.path)
                 return
             if message.type != WSMsgType.TEXT:
                 return
@@ -64,10 +67,18 @@ async def server(settings: Settings, deps: QueryDeps) -> AsyncIterator[TestServe
     app = create_app(settings, deps)
     app.router.add_get("/drops-idle", drops_idle)
     app.router.add_get("/pings-often", pings_often)
+    app[DROPPED] = []
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     yield server
     await server.close()
+
+
+def dropped(server: TestServer) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return bool(server.app[DROPPED])
+
+    return probe
 
 
 def quiet_sink() -> TerminalSink:
@@ -89,8 +100,8 @@ async def test_a_question_after_the_server_dropped_the_idle_connection_reconnect
     async with ChatSocket(url, keepalive_s=3600) as socket:
         asker = WebSocketAsker(socket, None, None)
         await ask(asker)
-        # GIVEN the user idles longer than the server keeps idle connections
-        await asyncio.sleep(IDLE_DROP_S * 4)
+        # GIVEN the user idles until the server drops the idle connection
+        await wait_until(dropped(server), "the server to drop the idle connection")
         # WHEN they ask again THEN the answer comes, over a new connection
         await ask(asker)
         assert socket.connections == 2
@@ -105,7 +116,7 @@ async def test_idle_chat_answers_the_servers_heartbeats(
     async with ChatSocket(url, keepalive_s=3600) as socket:
         asker = WebSocketAsker(socket, None, None)
         await ask(asker)
-        await asyncio.sleep(1.5)  # many heartbeat periods of silence
+        await asyncio.sleep(1.5)  # many heartbeat periods of silence: an absence, timed
         await ask(asker)
         assert socket.connections == 1  # kept alive, no reconnect needed
 
@@ -117,9 +128,10 @@ async def test_protocol_pings_keep_an_idle_connection_busy(
     async with ChatSocket(url, keepalive_s=IDLE_DROP_S / 3) as socket:
         asker = WebSocketAsker(socket, None, None)
         await ask(asker)
-        await asyncio.sleep(IDLE_DROP_S * 4)
+        await asyncio.sleep(IDLE_DROP_S * 4)  # an absence (no drop): only time can show it
         await ask(asker)
         assert socket.connections == 1
+        assert server.app[DROPPED] == []
 
 
 async def test_a_server_gone_for_good_is_a_clean_error(
@@ -177,7 +189,7 @@ async def test_rag_chat_survives_the_server_dropping_it_while_idle(
     out = bytearray()
     chat.stdin.write(b"What do llamas eat?\n")
     await _read_until(chat.stdout, b"tokens,", out)
-    await asyncio.sleep(IDLE_DROP_S * 4)  # the server drops the idle connection
+    await wait_until(dropped(server), "the server to drop the idle connection")
     chat.stdin.write(b"And in winter?\n")
     await _read_until(chat.stdout, b"Hay.", out)
     await _read_until(chat.stdout, b"tokens,", out[out.index(b"Hay.") :])
