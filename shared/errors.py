@@ -17,6 +17,7 @@
     │   └── ModelUnavailable    a model endpoint throttles or is down
     │       └── ModelWaking     it scaled to zero and is starting (retry in seconds)
     ├── NoDocumentsIndexed      a search before the first document was indexed
+    ├── UnknownFilterField      a filter names a metadata field no document has
     ├── IndexWriteError         some bulk items failed (carries which)
     ├── ModelError              the chat or embedding model failed mid-request
     └── ConnectionGone          the WebSocket client has left
@@ -136,6 +137,22 @@ class NoDocumentsIndexed(RagError):
     """
 
     code = "no_documents"
+
+
+class UnknownFilterField(RagError):
+    """A search filter names metadata fields that no indexed chunk carries
+    (``doc_id`` and ``title`` are not metadata): it could only ever match
+    nothing, so the client is told instead of getting an empty answer."""
+
+    code = "bad_filter"
+
+    def __init__(self, fields: list[str]) -> None:
+        names = ", ".join(repr(f) for f in fields)
+        super().__init__(
+            f"no document has the metadata field {names}: filters match the metadata "
+            "given at ingest (docs/ingest.md), not doc_id, title or uri"
+        )
+        self.fields = fields
 
 
 class IndexWriteError(RagError):

@@ -72,6 +72,10 @@ class VectorIndex(Protocol):
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         """Which of these documents ``access`` may read now (missing ones are not)."""
 
+    async def metadata_keys(self) -> frozenset[str]:
+        """Every metadata key some stored chunk carries (none before the index
+        exists): tells a filter on an unknown field from one that matches nothing."""
+
     async def close(self) -> None: ...
 
 

@@ -199,6 +199,26 @@ async def test_knn_filter_values_and_multivalued_metadata(
     assert await docs({"team": "nobody"}) == set()
 
 
+async def test_metadata_keys_are_those_some_chunk_carries(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    # GIVEN no index yet: no keys (and no error)
+    assert await index.metadata_keys() == frozenset()
+    await index.ensure_index(DIM)
+    await index.write(
+        [
+            make_chunk("a.md", "g", 0, unit(1), metadata={"team": "hr", "tags": ["x"]}),
+            make_chunk("b.md", "g", 0, unit(1, 0.2), metadata={"year": 2024}),
+            make_chunk("c.md", "g", 0, unit(1, 0.4)),
+        ]
+    )
+    await under_test.eventually(
+        lambda: index.knn_search(unit(1), 5, {}, ALL), lambda h: len(h) == 3
+    )
+    # THEN the union of the chunks' metadata keys; doc_id and title are not metadata
+    assert await index.metadata_keys() == {"team", "tags", "year"}
+
+
 async def test_keyword_search_ranks_by_bm25_and_filters(
     under_test: IndexUnderTest, index: VectorIndex
 ) -> None:

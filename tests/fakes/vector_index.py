@@ -98,6 +98,9 @@ class FakeVectorIndex:
                 relabelled += 1
         return relabelled
 
+    async def metadata_keys(self) -> frozenset[str]:
+        return frozenset(key for row in self.rows.values() for key in row.chunk.metadata)
+
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         return {
             row.chunk.doc_id

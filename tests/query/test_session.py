@@ -87,6 +87,28 @@ async def test_filters_restrict_the_sources(
     assert "[1] Server room" in model.streams[0].prompt
 
 
+async def test_a_filter_on_a_field_no_document_has_is_a_bad_filter(
+    session: ConnectionSession, sink: RecordingSink, model: FakeChatModel
+) -> None:
+    # GIVEN a filter on doc_id (a chunk field, not metadata): it can match nothing
+    await run(session, ask("What do llamas eat?", request_id="f1", filters={"doc_id": "x"}))
+    # THEN the request ends with bad_filter naming the field, and no model call
+    (error,) = sink.of("error")
+    assert error.code == ErrorCode.BAD_FILTER  # type: ignore[union-attr]
+    assert error.request_id == "f1"  # type: ignore[union-attr]
+    assert "'doc_id'" in error.message  # type: ignore[union-attr]
+    assert sink.kinds()[-1] == "done"
+    assert model.streams == []
+
+
+async def test_a_known_field_that_matches_nothing_is_not_an_error(
+    session: ConnectionSession, sink: RecordingSink
+) -> None:
+    await run(session, ask("What do llamas eat?", filters={"team": "nobody"}))
+    assert sink.of("error") == []
+    assert sink.kinds()[-1] == "done"
+
+
 async def test_hybrid_mode_finds_keyword_matches(
     session: ConnectionSession, sink: RecordingSink
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from shared.access import Access
 from shared.documents import SearchHit
-from shared.errors import NoDocumentsIndexed, RagError
+from shared.errors import NoDocumentsIndexed, RagError, UnknownFilterField
 from shared.ports import Embedder, Filters, VectorIndex
 from shared.settings import QuerySettings
 
@@ -104,8 +104,22 @@ class Retriever:
             raise  # not a failure: the client is told to ingest first
         except Exception as exc:
             raise RetrievalFailed(f"retrieval failed: {type(exc).__name__}: {exc}") from exc
+        if not hits and filters:
+            await self._check_filter_fields(filters)
         hits = drop_near_duplicates(hits, self._settings.near_duplicate_threshold)
         return cap_per_document(hits, self._settings.max_chunks_per_doc)[:k]
+
+    async def _check_filter_fields(self, filters: Filters) -> None:
+        """Nothing matched: say so if a filter names a field no document has
+        (``doc_id``, a typo) rather than answer from no sources. Asked only on
+        an empty result, so a search that finds something pays nothing."""
+        try:
+            known = await self._index.metadata_keys()
+        except Exception as exc:
+            raise RetrievalFailed(f"retrieval failed: {type(exc).__name__}: {exc}") from exc
+        unknown = sorted(set(filters) - known)
+        if unknown:
+            raise UnknownFilterField(unknown)
 
     async def _search(
         self, text: str, candidates: int, filters: Filters, mode: SearchMode, access: Access

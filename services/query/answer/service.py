@@ -51,7 +51,7 @@ from services.query.answer.waking import SEARCH_TYPICAL_S, ModelWake, notice_if_
 from services.query.state.conversation import conversation_key, trim_history
 from shared.access import Principal
 from shared.documents import SearchHit
-from shared.errors import ModelUnavailable, NoDocumentsIndexed
+from shared.errors import ModelUnavailable, NoDocumentsIndexed, UnknownFilterField
 from shared.ports import (
     ConnectionSink,
     GenerationParams,
@@ -226,6 +226,11 @@ class AnswerService:
             await send_rejection(
                 sink, job.request_id, ErrorCode.NO_DOCUMENTS, NO_DOCUMENTS, total_ms
             )
+            return
+        except UnknownFilterField as exc:
+            total_ms = (time.perf_counter() - start) * 1000
+            trail.stop_reason = StopReason.ERROR
+            await send_rejection(sink, job.request_id, ErrorCode.BAD_FILTER, str(exc), total_ms)
             return
         except RetrievalFailed as exc:
             # Details (index names, backend responses) go to the log, not to the client.

@@ -287,6 +287,15 @@ class OpenSearchVectorIndex:
             if len(hits) < req.REWRITE_PAGE or search_after is None:
                 return relabelled
 
+    async def metadata_keys(self) -> frozenset[str]:
+        try:
+            mapping = await self._os().indices.get_mapping(index=self.index_name)
+        except os_errors.NotFoundError:
+            return frozenset()
+        except os_errors.OpenSearchException as exc:
+            raise map_error(exc, "read the index mapping") from exc
+        return req.mapped_metadata_keys(mapping)
+
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         if not doc_ids:
             return set()

@@ -127,6 +127,16 @@ def mapped_dimension(mapping_response: dict[str, Any], index: str) -> int | None
     return None
 
 
+def mapped_metadata_keys(mapping_response: dict[str, Any]) -> frozenset[str]:
+    """The metadata keys an index has seen: the dynamic template maps each new
+    ``metadata.<key>`` as documents bring it, so the mapping lists them all."""
+    keys: set[str] = set()
+    for body in mapping_response.values():
+        props = body.get("mappings", {}).get("properties", {})
+        keys.update(props.get("metadata", {}).get("properties", {}))
+    return frozenset(keys)
+
+
 def chunk_source(item: EmbeddedChunk) -> dict[str, Any]:
     source: dict[str, Any] = item.chunk.model_dump(mode="json")
     source[ACCESS_FIELD] = access_terms(item.chunk.groups)

@@ -303,6 +303,17 @@ class SqliteVectorIndex:
 
         return await self._db.run(_relabel)
 
+    async def metadata_keys(self) -> frozenset[str]:
+        def _keys(conn: apsw.Connection) -> frozenset[str]:
+            found = rows(
+                conn,
+                "SELECT DISTINCT m.key FROM chunks AS c, "
+                "json_each(c.chunk_json, '$.metadata') AS m",
+            )
+            return frozenset(str(row[0]) for row in found)
+
+        return await self._db.run(_keys)
+
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         if not doc_ids:
             return set()
