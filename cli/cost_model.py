@@ -65,9 +65,12 @@ class Usage:
     chars_per_token: float = 4.0
     chunk_tokens: int = 222
     overlap_tokens: int = 32
-    # Indexer end-to-end chunks/s per function at 1 and 2 vCPU: bench/scaling.py.
-    chunks_per_s_1vcpu: float = 9.0
-    chunks_per_s_2vcpu: float = 15.0
+    # Indexer end-to-end chunks/s per function at 1 and 2 vCPU (bench/scaling.py,
+    # docs/scaling.md): 1,000 / 78.7 CPU ms per chunk measured at 1 vCPU (the wall
+    # rate on this shared machine was 4.2). The 2-vCPU run did not finish here in
+    # time: no gain is assumed from the second vCPU (the expensive side).
+    chunks_per_s_1vcpu: float = 12.7
+    chunks_per_s_2vcpu: float = 12.7
     sqs_requests_per_doc: float = 3.0  # send, receive, delete (batching only lowers it)
     status_writes_per_doc: int = 4  # lease, progress, generation, done
     status_reads_per_doc: int = 2

@@ -141,5 +141,5 @@ def test_assumption_helpers() -> None:
     assert runs_per_day("cron(0 3 * * ? *)") == 24 and runs_per_day(None) == 0
     usage = Usage()
     assert usage.chunks_per_doc == 11  # 8 KB / 4 chars per token, 222-token chunks, 32 overlap
-    assert usage.indexer_rate(3008 / 1769) > usage.indexer_rate(1.0)
+    assert usage.indexer_rate(3008 / 1769) >= usage.indexer_rate(1.0) > usage.indexer_rate(0.5)
     assert usage.indexer_rate(4.0) == usage.indexer_rate(2.0)  # no gain past the measured 2
