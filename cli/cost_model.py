@@ -67,8 +67,8 @@ class Usage:
     overlap_tokens: int = 32
     # Indexer end-to-end chunks/s per function at 1 and 2 vCPU (bench/scaling.py,
     # docs/scaling.md): 1,000 / 78.7 CPU ms per chunk measured at 1 vCPU (the wall
-    # rate on this shared machine was 4.2). The 2-vCPU run did not finish here in
-    # time: no gain is assumed from the second vCPU (the expensive side).
+    # rate on this shared machine was 4.2). The 2-vCPU run on busy cores was slower
+    # (threads waiting on each other): no gain is assumed from a second vCPU.
     chunks_per_s_1vcpu: float = 12.7
     chunks_per_s_2vcpu: float = 12.7
     sqs_requests_per_doc: float = 3.0  # send, receive, delete (batching only lowers it)
