@@ -65,6 +65,9 @@ def test_only_the_packaged_model_counts_as_packaged(
     assert "url" not in info  # /health answers anyone: no URL (it may carry credentials)
 
 
+BACKING = "Llamas eat grass and hay and need fresh water every day."
+
+
 async def test_ask_streams_tokens_then_sources_then_done(
     ws: ClientWebSocketResponse, model: FakeChatModel
 ) -> None:
@@ -87,8 +90,11 @@ async def test_ask_streams_tokens_then_sources_then_done(
             "sources": [1],
             "markers": [1],
             "unsupported_markers": [],
+            # the passage of source 1 that backs it, as offsets into its excerpt
+            "passages": [{"source": 1, "start": 0, "end": len(BACKING)}],
         }
     ]
+    assert citations[0]["excerpt"][: len(BACKING)] == BACKING
 
 
 async def test_cancel_over_the_socket(ws: ClientWebSocketResponse, model: FakeChatModel) -> None:
