@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import apsw
 import pytest
 
+from cli.submit import CONSUMER_FRESH_S
+from shared.adapters.sqlite.common import QUEUE_DB
 from shared.protocol import DoneEvent, SourcesEvent, TokenEvent, parse_server_event
 from tests.local.conftest import LocalServer, rag
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +64,26 @@ async def documents(server: LocalServer) -> dict[str, str]:
     return {d["doc_id"]: d["state"] for d in body["documents"]}
 
 
+async def wait_for_server_indexer(server: LocalServer) -> None:
+    """Until the server's indexer heartbeats in the embedded queue (what
+    ``rag ingest`` checks before indexing in-process)."""
+    assert server.process is not None
+    consumer = f"serve-{server.process.pid}"  # cli/serve.py names its consumer so
+
+    async def live() -> bool:
+        conn = apsw.Connection(str(server.data_dir / QUEUE_DB), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM consumers WHERE consumer_id = ? AND seen_at >= ?",
+                (consumer, time.time() - CONSUMER_FRESH_S),
+            ).fetchall()
+        finally:
+            conn.close()
+        return bool(found)
+
+    await wait_until(live, f"the restarted server's indexer ({consumer})", timeout_s=120)
+
+
 async def test_serve_ingest_ask_restart(
     tmp_path: Path, server_factory: Callable[..., LocalServer]
 ) -> None:
@@ -103,6 +128,10 @@ async def test_serve_ingest_ask_restart(
     assert "e2e-1" in {entry["request_id"] for entry in trail} and len(trail) == 2
 
     server.restart()
+    # rag serve starts its indexer a moment after /health answers; an ingest
+    # sent before its heartbeat is indexed by the CLI itself, and the log line
+    # this test looks for lands in the CLI's output instead of this console.
+    await wait_for_server_indexer(server)
 
     assert await documents(server) == {name: "indexed" for name in DOCS}
     listed = rag("docs", "--data-dir", str(server.data_dir))
