@@ -13,26 +13,18 @@ answers, attribution failed) it falls back to the ``[n]`` markers written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from services.query.answer.text import markers_in
 from shared.documents import SearchHit
 from shared.protocol import Citation
 
-# [1], [1, 3], [1][2], [Source 2], [source 1, 2]
-_BRACKET = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*,\s*\d+)*)\]", re.IGNORECASE)
-
 
 def cited_numbers(answer: str, available: int) -> set[int]:
-    """The source numbers the answer cites; numbers without a source are ignored."""
-    found: set[int] = set()
-    for match in _BRACKET.finditer(answer):
-        for part in match.group(1).split(","):
-            n = int(part)
-            if 1 <= n <= available:
-                found.add(n)
-    return found
+    """The source numbers the answer cites ([1], [1, 3], [Source 2]...);
+    numbers without a source are ignored."""
+    return {n for n in markers_in(answer) if 1 <= n <= available}
 
 
 def excerpt(text: str, limit: int) -> str:

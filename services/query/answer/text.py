@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# [1], [1, 3], [1][2], [Source 2], [source 1, 2]
 _MARKER = re.compile(r"\[(?:sources?\s*)?(\d+(?:\s*,\s*\d+)*)\]", re.IGNORECASE)
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets and
