@@ -17,7 +17,6 @@ not fully checked is never reported as ready.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,12 +26,12 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from shared.adapters.aws.client import LazyAwsClient, client_config, error_code
+from shared.model_ids import bedrock_base_model
 
 Status = Literal["ok", "warn", "fail", "unchecked"]
 EXIT_OK, EXIT_FAILED, EXIT_UNCHECKED = 0, 1, 2
 # Service Quotas names the endpoint quota per instance type.
 QUOTA_NAME = "{instance_type} for endpoint usage"
-_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ class Doctor:
         )
 
     async def _bedrock(self, bedrock: Any) -> Check:
-        model_id = _PROFILE_PREFIX.sub("", self._plan.bedrock_model_id)
+        model_id = bedrock_base_model(self._plan.bedrock_model_id)
         try:
             found = await bedrock.get_foundation_model(modelIdentifier=model_id)
         except ClientError as exc:

@@ -44,6 +44,15 @@ ADMIN_INDEX_PERMISSIONS = (
 Input = pulumi.Input[str]
 
 
+# What a function needs to consume an SQS queue (an event source mapping's poller).
+QUEUE_CONSUMER_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+)
+
+
 def statement(
     sid: str,
     actions: Sequence[str],

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from infra import env, policies
 from infra.components.auth import ConnectAuth
+from infra.components.ingest import visibility_timeout
 from infra.components.lambdas import (
     CodeLocation,
     FunctionSpec,
@@ -118,7 +119,6 @@ class ChatApi(pulumi.ComponentResource):
             ],
             self,
         )
-        self.function_role = args.role
         spec = FunctionSpec(
             handler=HANDLER,
             timeout=cfg.chat.query_timeout_seconds,
@@ -132,7 +132,7 @@ class ChatApi(pulumi.ComponentResource):
             f"{name}-query", cfg, spec, args.code, args.role, self.log_group, self,
             depends_on=[self.base_policy],
         )  # fmt: skip
-        self._worker_failures(name, cfg)
+        self._worker_failures(name, cfg, args.role)
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-integration",
             api_id=self.api.id,
@@ -161,7 +161,7 @@ class ChatApi(pulumi.ComponentResource):
         )
         self.register_outputs({"url": self.stage.invoke_url})
 
-    def _worker_failures(self, name: str, cfg: StackConfig) -> None:
+    def _worker_failures(self, name: str, cfg: StackConfig, role: aws.iam.Role) -> None:
         """Worker events Lambda drops are recorded to a queue the function reads back.
 
         Without a destination a dropped event (throttled past its maximum age, or a
@@ -174,8 +174,8 @@ class ChatApi(pulumi.ComponentResource):
         self.worker_failures = aws.sqs.Queue(
             f"{name}-worker-failures",
             message_retention_seconds=WORKER_FAILURES_RETENTION_S,
-            # At least 6x the reading function's timeout, as for any Lambda-read queue.
-            visibility_timeout_seconds=6 * cfg.chat.query_timeout_seconds,
+            # As for any Lambda-read queue (its event source mapping has no batching window).
+            visibility_timeout_seconds=visibility_timeout(cfg.chat.query_timeout_seconds, 0),
             sqs_managed_sse_enabled=True,
             opts=child,
         )
@@ -184,19 +184,10 @@ class ChatApi(pulumi.ComponentResource):
         # when the invoke config and the event source mapping are created.
         policy = inline_policy(
             f"{name}-worker-failures-policy",
-            self.function_role,
+            role,
             [
                 policies.statement("RecordFailedWorkers", ["sqs:SendMessage"], [queue]),
-                policies.statement(
-                    "ReadFailedWorkers",
-                    [
-                        "sqs:ReceiveMessage",
-                        "sqs:DeleteMessage",
-                        "sqs:ChangeMessageVisibility",
-                        "sqs:GetQueueAttributes",
-                    ],
-                    [queue],
-                ),
+                policies.statement("ReadFailedWorkers", policies.QUEUE_CONSUMER_ACTIONS, [queue]),
             ],
             self,
         )

@@ -42,12 +42,7 @@ def indexer_statements(
         policies.log_statement(logs_arn),
         policies.statement(
             "ConsumeIngestQueue",
-            [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes",
-            ],
+            policies.QUEUE_CONSUMER_ACTIONS,
             [ingest.queue.arn],
         ),
         # Schema-invalid messages go straight to the DLQ with a reason, not through retries.

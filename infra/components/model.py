@@ -33,9 +33,9 @@ import pulumi_aws_native as aws_native
 
 from infra import env, policies
 from infra.config import StackConfig
+from shared.model_ids import PROFILE_PREFIX, bedrock_base_model
 
 # Bedrock cross-region inference profiles are named "<geo>.<model id>".
-_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
@@ -123,13 +123,13 @@ def image_repository_arn(image_uri: str, partition: pulumi.Output[str]) -> pulum
 def bedrock_resources(
     model_id: str, region: str, account: pulumi.Output[str], partition: pulumi.Output[str]
 ) -> list[pulumi.Output[str]]:
-    if not _PROFILE_PREFIX.match(model_id):
+    if not PROFILE_PREFIX.match(model_id):
         return [
             pulumi.Output.format(
                 "arn:{0}:bedrock:{1}::foundation-model/{2}", partition, region, model_id
             )
         ]
-    base = _PROFILE_PREFIX.sub("", model_id)
+    base = bedrock_base_model(model_id)
     return [
         pulumi.Output.format(
             "arn:{0}:bedrock:{1}:{2}:inference-profile/{3}", partition, region, account, model_id
