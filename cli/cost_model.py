@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.settings import ChunkingSettings
+
 PRICES_FILE = Path(__file__).with_name("cost_prices.json")
 HOURS_PER_DAY = 24
 DAYS_PER_MONTH = 30.4
@@ -63,8 +65,8 @@ class Usage:
     # Documents: ~8 KB of text each, ~4 characters per token.
     doc_kb: float = 8.0
     chars_per_token: float = 4.0
-    chunk_tokens: int = 222
-    overlap_tokens: int = 32
+    chunk_tokens: int = ChunkingSettings.model_fields["chunk_tokens"].default
+    overlap_tokens: int = ChunkingSettings.model_fields["overlap_tokens"].default
     # Indexer end-to-end chunks/s per function at 1 and 2 vCPU (bench/scaling.py,
     # docs/scaling.md): 1,000 / 78.7 CPU ms per chunk measured at 1 vCPU (the wall
     # rate on this shared machine was 4.2). The 2-vCPU run on busy cores was slower

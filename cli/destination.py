@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.local_parts import LocalParts
-from cli.submit import DocumentResult, Sent, send_delete, wait_until_done
+from cli.submit import SETTLED, DocumentResult, Sent, send_delete, wait_until_done
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
 from shared.ingest import IndexOperation
@@ -101,7 +101,7 @@ class EmbeddedDestination:
 
     async def settled(self, doc_id: str) -> bool:
         status = await self.parts.status.get(doc_id)
-        return status is not None and status.state in (DocState.INDEXED, DocState.FAILED)
+        return status is not None and status.state in SETTLED
 
     async def failed_before(self, doc_ids: Sequence[str]) -> int:
         failed = 0

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from shared.adapters.openai_compatible.chat import KEY_SETTING
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 LIST_TIMEOUT_S = 10.0
-KEY_SETTING = "RAG_MODEL__OPENAI_API_KEY"
 
 
 def base_url(url: str) -> str:

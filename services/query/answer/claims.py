@@ -1,10 +1,11 @@
 """What a reader checks before believing that a source backs a sentence. Pure functions.
 
-    read_claim(text, first_word_is_name)  -> Claim     the sentence's clauses, each with its
-                                                         specifics and content words
-    read_passage(text, start, end)        -> Passage   one source sentence, read the same way
-    backing(clause, passage, topic)       -> float|None coverage of the clause's words when the
-                                                         passage backs it, None when it cannot
+    read(text, first_word_is_name)        -> Reading   a clause's specifics and content words
+    read_passage(pieces, singles)         -> Passage   one source sentence, read the same way
+    specifics_hold, polarity_holds        -> bool      the checks below
+    coverage(clause, passage)             -> float     the share of the clause's words the
+                                                         passage holds (attribution.backing_by
+                                                         runs the three on each passage)
 
 A clause is backed by a passage (one sentence of the source, a definition
 list's term joined to its line) when
@@ -560,10 +561,3 @@ def coverage(clause: Reading, passage: Passage) -> float:
     found = 2 * len(specifics)  # checked by specifics_hold
     found += sum(1 for s in stems if s in passage.stems)
     return found / total
-
-
-def backing(clause: Clause, passage: Passage, topic: frozenset[str]) -> float | None:
-    reading = clause.reading
-    if not specifics_hold(reading, passage, topic) or not polarity_holds(reading, passage):
-        return None
-    return coverage(reading, passage)
