@@ -24,7 +24,7 @@ import uuid
 from types import TracebackType
 
 from shared.errors import LeaseLost
-from shared.ports import StatusStore
+from shared.ports import StatusStore, VectorIndex
 
 log = logging.getLogger("services.indexer")
 
@@ -109,3 +109,12 @@ class DocLease:
                 self._valid_until = 0.0  # taken over: stop at the next check()
                 return
             self._valid_until = start + self._ttl_s
+
+
+async def delete_seen(index: VectorIndex, doc_id: str, keep: str | None, lease: DocLease) -> int:
+    """Delete the chunks searchable now (but ``keep``'s) by id, after asking the
+    store that the lease is still ours: a worker or reconcile run that stalled
+    past its lease never deletes what its successor wrote meanwhile."""
+    doomed = await index.chunk_ids(doc_id, keep)
+    await lease.confirm()
+    return await index.delete_chunks(doomed)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from services.indexer.lease import DocLease, DocumentBusy
+from services.indexer.lease import DocLease, DocumentBusy, delete_seen
 from services.indexer.records import (
     cleaned_record,
     confirmed_record,
@@ -287,7 +287,7 @@ class IndexerPipeline:
         if self._is_stale(previous, op.doc_version, out, delete=True):
             return
         await self._wait_settled(previous, lease, timer)
-        out.removed = await self._delete_seen(op.doc_id, None, lease)
+        out.removed = await delete_seen(self.index, op.doc_id, None, lease)
         out.verdict = Verdict.DELETED
         lease.check()
         record = deleted_record(op, message, previous, self._tombstone)
@@ -364,7 +364,7 @@ class IndexerPipeline:
         out.verdict = Verdict.UNCHANGED
         if previous.cleanup_pending:
             await self._wait_settled(previous, lease, timer)
-            out.removed = await self._delete_seen(op.doc_id, previous.generation, lease)
+            out.removed = await delete_seen(self.index, op.doc_id, previous.generation, lease)
         settled = previous.settled_at
         if previous.groups != op.groups:
             # Only the access list changed: re-label, never re-embed. The status
@@ -448,12 +448,6 @@ class IndexerPipeline:
         timer.lap("cleanup", t)
         await self.status.put(cleaned_record(record), fence=lease.fence)
         return removed
-
-    async def _delete_seen(self, doc_id: str, keep: str | None, lease: DocLease) -> int:
-        """Delete the chunks searchable now (but ``keep``'s), by their ids."""
-        doomed = await self.index.chunk_ids(doc_id, keep)
-        await lease.confirm()
-        return await self.index.delete_chunks(doomed)
 
     def _settles_from_now(self, previous: DocumentStatus) -> datetime | None:
         if self.settle_s <= 0:

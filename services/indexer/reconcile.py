@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.indexer.lease import DocLease, DocumentBusy
+from services.indexer.lease import DocLease, DocumentBusy, delete_seen
 from services.indexer.records import repaired_record, settled_at, unpack_message
 from shared.documents import DocState, DocumentStatus
 from shared.ports import StatusStore, VectorIndex
@@ -125,7 +125,7 @@ class Reconciler:
             detail = ", ".join(f"{g}×{n}" for g, n in sorted(strays.items()))
             action = "none (dry run)"
             if not report.dry_run:
-                removed = await self._delete_seen(doc_id, record.generation, lease)
+                removed = await delete_seen(self.index, doc_id, record.generation, lease)
                 action = f"deleted {removed} chunk(s)"
             repairs.append(Repair(doc_id, drift, detail, action))
         if record.writing is not None and not strays:
@@ -152,18 +152,10 @@ class Reconciler:
         detail = "no status record; " + ", ".join(f"{g}×{n}" for g, n in sorted(stored.items()))
         action = "none (dry run)"
         if not report.dry_run:
-            action = f"deleted {await self._delete_seen(doc_id, None, lease)} chunk(s)"
+            action = f"deleted {await delete_seen(self.index, doc_id, None, lease)} chunk(s)"
         repair = Repair(doc_id, "orphan_chunks", detail, action)
         log.warning("drift", extra={"fields": asdict(repair)})
         report.repairs.append(repair)
-
-    async def _delete_seen(self, doc_id: str, keep: str | None, lease: DocLease) -> int:
-        """Delete the chunks searchable now (but ``keep``'s) by id, after asking
-        the store that the lease is still ours: a run that stalled past its
-        lease never deletes what a worker wrote meanwhile (see the pipeline)."""
-        doomed = await self.index.chunk_ids(doc_id, keep)
-        await lease.confirm()
-        return await self.index.delete_chunks(doomed)
 
     async def _requeue_doc(self, record: DocumentStatus, report: ReconcileReport) -> str:
         if report.dry_run:
