@@ -4,9 +4,10 @@ numbers, in k-NN and in hybrid mode.
 
 The numbers are measured by ``bench/retrieval_sets.py`` (docs/evaluation.md,
 "Defaults chosen by the worst set"); floors are 0.03 under them (one
-question is 0.015-0.017 on these sets). The held-out sets (npm, werkzeug)
-are gated too, at the numbers they were measured at once, after the
-defaults were chosen on the others.
+question is 0.015-0.017 on these sets). npm and werkzeug, held out in the
+round before, are gated at the numbers they were measured at then. The sets
+held out now (``HELD_OUT``) are not gated, and no test here runs retrieval on
+them: they are measured once, at the end of the round, before floors are set.
 A change to the chunker, loaders, context header, embedder or ranking that
 costs retrieval quality on any corpus fails here.
 """
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cli.eval.evalsets import all_sets
+from cli.eval.evalsets import HELD_OUT, all_sets
 from cli.eval.questions import load_questions
 from cli.eval.runner import run_retrieval, summarise
 from services.query.answer.retrieval import Retriever, SearchMode
@@ -128,8 +129,9 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
 SETS = {s.name: s for s in all_sets()}
 
 
-def test_every_evaluation_set_is_gated() -> None:
-    assert set(FLOORS) == set(SETS)
+def test_every_evaluation_set_but_the_held_out_ones_is_gated() -> None:
+    assert set(FLOORS) == set(SETS) - HELD_OUT
+    assert set(SETS) >= HELD_OUT  # a misspelt name would hold out nothing
 
 
 @pytest.mark.parametrize(
