@@ -25,7 +25,7 @@ from pathlib import Path
 from cli.eval.pdf_split import split_digest, split_pdf
 
 EVALSETS_DIR = Path(__file__).resolve().parents[2] / "evalsets"
-HELD_OUT = frozenset({"tornado"})
+HELD_OUT = frozenset({"coreutils", "tornado"})
 
 
 def cache_root() -> Path:
