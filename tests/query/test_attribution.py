@@ -226,7 +226,7 @@ def test_a_clause_just_short_of_the_bar_is_settled_by_its_meaning() -> None:
     source = read_source(
         "Note that the command line option takes precedence over the cache variable."
     )
-    sentence = "If both are given, the command line option wins over the cache variable."
+    sentence = "If both are given, the command line option beats the cache variable."
     asked = Meaning()
     (first,) = attribute(sentence, [source], meaning=asked)
     assert first.support == SentenceSupport.UNSUPPORTED and asked.wanted  # it needs vectors
@@ -339,7 +339,7 @@ async def test_an_embedder_failure_leaves_the_lexical_verdicts() -> None:
     embedder = FakeEmbedder()
     embedder.fail_with = RuntimeError("embedder down")
     source = "Note that the command line option takes precedence over the cache variable."
-    answer = "If both are given, the command line option wins over the cache variable."
+    answer = "If both are given, the command line option beats the cache variable."
     result = await Attributor(embedder).attribute(answer, [source])
     assert [s.support for s in result.sentences] == [SentenceSupport.UNSUPPORTED]
 
@@ -432,7 +432,7 @@ async def test_real_minilm_settles_a_paraphrase_but_not_an_invented_fact() -> No
 
     source = "Note that the command line option takes precedence over the cache variable."
     answer = (
-        "If both are given, the command line option wins over the cache variable. "
+        "If both are given, the command line option beats the cache variable. "
         "If both are given, the cache variable is written to the command line log."
     )
     result = await Attributor(MiniLMEmbedder(threads=1)).attribute(answer, [source])

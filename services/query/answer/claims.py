@@ -23,17 +23,28 @@ list's term joined to its line) when
   the passage too, so two values of a source exchanged, or a version moved
   to another feature, do not pass;
 - with the **same polarity**: a negation (``not``, ``no``, ``never``,
-  ``without``, ``n't``…) in one of them whose word is affirmed in the other,
-  or a pair of opposites (``enabled``/``disabled``, ``before``/``after``,
-  ``encouraged``/``discouraged``) breaks it;
+  ``without``, ``n't``…) in one of them whose word is affirmed (and not also
+  negated) in the other, a negative prefix (``unreachable``), a pair of
+  opposites (``enabled``/``disabled``, ``allow``/``prevent``,
+  ``required``/``optional``) — in a sentence that says both ("enabled by
+  default but can be disabled"), in the part of it sharing the most of the
+  clause's words — or a different count of the same thing ("several
+  writers" / "only one writer") breaks it;
 - and its content words are mostly there (the share is the result; the
   caller decides the bar).
+
+Words are compared by a crude stem (``used``/``using`` -> ``use``), read as
+their synonym group's first word (``raise`` -> ``increase``; a short list of
+verbs technical prose uses interchangeably, ``_SYNONYM_TEXT``); a hyphenated
+source word holds its parts (``run-time`` holds ``run`` and ``time``), and a
+source that raises or lowers something changes it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 _TOKEN = re.compile(
     r"""
@@ -74,51 +85,92 @@ _NEGATIONS = frozenset(_NEGATION_TEXT.split())
 # Words between a negation and the word it negates ("does not *need* to",
 # "will never be *used*").
 _GAP_TEXT = """be been being is are was were do does did have has had to the a an any also
-    always ever yet longer more directly explicitly necessarily"""
+    always ever yet longer more directly explicitly necessarily try tries tried trying attempt
+    able"""
 _NEGATION_GAP = frozenset(_GAP_TEXT.split())
-_OPPOSITES = [
-    ("enabl", "disabl"),
-    ("befor", "after"),
+_OPPOSITES = [  # words; compared by their stems' synonym groups
+    ("enabled", "disabled"),
+    ("before", "after"),
     ("first", "last"),
     ("true", "false"),
     ("always", "never"),
-    ("allow", "forbid"),
-    ("includ", "exclud"),
+    ("allow", "prevent"),  # forbid, prohibit, disallow: one group below
+    ("include", "exclude"),
     ("same", "different"),
     ("accept", "reject"),
     ("larger", "smaller"),
-    ("increas", "decreas"),
-    ("rais", "lower"),
+    ("increase", "decrease"),  # raise, lower, reduce: one group below
     ("faster", "slower"),
     ("above", "below"),
     ("stdout", "stderr"),
     ("minimum", "maximum"),
     ("higher", "lower"),
-    ("continu", "stop"),
+    ("continue", "stop"),
     ("pass", "fail"),
-    ("success", "failur"),
-    ("requir", "optional"),
+    ("success", "failure"),
+    ("required", "optional"),  # need, must, mandatory: one group below
     ("synchronous", "asynchronous"),
     ("automatic", "manual"),
-    ("ascend", "descend"),
-    ("positiv", "negativ"),
-    ("insid", "outsid"),
+    ("ascending", "descending"),
+    ("positive", "negative"),
+    ("inside", "outside"),
     ("global", "local"),
-    ("open", "clos"),
+    ("open", "closed"),
     ("good", "poor"),
     ("fast", "slow"),
-    ("chang", "unchang"),
-    ("chang", "stay"),
-    ("perform", "skip"),
-    ("encourag", "discourag"),
+    ("changed", "unchanged"),
+    ("changed", "stays"),
+    ("performed", "skipped"),
+    ("encouraged", "discouraged"),
     ("easy", "hard"),
     ("safe", "unsafe"),
+    ("explicit", "implicit"),
+    ("absolute", "relative"),
+    ("newer", "older"),
+    ("earlier", "later"),
+    ("deprecated", "recommended"),
 ]
 _OPPOSITE_STEMS: list[tuple[str, str]] = []  # filled once stem() is defined
 _CONTINUATION_TEXT = "which this that it they these those such its their"
 _CONTINUATIONS = frozenset(_CONTINUATION_TEXT.split())
-# Software documentation says a feature is new in a version; answers say added.
-_SAME_STEM = {"introduc": "new", "add": "new", "ad": "new"}
+# Words documentation and answers use for the same thing; each group is read
+# as its first word, on both sides (in the word share and in the opposites).
+# Only words that mean the same in any technical text: a paraphrase changes
+# the verb, not the fact. (Software documentation says a feature is new in a
+# version; answers say added.)
+_SYNONYM_TEXT = """
+    new introduce add
+    change modify alter
+    increase raise
+    decrease lower reduce
+    need require must necessary mandatory
+    override supersede precedence win
+    allow permit
+    prevent forbid prohibit disallow
+    run execute invoke
+    create generate
+    delete remove erase
+    large big huge
+    small tiny
+    show display
+    specify give
+    start begin
+    arise come
+    maximum max
+    minimum min
+    before prior
+    """
+_SAME_STEM: dict[str, str] = {}  # filled once stem() is defined
+# Quantity words: "several writers" where the source says "only one writer".
+_QUANTITY = {
+    "one": "one",
+    "single": "one",
+    "sole": "one",
+    "several": "many",
+    "multiple": "many",
+    "many": "many",
+    "numerous": "many",
+}
 _NEGATIVE_PREFIXES = ("un", "in", "im", "dis", "non")
 _STOPWORD_TEXT = """a about above after again against all also am an and any are as at be
     because been before being below between both but by can could did do does doing down
@@ -126,12 +178,16 @@ _STOPWORD_TEXT = """a about above after again against all also am an and any are
     into is it its itself just let me more most my no nor not now of off on once only or other
     our out over own same she should so some such than that the their them then there these
     they this those through to too under until up very was we were what when where which while
-    who whom why will with would you your yours may might must shall well yes one ones via
+    who whom why will with would you your yours may might shall well yes one ones via
     whose whether either else etc e.g i.e per both within upon onto"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 # Capitalised in documentation without being names (headings, notes).
 _CAPITALISED_TEXT = "Note Notes New See Use Example Examples Warning Options Synopsis"
 _CAPITALISED = frozenset(_CAPITALISED_TEXT.split())
+# Where a source sentence turns: "enabled by default but can be disabled".
+_SOURCE_CLAUSE = re.compile(
+    r";|\s(?:but|whereas|however|although|though|except|unless)\s", re.IGNORECASE
+)
 _CLAUSE_BREAK = re.compile(r"[,;:]|\s(?:but|so|whereas|although|though)\s", re.IGNORECASE)
 
 
@@ -148,19 +204,38 @@ def _number_key(raw: str) -> str:
 
 
 def stem(word: str) -> str:
-    """Crude, but the same on both sides: ``invoked``/``invokes``/``invoke`` -> ``invok``."""
+    """Crude, but the same on both sides: ``invoked``/``invokes``/``invoke`` ->
+    ``invok``, ``used``/``using`` -> ``use``, ``modified``/``modify`` ->
+    ``modifi``, ``running`` -> ``run``, ``reachable`` -> ``reach``."""
     word = word.lower().strip("'’")
-    if word.endswith("ies") and len(word) > 4:
+    if word.endswith(("ies", "ied")) and len(word) > 4:
         word = word[:-3] + "y"
-    for suffix in ("ations", "ation", "ings", "ing", "edly", "ied", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith("ss"):
-                break
-            word = word[: -len(suffix)]
+    for suffix in _SUFFIXES:
+        rest = len(word) - len(suffix)
+        if not word.endswith(suffix) or rest < _SUFFIX_REST.get(suffix, 3):
+            continue
+        if rest == 2 and word[1] in "aeiou":
+            break  # need, feed, bing: not a suffix
+        if suffix == "s" and word.endswith(("ss", "us", "is")):
             break
+        word = word[: -len(suffix)]
+        if suffix in ("ing", "ed", "ings", "edly"):
+            if len(word) == 2 and word[-1] not in "aeiou":
+                word += "e"  # us(ed) -> use; but ne(ed) stays need
+            elif len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]  # runn(ing) -> run, embedd(ed) -> embed
+        break
     if word.endswith("e") and len(word) > 3:
         word = word[:-1]
+    if word.endswith("y") and len(word) > 3:
+        word = word[:-1] + "i"  # modify, modifi(ed)
     return word[:7]
+
+
+# Suffixes stripped, longest first, and the letters each must leave: "apply"
+# keeps its "ly", "table" its "able", "used" becomes "use" (two letters + e).
+_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "able", "ible", "ed", "es", "ly", "s")
+_SUFFIX_REST = {"ing": 2, "ed": 2, "able": 4, "ible": 4, "ly": 4}
 
 
 def tokens(text: str) -> list[Token]:
@@ -232,8 +307,7 @@ def _content_stem(token: Token) -> str | None:
     lower = token.key
     if lower in _STOPWORDS or lower in _NEGATIONS or len(lower) < 3 or lower.endswith("n't"):
         return None
-    stemmed = stem(lower)
-    return _SAME_STEM.get(stemmed, stemmed)
+    return canonical(stem(lower))
 
 
 @dataclass(frozen=True)
@@ -248,6 +322,7 @@ class Reading:
     units: tuple[tuple[str, str], ...]  # (number key, the word after it)
     formulas: tuple[str, ...]
     words: frozenset[str]  # every word's stem, function words too (before/after)
+    quantities: frozenset[tuple[str, str]]  # ("one" or "many", the noun it counts)
     # specific -> (the nearest other specifics, the two nearest content words)
     neighbours: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
 
@@ -258,6 +333,8 @@ def _negation_scope(toks: list[Token]) -> tuple[set[str], set[str]]:
         low = token.key
         if token.kind != "word" or not (low in _NEGATIONS or low.endswith("n't")):
             continue
+        if i and toks[i - 1].key in ("need", "needs"):
+            negated.add("need")  # "need not be quoted": the need is what is denied
         for nxt in toks[i + 1 : i + 6]:
             if nxt.kind == "punct":
                 break
@@ -313,9 +390,24 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         units=tuple(units),
         formulas=tuple(_squash(f.group()).rstrip(".") for f in _FORMULA.finditer(text))
         + tuple(_squash(q.group()) for q in _QUOTED.finditer(text)),
-        words=frozenset(stem(t.key) for t in toks if t.kind == "word"),
+        words=frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word"),
+        quantities=frozenset(_quantities(toks)),
         neighbours=tuple(_neighbours(positions)),
     )
+
+
+def _quantities(toks: list[Token]) -> set[tuple[str, str]]:
+    """(one/many, noun) for each quantity word and the first content word or two
+    after it: "only one writer" -> (one, writer), "multiple WAL files" ->
+    (many, wal), (many, fil)."""
+    out: set[tuple[str, str]] = set()
+    for i, token in enumerate(toks):
+        amount = _QUANTITY.get(token.key) if token.kind == "word" else None
+        if amount is None:
+            continue
+        nouns = [c for t in toks[i + 1 : i + 3] if (c := _content_stem(t)) is not None]
+        out.update((amount, noun) for noun in nouns if _QUANTITY.get(noun) is None)
+    return out
 
 
 def _squash(text: str) -> str:
@@ -396,20 +488,33 @@ class Passage:
     stems: frozenset[str]
     squashed: str
     parts: tuple[frozenset[str], ...]  # per source sentence: its specifics and stems
-    singles: tuple[Passage, ...] = ()  # a pair's two sentences, read alone
+    singles: tuple[Passage, ...] = ()  # a window's sentences, read alone
+    # a sentence's parts around "but", "whereas", ";"...: (stems, words) each
+    clauses: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
 
 
 def _sentence_words(text: str) -> tuple[Reading, frozenset[str], frozenset[str]]:
     """A source sentence's reading; its first word counts both as a word and,
-    capitalised, as a name (``Zero arguments…``, ``Oracle is…``)."""
+    capitalised, as a name (``Zero arguments…``, ``Oracle is…``); a word also
+    says what it implies ("raise" a change)."""
     reading = read(text, first_word_is_name=False)
+    implied = {_IMPLIES[s] for s in reading.affirmed if s in _IMPLIES}
+    reading = replace(reading, affirmed=reading.affirmed | implied)
     specifics = set(reading.specifics)
-    stems = set(reading.stems)
+    stems = set(reading.stems) | {_IMPLIES[s] for s in reading.stems if s in _IMPLIES}
     words = [t for t in reading.tokens if t.kind == "word"]
     # Any word answers to a name or command written as one: "while" to while().
     specifics.update("@" + w.key for w in words)
     specifics.update("~" + w.key.replace("-", " ") for w in words if "-" in w.key)
-    stems.update(stem(k[1:]) for k in specifics if k[0] == "@" and k[1:].isalpha())
+    stems.update(canonical(stem(k[1:])) for k in specifics if k[0] == "@" and k[1:].isalpha())
+    # "run-time" holds "run" and "time" (an answer writes "at run time").
+    stems.update(
+        canonical(stem(part))
+        for w in words
+        if "-" in w.key
+        for part in w.key.split("-")
+        if len(part) >= 3 and part not in _STOPWORDS
+    )
     return reading, frozenset(specifics), frozenset(stems)
 
 
@@ -433,8 +538,10 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         units=units,
         formulas=(),
         words=frozenset().union(*(r[0].words for r in readings)),
+        quantities=frozenset().union(*(r[0].quantities for r in readings)),
         neighbours=(),
     )
+    parts = _SOURCE_CLAUSE.split(whole) if len(pieces) == 1 else []
     return Passage(
         pieces[0][0],
         pieces[-1][1],
@@ -444,6 +551,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         _squash(whole),
         tuple(r[1] | r[2] for r in readings),
         singles,
+        tuple((frozenset(c.stems), c.words) for c in map(read, parts)) if len(parts) > 1 else (),
     )
 
 
@@ -513,13 +621,29 @@ def polarity_holds(clause: Reading, passage: Passage) -> bool:
 
 def _polarity(clause: Reading, passage: Passage) -> bool:
     theirs = passage.reading
-    if clause.negated & (theirs.affirmed - theirs.negated):
+    # What the passage says only one way: a word it negates and also affirms
+    # ("an alias for the ROWID (except in WITHOUT ROWID tables)") is neither,
+    # and "unreachable" says "not reached" too.
+    said = theirs.affirmed - theirs.negated - _prefixed_bases(theirs.stems)
+    denied = theirs.negated - theirs.affirmed
+    if clause.negated & said:
         return False
-    if theirs.negated & (clause.affirmed - clause.negated):
+    if denied & (clause.affirmed - clause.negated):
         return False
     mine, other = set(clause.words), set(theirs.words)
-    for a, b in _OPPOSITE_STEMS:
-        if _turned(mine, other, a, b) or _turned(mine, other, b, a):
+    if _opposed(mine, other):
+        return False
+    # A sentence saying both ("enabled by default but can be disabled"): the
+    # parts of it sharing the most of the clause's words (half or more) decide.
+    stems = set(clause.stems)
+    shared = [len(stems & part_stems) for part_stems, _ in passage.clauses]
+    for count, (_, part_words) in zip(shared, passage.clauses, strict=True):
+        if count == max(shared) and 2 * count >= len(stems) and _opposed(mine, set(part_words)):
+            return False
+    # "several writers" where the passage counts "only one writer".
+    counted = {noun: amount for amount, noun in theirs.quantities}
+    for amount, noun in clause.quantities:
+        if noun in counted and (amount, noun) not in theirs.quantities:
             return False
     mine, other = set(clause.stems), set(theirs.stems)
     for word in mine - other:
@@ -533,7 +657,37 @@ def _polarity(clause: Reading, passage: Passage) -> bool:
     return True
 
 
-_OPPOSITE_STEMS[:] = [(stem(a), stem(b)) for a, b in _OPPOSITES]
+_SAME_STEM.update(
+    (stem(word), stem(group.split()[0]))
+    for group in _SYNONYM_TEXT.strip().splitlines()
+    for word in group.split()
+)
+
+
+# A passage saying one of these says the other too ("raise or lower" changes it).
+_IMPLIES = {"increas": "chang", "decreas": "chang"}
+
+
+def canonical(stemmed: str) -> str:
+    """A stem read as its synonym group's first word (``rais`` -> ``increas``)."""
+    return _SAME_STEM.get(stemmed, stemmed)
+
+
+_OPPOSITE_STEMS[:] = sorted({(canonical(stem(a)), canonical(stem(b))) for a, b in _OPPOSITES})
+
+
+def _opposed(mine: set[str], other: set[str]) -> bool:
+    return any(_turned(mine, other, a, b) or _turned(mine, other, b, a) for a, b in _OPPOSITE_STEMS)
+
+
+def _prefixed_bases(stems: Iterable[str]) -> set[str]:
+    """unreach -> reach, invalid -> valid: the words a negative prefix denies."""
+    return {
+        w[len(p) :]
+        for w in stems
+        for p in _NEGATIVE_PREFIXES
+        if w.startswith(p) and len(w) - len(p) >= 4
+    }
 
 
 def _turned(mine: set[str], other: set[str], a: str, b: str) -> bool:

@@ -1,0 +1,193 @@
+"""The reading rules of services/query/answer/claims.py, each with a hard
+negative: a sentence the rule must still refuse, built to fool it."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.query.answer.attribution import attribute, read_source
+from services.query.answer.claims import canonical, stem
+from shared.protocol import SentenceSupport
+
+SUPPORTED, UNSUPPORTED = SentenceSupport.SUPPORTED, SentenceSupport.UNSUPPORTED
+
+
+def verdict(sentence: str, source: str) -> SentenceSupport:
+    (only,) = attribute(sentence, [read_source(source)])
+    return only.support
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("use", "used", "using", "uses"),
+        ("modify", "modified", "modifies"),
+        ("run", "running", "runs"),
+        ("reach", "reached", "reachable"),
+        ("embedded", "embedding"),  # "embed" reads as "emb": a known miss
+        ("apply", "applies", "applied"),
+    ],
+)
+def test_inflections_share_a_stem(words: tuple[str, ...]) -> None:
+    assert len({stem(w) for w in words}) == 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("need", "ne"), ("apply", "app"), ("table", "t"), ("disable", "dis"), ("process", "proces")],
+)
+def test_short_words_keep_what_is_not_a_suffix(a: str, b: str) -> None:
+    assert stem(a) != b
+
+
+def test_synonyms_read_as_one_word_but_opposites_stay_apart() -> None:
+    assert canonical(stem("raised")) == canonical(stem("increases"))
+    assert canonical(stem("supersedes")) == canonical(stem("overrides"))
+    assert canonical(stem("lowered")) != canonical(stem("raised"))
+
+
+RUNTIME = "The maximum length can be lowered at run-time using the sqlite3_limit() interface."
+
+
+def test_a_hyphenated_word_holds_its_parts() -> None:
+    assert verdict(
+        "You can lower the maximum length at run time with sqlite3_limit().", RUNTIME
+    ) == (SUPPORTED)
+    # hard negative: each part is a word of its own that must match
+    compile_time = "It can be lowered at compile-time."
+    assert verdict("It can be lowered at run time.", compile_time) == UNSUPPORTED
+    assert verdict("It can be lowered at compile time.", compile_time) == SUPPORTED
+
+
+def test_a_synonym_backs_a_paraphrase_and_an_opposite_synonym_does_not() -> None:
+    source = "You can increase this value at compile time."
+    assert verdict("You can raise this value at compile time.", source) == SUPPORTED
+    assert verdict("You can reduce this value at compile time.", source) == UNSUPPORTED
+
+
+UNREACHABLE = "This limit is unreachable since the maximum database size will be reached first."
+
+
+def test_a_negative_prefix_in_the_source_says_not() -> None:
+    assert verdict(
+        "This limit can't be reached, since the maximum database size is reached first.",
+        UNREACHABLE,
+    ) == (SUPPORTED)
+    # hard negative: the same words, the prefix's "not" dropped
+    assert verdict("This limit is reachable.", "This limit is unreachable.") == UNSUPPORTED
+
+
+ALIAS = (
+    "In SQLite, a column with type INTEGER PRIMARY KEY is an alias for the ROWID "
+    "(except in WITHOUT ROWID tables) which is always a 64-bit signed integer."
+)
+
+
+def test_a_word_the_source_both_negates_and_affirms_is_not_turned_around() -> None:
+    assert verdict(
+        "An INTEGER PRIMARY KEY column is an alias for the ROWID, a 64-bit signed integer.", ALIAS
+    ) == (SUPPORTED)
+    # hard negative: the answer's own negation still counts
+    assert (
+        verdict("An INTEGER PRIMARY KEY column is not an alias for the ROWID.", ALIAS)
+        == UNSUPPORTED
+    )
+
+
+TRIGGERS = (
+    "Beginning with version 3.7.0, recursive triggers are enabled by default "
+    "but can be manually disabled using PRAGMA recursive_triggers."
+)
+
+
+def test_the_part_of_a_sentence_sharing_the_clauses_words_decides_its_polarity() -> None:
+    assert verdict(
+        "From version 3.7.0 on, recursive triggers are disabled by default.", TRIGGERS
+    ) == (UNSUPPORTED)
+    assert verdict(
+        "From version 3.7.0 on, recursive triggers are enabled by default.", TRIGGERS
+    ) == (SUPPORTED)
+    # hard negative for the rule: the other part may say the opposite word
+    assert (
+        verdict(
+            "Recursive triggers can be manually disabled using PRAGMA recursive_triggers.", TRIGGERS
+        )
+        == SUPPORTED
+    )
+
+
+SIZES = (
+    "Within a single database, every page is the same size, but different databases "
+    "can have page sizes that are powers of two between 512 and 65536."
+)
+
+
+def test_a_part_sharing_fewer_words_does_not_decide() -> None:
+    assert verdict("Every page in a single database is the same size.", SIZES) == SUPPORTED
+    assert verdict("Different pages within a single database can have different sizes.", SIZES) == (
+        UNSUPPORTED
+    )
+
+
+WAL = "However, since there is only one WAL file, there can only be one writer at a time."
+
+
+def test_a_count_of_the_same_thing_must_agree() -> None:
+    assert verdict("There can be several writers at a time, one per WAL file.", WAL) == UNSUPPORTED
+    assert verdict("There can be multiple writers at a time.", WAL) == UNSUPPORTED
+    # hard negative: "one" counting something else is no contradiction
+    assert (
+        verdict("Since there is one WAL file, only one writer can run at a time.", WAL) == SUPPORTED
+    )
+
+
+QUOTED = "The mathematical expression must be enclosed in double quotation marks."
+
+
+def test_must_and_need_are_one_word_for_polarity() -> None:
+    assert verdict(
+        "The expression does not need to be enclosed in double quotation marks.", QUOTED
+    ) == (UNSUPPORTED)
+    assert (
+        verdict("The expression needs to be enclosed in double quotation marks.", QUOTED)
+        == SUPPORTED
+    )
+    # hard negative: "need not" in the source is the same denial the answer makes
+    optional = "The expression need not be enclosed in double quotation marks."
+    assert verdict(
+        "The expression does not need to be enclosed in double quotation marks.", optional
+    ) == (SUPPORTED)
+
+
+def test_a_negation_reaches_past_try_to() -> None:
+    source = (
+        "In security-sensitive applications it is best not to try to increase the maximum length."
+    )
+    assert verdict(
+        "In security-sensitive applications it is best to increase the maximum length.", source
+    ) == (UNSUPPORTED)
+    assert verdict(
+        "In security-sensitive applications it is best not to increase the maximum length.", source
+    ) == (SUPPORTED)
+
+
+def test_allow_and_prevent_are_opposites() -> None:
+    source = "The purpose of AUTOINCREMENT is to prevent the reuse of ROWIDs of deleted rows."
+    assert verdict(
+        "The purpose of AUTOINCREMENT is to allow the reuse of ROWIDs of deleted rows.",
+        source,
+    ) == (UNSUPPORTED)
+    assert verdict(
+        "The purpose of AUTOINCREMENT is to forbid the reuse of ROWIDs of deleted rows.",
+        source,
+    ) == (SUPPORTED)
+
+
+def test_raising_or_lowering_is_changing() -> None:
+    source = "The max_page_count PRAGMA can be used to raise or lower this limit at run-time."
+    assert (
+        verdict("The max_page_count PRAGMA can change this limit at run time.", source) == SUPPORTED
+    )
+    assert verdict(
+        "The limit cannot be changed at run time with the max_page_count PRAGMA.", source
+    ) == (UNSUPPORTED)
