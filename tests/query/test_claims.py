@@ -191,3 +191,73 @@ def test_raising_or_lowering_is_changing() -> None:
     assert verdict(
         "The limit cannot be changed at run time with the max_page_count PRAGMA.", source
     ) == (UNSUPPORTED)
+
+
+FUNCTION_ARG = (
+    "The SQLITE_MAX_FUNCTION_ARG parameter determines the maximum number of parameters "
+    "that can be passed to an SQL function. The default value of this limit is 100. "
+    "The maximum number of attached databases is 10."
+)
+
+
+def test_a_sentence_pointing_back_goes_on_about_the_one_before() -> None:
+    assert verdict("SQLITE_MAX_FUNCTION_ARG defaults to 100.", FUNCTION_ARG) == SUPPORTED
+    # hard negative: a value of the next statement is not the named limit's
+    assert verdict("SQLITE_MAX_FUNCTION_ARG defaults to 10.", FUNCTION_ARG) == UNSUPPORTED
+
+
+JOURNAL = (
+    "The COMMIT occurs when the rollback journal is deleted. "
+    "The WAL approach inverts this. A COMMIT occurs when a record is appended to the WAL."
+)
+
+
+def test_a_sentence_naming_its_own_subject_does_not_go_on() -> None:
+    # "this" points back, but the sentence is about WAL, not the journal
+    assert verdict(
+        "With a rollback journal, the COMMIT occurs when the WAL file is deleted.", JOURNAL
+    ) == (UNSUPPORTED)
+    assert verdict(
+        "With a rollback journal, the COMMIT occurs when the journal is deleted.", JOURNAL
+    ) == (SUPPORTED)
+
+
+COLON = (
+    "You can raise or lower this value at compile-time using a command-line option like this:\n\n"
+    "-DSQLITE_MAX_LENGTH=123456789\n\n"
+    "The current implementation will only support a string or BLOB length up to 2147483647."
+)
+
+
+def test_a_sentence_ending_in_a_colon_goes_on_in_what_follows() -> None:
+    assert (
+        verdict(
+            "You can change it at compile time with a command-line option such as "
+            "-DSQLITE_MAX_LENGTH=123456789.",
+            COLON,
+        )
+        == SUPPORTED
+    )
+    # hard negative: the flag's value is still checked
+    assert (
+        verdict(
+            "You can change it at compile time with a command-line option such as "
+            "-DSQLITE_MAX_LENGTH=2147483647.",
+            COLON,
+        )
+        == UNSUPPORTED
+    )
+
+
+TYPES = (
+    "The <type> must be specified as one of:\n\nBOOL Boolean ON/OFF value. "
+    "cmake-gui(1) offers a checkbox.\n\nFILEPATH Path to a file on disk. "
+    "cmake-gui(1) offers a file dialog."
+)
+
+
+def test_a_leading_modifier_is_part_of_the_claim_it_modifies() -> None:
+    # "For the BOOL type" alone is backed by the list's first line; what it
+    # says of BOOL is not
+    assert verdict("For the BOOL type, cmake-gui(1) offers a file dialog.", TYPES) == UNSUPPORTED
+    assert verdict("For FILEPATH, the value is a path to a file on disk.", TYPES) == SUPPORTED

@@ -128,9 +128,10 @@ def read_source(text: str) -> SourceReading:
     may join what two short sentences say)."""
     excerpt = collapse(text)
     pieces = [(s, e, excerpt[s:e]) for s, e in source_spans(text)]
-    passages = [read_passage([piece]) for piece in pieces]
+    singles = [read_passage([piece]) for piece in pieces]
+    passages = list(singles)
     passages += [
-        read_passage([a, b], (passages[i], passages[i + 1]))
+        read_passage([a, b], (singles[i], singles[i + 1]))
         for i, (a, b) in enumerate(itertools.pairwise(pieces))
     ]
     first_line = text.strip().split("\n", 1)[0] if text.strip() else ""
@@ -209,8 +210,7 @@ def backing_by(
             if not specifics_hold(clause.reading, passage, topic):
                 continue
             score = coverage(clause.reading, passage)
-            if len(passage.parts) > 1:
-                score -= PAIR_PENALTY
+            score -= PAIR_PENALTY * (len(passage.parts) - 1)
             if not polarity_holds(clause.reading, passage):
                 against = max(against, score)
                 continue
@@ -275,12 +275,33 @@ def attribute_sentence(
 def _enumeration(text: str, topic: frozenset[str]) -> list[Clause]:
     """The sentence's clauses when each names its own specific ("CUDA in 3.8,
     OBJC in 3.16"): then each may be backed by its own passage of the source."""
-    parts = clauses(text)
+    parts = _joined_modifiers(clauses(text))
     if len(parts) < 2:
         return []
     if all(any(k not in topic for k in c.reading.specifics) for c in parts):
         return parts
     return []
+
+
+# A short clause opening with one of these modifies the clause after it ("For
+# the BOOL type, cmake-gui offers a checkbox"): the two are one claim.
+_MODIFIER_TEXT = "for with without in on at by from since after before when whenever if unless once"
+_MODIFIER_OPENERS = frozenset(_MODIFIER_TEXT.split())
+
+
+def _joined_modifiers(parts: list[Clause]) -> list[Clause]:
+    out: list[Clause] = []
+    carried = ""
+    for part in parts:
+        text = f"{carried}, {part.text}" if carried else part.text
+        words = part.text.split()
+        opener = bool(words) and words[0].lower() in _MODIFIER_OPENERS and len(words) <= 5
+        if not carried and opener and part is not parts[-1]:
+            carried = text
+            continue
+        out.append(whole(text) if carried else part)
+        carried = ""
+    return out
 
 
 def attribute(

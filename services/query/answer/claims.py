@@ -491,6 +491,10 @@ class Passage:
     singles: tuple[Passage, ...] = ()  # a window's sentences, read alone
     # a sentence's parts around "but", "whereas", ";"...: (stems, words) each
     clauses: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
+    # statements: sentences joined when one goes on about the one before
+    # ("… SQLITE_MAX_FUNCTION_ARG … . The default value of this limit is 100."):
+    # their specifics and stems, and their text squashed
+    statements: tuple[tuple[frozenset[str], str], ...] = ()
 
 
 def _sentence_words(text: str) -> tuple[Reading, frozenset[str], frozenset[str]]:
@@ -542,6 +546,16 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         neighbours=(),
     )
     parts = _SOURCE_CLAUSE.split(whole) if len(pieces) == 1 else []
+    statements: list[tuple[frozenset[str], str]] = []
+    previous = ""
+    for (_, _, text), (sentence, keys, words) in zip(pieces, readings, strict=True):
+        # "… using a command-line option like this:" goes on in what follows it
+        if statements and (_goes_on(sentence) or previous.endswith(":")):
+            last_keys, last_text = statements.pop()
+            statements.append((last_keys | keys | words, last_text + _squash(text)))
+        else:
+            statements.append((keys | words, _squash(text)))
+        previous = text
     return Passage(
         pieces[0][0],
         pieces[-1][1],
@@ -552,7 +566,24 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         tuple(r[1] | r[2] for r in readings),
         singles,
         tuple((frozenset(c.stems), c.words) for c in map(read, parts)) if len(parts) > 1 else (),
+        tuple(statements),
     )
+
+
+_ANAPHORS = frozenset({"this", "these", "such"})
+
+
+def _goes_on(sentence: Reading) -> bool:
+    """The sentence is about the one before it: it opens with "Which", "This",
+    "It"…, or points back in its first words without a name of its own ("The
+    default value of this limit is 100"; not "The WAL approach inverts this")."""
+    words = [t.key for t in sentence.tokens if t.kind == "word"][:6]
+    if not words:
+        return False
+    if words[0] in _CONTINUATIONS:
+        return True
+    pointing = any(w in _ANAPHORS for w in words[:-1])  # a determiner: "this limit"
+    return pointing and not any(k[0] in "@=" for k in sentence.specifics)
 
 
 def topic_names(titles: str) -> frozenset[str]:
@@ -593,20 +624,24 @@ def specifics_hold(clause: Reading, passage: Passage, topic: frozenset[str]) -> 
         near = [k for k in specifics if k not in topic][:1] or list(words)
         if not near:
             continue
-        parts = [p for p in _related_parts(passage) if key in p] or list(passage.parts)
-        if not any(n in part for part in parts for n in near):
+        statements = [s for s in passage.statements if _in(key, s)] or passage.statements
+        if not any(_in(n, s) for s in statements for n in near):
             return False
     return True
 
 
-def _related_parts(passage: Passage) -> list[frozenset[str]]:
-    """A pair whose second sentence goes on about the first ("Which is…",
-    "This option…") is one statement; other pairs are two."""
-    if len(passage.singles) == 2 and passage.singles[1].reading.tokens:
-        opener = passage.singles[1].reading.tokens[0].key
-        if opener in _CONTINUATIONS:
-            return [passage.parts[0] | passage.parts[1]]
-    return list(passage.parts)
+def _in(key: str, statement: tuple[frozenset[str], str]) -> bool:
+    """``_has`` for one statement of the passage."""
+    keys, squashed = statement
+    if key in keys:
+        return True
+    if key[0] == "~":
+        return key[1:].replace(" ", "") in squashed.replace("-", "")
+    if key[0] == "-":
+        return key[1:] in squashed
+    if key[0] == "@":
+        return key[1:] in squashed and any(s.startswith("@") and key[1:] in s for s in keys)
+    return False
 
 
 def polarity_holds(clause: Reading, passage: Passage) -> bool:
