@@ -215,7 +215,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the chat page, WebSocket API (/ws) and indexer in one process."""
-    from cli.port_check import port_problem
+    from cli.serve.port_check import port_problem
 
     # Before loading anything: a busy port is known in milliseconds, not after the model.
     problem = port_problem(host, port)
@@ -223,11 +223,11 @@ def serve(
         raise fail(f"{problem}: stop it, or pick another port with --port")
     if model and not model_url:
         raise fail("--model names a model on the server given by --model-url", 2)
-    from cli.serve import serve as run_server
+    from cli.serve.server import serve as run_server
 
     settings = settings_for(data_dir)
     if model_url:
-        from cli.model_url import use_model_server
+        from cli.serve.model_url import use_model_server
 
         settings = run(use_model_server(settings, model_url, model))
     try:
@@ -272,7 +272,7 @@ def ingest(
     stack: Stack = None,
 ) -> None:
     """Index files and folders (id: the path relative to the folder given)."""
-    from cli import commands
+    from cli.documents import commands
 
     targets = list(paths or [])
     if sample:
@@ -314,7 +314,7 @@ def ask(
     timeout: AnswerTimeout = 600.0,
 ) -> None:
     """Stream the answer to one question, then its sources."""
-    from cli import commands
+    from cli.documents import commands
 
     settings = settings_for(data_dir)
     url = stack_websocket_url(url, stack) or local_server_url(settings)
@@ -334,7 +334,7 @@ def chat(
     timeout: AnswerTimeout = 600.0,
 ) -> None:
     """Follow-up questions in one conversation (empty line or Ctrl-D quits)."""
-    from cli import commands
+    from cli.documents import commands
 
     settings = settings_for(data_dir)
     url = stack_websocket_url(url, stack) or local_server_url(settings)
@@ -350,7 +350,7 @@ def docs(
     ] = False,
 ) -> None:
     """List documents with their status (and the reason when one failed)."""
-    from cli.listing import list_docs, status_table
+    from cli.documents.listing import list_docs, status_table
 
     statuses, dead = run(list_docs(settings_for(data_dir, stack)))
     if as_json:
@@ -372,7 +372,7 @@ def delete(
     doc_id: Annotated[str, typer.Argument(help="Document id")], data_dir: DataDir = None
 ) -> None:
     """Remove a document from the index."""
-    from cli import commands
+    from cli.documents import commands
 
     ok = run(commands.delete(settings_for(data_dir), doc_id))
     if not ok:
@@ -388,7 +388,7 @@ def reconcile(
     stack: Stack = None,
 ) -> None:
     """Compare every document's status with the index; remove strays, re-index what's missing."""
-    from cli import reconcile as reconciling
+    from cli.documents import reconcile as reconciling
     from cli.stack_outputs import pick
 
     if stack:
@@ -433,7 +433,7 @@ def doctor(
     from rich.console import Console
     from rich.markup import escape
 
-    from cli.doctor import diagnose, exit_code, verdict
+    from cli.deploy.doctor import diagnose, exit_code, verdict
     from shared.settings import load_settings
 
     endpoint = load_settings().aws.endpoint_url
@@ -472,7 +472,7 @@ def smoke(
     from rich.console import Console
     from rich.markup import escape
 
-    from cli.smoke import SmokeTarget, exit_code, run_smoke, stack_token
+    from cli.deploy.smoke import SmokeTarget, exit_code, run_smoke, stack_token
 
     outputs = stack_outputs(stack)
     try:
@@ -500,7 +500,7 @@ register_eval()
 
 def register_cost() -> None:
     # `rag cost` lives in its own module (cli/cost.py: typer only at import).
-    from cli import cost
+    from cli.deploy import cost
 
     cost.register(app)
 

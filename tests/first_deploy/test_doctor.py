@@ -13,7 +13,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from cli.doctor import Check, diagnose, exit_code
+from cli.deploy.doctor import Check, diagnose, exit_code
 from tests.aws_doubles import serve_app
 
 pytestmark = pytest.mark.sqs

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cli.smoke import SmokeTarget, exit_code, run_smoke
+from cli.deploy.smoke import SmokeTarget, exit_code, run_smoke
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from services.query.answer.parts import build_query_deps
@@ -144,7 +144,7 @@ async def test_an_answer_that_ignores_the_document_fails(stack: Stack) -> None:
 def test_the_stack_token_comes_from_pulumi_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cli.smoke import stack_token
+    from cli.deploy.smoke import stack_token
 
     fake = tmp_path / "pulumi"  # stands in for the CLI: prints the decrypted secret
     fake.write_text('#!/bin/sh\n[ "$3" = rag:staticToken ] && [ "$5" = dev ] && echo s3cret\n')

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.files import manifest_digest, parse_groups
-from cli.serve import access_line
+from cli.serve.server import access_line
 from services.query.transports.identity import TokenAuthenticator
 from tests.local.conftest import rag
 

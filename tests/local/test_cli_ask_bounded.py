@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from rich.console import Console
 
-from cli.asking import AnswerTimeout, TerminalSink, WebSocketAsker
+from cli.ask.asking import AnswerTimeout, TerminalSink, WebSocketAsker
 from cli.chat_socket import ChatSocket
 from tests.local.conftest import rag
 from tests.waiting import wait_until

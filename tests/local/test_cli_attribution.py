@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cli.asking import TerminalSink, checked_lines, marked_answer, terminal_rows
+from cli.ask.asking import TerminalSink, checked_lines, marked_answer, terminal_rows
 from shared.protocol import (
     AnswerSentence,
     Citation,
@@ -124,7 +124,7 @@ SINK_SCRIPT = """
 import asyncio, sys
 from rich.console import Console
 from tests.local.test_cli_attribution import ANSWER, LONG, SENTENCES, feed, long_sentences
-from cli.asking import TerminalSink
+from cli.ask.asking import TerminalSink
 answer, sentences = (LONG, long_sentences()) if sys.argv[1] == "long" else (ANSWER, SENTENCES)
 asyncio.run(feed(TerminalSink(Console(force_terminal=True)), answer, sentences))
 print("END-OF-RUN")

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from cli.asking import TerminalSink
+from cli.ask.asking import TerminalSink
 from shared.protocol import DoneEvent, Grounding, StopReason, TokenEvent
 
 PLAIN = "The sources do not support this answer"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli.asking import TerminalSink
+from cli.ask.asking import TerminalSink
 from shared.protocol import ErrorCode, ErrorEvent
 from tests.local.conftest import REPO, rag
 
@@ -31,7 +31,7 @@ async def test_an_error_from_the_server_is_one_line_on_a_narrow_pipe() -> None:
 
 
 def test_the_default_answer_console_never_wraps() -> None:
-    from cli import asking
+    from cli.ask import asking
 
     assert asking.console.soft_wrap
 

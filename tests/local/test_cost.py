@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.cost_model import Usage, runs_per_day
+from cli.deploy.cost_model import Usage, runs_per_day
 from infra.lambda_artifacts import REPO_ROOT
 
 RAG = str(Path(sys.executable).with_name("rag"))
@@ -128,7 +128,7 @@ def test_a_missing_or_wrong_stack_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_help_does_not_load_the_cost_model() -> None:
-    heavy = "('cli.cost_model', 'infra', 'yaml', 'pulumi')"
+    heavy = "('cli.deploy.cost_model', 'infra', 'yaml', 'pulumi')"
     probe = f"import sys, cli.main; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from cli.documents.submit import send_files
 from cli.files import discover
 from cli.local_parts import LocalParts
-from cli.submit import send_files
 from shared.ingest import IndexOperation, parse_ingest_message
 from shared.settings import AwsSettings, IngestSettings, QueueSettings, Settings
 
@@ -94,7 +94,7 @@ async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
 async def test_sync_sends_deletes_for_files_gone_from_the_folder(
     tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any, sqs_client: Any
 ) -> None:
-    from cli import commands
+    from cli.documents import commands
     from shared.ingest import DeleteOperation
 
     folder = tmp_path / "docs"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import commands
+from cli.documents import commands
 from cli.files import discover
 from cli.local_parts import LocalParts
 from shared.documents import DocState

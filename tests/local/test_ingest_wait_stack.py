@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from cli import commands
-from cli.stack_wait import settled, wait_for_stack
-from cli.submit import Sent
+from cli.destination.stack_wait import settled, wait_for_stack
+from cli.documents import commands
+from cli.documents.submit import Sent
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from shared.adapters.aws import dynamodb_status

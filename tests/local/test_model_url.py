@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cli.model_url import base_url, pick_model
+from cli.serve.model_url import base_url, pick_model
 from shared.errors import ConfigurationError
 from tests.local.conftest import LocalServer, free_port, rag
 

@@ -68,7 +68,7 @@ async def test_the_indexing_line_counts_documents_as_they_finish() -> None:
     from rich.progress import Progress, TextColumn
 
     from cli.destination import IndexingProgress
-    from cli.submit import Sent
+    from cli.documents.submit import Sent
 
     class NoChunks:  # the index as the watcher reads it (a test double)
         async def generations(self, doc_id: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.reconcile import reconcile_stack
+from cli.documents.reconcile import reconcile_stack
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 

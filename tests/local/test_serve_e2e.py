@@ -11,7 +11,7 @@ import aiohttp
 import apsw
 import pytest
 
-from cli.submit import CONSUMER_FRESH_S
+from cli.documents.submit import CONSUMER_FRESH_S
 from shared.adapters.sqlite.common import QUEUE_DB
 from shared.protocol import DoneEvent, SourcesEvent, TokenEvent, parse_server_event
 from tests.local.conftest import LocalServer, rag
@@ -68,7 +68,7 @@ async def wait_for_server_indexer(server: LocalServer) -> None:
     """Until the server's indexer heartbeats in the embedded queue (what
     ``rag ingest`` checks before indexing in-process)."""
     assert server.process is not None
-    consumer = f"serve-{server.process.pid}"  # cli/serve.py names its consumer so
+    consumer = f"serve-{server.process.pid}"  # cli/serve/server.py names its consumer so
 
     async def live() -> bool:
         conn = apsw.Connection(str(server.data_dir / QUEUE_DB), flags=apsw.SQLITE_OPEN_READONLY)

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from cli.local_parts import LocalParts
-from cli.webapi import add_local_routes
+from cli.serve.webapi import add_local_routes
 from shared.settings import Settings
 
 PAGE = {"X-Requested-With": "rag-page"}

@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from rich.console import Console
 
-from cli.asking import TerminalSink, WebSocketAsker
+from cli.ask.asking import TerminalSink, WebSocketAsker
 from cli.chat_socket import ChatSocket, ConnectionLost
 from services.query.answer.parts import QueryDeps
 from services.query.transports.server import SERVICE, WebSocketSink, create_app

@@ -207,7 +207,7 @@ async def test_an_in_process_refusal_ends_with_error_and_done_instead_of_hanging
 async def test_the_clis_in_process_ask_gets_accepted_and_the_servers_words(
     service: AnswerService, model: FakeChatModel
 ) -> None:
-    from cli.asking import InProcessAsker
+    from cli.ask.asking import InProcessAsker
 
     model.scripts = [Script(tokens=["Hay."])]
     sink = RecordingSink()

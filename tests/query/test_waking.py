@@ -365,7 +365,7 @@ async def test_other_model_errors_are_not_waited_for(
 def test_the_terminal_shows_what_is_waking() -> None:
     from rich.console import Console
 
-    from cli.asking import TerminalSink
+    from cli.ask.asking import TerminalSink
 
     out = Console(record=True, width=200)
     sink = TerminalSink(out)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cli.documents.submit import Sent, wait_until_done
 from cli.local_parts import LocalParts
-from cli.submit import Sent, wait_until_done
 from services.indexer.reconcile import Reconciler, ReconcileReport
 from services.indexer.records import settle_seconds
 from shared.adapters.aws.client import LazyAwsClient

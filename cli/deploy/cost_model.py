@@ -2,7 +2,7 @@
 per 10,000 documents indexed (``rag cost``, docs/cost.md).
 
 Pure: a resolved :class:`~infra.config.StackConfig`, the list prices
-(``cli/cost_prices.json``, dated) and the usage assumptions (:class:`Usage`, each
+(``cli/deploy/cost_prices.json``, dated) and the usage assumptions (:class:`Usage`, each
 one written down) in; :class:`Estimate` lines out. No AWS call.
 
 Where AWS leaves a figure open, the model takes the expensive side (free tiers
@@ -300,7 +300,7 @@ def model_line(est: Estimate, config: Any, prices: dict[str, Any]) -> None:
     if price is None:
         est.notes.append(
             f"no list price recorded for {model.instance_type}: add it to "
-            "cli/cost_prices.json; counted as $0"
+            "cli/deploy/cost_prices.json; counted as $0"
         )
         price = 0.0
     est.awake.add("model", f"one {model.instance_type} instance", price)

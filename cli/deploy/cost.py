@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from cli.cost_model import Estimate, Section
+    from cli.deploy.cost_model import Estimate, Section
 
 
 def register(app: typer.Typer) -> None:
@@ -70,12 +70,12 @@ def stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
 def price_stack(stack: str, project_dir: Path, model_seconds: float | None = None) -> Estimate:
     import sys
 
-    from cli.cost_model import Usage, estimate, load_prices
+    from cli.deploy.cost_model import Usage, estimate, load_prices
 
     values = stack_values(stack, project_dir)
     # The Pulumi program (infra/) is not installed: it is read from the project
     # folder, else from the checkout this CLI runs from.
-    for folder in (project_dir.resolve(), Path(__file__).resolve().parents[1]):
+    for folder in (project_dir.resolve(), Path(__file__).resolve().parents[2]):
         if (folder / "infra" / "__init__.py").is_file():
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 from rich.console import Console
 from rich.markup import escape
 
+from cli.documents.submit import SETTLED, DocumentResult, Sent, send_delete, wait_until_done
 from cli.local_parts import LocalParts
-from cli.submit import SETTLED, DocumentResult, Sent, send_delete, wait_until_done
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
 from shared.ingest import IndexOperation
@@ -148,7 +148,7 @@ class StackDestination:
         return bool(self.parts.settings.status.table)  # the deployed indexer's records
 
     async def send(self, message: IndexOperation) -> str:
-        from cli.stack_queue import send_to_stack
+        from cli.destination.stack_queue import send_to_stack
 
         return await send_to_stack(self.parts.settings, message)
 
@@ -164,7 +164,7 @@ class StackDestination:
             console.print(f"sent {deletes} delete(s) (files gone from the folder)")
 
     async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
-        from cli.stack_wait import wait_for_stack
+        from cli.destination.stack_wait import wait_for_stack
 
         task = progress.add_task("indexing", total=len(sent), detail="")
         return await wait_for_stack(self.parts.status, sent, lambda n: progress.advance(task, n))

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.documents.manifest import Manifest
 from cli.files import SourceFile, build_index_message, manifest_digest
 from cli.local_parts import LocalParts
-from cli.manifest import Manifest
 from shared.documents import DocState
 from shared.errors import ConfigurationError
 from shared.ingest import DeleteOperation, IndexOperation, MetadataValue
@@ -205,7 +205,7 @@ async def _dead_letter_reasons(parts: LocalParts) -> dict[str, str]:
 async def run_local_indexer(parts: LocalParts, stop: asyncio.Event, consumer_id: str) -> None:
     """Consume the embedded queue with the indexer until ``stop``, with a
     heartbeat so other processes on this data folder know someone is indexing."""
-    from cli.local_indexer import run_indexer
+    from cli.destination.local_indexer import run_indexer
 
     queue = parts.embedded_queue
     if queue is None:

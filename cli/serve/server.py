@@ -18,10 +18,10 @@ from pathlib import Path
 from aiohttp import web
 
 from cli.announce import announce, withdraw
+from cli.documents.submit import run_local_indexer
 from cli.local_parts import LocalParts
-from cli.submit import run_local_indexer
-from cli.warming_model import WarmingChatModel
-from cli.webapi import add_local_routes
+from cli.serve.warming_model import WarmingChatModel
+from cli.serve.webapi import add_local_routes
 from services.query.answer.audit import AUDIT_FILE, audit_to_file
 from services.query.answer.parts import build_query_deps
 from services.query.transports.identity import TokenAuthenticator

@@ -11,6 +11,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.destination import Destination, destination_for
+from cli.documents.listing import list_docs
+from cli.documents.manifest import Manifest
+from cli.documents.submit import (
+    DocumentResult,
+    Sent,
+    send_delete,
+    send_files,
+    vanished,
+)
 from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,
@@ -19,16 +28,7 @@ from cli.files import (
     parse_groups,
     parse_metadata,
 )
-from cli.listing import list_docs
 from cli.local_parts import LocalParts
-from cli.manifest import Manifest
-from cli.submit import (
-    DocumentResult,
-    Sent,
-    send_delete,
-    send_files,
-    vanished,
-)
 from shared.documents import DocState
 from shared.errors import ConfigurationError, RagError
 from shared.ingest import MetadataValue
@@ -37,7 +37,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # the ask path (query service, models) loads only when asking
     from rich.progress import Progress
 
-    from cli.asking import Asker
+    from cli.ask.asking import Asker
 
 __all__ = ["SAMPLES_DIR", "ask", "delete", "ingest", "list_docs"]
 # Results are not wrapped: piped into a file or grep, a line stays one line.
@@ -169,7 +169,7 @@ async def ask(
 ) -> bool:
     """One question (``questions``) or an interactive chat (None). True if all
     went well. ``timeout_s``: the longest silence from a server mid-answer."""
-    from cli.asking import ACCEPT_TIMEOUT_S, InProcessAsker, WebSocketAsker
+    from cli.ask.asking import ACCEPT_TIMEOUT_S, InProcessAsker, WebSocketAsker
     from cli.chat_socket import ChatSocket
 
     if url:
@@ -197,7 +197,7 @@ async def ask(
 
 
 async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
-    from cli.asking import TerminalSink
+    from cli.ask.asking import TerminalSink
 
     if questions is not None:
         ok = True

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from cli.documents.submit import send_delete, send_files, send_one
 from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,
@@ -31,7 +32,6 @@ from cli.files import (
     discover,
 )
 from cli.local_parts import LocalParts
-from cli.submit import send_delete, send_files, send_one
 from services.query.transports.server import AUTHENTICATOR
 from services.query.transports.tokens import Unauthorized
 from shared.documents import DocState, DocumentStatus

@@ -1,0 +1,1 @@
+"""`rag ask` and `rag chat`: answers streamed to the terminal."""

@@ -1,0 +1,1 @@
+"""`rag ingest`, `rag docs`, `rag delete` and `rag reconcile`: the documents a destination holds."""
