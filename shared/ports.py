@@ -65,9 +65,16 @@ class VectorIndex(Protocol):
         select: both are applied before ranking, never after."""
 
     async def keyword_search(
-        self, text: str, k: int, filters: Filters, access: Access
+        self,
+        text: str,
+        k: int,
+        filters: Filters,
+        access: Access,
+        expansion: Sequence[tuple[str, float]] = (),
     ) -> list[SearchHit]:
-        """BM25 over the chunks ``access`` may read and ``filters`` select."""
+        """BM25 over the chunks ``access`` may read and ``filters`` select. Each
+        ``expansion`` word adds its weight x its BM25 to a chunk's score (the
+        question's words weigh 1), and a chunk with only such words matches."""
 
     async def readable(self, doc_ids: Sequence[str], access: Access) -> set[str]:
         """Which of these documents ``access`` may read now (missing ones are not)."""

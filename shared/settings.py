@@ -305,6 +305,25 @@ class QuerySettings(BaseModel):
     # context_tokens 256: the worst set's choice (docs/evaluation.md).
     keyword_weight: float = Field(default=0.5, ge=0.0, le=10.0)
     candidates: int = Field(default=30, ge=1, le=200, description="Per-retriever candidates")
+    # Hybrid: pseudo-relevance feedback on the keyword side (RM3-style,
+    # services/query/answer/expansion.py): words of the first search's best
+    # chunks are added to a second keyword search. 0 = off.
+    feedback_terms: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="hybrid: words the best first-pass chunks add to a second keyword search "
+        "(pseudo-relevance feedback); 0 = off",
+    )
+    feedback_chunks: int = Field(
+        default=3, ge=1, le=20, description="hybrid: first-pass chunks the feedback words come from"
+    )
+    feedback_weight: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=5.0,
+        description="hybrid: the feedback words' total weight, as a share of the question words'",
+    )
     max_chunks_per_doc: int = Field(default=5, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     max_question_chars: int = Field(default=4000, ge=1, le=4000)

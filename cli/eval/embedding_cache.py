@@ -38,6 +38,9 @@ class CachingEmbedder:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        # Question vectors, for this process only: a bench runs every question
+        # once per mode and per candidate setting.
+        self._queries: dict[str, Vector] = {}
 
     @property
     def model_id(self) -> str:
@@ -83,7 +86,9 @@ class CachingEmbedder:
         return np.stack([known[key] for key in keys])
 
     async def embed_query(self, text: str) -> Vector:
-        return await self._inner.embed_query(text)
+        if text not in self._queries:
+            self._queries[text] = await self._inner.embed_query(text)
+        return self._queries[text]
 
     def close(self) -> None:
         with self._lock:

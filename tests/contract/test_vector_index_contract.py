@@ -246,6 +246,53 @@ async def test_keyword_search_ranks_by_bm25_and_filters(
     assert await index.keyword_search("zeppelin", 5, {}, ALL) == []
 
 
+async def test_keyword_expansion_reaches_chunks_without_the_question_words(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    """Pseudo-relevance feedback's second search: added words reach a chunk the
+    question's words miss, ranked below chunks that match the question, and
+    filters and access still hold."""
+    await index.ensure_index(DIM)
+    chunks = [
+        make_chunk("agg.md", "g", 0, unit(1), "string_agg joins values with a delimiter."),
+        make_chunk("rows.md", "g", 0, unit(0, 1), "Collapse many rows into one string per group."),
+        make_chunk("other.md", "g", 0, unit(0, 0, 1), "Vacuum reclaims storage.", {"team": "x"}),
+    ]
+    await index.write(chunks)
+    question = "collapse rows into one line per group"
+    plain = await under_test.eventually(
+        lambda: index.keyword_search(question, 5, {}, ALL), lambda h: len(h) == 1
+    )
+    assert [h.chunk.doc_id for h in plain] == ["rows.md"]
+
+    added = [("string_agg", 0.5), ("delimiter", 0.3), ("vacuum", 0.1)]
+    hits = await index.keyword_search(question, 5, {}, ALL, added)
+    assert [h.chunk.doc_id for h in hits] == ["rows.md", "agg.md", "other.md"]
+    assert hits[0].score > hits[1].score > hits[2].score > 0
+
+    only_x = await index.keyword_search(question, 5, {"team": "x"}, ALL, added)
+    assert [h.chunk.doc_id for h in only_x] == ["other.md"]
+    assert await index.keyword_search("zeppelin", 5, {}, ALL, [("airship", 1.0)]) == []
+
+
+async def test_a_heavier_added_word_ranks_its_chunk_higher(
+    under_test: IndexUnderTest, index: VectorIndex
+) -> None:
+    await index.ensure_index(DIM)
+    await index.write(
+        [
+            make_chunk("a.md", "g", 0, unit(1), "Install the alpha package."),
+            make_chunk("b.md", "g", 0, unit(0, 1), "Install the beta package."),
+        ]
+    )
+    await under_test.eventually(
+        lambda: index.keyword_search("package", 5, {}, ALL), lambda h: len(h) == 2
+    )
+    for heavy, light in (("alpha", "beta"), ("beta", "alpha")):
+        hits = await index.keyword_search("package", 5, {}, ALL, [(heavy, 2.0), (light, 0.2)])
+        assert hits[0].chunk.doc_id == f"{heavy[0]}.md"
+
+
 async def test_keyword_search_treats_operators_as_words(
     under_test: IndexUnderTest, index: VectorIndex
 ) -> None:

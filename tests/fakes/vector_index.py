@@ -32,6 +32,7 @@ class FakeVectorIndex:
         self.writes = 0
         self.closed = False
         self.searched_with: list[Access] = []  # the scope of every search, in order
+        self.expansions: list[tuple[tuple[str, float], ...]] = []  # each keyword search's
         self._ids = itertools.count(1)
 
     async def ensure_index(self, dimension: int) -> None:
@@ -120,16 +121,26 @@ class FakeVectorIndex:
         return sorted(scored, key=lambda h: -h.score)[:k]
 
     async def keyword_search(
-        self, text: str, k: int, filters: Filters, access: Access
+        self,
+        text: str,
+        k: int,
+        filters: Filters,
+        access: Access,
+        expansion: Sequence[tuple[str, float]] = (),
     ) -> list[SearchHit]:
         """BM25's ranking in miniature: rarer words weigh more; query syntax
-        (operators, quotes, brackets) is words like any other, as the adapters do."""
+        (operators, quotes, brackets) is words like any other, as the adapters do.
+        Expansion words count their weight x their rarity."""
         self.searched_with.append(access)
+        self.expansions.append(tuple(expansion))
         self._require_documents()
-        words = set(_words(text))
+        boost = {w: 1.0 for w in _words(text)}
+        for word, extra in expansion:
+            boost.setdefault(word.lower(), extra)
+        words = set(boost)
         rows = list(self.rows.values())
         weight = {
-            w: math.log(1 + (len(rows) - df + 0.5) / (df + 0.5))
+            w: boost[w] * math.log(1 + (len(rows) - df + 0.5) / (df + 0.5))
             for w in words
             for df in [sum(w in _words(r.chunk.text) for r in rows)]
         }

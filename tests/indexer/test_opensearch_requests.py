@@ -100,6 +100,18 @@ def test_keyword_query_matches_text_and_filters() -> None:
     assert query["query"]["bool"]["filter"] == [{"term": {"metadata.team": "hr"}}]
 
 
+def test_keyword_expansion_adds_one_boosted_should_clause_per_word() -> None:
+    query = req.build_keyword_query("leave policy", 4, {"team": "hr"}, ALL, [("pto", 0.4)])
+    bool_query = query["query"]["bool"]
+    question, added = bool_query["should"]
+    assert question["multi_match"]["query"] == "leave policy"
+    assert "boost" not in question["multi_match"]
+    assert added["multi_match"] == {"query": "pto", "fields": req.KEYWORD_FIELDS, "boost": 0.4}
+    # A chunk with only an added word matches; filters still bind every hit.
+    assert bool_query["minimum_should_match"] == 1 and "must" not in bool_query
+    assert bool_query["filter"] == [{"term": {"metadata.team": "hr"}}]
+
+
 def test_generations_come_from_a_terms_aggregation() -> None:
     query = req.build_generations_query("d")
     assert query["size"] == 0

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
+from services.query.answer.expansion import Feedback, expansion_terms
 from shared.access import Access
 from shared.documents import SearchHit
 from shared.errors import NoDocumentsIndexed, RagError, UnknownFilterField
@@ -131,8 +132,30 @@ class Retriever:
             self._index.knn_search(vector, candidates, filters, access),
             self._index.keyword_search(text, candidates, filters, access),
         )
+        fused = self._fuse(knn, keyword)
+        added = self._feedback_terms(text, fused)
+        if not added:
+            return fused
+        # A second keyword search with the feedback words; k-NN is not repeated.
+        keyword = await self._index.keyword_search(text, candidates, filters, access, added)
+        return self._fuse(knn, keyword)
+
+    def _fuse(self, knn: Sequence[SearchHit], keyword: Sequence[SearchHit]) -> list[SearchHit]:
         return reciprocal_rank_fusion(
             [("knn", knn), ("keyword", keyword)],
             self._settings.rrf_k,
             {"keyword": self._settings.keyword_weight},
+        )
+
+    def _feedback_terms(self, text: str, fused: Sequence[SearchHit]) -> list[tuple[str, float]]:
+        settings = self._settings
+        if settings.feedback_terms <= 0:
+            return []
+        feedback = [Feedback(h.chunk, h.score) for h in fused[: settings.feedback_chunks]]
+        return expansion_terms(
+            text,
+            feedback,
+            [h.chunk for h in fused],
+            settings.feedback_terms,
+            settings.feedback_weight,
         )

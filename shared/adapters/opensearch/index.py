@@ -324,9 +324,14 @@ class OpenSearchVectorIndex:
         return await self._hits("search by vector", body, "knn")
 
     async def keyword_search(
-        self, text: str, k: int, filters: Filters, access: Access
+        self,
+        text: str,
+        k: int,
+        filters: Filters,
+        access: Access,
+        expansion: Sequence[tuple[str, float]] = (),
     ) -> list[SearchHit]:
-        body = req.build_keyword_query(text, k, filters, access)
+        body = req.build_keyword_query(text, k, filters, access, expansion)
         return await self._hits("search by keywords", body, "keyword")
 
     async def _hits(self, action: str, body: dict[str, Any], kind: str) -> list[SearchHit]:

@@ -206,19 +206,34 @@ def build_knn_query(vector: Vector, k: int, filters: Filters, access: Access) ->
     }
 
 
-def build_keyword_query(text: str, k: int, filters: Filters, access: Access) -> dict[str, Any]:
-    """BM25 over chunk text (titles and sections count a little more)."""
+KEYWORD_FIELDS = ["text", "title^2", "section^1.5"]
+
+
+def build_keyword_query(
+    text: str,
+    k: int,
+    filters: Filters,
+    access: Access,
+    expansion: Sequence[tuple[str, float]] = (),
+) -> dict[str, Any]:
+    """BM25 over chunk text (titles and sections count a little more). With an
+    ``expansion`` (pseudo-relevance feedback's words and weights), each word
+    is one more ``should`` clause boosted by its weight: a chunk's score is the
+    question's BM25 plus weight x each added word's, as the embedded store's
+    ``weighted_bm25``; a chunk matching only added words still qualifies."""
+    question = {"multi_match": {"query": text, "fields": KEYWORD_FIELDS}}
+    if not expansion:
+        match: dict[str, Any] = {"must": [question]}
+    else:
+        added = [
+            {"multi_match": {"query": word, "fields": KEYWORD_FIELDS, "boost": float(weight)}}
+            for word, weight in expansion
+        ]
+        match = {"should": [question, *added], "minimum_should_match": 1}
     return {
         "size": k,
         "_source": {"excludes": SOURCE_EXCLUDES},
-        "query": {
-            "bool": {
-                "must": [
-                    {"multi_match": {"query": text, "fields": ["text", "title^2", "section^1.5"]}}
-                ],
-                "filter": build_search_filter(filters, access),
-            }
-        },
+        "query": {"bool": {**match, "filter": build_search_filter(filters, access)}},
     }
 
 

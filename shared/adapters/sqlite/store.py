@@ -18,6 +18,7 @@ is better, as with OpenSearch's scores.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,6 +141,63 @@ def build_fts_query(text: str) -> str | None:
     if not words:
         return None
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+def build_weighted_fts_query(
+    text: str, expansion: Sequence[tuple[str, float]]
+) -> tuple[str, list[float]] | None:
+    """The question's words (weight 1 each) and the expansion's words (their
+    own weights) as one OR query, and each phrase's weight in query order for
+    ``weighted_bm25``. A word in both keeps the question's weight."""
+    weights: dict[str, float] = dict.fromkeys(_WORD.findall(text.lower())[:_MAX_QUERY_TERMS], 1.0)
+    for word, weight in expansion:
+        for part in _WORD.findall(word.lower()):
+            weights.setdefault(part, float(weight))
+    if not weights:
+        return None
+    return " OR ".join(f'"{w}"' for w in weights), list(weights.values())
+
+
+# FTS5's bm25 constants (sqlite's fts5_aux.c).
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+
+
+def weighted_bm25(api: apsw.FTS5ExtensionApi, *args: apsw.SQLiteValue) -> float:
+    """FTS5's bm25 with a weight per phrase: ``weighted_bm25(fts, column
+    weights..., phrase weights...)`` = -sum of weight x the phrase's bm25 term
+    (negated like bm25, so ORDER BY ascending puts the best first). With every
+    phrase weight 1 it is bm25 itself (tests/contract: same scores)."""
+    columns = api.column_count
+    column_weights = [float(a) for a in args[:columns]]  # type: ignore[arg-type]
+    phrase_weights = [float(a) for a in args[columns:]]  # type: ignore[arg-type]
+    data = api.aux_data
+    if data is None:
+        rows_total = api.row_count
+        idf = []
+        for phrase in range(api.phrase_count):
+            hits = 0
+
+            def count(_api: apsw.FTS5ExtensionApi, _closure: None) -> None:
+                nonlocal hits
+                hits += 1
+
+            api.query_phrase(phrase, count, None)
+            idf.append(max(1e-6, math.log((rows_total - hits + 0.5) / (hits + 0.5))))
+        data = (idf, api.column_total_size(-1) / rows_total)
+        api.aux_data = data
+    idf, average = data
+    length_norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * api.column_size(-1) / average)
+    score = 0.0
+    for phrase, phrase_idf in enumerate(idf):
+        freq = sum(
+            (column_weights[c] if c < len(column_weights) else 1.0) * len(offsets)
+            for c, offsets in enumerate(api.phrase_locations(phrase))
+        )
+        if freq:
+            weight = phrase_weights[phrase] if phrase < len(phrase_weights) else 1.0
+            score += weight * phrase_idf * freq * (_BM25_K1 + 1) / (freq + length_norm)
+    return -score
 
 
 def vector_blob(vector: Vector) -> bytes:
@@ -354,22 +412,38 @@ class SqliteVectorIndex:
         return await self._db.run(_knn)
 
     async def keyword_search(
-        self, text: str, k: int, filters: Filters, access: Access
+        self,
+        text: str,
+        k: int,
+        filters: Filters,
+        access: Access,
+        expansion: Sequence[tuple[str, float]] = (),
     ) -> list[SearchHit]:
-        match = build_fts_query(text)
         where, params = build_where(filters, access)
+        # Same field weights as the OpenSearch adapter's multi_match.
+        score_sql = "-bm25(chunks_fts, 1.0, 2.0, 1.5)"
+        if expansion:
+            weighted = build_weighted_fts_query(text, expansion)
+            match = weighted[0] if weighted else None
+            phrase_weights = weighted[1] if weighted else []
+            score_sql = "-weighted_bm25(chunks_fts, 1.0, 2.0, 1.5, {})".format(
+                ", ".join("?" * len(phrase_weights))
+            )
+        else:
+            match, phrase_weights = build_fts_query(text), []
 
         def _keyword(conn: apsw.Connection) -> list[SearchHit]:
             _require_documents(conn, self._dimension(conn))
             if match is None:
                 return []
+            if expansion:
+                conn.register_fts5_function("weighted_bm25", weighted_bm25)
             found = rows(
                 conn,
-                # Same field weights as the OpenSearch adapter's multi_match.
-                "SELECT c.chunk_json, -bm25(chunks_fts, 1.0, 2.0, 1.5) AS score, c.chunk_id "
+                f"SELECT c.chunk_json, {score_sql} AS score, c.chunk_id "
                 "FROM chunks_fts JOIN chunks AS c ON c.id = chunks_fts.rowid "
                 f"WHERE chunks_fts MATCH ? AND {where} ORDER BY score DESC, c.chunk_id LIMIT ?",
-                (match, *params, k),
+                (*phrase_weights, match, *params, k),
             )
             return [_hit(r, "keyword") for r in found]
 
