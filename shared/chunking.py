@@ -15,6 +15,11 @@ Rules, in order of strength:
   boundary (a sentence or line start when one is near); there is no overlap
   across a heading.
 
+With ``strategy="words"`` the rules above give way to windows of
+``chunk_words`` whitespace-separated words overlapping by ``overlap_words``,
+blind to headings (the naive yardstick's unit, cli/eval/naive.py); the
+embedder reads what fits its window and truncates the rest.
+
 Two escape hatches keep every input chunkable. A "word" that WordPiece reads as
 one ``[UNK]`` because it is longer than 100 characters (say a hex dump, or a
 stretch of base64 without ``+`` or ``/``) is counted as one token per
@@ -112,9 +117,12 @@ def settings_fingerprint(chunking: ChunkingSettings, embedder_model_id: str) -> 
     # context_tokens only when set, so that documents indexed before it existed
     # keep their generation.
     context = f";context_tokens={chunking.context_tokens}" if chunking.context_tokens else ""
+    if chunking.strategy == "words":
+        unit = f"words={chunking.chunk_words};overlap_words={chunking.overlap_words}"
+    else:
+        unit = f"chunk_tokens={chunking.chunk_tokens};overlap_tokens={chunking.overlap_tokens}"
     return (
-        f"chunker={CHUNKER_VERSION};tokenizer={TOKENIZER_ID};"
-        f"chunk_tokens={chunking.chunk_tokens};overlap_tokens={chunking.overlap_tokens};"
+        f"chunker={CHUNKER_VERSION};tokenizer={TOKENIZER_ID};{unit};"
         f"embedder={embedder_model_id};"
         f"context_header={chunking.context_header}/{HEADER_VERSION}{context}"
     )
@@ -145,8 +153,10 @@ def chunk_document(
     if len(starts) == 0:
         raise EmptyDocument("the document has no indexable text")
     levels = _boundary_levels(text, starts, ends, pieces, loaded.breaks)
-    size = window_tokens(settings)
-    ranges = _token_ranges(levels, size, settings.overlap_tokens)
+    if settings.strategy == "words":
+        ranges = _word_ranges(text, starts, ends, settings.chunk_words, settings.overlap_words)
+    else:
+        ranges = _token_ranges(levels, window_tokens(settings), settings.overlap_tokens)
     doc_title = title if title is not None else loaded.title
     meta = dict(metadata or {})
     page_offsets = [offset for offset, _ in loaded.pages]
@@ -294,6 +304,31 @@ def _token_ranges(levels: NDArray[np.int8], size: int, overlap: int) -> list[tup
         first = _next_first(levels, first, stop, overlap)
     ranges.append((first, n))
     return ranges
+
+
+def word_windows(count: int, size: int, overlap: int) -> list[range]:
+    """``[0, size)``, ``[size - overlap, ...)``, ... covering ``count`` words
+    (the last window may be short; none lies wholly inside the one before)."""
+    step = size - overlap
+    starts = range(0, max(count - overlap, 1), step)
+    return [range(s, min(s + size, count)) for s in starts if s < count]
+
+
+def _word_ranges(
+    text: str, starts: IntArray, ends: IntArray, size: int, overlap: int
+) -> list[tuple[int, int]]:
+    """Token ranges of windows of ``size`` whitespace-separated words, blind to
+    headings and line breaks (strategy "words"). A word is a run of tokens with
+    no whitespace between them, so a window never splits one."""
+    codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    ws_before = _prefix_counts(np.isin(codepoints, _WHITESPACE))
+    gap_ws = ws_before[starts[1:]] - ws_before[ends[:-1]] > 0
+    word_first = np.concatenate([[0], np.flatnonzero(gap_ws) + 1]).astype(np.int64)
+    count, n = len(word_first), len(starts)
+    return [
+        (int(word_first[w.start]), int(word_first[w.stop]) if w.stop < count else n)
+        for w in word_windows(count, size, overlap)
+    ]
 
 
 def _pick_stop(levels: NDArray[np.int8], first: int, limit: int) -> int:

@@ -52,8 +52,13 @@ class HeaderBuilder:
     """Builds and caches headers (chunks of one section share theirs), cut to
     ``HEADER_TOKENS`` tokens of the product's tokenizer."""
 
-    def __init__(self, mode: ContextHeader, counter: TokenCounter) -> None:
+    def __init__(self, mode: ContextHeader, counter: TokenCounter, *, line: bool = False) -> None:
         self.mode = mode
+        # line: the header on a line of its own before the text with its
+        # whitespace collapsed (chunk strategy "words", the naive yardstick's
+        # form). The embedder reads the same tokens either way (WordPiece
+        # splits on any whitespace); the form keeps cached vectors shared.
+        self._line = line
         self._counter = counter
         self._header = lru_cache(maxsize=1024)(self._build)
 
@@ -79,6 +84,9 @@ class HeaderBuilder:
         ``embedded_end`` when the chunk carries context beyond its window)."""
         text = embedded_text(chunk)
         header = self.header(chunk) if self.mode != "none" else ""
+        if self._line:
+            text = " ".join(text.split())
+            return f"{header}\n{text}" if header else text
         return f"{header}\n\n{text}" if header else text
 
 

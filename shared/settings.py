@@ -157,11 +157,25 @@ class ChunkingSettings(BaseModel):
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
     context_header: Literal["none", "title", "title_section"] = "title_section"
+    # The chunk unit. "tokens": windows of chunk_tokens that end early at a heading
+    # or definition term (structure-aware). "words": windows of chunk_words words
+    # overlapping by overlap_words, blind to structure, as the naive yardstick cuts
+    # them (cli/eval/naive.py); the embedder reads what fits its window, the model
+    # and keyword search the whole window plus context_tokens (docs/evaluation.md).
+    strategy: Literal["tokens", "words"] = Field(
+        default="tokens",
+        description="chunk unit: structure-aware token windows, or word windows"
+        " (chunk_words / overlap_words) blind to structure (docs/evaluation.md)",
+    )
+    chunk_words: int = Field(default=200, ge=16, le=1000, description='with strategy "words"')
+    overlap_words: int = Field(default=40, ge=0, le=400, description='with strategy "words"')
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> ChunkingSettings:
         if self.overlap_tokens >= self.chunk_tokens // 2:
             raise ValueError("overlap_tokens must be less than half of chunk_tokens")
+        if self.overlap_words >= self.chunk_words // 2:
+            raise ValueError("overlap_words must be less than half of chunk_words")
         return self
 
 

@@ -32,6 +32,7 @@ from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from cli.eval.set_runner import evaluate_index, indexed_corpus, settings_for
 from cli.files import discover
 from services.query.answer.retrieval import Retriever
+from shared.chunking import word_windows
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.errors import DocumentError
 from shared.factory import build_vector_index
@@ -76,16 +77,9 @@ def _html_page(markup: str) -> NaivePage:
     return NaivePage(title or None, text.split())
 
 
-def word_windows(count: int, size: int = NAIVE_WORDS, overlap: int = NAIVE_OVERLAP) -> list[range]:
-    """``[0, size)``, ``[size - overlap, ...)``, ... covering ``count`` words."""
-    step = size - overlap
-    starts = range(0, max(count - overlap, 1), step)
-    return [range(s, min(s + size, count)) for s in starts if s < count]
-
-
 def naive_chunks(doc_id: str, page: NaivePage) -> list[Chunk]:
     chunks = []
-    for ordinal, window in enumerate(word_windows(len(page.words))):
+    for ordinal, window in enumerate(word_windows(len(page.words), NAIVE_WORDS, NAIVE_OVERLAP)):
         text = " ".join(page.words[window.start : window.stop])
         chunks.append(
             Chunk(

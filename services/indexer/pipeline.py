@@ -231,7 +231,11 @@ class IndexerPipeline:
         self._load = loader
         self._counter = counter
         self._fingerprint = settings_fingerprint(settings.chunking, embedder.model_id)
-        self._headers = HeaderBuilder(settings.chunking.context_header, counter)
+        self._headers = HeaderBuilder(
+            settings.chunking.context_header,
+            counter,
+            line=settings.chunking.strategy == "words",
+        )
         self._doc_locks = KeyedLocks()
         self.settle_s = settle_seconds(settings)
         self._lease_s = settings.indexer.lease_s

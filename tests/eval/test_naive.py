@@ -8,16 +8,17 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.eval.naive import NaivePage, embedding_text, naive_chunks, naive_page, word_windows
+from cli.eval.naive import NaivePage, embedding_text, naive_chunks, naive_page
 from cli.main import app
+from shared.chunking import word_windows
 
 
 def test_word_windows_are_200_words_overlapping_by_40_and_cover_every_word() -> None:
-    assert word_windows(0) == []
-    assert word_windows(150) == [range(0, 150)]
-    assert word_windows(200) == [range(0, 200)]
-    assert word_windows(201) == [range(0, 200), range(160, 201)]
-    windows = word_windows(1000)
+    assert word_windows(0, 200, 40) == []
+    assert word_windows(150, 200, 40) == [range(0, 150)]
+    assert word_windows(200, 200, 40) == [range(0, 200)]
+    assert word_windows(201, 200, 40) == [range(0, 200), range(160, 201)]
+    windows = word_windows(1000, 200, 40)
     assert [w.start for w in windows] == [0, 160, 320, 480, 640, 800]
     assert windows[-1].stop == 1000
     assert all(len(w) == 200 for w in windows[:-1])
