@@ -338,6 +338,16 @@ class QuerySettings(BaseModel):
         le=5.0,
         description="hybrid: the feedback words' total weight, as a share of the question words'",
     )
+    # Page ranking: weight of a third ranking, the candidates ordered by how close
+    # the question is to their "Title › Section" header alone
+    # (services/query/answer/sections.py; docs/evaluation.md). 0 = off.
+    section_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="weight of the candidates' order by question-to-section-path similarity"
+        " in the fusion (k-NN's is 1); 0 = off (docs/evaluation.md)",
+    )
     max_chunks_per_doc: int = Field(default=5, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     max_question_chars: int = Field(default=4000, ge=1, le=4000)

@@ -10,8 +10,9 @@ from dataclasses import replace
 from typing import Literal
 
 from services.query.answer.expansion import Feedback, expansion_terms
+from services.query.answer.sections import SectionRanker, add_ranking, as_rank_scores
 from shared.access import Access
-from shared.documents import SearchHit
+from shared.documents import SearchHit, Vector
 from shared.errors import NoDocumentsIndexed, RagError, UnknownFilterField
 from shared.ports import Embedder, Filters, VectorIndex
 from shared.settings import QuerySettings
@@ -90,6 +91,7 @@ class Retriever:
         self._embedder = embedder
         self._index = index
         self._settings = settings
+        self._sections = SectionRanker(embedder)
 
     async def retrieve(
         self, text: str, k: int, filters: Filters, mode: SearchMode, access: Access
@@ -100,7 +102,10 @@ class Retriever:
         # Over-fetch so that de-duplication and the per-document cap still leave k.
         candidates = max(k, self._settings.candidates)
         try:
-            hits = await self._search(text, candidates, filters, mode, access)
+            vector = await self._embedder.embed_query(text)
+            hits = await self._search(text, vector, candidates, filters, mode, access)
+            if self._settings.section_weight > 0 and hits:
+                hits = await self._with_sections(vector, hits, mode)
         except NoDocumentsIndexed:
             raise  # not a failure: the client is told to ingest first
         except Exception as exc:
@@ -122,10 +127,24 @@ class Retriever:
         if unknown:
             raise UnknownFilterField(unknown)
 
-    async def _search(
-        self, text: str, candidates: int, filters: Filters, mode: SearchMode, access: Access
+    async def _with_sections(
+        self, vector: Vector, hits: list[SearchHit], mode: SearchMode
     ) -> list[SearchHit]:
-        vector = await self._embedder.embed_query(text)
+        """The candidates re-fused with their order by section path (sections.py)."""
+        rrf_k = self._settings.rrf_k
+        fused = as_rank_scores(hits, rrf_k) if mode == "knn" else hits
+        ranked = await self._sections.ranked(vector, hits)
+        return add_ranking(fused, ranked, rrf_k, self._settings.section_weight)
+
+    async def _search(
+        self,
+        text: str,
+        vector: Vector,
+        candidates: int,
+        filters: Filters,
+        mode: SearchMode,
+        access: Access,
+    ) -> list[SearchHit]:
         if mode == "knn":
             return await self._index.knn_search(vector, candidates, filters, access)
         knn, keyword = await asyncio.gather(
