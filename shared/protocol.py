@@ -257,9 +257,22 @@ ServerEvent = Annotated[
     AcceptedEvent | TokenEvent | StatusEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent,
     Field(discriminator="event"),
 ]
+
 _SERVER: TypeAdapter[
     AcceptedEvent | TokenEvent | StatusEvent | SourcesEvent | DoneEvent | ErrorEvent | PongEvent
 ] = TypeAdapter(ServerEvent)
+
+
+def ends_request(event: ServerEvent) -> bool:
+    """Whether ``event`` is the last one its request gets: the ``done``, or an
+    ``error`` that no ``done`` follows, namely one under no request id (a frame
+    with no usable id) or a refused duplicate id (a ``done`` would end the
+    answer still running under that id). Servers and clients read it here."""
+    if isinstance(event, DoneEvent):
+        return True
+    return isinstance(event, ErrorEvent) and (
+        event.request_id is None or event.code == ErrorCode.DUPLICATE_REQUEST
+    )
 
 
 def parse_client_action(frame: str | bytes) -> AskAction | CancelAction | PingAction:

@@ -30,13 +30,13 @@ from shared.protocol import (
     AnswerSentence,
     Citation,
     DoneEvent,
-    ErrorCode,
     ErrorEvent,
     Grounding,
     SentenceSupport,
     SourcesEvent,
     StatusEvent,
     TokenEvent,
+    ends_request,
     parse_server_event,
 )
 
@@ -358,9 +358,7 @@ class WebSocketAsker:
                 if event.conversation_id:
                     self._conversation_id = event.conversation_id
             await sink.send(event)
-            if isinstance(event, DoneEvent) or (
-                isinstance(event, ErrorEvent) and event.code == ErrorCode.DUPLICATE_REQUEST
-            ):
+            if ends_request(event):
                 return
 
     async def _next(

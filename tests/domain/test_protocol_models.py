@@ -23,6 +23,7 @@ from shared.protocol import (
     StopReason,
     TokenEvent,
     encode_event,
+    ends_request,
     parse_client_action,
     parse_server_event,
 )
@@ -210,3 +211,23 @@ def test_deep_nesting_is_a_protocol_error_not_a_crash(levels: int, code: str) ->
         parse_client_action(frame)
     assert caught.value.code == code
     assert "nests deeper" in str(caught.value)
+
+
+def test_a_request_ends_with_its_done_or_an_error_no_done_follows() -> None:
+    # One rule for the server (which adds the done) and every client (which waits for it).
+    done = DoneEvent(
+        request_id="r",
+        stop_reason=StopReason.END,
+        prompt_tokens=1,
+        completion_tokens=1,
+        total_ms=1.0,
+    )
+    assert ends_request(done)
+    assert ends_request(ErrorEvent(request_id=None, code=ErrorCode.INVALID_JSON, message="x"))
+    duplicate = ErrorEvent(request_id="r", code=ErrorCode.DUPLICATE_REQUEST, message="x")
+    assert ends_request(duplicate)
+    # A refusal under a usable id is followed by its done; the answer's events go on.
+    assert not ends_request(ErrorEvent(request_id="r", code=ErrorCode.MODEL_FAILED, message="x"))
+    assert not ends_request(AcceptedEvent(request_id="r", conversation_id="c"))
+    assert not ends_request(TokenEvent(request_id="r", seq=0, text="a"))
+    assert not ends_request(PongEvent())

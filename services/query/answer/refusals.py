@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from shared.errors import RagError
 from shared.ports import ConnectionSink
-from shared.protocol import DoneEvent, ErrorCode, ErrorEvent, StopReason
+from shared.protocol import DoneEvent, ErrorCode, ErrorEvent, StopReason, ends_request
 
 TIME_LIMIT_MESSAGE = "the answer took longer than the service's time limit"
 NO_DOCUMENTS = (
@@ -32,23 +32,19 @@ class AskRejected(RagError):
 def rejection_events(
     request_id: str | None, code: str, message: str, total_ms: float = 0.0
 ) -> list[ErrorEvent | DoneEvent]:
-    """``error`` + ``done(stop_reason=error)`` so the client can close out the
-    request id; a duplicate id gets only ``error`` (a ``done`` would end the
-    answer still running under that id)."""
-    events: list[ErrorEvent | DoneEvent] = [
-        ErrorEvent(request_id=request_id, code=ErrorCode(code), message=message)
-    ]
-    if request_id is not None and code != ErrorCode.DUPLICATE_REQUEST:
-        events.append(
-            DoneEvent(
-                request_id=request_id,
-                stop_reason=StopReason.ERROR,
-                prompt_tokens=0,
-                completion_tokens=0,
-                total_ms=total_ms,
-            )
-        )
-    return events
+    """``error``, then ``done(stop_reason=error)`` so the client can close out
+    the request id, unless the error already ends it (``ends_request``)."""
+    error = ErrorEvent(request_id=request_id, code=ErrorCode(code), message=message)
+    if ends_request(error) or request_id is None:  # (the second test narrows the type)
+        return [error]
+    done = DoneEvent(
+        request_id=request_id,
+        stop_reason=StopReason.ERROR,
+        prompt_tokens=0,
+        completion_tokens=0,
+        total_ms=total_ms,
+    )
+    return [error, done]
 
 
 async def send_rejection(

@@ -19,7 +19,7 @@ from services.query.answer.service import AnswerService
 from services.query.transports.session import ConnectionSession
 from shared.access import Principal
 from shared.ports import ConnectionSink, ServerEvent
-from shared.protocol import AskAction, DoneEvent, ErrorCode, ErrorEvent
+from shared.protocol import AskAction, ends_request
 
 
 class _Inbox:
@@ -30,16 +30,6 @@ class _Inbox:
 
     async def send(self, event: ServerEvent) -> None:
         self.events.put_nowait(event)
-
-
-def _ends(event: ServerEvent, request_id: str) -> bool:
-    """The last event of that request: its ``done``, or an ``error`` that has
-    none after it (a duplicate id; a frame that named no usable id)."""
-    if isinstance(event, DoneEvent):
-        return True
-    return isinstance(event, ErrorEvent) and (
-        event.request_id is None or event.code == ErrorCode.DUPLICATE_REQUEST
-    )
 
 
 class InProcessConnection:
@@ -63,7 +53,7 @@ class InProcessConnection:
             if getattr(event, "request_id", None) not in (request_id, None):
                 continue  # another ask's (none runs alongside: asks are awaited in turn)
             await sink.send(event)
-            if _ends(event, request_id):
+            if ends_request(event):
                 return
 
     async def close(self) -> None:
