@@ -1,7 +1,8 @@
 """The query service's one front door, transport-free: a client frame in, events out.
 
-    frame -> parse -> ask    -> claim a slot (duplicate id? too many?) -> accept (limits,
-                                preset) -> ``accepted`` -> launch the answer
+    frame -> parse -> ask    -> a Job (ids) -> claim a slot (duplicate id? too many?)
+                                -> check the ask (limits, preset) -> ``accepted``
+                                -> launch the answer (``AnswerService.answer``)
                       cancel -> flag the running answer, or ``unknown_request``
                       ping   -> ``pong``
                       bad    -> ``error`` (the connection stays open)
@@ -23,14 +24,12 @@ else is wrong with the ask.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
+import uuid
 from typing import Protocol
 
 from services.query.answer.refusals import (
-    TIME_LIMIT_MESSAGE,
     AskRejected,
     refusal,
     send_rejection,
@@ -38,7 +37,7 @@ from services.query.answer.refusals import (
 )
 from services.query.answer.service import AnswerService, Job
 from shared.access import Principal
-from shared.errors import ConnectionGone, InvalidAction
+from shared.errors import InvalidAction
 from shared.ports import ConnectionSink
 from shared.protocol import (
     AcceptedEvent,
@@ -49,6 +48,7 @@ from shared.protocol import (
     PongEvent,
     parse_client_action,
 )
+from shared.settings import QuerySettings
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,35 @@ class Runs(Protocol):
         ...
 
 
+def new_job(ask: AskAction, principal: Principal, received_at: float | None = None) -> Job:
+    """The ask with its request and conversation ids (new ones where the client
+    sent none), for ``principal`` (the caller as the transport authenticated
+    it), arrived at ``received_at`` (now, if not given)."""
+    return Job(
+        ask=ask,
+        request_id=ask.request_id or uuid.uuid4().hex,
+        conversation_id=ask.conversation_id or uuid.uuid4().hex,
+        principal=principal,
+        received_at=received_at if received_at is not None else time.time(),
+    )
+
+
+def check_ask(ask: AskAction, query: QuerySettings) -> None:
+    """Raise AskRejected unless the question and preset are acceptable."""
+    limit = query.max_question_chars
+    if len(ask.question) > limit:
+        raise AskRejected(ErrorCode.QUESTION_TOO_LONG, f"question exceeds {limit} characters")
+    if not ask.question.strip():
+        raise AskRejected(ErrorCode.INVALID_REQUEST, "question is blank")
+    preset = ask.preset or "default"
+    if preset not in query.presets:
+        known = ", ".join(sorted(query.presets))
+        raise AskRejected(ErrorCode.UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {known}")
+
+
 class FrontDoor:
     def __init__(self, service: AnswerService, max_running: int) -> None:
-        self._service = service
+        self._query = service.query
         self._max = max_running
 
     async def handle_frame(
@@ -116,14 +142,14 @@ class FrontDoor:
     async def _ask(
         self, ask: AskAction, sink: ConnectionSink, runs: Runs, principal: Principal
     ) -> None:
-        job = self._service.assign_ids(ask, principal, received_at=time.time())
+        job = new_job(ask, principal, received_at=time.time())
         refused = await runs.claim(job.request_id, self._max)
         if refused is not None:
             exc = refusal(refused, job.request_id, self._max)
             await send_rejection(sink, ask.request_id, exc.code, str(exc))
             return
         try:
-            self._service.check(ask)
+            check_ask(ask, self._query)
         except AskRejected as exc:
             await runs.release(job.request_id)
             await send_rejection(sink, ask.request_id, exc.code, str(exc))
@@ -136,33 +162,3 @@ class FrontDoor:
             await runs.release(job.request_id)
             raise
         await runs.launch(job, sink)
-
-
-async def run_answer(
-    service: AnswerService,
-    job: Job,
-    sink: ConnectionSink,
-    cancel: asyncio.Event,
-    time_limit_s: float | None = None,
-) -> None:
-    """Stream one accepted answer to its end, whatever happens.
-
-    A client that left ends it quietly; a bug, or running into ``time_limit_s``
-    (a Lambda must close the answer before it is killed), ends it with
-    ``error`` + ``done``. Raises only CancelledError.
-    """
-    deadline = asyncio.timeout(time_limit_s)
-    try:
-        async with deadline:
-            await service.answer(job, sink, cancel, time_limit_s)
-    except ConnectionGone:
-        log.info("client left during %s; generation stopped", job.request_id)
-    except Exception as exc:  # a bug must not kill the connection silently
-        if isinstance(exc, TimeoutError) and deadline.expired():
-            log.warning("answer %s hit the function's time limit", job.request_id)
-            code, message = ErrorCode.MODEL_FAILED, TIME_LIMIT_MESSAGE
-        else:
-            log.exception("answer %s failed", job.request_id)
-            code, message = ErrorCode.INTERNAL_ERROR, "internal error"
-        with contextlib.suppress(Exception):
-            await send_rejection(sink, job.request_id, code, message)

@@ -20,6 +20,7 @@ import pytest
 from services.query.answer.audit import AUDIT_LOGGER
 from services.query.answer.parts import QueryDeps
 from services.query.answer.service import AnswerService
+from services.query.frontdoor import new_job
 from services.query.state.conversation import InMemoryConversationStore
 from shared.access import Access, Principal
 from shared.documents import Chunk, EmbeddedChunk, SearchHit, Vector, chunk_id_for
@@ -239,7 +240,7 @@ async def test_a_forbidden_document_never_reaches_sources_prompt_or_history(
 
     async def ask(who: Principal, question: str, conversation: str) -> RecordingSink:
         sink = RecordingSink()
-        job = service.accept(
+        job = new_job(
             AskAction(action="ask", question=question, conversation_id=conversation, k=5), who
         )
         await service.answer(job, sink, asyncio.Event())

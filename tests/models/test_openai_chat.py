@@ -18,6 +18,7 @@ from aiohttp import web
 from services.query.answer.parts import build_query_deps
 from services.query.answer.prompts import messages_prompt
 from services.query.answer.service import AnswerService
+from services.query.frontdoor import new_job
 from shared.access import Principal
 from shared.adapters.local_models.llamacpp import packaged_model_path
 from shared.adapters.openai_compatible.chat import (
@@ -127,7 +128,7 @@ async def test_the_answer_pipeline_end_to_end_on_llama_cpp(llama_server: str) ->
     sink = RecordingSink()
     ask = AskAction(action="ask", question="What do llamas eat?")
     try:
-        await service.answer(service.accept(ask, Principal.single_user()), sink, asyncio.Event())
+        await service.answer(new_job(ask, Principal.single_user()), sink, asyncio.Event())
     finally:
         await model.close()
     assert sink.kinds()[-2:] == ["sources", "done"]
@@ -227,7 +228,7 @@ async def test_a_broken_stream_ends_the_answer_with_model_failed(stand_in: str) 
     )
     sink = RecordingSink()
     await service.answer(
-        service.accept(AskAction(action="ask", question="hi"), Principal.single_user()),
+        new_job(AskAction(action="ask", question="hi"), Principal.single_user()),
         sink,
         asyncio.Event(),
     )
@@ -248,7 +249,7 @@ async def answer_from(stand_in: str, model_name: str) -> RecordingSink:
     )
     sink = RecordingSink()
     await service.answer(
-        service.accept(AskAction(action="ask", question="hi"), Principal.single_user()),
+        new_job(AskAction(action="ask", question="hi"), Principal.single_user()),
         sink,
         asyncio.Event(),
     )

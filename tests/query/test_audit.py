@@ -12,6 +12,7 @@ import pytest
 
 from services.query.answer.audit import AUDIT_LOGGER
 from services.query.answer.service import AnswerService
+from services.query.frontdoor import new_job
 from shared.access import Principal
 from shared.protocol import AskAction
 from tests.fakes.chat_model import FakeChatModel, Script
@@ -38,7 +39,7 @@ async def test_each_answer_writes_one_line_with_ids_only(
 ) -> None:
     model.scripts = [Script(tokens=["Grass and hay [1]."])]
     who = Principal(id="alice", groups=frozenset({"farm"}))
-    job = service.accept(
+    job = new_job(
         AskAction(action="ask", question="What do llamas eat?", request_id="r-1", k=3), who
     )
     await service.answer(job, RecordingSink(), asyncio.Event())
@@ -60,7 +61,7 @@ async def test_a_failed_retrieval_is_audited_too(
     service: AnswerService, embedder: Any, audit: list[dict[str, Any]]
 ) -> None:
     embedder.fail_with = RuntimeError("embedder down")
-    job = service.accept(AskAction(action="ask", question="llamas?"), Principal("bob"))
+    job = new_job(AskAction(action="ask", question="llamas?"), Principal("bob"))
     await service.answer(job, RecordingSink(), asyncio.Event())
     (entry,) = audit
     assert entry["principal"] == "bob" and entry["retrieved"] == [] and entry["cited"] == []

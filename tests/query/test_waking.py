@@ -385,7 +385,6 @@ async def test_the_worker_time_limit_bounds_the_wait(
 ) -> None:
     # GIVEN a Lambda worker with little time left and a model that stays asleep
     from services.query.answer.service import Job
-    from services.query.frontdoor import run_answer
     from shared.protocol import AskAction
 
     settings = Settings(data_dir=tmp_path, query=QuerySettings(coalesce_ms=0.0, wake_poll_s=0.05))
@@ -395,7 +394,7 @@ async def test_the_worker_time_limit_bounds_the_wait(
     ask = AskAction(action="ask", question="What do llamas eat?", request_id="q1")
     job = Job(ask=ask, request_id="q1", conversation_id="c1", principal=Principal.single_user())
     # WHEN it answers within 0.6 s
-    await run_answer(service, job, sink, asyncio.Event(), time_limit_s=0.6)
+    await service.answer(job, sink, asyncio.Event(), time_limit_s=0.6)
     # THEN it gave up waiting in time to say when to come back (not the time-limit error)
     assert sink.kinds() == ["status", "error", "done"]
     error = sink.of("error")[0]

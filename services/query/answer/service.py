@@ -1,11 +1,12 @@
-"""The transport-free answer pipeline: one accepted ``ask`` in, protocol events out.
+"""The transport-free answer pipeline: one accepted ``ask`` (a :class:`Job`, made
+by the front door, ``services/query/frontdoor.py``) in, protocol events out.
 
-    accept(ask)  -> Job          validate (limits, preset), assign ids; raises AskRejected
     answer(job, sink, cancel)    retrieve -> fit prompt -> stream tokens -> sources -> done
 
-``answer`` never raises for the client's or a dependency's faults: those end
-as ``error`` + ``done(stop_reason=error)``. It raises only ConnectionGone (the
-client left: nothing more can be sent) and CancelledError.
+``answer`` never raises for the client's, a dependency's or its own faults:
+those end as ``error`` + ``done(stop_reason=error)``, as does running into
+the caller's time limit; a client that left ends it quietly. It raises only
+CancelledError.
 
 Every job carries the caller's :class:`Principal`, which the transport took
 from authentication (never from the client's message). Its access scope goes
@@ -20,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,16 +42,16 @@ from services.query.answer.prompts import Turn
 from services.query.answer.refusals import (
     NO_DOCUMENTS,
     NO_RELEVANT_SOURCES,
-    AskRejected,
+    TIME_LIMIT_MESSAGE,
     send_rejection,
 )
 from services.query.answer.retrieval import RetrievalFailed, Retriever
 from services.query.answer.streaming import TokenStreamer
 from services.query.answer.waking import SEARCH_TYPICAL_S, ModelWake, notice_if_slow, status
 from services.query.state.conversation import conversation_key, trim_history
-from shared.access import Principal
+from shared.access import Access, Principal
 from shared.documents import SearchHit
-from shared.errors import ModelUnavailable, NoDocumentsIndexed, UnknownFilterField
+from shared.errors import ConnectionGone, ModelUnavailable, NoDocumentsIndexed, UnknownFilterField
 from shared.ports import (
     ConnectionSink,
     GenerationParams,
@@ -125,7 +125,7 @@ class _GenerationResult:
 class AnswerService:
     def __init__(self, settings: Settings, deps: QueryDeps) -> None:
         self._settings = settings
-        self._query = settings.query
+        self.query = settings.query
         self._deps = deps
         self._retriever = Retriever(deps.embedder, deps.index, settings.query)
         self._attributor = (
@@ -142,38 +142,6 @@ class AnswerService:
             repetition_penalty=model.repetition_penalty,
         )
 
-    def accept(self, ask: AskAction, principal: Principal) -> Job:
-        """Validate an ask and resolve its ids for ``principal``; raises AskRejected."""
-        self.check(ask)
-        return self.assign_ids(ask, principal)
-
-    def check(self, ask: AskAction) -> None:
-        """Raise AskRejected unless the question and preset are acceptable."""
-        limit = self._query.max_question_chars
-        if len(ask.question) > limit:
-            raise AskRejected(ErrorCode.QUESTION_TOO_LONG, f"question exceeds {limit} characters")
-        if not ask.question.strip():
-            raise AskRejected(ErrorCode.INVALID_REQUEST, "question is blank")
-        preset = ask.preset or "default"
-        if preset not in self._query.presets:
-            known = ", ".join(sorted(self._query.presets))
-            raise AskRejected(
-                ErrorCode.UNKNOWN_PRESET, f"unknown preset {preset!r}; known: {known}"
-            )
-
-    @staticmethod
-    def assign_ids(ask: AskAction, principal: Principal, received_at: float | None = None) -> Job:
-        """The ask's request and conversation ids, new ones where the client sent none;
-        ``principal`` is the caller as the transport authenticated it, ``received_at``
-        when its frame arrived (now, if not given)."""
-        return Job(
-            ask=ask,
-            request_id=ask.request_id or uuid.uuid4().hex,
-            conversation_id=ask.conversation_id or uuid.uuid4().hex,
-            principal=principal,
-            received_at=received_at if received_at is not None else time.time(),
-        )
-
     async def answer(
         self,
         job: Job,
@@ -181,18 +149,42 @@ class AnswerService:
         cancel: asyncio.Event,
         time_limit_s: float | None = None,
     ) -> None:
-        """Send ``status* token* sources done`` (or ``error done``) for an accepted job.
+        """Send ``status* token* sources done`` (or ``error done``) for an
+        accepted job, whatever happens.
 
-        ``time_limit_s``: what the caller's process may still spend (a Lambda's
-        remaining time); a model waking from zero is waited for within it.
+        ``time_limit_s``: what the caller's process may still spend (a Lambda
+        must close the answer before it is killed); a model waking from zero is
+        waited for within it. A client that left ends the answer quietly; a bug,
+        or running into the time limit, ends it with ``error`` + ``done``.
+        Raises only CancelledError.
         """
+        deadline = asyncio.timeout(time_limit_s)
+        try:
+            async with deadline:
+                await self._audited(job, sink, cancel, time_limit_s)
+        except ConnectionGone:
+            log.info("client left during %s; generation stopped", job.request_id)
+        except Exception as exc:  # a bug must not kill the connection silently
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                log.warning("answer %s hit the function's time limit", job.request_id)
+                code, message = ErrorCode.MODEL_FAILED, TIME_LIMIT_MESSAGE
+            else:
+                log.exception("answer %s failed", job.request_id)
+                code, message = ErrorCode.INTERNAL_ERROR, "internal error"
+            with contextlib.suppress(Exception):
+                await send_rejection(sink, job.request_id, code, message)
+
+    async def _audited(
+        self, job: Job, sink: ConnectionSink, cancel: asyncio.Event, time_limit_s: float | None
+    ) -> None:
+        """The answer, and its audit line however it ends."""
         # Timings count from the frame's arrival (job.received_at), measured on the
         # monotonic clock from here on.
         start = time.perf_counter() - max(0.0, time.time() - job.received_at)
         trail = _Trail()
         # The wait for a waking model ends by this time (the caller's limit counts
         # from now, not from the frame's arrival).
-        budget = self._query.wake_wait_s
+        budget = self.query.wake_wait_s
         if time_limit_s is not None:
             budget = min(budget, time_limit_s)
         wake_deadline = time.perf_counter() + budget
@@ -248,11 +240,11 @@ class AnswerService:
             await self._finish(sink, job, [], outcome, start, None, trail)
             return
         relevant = any(is_relevant(job.ask.question, hit.chunk.text) for hit in fitted.sources)
-        if not relevant and self._query.refuse_without_sources:
+        if not relevant and self.query.refuse_without_sources:
             await self._refuse(sink, job, fitted.sources, start, trail)
             return
         streamer = TokenStreamer(
-            sink, job.request_id, self._query.coalesce_ms / 1000, self._query.max_frame_bytes
+            sink, job.request_id, self.query.coalesce_ms / 1000, self.query.max_frame_bytes
         )
         state = _Generation()
         # Attribution checks answer sentences against the whole chunks, also when
@@ -262,7 +254,7 @@ class AnswerService:
         texts = [hit.chunk.text for hit in fitted.sources]
         ahead = asyncio.create_task(self._embed_sources_ahead(state, texts))
         budget = max(0.0, wake_deadline - time.perf_counter())
-        wake = ModelWake(sink.send, job.request_id, budget, poll_s=self._query.wake_poll_s)
+        wake = ModelWake(sink.send, job.request_id, budget, poll_s=self.query.wake_poll_s)
         try:
             outcome = await self._generate(fitted.prompt, streamer, cancel, state, wake)
         except BaseException:
@@ -320,10 +312,12 @@ class AnswerService:
 
     async def _prepare(self, job: Job, trail: _Trail, sink: ConnectionSink) -> FittedPrompt:
         ask, model = job.ask, self._deps.model
+        access = job.principal.access
         key = conversation_key(job.principal, job.conversation_id)
-        stored = await self._readable_turns(await self._deps.conversations.history(key), job)
+        turns = await self._deps.conversations.history(key)
+        stored = await self._readable_turns(turns, access, job.request_id)
         history = trim_history(
-            stored, self._query.history_turns, self._query.history_tokens, model.count_tokens
+            stored, self.query.history_turns, self.query.history_tokens, model.count_tokens
         )
         # A follow-up ("and in 2023?") is searched together with the previous question.
         search_text = f"{history[-1].question}\n{ask.question}" if history else ask.question
@@ -334,16 +328,16 @@ class AnswerService:
 
         search = self._retriever.retrieve(
             search_text,
-            ask.k or self._query.default_k,
+            ask.k or self.query.default_k,
             dict(ask.filters),
-            ask.mode or self._query.search_mode,
-            job.principal.access,
+            ask.mode or self.query.search_mode,
+            access,
         )
-        hits = await notice_if_slow(search, search_is_slow, self._query.search_notice_s)
+        hits = await notice_if_slow(search, search_is_slow, self.query.search_notice_s)
         trail.retrieved = [hit.chunk.doc_id for hit in hits]
         return fit_prompt(
             family=model.family,
-            system=self._query.presets[ask.preset or "default"],
+            system=self.query.presets[ask.preset or "default"],
             history=history,
             question=ask.question,
             hits=hits,
@@ -436,10 +430,11 @@ class AnswerService:
             text, finish.stop_reason, prompt_tokens, completion_tokens, model_s=state.model_s
         )
 
-    async def _readable_turns(self, turns: list[Turn], job: Job) -> list[Turn]:
+    async def _readable_turns(
+        self, turns: list[Turn], access: Access, request_id: str
+    ) -> list[Turn]:
         """The stored turns whose every document the caller may still read (access
         lists and group memberships change between turns). Fails closed."""
-        access = job.principal.access
         if access.unrestricted or not turns:
             return turns
         wanted = sorted({doc_id for turn in turns for doc_id in turn.doc_ids})
@@ -449,7 +444,7 @@ class AnswerService:
             raise RetrievalFailed(f"could not check history access: {exc!r}") from exc
         kept = [turn for turn in turns if allowed.issuperset(turn.doc_ids)]
         if len(kept) < len(turns):
-            log.info("dropped %d unreadable turn(s) for %s", len(turns) - len(kept), job.request_id)
+            log.info("dropped %d unreadable turn(s) for %s", len(turns) - len(kept), request_id)
         return kept
 
     async def _remember(self, job: Job, outcome: _GenerationResult, fitted: FittedPrompt) -> None:
@@ -464,7 +459,7 @@ class AnswerService:
             doc_ids=tuple(sorted(set(drawn_on))),
         )
         key = conversation_key(job.principal, job.conversation_id)
-        await self._deps.conversations.append(key, turn, max(self._query.history_turns, 1))
+        await self._deps.conversations.append(key, turn, max(self.query.history_turns, 1))
 
     async def _finish(
         self,
@@ -489,7 +484,7 @@ class AnswerService:
                 supported = supporting_numbers(attribution.sentences)
             reach = passage_ends(attribution.sentences) if attribution is not None else {}
             citations = build_citations(
-                sources, outcome.text, self._query.excerpt_chars, supported, reach
+                sources, outcome.text, self.query.excerpt_chars, supported, reach
             )
             if attribution is not None:
                 share = supported_share(outcome.text, attribution.sentences)
@@ -521,7 +516,7 @@ class AnswerService:
         refuse: say so, list what was found (none cited), call no model."""
         trail.stop_reason = StopReason.REFUSED
         await sink.send(TokenEvent(request_id=job.request_id, seq=0, text=NO_RELEVANT_SOURCES))
-        citations = build_citations(sources, "", self._query.excerpt_chars, set())
+        citations = build_citations(sources, "", self.query.excerpt_chars, set())
         await sink.send(self._sources_event(job.request_id, citations, []))
         done = DoneEvent(
             request_id=job.request_id,
@@ -541,8 +536,8 @@ class AnswerService:
     ) -> SourcesEvent:
         """Shorten excerpts until the event fits one frame (k=50 with long titles may not)."""
         event = SourcesEvent(request_id=request_id, citations=citations, sentences=sentences)
-        limit = self._query.excerpt_chars
-        while len(encode_event(event).encode()) > self._query.max_frame_bytes and limit > 20:
+        limit = self.query.excerpt_chars
+        while len(encode_event(event).encode()) > self.query.max_frame_bytes and limit > 20:
             limit //= 2
             shorter = [c.model_copy(update={"excerpt": c.excerpt[:limit]}) for c in citations]
             event = SourcesEvent(request_id=request_id, citations=shorter, sentences=sentences)

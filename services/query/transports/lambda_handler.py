@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.query.answer.parts import QueryDeps, build_query_deps
 from services.query.answer.refusals import send_rejection
 from services.query.answer.service import AnswerService, Job
-from services.query.frontdoor import FrontDoor, run_answer
+from services.query.frontdoor import FrontDoor
 from services.query.state.ports import ConversationStore, RequestRegistry
 from services.query.transports.identity import ANONYMOUS, principal_from_authorizer
 from services.query.transports.ports import ConnectionSinks, Invoker
@@ -226,7 +226,7 @@ class LambdaApp:
         cancel = asyncio.Event()
         poller = asyncio.create_task(self._poll(worker, cancel))
         try:
-            await run_answer(self._service, job, sink, cancel, time_limit_s=_time_left_s(context))
+            await self._service.answer(job, sink, cancel, time_limit_s=_time_left_s(context))
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

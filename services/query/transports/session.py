@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from services.query.answer.service import AnswerService, Job
-from services.query.frontdoor import FrontDoor, run_answer
+from services.query.frontdoor import FrontDoor
 from shared.access import Principal
 from shared.ports import ConnectionSink
 from shared.protocol import ErrorCode
@@ -74,7 +74,7 @@ class ConnectionSession:
 
     async def _run(self, job: Job, sink: ConnectionSink, cancel: asyncio.Event) -> None:
         try:
-            await run_answer(self._service, job, sink, cancel)
+            await self._service.answer(job, sink, cancel)
         finally:
             self._running.pop(job.request_id, None)
 
