@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.query.answer.attribution import attribute, read_source
-from services.query.answer.claims import canonical, stem
+from services.query.answer.claims import canonical, stem, topic_names
 from shared.protocol import SentenceSupport
 
 SUPPORTED, UNSUPPORTED = SentenceSupport.SUPPORTED, SentenceSupport.UNSUPPORTED
@@ -261,3 +261,29 @@ def test_a_leading_modifier_is_part_of_the_claim_it_modifies() -> None:
     # says of BOOL is not
     assert verdict("For the BOOL type, cmake-gui(1) offers a file dialog.", TYPES) == UNSUPPORTED
     assert verdict("For FILEPATH, the value is a path to a file on disk.", TYPES) == SUPPORTED
+
+
+def test_a_one_word_page_title_names_what_the_sources_are_about() -> None:
+    assert "@message" in topic_names(["message — CMake 3.25.1 Documentation"])
+    # hard negative: a title that is a phrase names no single subject
+    assert "@limits" not in topic_names(["limits of a database — overview"])
+    source = read_source("WARNING CMake Warning, continue processing.")
+    titles = ["message — CMake 3.25.1 Documentation"]
+    (named,) = attribute(
+        "message(WARNING) gives a CMake Warning and processing continues.", [source], titles
+    )
+    (other,) = attribute(
+        "fail(WARNING) gives a CMake Warning and processing continues.", [source], titles
+    )
+    assert (named.support, other.support) == (SUPPORTED, UNSUPPORTED)
+
+
+def test_keeping_is_staying_and_changing_is_its_opposite() -> None:
+    source = "The previous state of the variable's value stays the same in the current scope."
+    assert (
+        verdict("In the current scope, the variable keeps its previous value.", source) == SUPPORTED
+    )
+    assert verdict("In the current scope, the variable changes its previous value.", source) == (
+        UNSUPPORTED
+    )
+    assert stem("variables") == stem("variable")

@@ -35,6 +35,7 @@ measured once on the held-out ``sqlite.jsonl`` (docs/evaluation.md,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -312,7 +313,7 @@ def attribute(
 ) -> list[AnswerSentence]:
     """Attribute every sentence of ``answer``; ``sources[i]`` is source ``i + 1``;
     ``titles`` are their documents' titles (what the sources are about)."""
-    topic = topic_names(" ".join(t for t in titles if t))
+    topic = topic_names(t for t in titles if t)
     meaning = meaning if meaning is not None else Meaning()
     return [attribute_sentence(s, sources, topic, meaning) for s in split_sentences(answer)]
 
@@ -356,12 +357,24 @@ def is_relevant(question: str, source: str) -> bool:
     one of the question's specifics or of its content words of four letters or
     more. k-NN always returns k chunks, however far; this is what says that
     none of them is about the question."""
-    asked = whole(collapse(question)).reading
-    wanted = {k for k in asked.specifics} | {w for w in asked.stems if len(w) >= 4}
+    wanted = _asked(question)
     if not wanted:
         return True  # nothing to compare ("why?"): not for this check to refuse
+    return not wanted.isdisjoint(_held(source))
+
+
+@functools.lru_cache(maxsize=64)
+def _asked(question: str) -> frozenset[str]:
+    """The question's specifics and long content words, read once per
+    question (the service asks once per source)."""
+    asked = whole(collapse(question)).reading
+    return frozenset(asked.specifics) | {w for w in asked.stems if len(w) >= 4}
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _held(source: str) -> frozenset[str]:
     passage = read_passage([(0, 0, collapse(source))])
-    return any(w in passage.stems or w in passage.specifics for w in wanted)
+    return passage.stems | passage.specifics
 
 
 def passage_ends(sentences: Sequence[AnswerSentence]) -> dict[int, int]:
@@ -404,15 +417,24 @@ class Attributor:
     ) -> Attribution:
         started = time.perf_counter()
         readings = self._readings(sources)
-        meaning = Meaning(self._vectors)
-        sentences = attribute(answer, readings, titles, meaning)
-        if meaning.wanted and self._embedder is not None:
+        topic = topic_names(t for t in titles if t)
+        split = split_sentences(answer)
+        sentences: list[AnswerSentence] = []
+        wanted: dict[int, set[str]] = {}  # sentence -> the texts its borderline clauses need
+        for index, sentence in enumerate(split):
+            meaning = Meaning(self._vectors)
+            sentences.append(attribute_sentence(sentence, readings, topic, meaning))
+            if meaning.wanted:
+                wanted[index] = meaning.wanted
+        if wanted and self._embedder is not None:
             try:
-                await self._embed(sorted(meaning.wanted))
+                await self._embed(sorted(set().union(*wanted.values())))
             except Exception as exc:  # the lexical verdicts stand
                 log.warning("embedding borderline clauses failed: %r", exc)
-            else:
-                sentences = attribute(answer, readings, titles, Meaning(self._vectors))
+            else:  # a second pass for the sentences that asked, with their vectors
+                for index in wanted:
+                    meaning = Meaning(self._vectors)
+                    sentences[index] = attribute_sentence(split[index], readings, topic, meaning)
         return Attribution(sentences, (time.perf_counter() - started) * 1000)
 
     async def _embed(self, texts: list[str]) -> None:

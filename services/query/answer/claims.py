@@ -42,6 +42,7 @@ source that raises or lowers something changes it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -141,6 +142,7 @@ _CONTINUATIONS = frozenset(_CONTINUATION_TEXT.split())
 _SYNONYM_TEXT = """
     new introduce add
     change modify alter
+    keep stay remain retain preserve
     increase raise
     decrease lower reduce
     need require must necessary mandatory
@@ -203,6 +205,7 @@ def _number_key(raw: str) -> str:
     return raw.replace(",", "").rstrip("%").lower()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """Crude, but the same on both sides: ``invoked``/``invokes``/``invoke`` ->
     ``invok``, ``used``/``using`` -> ``use``, ``modified``/``modify`` ->
@@ -234,8 +237,19 @@ def stem(word: str) -> str:
 
 # Suffixes stripped, longest first, and the letters each must leave: "apply"
 # keeps its "ly", "table" its "able", "used" becomes "use" (two letters + e).
-_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "able", "ible", "ed", "es", "ly", "s")
-_SUFFIX_REST = {"ing": 2, "ed": 2, "able": 4, "ible": 4, "ly": 4}
+_SUFFIXES: tuple[str, ...] = (
+    "ations",
+    "ation",
+    "ings",
+    "ing",
+    "edly",
+    "ables",
+    "ibles",
+    "able",
+    "ible",
+)
+_SUFFIXES += ("ed", "es", "ly", "s")
+_SUFFIX_REST = {"ing": 2, "ed": 2, "ables": 4, "ibles": 4, "able": 4, "ible": 4, "ly": 4}
 
 
 def tokens(text: str) -> list[Token]:
@@ -322,6 +336,7 @@ class Reading:
     units: tuple[tuple[str, str], ...]  # (number key, the word after it)
     formulas: tuple[str, ...]
     words: frozenset[str]  # every word's stem, function words too (before/after)
+    poles: frozenset[tuple[int, int]]  # (pair of _OPPOSITES, side) its words say
     quantities: frozenset[tuple[str, str]]  # ("one" or "many", the noun it counts)
     # specific -> (the nearest other specifics, the two nearest content words)
     neighbours: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
@@ -390,7 +405,8 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         units=tuple(units),
         formulas=tuple(_squash(f.group()).rstrip(".") for f in _FORMULA.finditer(text))
         + tuple(_squash(q.group()) for q in _QUOTED.finditer(text)),
-        words=frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word"),
+        words=(words_read := frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word")),
+        poles=poles_of(words_read),
         quantities=frozenset(_quantities(toks)),
         neighbours=tuple(_neighbours(positions)),
     )
@@ -489,8 +505,8 @@ class Passage:
     squashed: str
     parts: tuple[frozenset[str], ...]  # per source sentence: its specifics and stems
     singles: tuple[Passage, ...] = ()  # a window's sentences, read alone
-    # a sentence's parts around "but", "whereas", ";"...: (stems, words) each
-    clauses: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
+    # a sentence's parts around "but", "whereas", ";"...: (stems, poles) each
+    clauses: tuple[tuple[frozenset[str], frozenset[tuple[int, int]]], ...] = ()
     # statements: sentences joined when one goes on about the one before
     # ("… SQLITE_MAX_FUNCTION_ARG … . The default value of this limit is 100."):
     # their specifics and stems, and their text squashed
@@ -542,6 +558,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         units=units,
         formulas=(),
         words=frozenset().union(*(r[0].words for r in readings)),
+        poles=frozenset().union(*(r[0].poles for r in readings)),
         quantities=frozenset().union(*(r[0].quantities for r in readings)),
         neighbours=(),
     )
@@ -565,7 +582,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         _squash(whole),
         tuple(r[1] | r[2] for r in readings),
         singles,
-        tuple((frozenset(c.stems), c.words) for c in map(read, parts)) if len(parts) > 1 else (),
+        tuple((frozenset(c.stems), c.poles) for c in map(read, parts)) if len(parts) > 1 else (),
         tuple(statements),
     )
 
@@ -586,11 +603,22 @@ def _goes_on(sentence: Reading) -> bool:
     return pointing and not any(k[0] in "@=" for k in sentence.specifics)
 
 
-def topic_names(titles: str) -> frozenset[str]:
+def topic_names(titles: Iterable[str]) -> frozenset[str]:
     """Names the sources are about: those in their documents' titles
-    ("add_subdirectory — CMake 3.25.1 Documentation")."""
-    keys = (specific_key(t, False) for t in tokens(titles))
-    return frozenset(k for k in keys if k is not None and k[0] in "@=")
+    ("add_subdirectory — CMake 3.25.1 Documentation"), and a title's one-word
+    subject, however written ("message — CMake 3.25.1 Documentation")."""
+    names: set[str] = set()
+    for title in titles:
+        keys = (specific_key(t, False) for t in tokens(title))
+        names.update(k for k in keys if k is not None and k[0] in "@=")
+        subject = _TITLE_SUBJECT.match(title)
+        if subject is not None:
+            names.add("@" + subject.group(1).lower())
+    return frozenset(names)
+
+
+# A page title naming one thing before a separator: "message — CMake …".
+_TITLE_SUBJECT = re.compile(r"\s*([A-Za-z_][\w.]*)\s+[—–|:-]\s")
 
 
 # ---- the checks ------------------------------------------------------------------
@@ -665,15 +693,14 @@ def _polarity(clause: Reading, passage: Passage) -> bool:
         return False
     if denied & (clause.affirmed - clause.negated):
         return False
-    mine, other = set(clause.words), set(theirs.words)
-    if _opposed(mine, other):
+    if _opposed(clause.poles, theirs.poles):
         return False
     # A sentence saying both ("enabled by default but can be disabled"): the
     # parts of it sharing the most of the clause's words (half or more) decide.
     stems = set(clause.stems)
     shared = [len(stems & part_stems) for part_stems, _ in passage.clauses]
-    for count, (_, part_words) in zip(shared, passage.clauses, strict=True):
-        if count == max(shared) and 2 * count >= len(stems) and _opposed(mine, set(part_words)):
+    for count, (_, part_poles) in zip(shared, passage.clauses, strict=True):
+        if count == max(shared) and 2 * count >= len(stems) and _opposed(clause.poles, part_poles):
             return False
     # "several writers" where the passage counts "only one writer".
     counted = {noun: amount for amount, noun in theirs.quantities}
@@ -709,10 +736,19 @@ def canonical(stemmed: str) -> str:
 
 
 _OPPOSITE_STEMS[:] = sorted({(canonical(stem(a)), canonical(stem(b))) for a, b in _OPPOSITES})
+_POLES: dict[str, list[tuple[int, int]]] = {}  # a side's stem -> (pair, side)
+for _pair, _sides in enumerate(_OPPOSITE_STEMS):
+    for _side, _stem in enumerate(_sides):
+        _POLES.setdefault(_stem, []).append((_pair, _side))
 
 
-def _opposed(mine: set[str], other: set[str]) -> bool:
-    return any(_turned(mine, other, a, b) or _turned(mine, other, b, a) for a, b in _OPPOSITE_STEMS)
+def _opposed(mine: frozenset[tuple[int, int]], other: frozenset[tuple[int, int]]) -> bool:
+    """The clause says one word of a pair where the passage says the other
+    (and neither says both)."""
+    for pair, side in mine:
+        if (pair, 1 - side) in other and (pair, side) not in other and (pair, 1 - side) not in mine:
+            return True
+    return False
 
 
 def _prefixed_bases(stems: Iterable[str]) -> set[str]:
@@ -725,19 +761,12 @@ def _prefixed_bases(stems: Iterable[str]) -> set[str]:
     }
 
 
-def _turned(mine: set[str], other: set[str], a: str, b: str) -> bool:
-    """The clause says ``a`` where the passage says its opposite ``b`` (and
-    neither says both)."""
-    return (
-        _holds_word(mine, a)
-        and _holds_word(other, b)
-        and not _holds_word(other, a)
-        and not _holds_word(mine, b)
+def poles_of(words: frozenset[str]) -> frozenset[tuple[int, int]]:
+    """Which side of which pair of opposites the words say: a word says a side
+    when it starts with that side's stem (``disabl`` says "disabled")."""
+    return frozenset(
+        pole for w in words for k in range(1, len(w) + 1) for pole in _POLES.get(w[:k], ())
     )
-
-
-def _holds_word(stems: set[str], prefix: str) -> bool:
-    return any(s.startswith(prefix[:7]) for s in stems if len(s) >= min(len(prefix), 3))
 
 
 def coverage(clause: Reading, passage: Passage) -> float:
