@@ -370,11 +370,13 @@ class QuerySettings(BaseModel):
     attribution: bool = True
     # Clauses just short of the attribution's word bar are settled by the
     # embedder's sentence vectors (services/query/answer/attribution.py); off: they
-    # stay unsupported, and attribution makes no embedder call.
+    # stay unsupported, and attribution makes no embedder call. Off by default:
+    # on the labelled sets it backs 1 more sentence in 170 at 25-40x the cost
+    # (docs/evaluation.md, "Attribution").
     attribution_meaning: bool = Field(
-        default=True,
+        default=False,
         description="Attribution asks the embedder whether a clause just short of the word "
-        "bar means what its passage says; false: such clauses stay unsupported",
+        "bar means what its passage says (slower; off: such clauses stay unsupported)",
     )
     # When no retrieved chunk shares a word or specific with the question
     # (services/query/answer/attribution.is_relevant), answer with a fixed refusal

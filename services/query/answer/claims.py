@@ -156,7 +156,7 @@ _SYNONYM_TEXT = """
     small tiny
     show display
     specify give
-    start begin
+    start begin prefix preface
     arise come
     maximum max
     minimum min
