@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.attribution                 # both labelled sets, 3 rounds
     .venv/bin/python -m bench.attribution --rounds 5
 
-The labelled answers of ``evalsets/attribution/`` are attributed as the
-service does after an answer ends (sources read ahead), with the embedder's
-say on borderline clauses (the default) and without it (the rules alone).
+The labelled answers of the tuning sets ``cmake`` and ``sqlite`` (never the
+held-out set) are attributed as the service does after an answer ends
+(sources read ahead), without the embedder (the rules alone, the default)
+and with its say on borderline clauses (``RAG_QUERY__ATTRIBUTION_MEANING``).
 The baseline is what any embedding-based check pays at least: one MiniLM
 vector per answer sentence (the attribution this one replaced embedded every
 sentence, and every source sentence besides). Rounds alternate product and
