@@ -71,8 +71,9 @@ PAIR_PENALTY = 0.10
 # the passage's (cosine of the embedder's sentence vectors): the paraphrase
 # that changed three words. Only when the service has the embedder's say
 # (RAG_QUERY__ATTRIBUTION_MEANING, off by default: on the labelled sets it
-# backed 1 more supported sentence in 170 at 25-40 times the cost). Negations, swapped values and other specifics
-# were checked before and are not forgiven.
+# backed 1 more supported sentence in 170 at 25-40 times the cost).
+# Negations, swapped values and other specifics were checked before and are
+# not forgiven.
 BORDERLINE_COVERAGE = 0.65
 MEANING = 0.80
 MAX_SOURCE_SENTENCES = 64  # per source; chunks are ~200 tokens, so rarely reached
