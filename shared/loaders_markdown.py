@@ -18,7 +18,7 @@ _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FENCE_CLOSE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
-_FRONT_MATTER_TITLE = re.compile(r"""^title:\s*["']?(.*?)["']?\s*$""")
+_FRONT_MATTER_FIELD = re.compile(r"""^(title|description):\s*["']?(.*?)["']?\s*$""")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _INLINE_MARKS = re.compile(r"[*_`]+")
 
@@ -33,16 +33,20 @@ class _Heading:
 def load_markdown(text: str) -> LoadedDocument:
     lines = text.splitlines(keepends=True)
     offsets = _line_offsets(lines)
-    body_from, front_title = _front_matter(lines)
-    # Front matter is metadata, not prose: it is left out of the indexed text.
+    body_from, front = _front_matter(lines)
+    # Front matter is metadata, not prose: it is left out of the indexed text,
+    # except a description, the page's own one-line summary (npm's "Set access
+    # level on published packages"), which leads the text as its first line.
     base = offsets[body_from] if body_from < len(offsets) else len(text)
+    lead = f"{front['description']}\n\n" if front.get("description") else ""
+    shift = len(lead) - base
     headings = [
-        _Heading(h.offset - base, h.level, h.text) for h in _headings(lines, offsets, body_from)
+        _Heading(h.offset + shift, h.level, h.text) for h in _headings(lines, offsets, body_from)
     ]
     sections = _section_paths(headings)
-    title = front_title or next((h.text for h in headings if h.level == 1), None)
+    title = front.get("title") or next((h.text for h in headings if h.level == 1), None)
     return LoadedDocument(
-        text=text[base:],
+        text=lead + text[base:],
         title=title,
         sections=sections,
         breaks=[h.offset for h in headings if h.offset > 0],
@@ -62,18 +66,18 @@ def _line_offsets(lines: list[str]) -> list[int]:
     return offsets
 
 
-def _front_matter(lines: list[str]) -> tuple[int, str | None]:
-    """Index of the first body line, and the front matter's title."""
+def _front_matter(lines: list[str]) -> tuple[int, dict[str, str]]:
+    """Index of the first body line, and the front matter's title and description."""
     if not lines or lines[0].rstrip() != "---":
-        return 0, None
-    title = None
+        return 0, {}
+    found: dict[str, str] = {}
     for i, line in enumerate(lines[1:], start=1):
         if line.rstrip() in ("---", "..."):
-            return i + 1, title
-        match = _FRONT_MATTER_TITLE.match(line.rstrip("\n"))
-        if match and title is None:
-            title = match.group(1) or None
-    return 0, None  # no closing line: not front matter
+            return i + 1, found
+        match = _FRONT_MATTER_FIELD.match(line.rstrip("\n"))
+        if match and match.group(2) and match.group(1) not in found:
+            found[match.group(1)] = match.group(2)
+    return 0, {}  # no closing line: not front matter
 
 
 def _headings(lines: list[str], offsets: list[int], body_from: int) -> list[_Heading]:

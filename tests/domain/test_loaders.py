@@ -88,6 +88,29 @@ def test_markdown_headings_become_sections_and_breaks() -> None:
     assert "this comment is not a heading" not in " ".join(paths)
 
 
+def test_markdown_front_matter_description_leads_the_text() -> None:
+    # npm's pages: the description is the page's own one-line summary, often
+    # the words a user asks with ("Set access level on published packages").
+    raw = (
+        b"---\ntitle: npm-access\nsection: 1\n"
+        b'description: "Set access level on published packages"\n'
+        b"description: a second one is ignored\n---\n\n### Synopsis\n\nnpm access\n"
+        b"\n### Description\n\nUsed to set access.\n"
+    )
+    doc = load(raw, "text/markdown")
+    assert doc.title == "npm-access"
+    assert doc.text.startswith("Set access level on published packages\n\n\n### Synopsis")
+    assert "section: 1" not in doc.text and "second one" not in doc.text
+    assert [doc.text[o:].split("\n", 1)[0] for o, _ in doc.sections] == [
+        "### Synopsis",
+        "### Description",
+    ]
+    assert doc.breaks == [o for o, _ in doc.sections]
+    # An empty description, or none, adds nothing.
+    bare = load(b"---\ndescription:\n---\n# T\n\nBody.\n", "text/markdown")
+    assert bare.text == "# T\n\nBody.\n" and bare.sections == [(0, "T")]
+
+
 def test_markdown_title_is_the_first_h1_without_front_matter() -> None:
     doc = load(b"Intro text.\n\n# Real Title\n\n## Part\n\nBody.\n", "text/markdown")
     assert doc.title == "Real Title"
