@@ -348,6 +348,25 @@ class QuerySettings(BaseModel):
         description="weight of the candidates' order by question-to-section-path similarity"
         " in the fusion (k-NN's is 1); 0 = off (docs/evaluation.md)",
     )
+    # Hybrid: the chat model names search words for the question first
+    # (services/query/answer/rewrite.py); they join the keyword search.
+    rewrite_question: bool = Field(
+        default=False,
+        description="hybrid: the chat model first turns the question into search words, "
+        "added to the keyword search (costs a short generation per question)",
+    )
+    rewrite_weight: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=5.0,
+        description="hybrid: weight of each rewrite word (a question word's is 1)",
+    )
+    rewrite_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=120.0,
+        description="longest wait for the rewrite; then the question is searched alone",
+    )
     max_chunks_per_doc: int = Field(default=5, ge=1)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     max_question_chars: int = Field(default=4000, ge=1, le=4000)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Literal
 
 from services.query.answer.expansion import Feedback, expansion_terms
+from services.query.answer.rewrite import Rewriter
 from services.query.answer.sections import SectionRanker, add_ranking, as_rank_scores
 from shared.access import Access
 from shared.documents import SearchHit, Vector
@@ -87,11 +88,18 @@ def cap_per_document(hits: Sequence[SearchHit], max_per_doc: int) -> list[Search
 
 
 class Retriever:
-    def __init__(self, embedder: Embedder, index: VectorIndex, settings: QuerySettings) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        settings: QuerySettings,
+        rewriter: Rewriter | None = None,
+    ) -> None:
         self._embedder = embedder
         self._index = index
         self._settings = settings
         self._sections = SectionRanker(embedder)
+        self._rewriter = rewriter
 
     async def retrieve(
         self, text: str, k: int, filters: Filters, mode: SearchMode, access: Access
@@ -102,8 +110,10 @@ class Retriever:
         # Over-fetch so that de-duplication and the per-document cap still leave k.
         candidates = max(k, self._settings.candidates)
         try:
-            vector = await self._embedder.embed_query(text)
-            hits = await self._search(text, vector, candidates, filters, mode, access)
+            vector, rewritten = await asyncio.gather(
+                self._embedder.embed_query(text), self._rewrite(text, mode)
+            )
+            hits = await self._search(text, vector, rewritten, candidates, filters, mode, access)
             if self._settings.section_weight > 0 and hits:
                 hits = await self._with_sections(vector, hits, mode)
         except NoDocumentsIndexed:
@@ -140,6 +150,7 @@ class Retriever:
         self,
         text: str,
         vector: Vector,
+        rewritten: Sequence[tuple[str, float]],
         candidates: int,
         filters: Filters,
         mode: SearchMode,
@@ -149,15 +160,26 @@ class Retriever:
             return await self._index.knn_search(vector, candidates, filters, access)
         knn, keyword = await asyncio.gather(
             self._index.knn_search(vector, candidates, filters, access),
-            self._index.keyword_search(text, candidates, filters, access),
+            self._index.keyword_search(text, candidates, filters, access, rewritten),
         )
         fused = self._fuse(knn, keyword)
         added = self._feedback_terms(text, fused)
         if not added:
             return fused
         # A second keyword search with the feedback words; k-NN is not repeated.
-        keyword = await self._index.keyword_search(text, candidates, filters, access, added)
+        both = dict(rewritten)
+        for word, weight in added:
+            both.setdefault(word, weight)
+        keyword = await self._index.keyword_search(
+            text, candidates, filters, access, list(both.items())
+        )
         return self._fuse(knn, keyword)
+
+    async def _rewrite(self, text: str, mode: SearchMode) -> list[tuple[str, float]]:
+        """The chat model's search words (hybrid only: k-NN searches no keywords)."""
+        if self._rewriter is None or mode == "knn":
+            return []
+        return await self._rewriter(text)
 
     def _fuse(self, knn: Sequence[SearchHit], keyword: Sequence[SearchHit]) -> list[SearchHit]:
         return reciprocal_rank_fusion(

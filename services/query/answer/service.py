@@ -46,6 +46,7 @@ from services.query.answer.refusals import (
     send_rejection,
 )
 from services.query.answer.retrieval import RetrievalFailed, Retriever
+from services.query.answer.rewrite import model_rewriter
 from services.query.answer.streaming import TokenStreamer
 from services.query.answer.waking import SEARCH_TYPICAL_S, ModelWake, notice_if_slow, status
 from services.query.state.conversation import conversation_key, trim_history
@@ -127,7 +128,16 @@ class AnswerService:
         self._settings = settings
         self.query = settings.query
         self._deps = deps
-        self._retriever = Retriever(deps.embedder, deps.index, settings.query)
+        rewriter = (
+            model_rewriter(
+                deps.model,
+                timeout_s=settings.query.rewrite_timeout_s,
+                weight=settings.query.rewrite_weight,
+            )
+            if settings.query.rewrite_question
+            else None
+        )
+        self._retriever = Retriever(deps.embedder, deps.index, settings.query, rewriter)
         self._attributor = (
             Attributor(deps.embedder if settings.query.attribution_meaning else None)
             if settings.query.attribution
