@@ -1,56 +1,17 @@
 """``rag cost --stack NAME``: what the stack costs idle, per 1,000 questions and per
 10,000 documents, from ``Pulumi.NAME.yaml`` alone (no Pulumi CLI, no AWS call).
 
-Registered on the app at start with typer only; the model, the prices and the
-stack's config (pulumi) load when the command runs, so ``rag --help`` stays fast.
+Loaded only when the command runs (``cli.deploy.command`` has its options): the
+model, the prices and the stack's config (pulumi) load here, not at ``rag --help``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cli.deploy.cost_model import Estimate, Section
-
-
-def register(app: typer.Typer) -> None:
-    app.command("cost")(cost)
-
-
-def cost(
-    stack: Annotated[
-        str, typer.Option("--stack", help="The stack whose Pulumi.STACK.yaml to price")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")] = False,
-    model_seconds: Annotated[
-        float | None,
-        typer.Option(
-            "--model-seconds",
-            min=0.1,
-            help="Model seconds per answer (the mean of done.model_ms / 1000 from your "
-            "stack); default: 256 tokens at 30 tokens/s",
-        ),
-    ] = None,
-    project_dir: Annotated[
-        Path, typer.Option("--project-dir", help="Folder holding Pulumi.STACK.yaml")
-    ] = Path("."),
-) -> None:
-    """Idle cost per day (first line), then per 1,000 questions and per 10,000
-    documents, with the list prices' date (docs/cost.md)."""
-    import json
-
-    try:
-        result = price_stack(stack, project_dir, model_seconds)
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"rag cost: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), indent=2))
-    else:
-        typer.echo(render(result))
 
 
 def stack_values(stack: str, project_dir: Path) -> dict[str, Any]:

@@ -192,7 +192,3 @@ def eval_command(
         raise typer.Exit(1) from None
     if fail_under is not None and recall5 < fail_under:
         raise typer.Exit(code=1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)

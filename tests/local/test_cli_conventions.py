@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.announce import ANNOUNCE_FILE, announce, read_announcement, withdraw
-from cli.main import settings_for
+from cli.options import settings_for
 from tests.local.conftest import REPO, rag
 
 # Nothing a bare `import cli.main` (hence `rag --help`) may load.

@@ -14,7 +14,7 @@ from tests.local.conftest import REPO
 def test_the_ingest_commands_never_ask_which_kind_of_queue() -> None:
     # (cli/submit.py still reads the embedded queue's own state while waiting
     # on it: pending messages, live consumers, dead letters)
-    assert "embedded_queue" not in (REPO / "cli" / "documents" / "commands.py").read_text()
+    assert "embedded_queue" not in (REPO / "cli" / "documents" / "ingest.py").read_text()
 
 
 async def test_the_destination_follows_the_settings(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
 async def test_sync_sends_deletes_for_files_gone_from_the_folder(
     tmp_path: Path, sqs_endpoint_url: str, sqs_queue: Any, sqs_client: Any
 ) -> None:
-    from cli.documents import commands
+    from cli.documents import ingest as ingesting
     from shared.ingest import DeleteOperation
 
     folder = tmp_path / "docs"
@@ -107,9 +107,9 @@ async def test_sync_sends_deletes_for_files_gone_from_the_folder(
         queue=QueueSettings(backend="sqs", queue_url=sqs_queue.url),
     )
     options: dict[str, Any] = {"force": False, "meta": [], "wait": True}
-    assert await commands.ingest(settings, [folder], **options) == 0
+    assert await ingesting.ingest(settings, [folder], **options) == 0
     (folder / "b.md").unlink()
-    assert await commands.ingest(settings, [folder], sync=True, **options) == 0
+    assert await ingesting.ingest(settings, [folder], sync=True, **options) == 0
 
     bodies: list[str] = []
     for _ in range(3):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.documents import commands
+from cli.documents import ingest as ingesting
 from cli.files import discover
 from cli.local_parts import LocalParts
 from shared.documents import DocState
@@ -37,7 +37,7 @@ async def states(settings: Settings) -> dict[str, str]:
 
 async def ingest(settings: Settings, *targets: Path, **options: object) -> int:
     defaults: dict[str, object] = {"force": False, "meta": [], "wait": True}
-    return await commands.ingest(settings, list(targets), **{**defaults, **options})  # type: ignore[arg-type]
+    return await ingesting.ingest(settings, list(targets), **{**defaults, **options})  # type: ignore[arg-type]
 
 
 async def test_same_file_name_from_another_folder_is_refused_naming_both(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cli.destination.stack_wait import settled, wait_for_stack
-from cli.documents import commands
+from cli.documents import ingest as ingesting
 from cli.documents.submit import Sent
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
@@ -63,7 +63,7 @@ async def test_ingest_waits_until_the_stack_indexed_its_documents(
     (docs / "empty.md").write_text("   \n")  # the indexer refuses it (empty document)
     try:
         # WHEN the documents are ingested with --stack (its outputs -> these settings)
-        failed = await commands.ingest(settings, [docs], force=False, meta=[], wait=True)
+        failed = await ingesting.ingest(settings, [docs], force=False, meta=[], wait=True)
     finally:
         stop.set()
         await indexer

@@ -1,8 +1,8 @@
-"""The async bodies of the CLI commands (``main`` parses options, this does the work)."""
+"""The work of ``rag ingest`` and ``rag delete`` (``command`` parses their
+options): files found, sent to the destination, waited for, reported."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.destination import Destination, destination_for
-from cli.documents.listing import list_docs
 from cli.documents.manifest import Manifest
 from cli.documents.submit import (
     DocumentResult,
@@ -21,7 +20,6 @@ from cli.documents.submit import (
     vanished,
 )
 from cli.files import (
-    SAMPLES_DIR,
     SUPPORTED,
     SourceFile,
     discover,
@@ -30,16 +28,14 @@ from cli.files import (
 )
 from cli.local_parts import LocalParts
 from shared.documents import DocState
-from shared.errors import ConfigurationError, RagError
+from shared.errors import ConfigurationError
 from shared.ingest import MetadataValue
 from shared.settings import Settings
 
-if TYPE_CHECKING:  # the ask path (query service, models) loads only when asking
+if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from cli.ask.asking import Asker
-
-__all__ = ["SAMPLES_DIR", "ask", "delete", "ingest", "list_docs"]
+__all__ = ["delete", "ingest"]
 # Results are not wrapped: piped into a file or grep, a line stays one line.
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -156,68 +152,6 @@ def _report(results: Sequence[DocumentResult]) -> int:
     for r in failed:
         err.print(f"[red]{escape(r.doc_id)}: {r.state}: {escape(r.reason or '')}[/red]")
     return len(failed)
-
-
-async def ask(
-    settings: Settings,
-    questions: list[str] | None,
-    url: str | None,
-    token: str | None,
-    k: int | None,
-    mode: str | None,
-    timeout_s: float = 600.0,
-) -> bool:
-    """One question (``questions``) or an interactive chat (None). True if all
-    went well. ``timeout_s``: the longest silence from a server mid-answer."""
-    from cli.ask.asking import ACCEPT_TIMEOUT_S, InProcessAsker, WebSocketAsker
-    from cli.chat_socket import ChatSocket
-
-    if url:
-        async with ChatSocket(url, token) as socket:
-            remote = WebSocketAsker(
-                socket,
-                k,
-                mode,
-                accept_timeout_s=min(ACCEPT_TIMEOUT_S, timeout_s),
-                answer_timeout_s=timeout_s,
-            )
-            return await _ask_all(remote, questions)
-    from services.query.answer.audit import AUDIT_FILE, audit_to_file
-
-    # stdout is the answer (`rag ask … > answer.txt`): the audit line goes to a file.
-    audit_to_file(settings.data_dir / AUDIT_FILE)
-    parts = LocalParts(settings)
-    asker = InProcessAsker(parts, k, mode)
-    try:
-        await asker.check_documents()
-        return await _ask_all(asker, questions)
-    finally:
-        await asker.close()
-        await parts.close()
-
-
-async def _ask_all(asker: Asker, questions: list[str] | None) -> bool:
-    from cli.ask.asking import TerminalSink
-
-    if questions is not None:
-        ok = True
-        for question in questions:
-            sink = TerminalSink()
-            await asker.ask(question, sink)
-            ok = ok and not sink.failed
-        return ok
-    console.print("[dim]Ask a question (empty line or Ctrl-D to quit).[/dim]")
-    while True:
-        try:
-            question = (await asyncio.to_thread(console.input, "[bold]you>[/bold] ")).strip()
-        except EOFError:
-            return True
-        if not question:
-            return True
-        try:
-            await asker.ask(question, TerminalSink())
-        except RagError as exc:  # e.g. the connection dropped: say so, keep chatting
-            err.print(f"[red]rag: {escape(str(exc))}[/red]")
 
 
 async def delete(settings: Settings, doc_id: str) -> bool:
