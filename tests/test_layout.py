@@ -4,8 +4,9 @@ GIVEN every Python module of the product, THEN shared/ imports nothing of
 ours, the two services never import each other, nothing the product runs
 (shared/, services/, infra/) imports the CLI, neither the services nor shared
 import the Pulumi program; adapters are built only where parts are built
-(``build_*`` functions, ``shared/factory.py``, ``cli/local_parts.py``); and an
-adapter lives beside its port.
+(``build_*`` functions, ``shared/factory.py``, ``cli/local_parts.py``); an
+adapter lives beside its port; and only the embedded destination reads the
+embedded queue (the CLI asks its ``Destination``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,40 @@ def test_only_the_clients_of_the_cli_import_it() -> None:
         and any(name == "cli" or name.startswith("cli.") for name in imported(path))
     }
     assert importers <= set(CLI_CLIENTS), importers
+
+
+# ---- one Destination decides embedded vs stack ---------------------------------
+# Only the embedded destination reads the embedded queue (and LocalParts, which
+# builds it); every command asks its Destination instead (cli/destination/).
+EMBEDDED_QUEUE_READERS = {"cli/local_parts.py", "cli/destination/embedded.py"}
+
+
+def reads_embedded_queue(path: Path) -> list[int]:
+    """Lines where ``path`` reads an ``embedded_queue`` attribute."""
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "embedded_queue"
+    ]
+
+
+def test_only_the_embedded_destination_reads_the_embedded_queue() -> None:
+    readers = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in ("cli", "services", "shared", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in EMBEDDED_QUEUE_READERS
+        for line in reads_embedded_queue(path)
+    ]
+    assert readers == []
+
+
+def test_the_destination_check_sees_a_read_when_there_is_one(tmp_path: Path) -> None:
+    source = tmp_path / "x.py"
+    source.write_text("def f(parts):\n    if parts.embedded_queue:\n        return 1\n")
+    assert reads_embedded_queue(source) == [2]
+    assert reads_embedded_queue(ROOT / "cli" / "destination" / "embedded.py") != []
 
 
 # ---- adapters are built only where parts are built ----------------------------

@@ -30,9 +30,9 @@ from typing import Any
 import aiohttp
 
 from cli.chat_socket import with_token
+from cli.destination import Sent
 from cli.destination.stack_queue import build_stack_queue, send_to_stack
 from cli.destination.stack_wait import wait_for_stack
-from cli.documents.submit import Sent
 from cli.files import build_index_message
 from cli.stack_outputs import QUEUE_KEYS, STATUS_TABLE_KEYS, WEBSOCKET_KEYS, pick
 from shared.errors import ConfigurationError, RagError

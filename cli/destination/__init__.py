@@ -1,36 +1,67 @@
-"""Where ``rag ingest`` and ``rag delete`` send documents, and how they learn
-what became of them: one :class:`Destination`, two kinds.
+"""Where documents go, and how the CLI learns what became of them: one
+:class:`Destination`, two kinds, chosen once per command by :func:`destination_for`.
 
-    EmbeddedDestination  this machine's embedded queue and status table; the
-                         ``rag serve`` on the data folder indexes, else this
-                         process does while it waits
-    StackDestination     a deployed stack's SQS queue (``--stack`` or the
-                         ``RAG_QUEUE__*`` settings); its indexer writes the
+    EmbeddedDestination  (embedded.py) this machine's embedded queue and status
+                         table; the ``rag serve`` on the data folder indexes,
+                         else this process does while it waits
+    StackDestination     (stack.py) a deployed stack's SQS queue (``--stack`` or
+                         the ``RAG_QUEUE__*`` settings); its indexer writes the
                          status table we read, when there is one
 
-The commands ask the destination instead of checking which kind it is.
+The commands (ingest, delete, docs, reconcile, serve and its document
+endpoints) ask the destination for whatever differs between the two instead of
+checking which kind it is: only ``embedded.py`` reads the embedded queue
+(``tests/test_layout.py`` checks it). Kept free of rich and of the services,
+so ``rag docs`` stays quick.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
-from rich.markup import escape
-
-from cli.documents.submit import SETTLED, DocumentResult, Sent, send_delete, wait_until_done
-from cli.local_parts import LocalParts
-from shared.documents import DocState, DocumentStatus
-from shared.errors import ConfigurationError
+from shared.documents import DocState
 from shared.ingest import IndexOperation
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-console = Console(soft_wrap=True)
+    from cli.local_parts import LocalParts
+
+
+@dataclass(frozen=True)
+class Sent:
+    doc_id: str
+    message_id: str
+    size: int = 0  # bytes of the file, for progress
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    doc_id: str
+    state: str
+    chunks: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The queue as this machine sees it: messages waiting, being indexed,
+    dead-lettered (the newest few, with their reasons)."""
+
+    visible: int
+    in_flight: int
+    dead: int
+    dead_letters: list[tuple[str, str]]  # (message id, reason)
+
+
+Tick = Callable[[int], None]
+
+# An unchanged file in one of these states is not sent again (a failed one
+# would only fail again: `--force` re-sends it).
+SETTLED = (DocState.INDEXED, DocState.FAILED)
 
 
 class Destination(Protocol):
@@ -39,6 +70,10 @@ class Destination(Protocol):
     @property
     def waits(self) -> bool:
         """Whether the outcome of what was sent can be waited for."""
+        ...
+
+    def indexer_note(self) -> str | None:
+        """Who indexes what is sent, when the user should know (a ``rag serve``)."""
         ...
 
     async def send(self, message: IndexOperation) -> str:
@@ -65,161 +100,32 @@ class Destination(Protocol):
         """Delete one document, saying what happened; False if it failed."""
         ...
 
+    async def reclaim_orphans(self) -> int:
+        """Put back messages held by a process that is gone; how many."""
+        ...
 
-def destination_for(parts: LocalParts) -> Destination:
-    if parts.embedded_queue is not None:
+    async def backlog(self, letters: int = 0) -> Backlog | None:
+        """The queue's counts and its newest ``letters`` dead letters (None:
+        not known from here)."""
+        ...
+
+    async def reconcile(self, *, dry_run: bool) -> dict[str, Any]:
+        """Repair drift between the status records and the index; the report."""
+        ...
+
+    async def index_until(self, stop: asyncio.Event, consumer_id: str) -> None:
+        """Index what is sent until ``stop``, where this process is the indexer
+        (``rag serve``); return at once where another one is."""
+        ...
+
+
+def destination_for(parts: LocalParts, indexer_function: str | None = None) -> Destination:
+    """The embedded queue of the settings, else the stack's (its indexer
+    function, when given, reconciles)."""
+    if indexer_function is None and parts.settings.queue.backend == "embedded":
+        from cli.destination.embedded import EmbeddedDestination
+
         return EmbeddedDestination(parts)
-    return StackDestination(parts)
+    from cli.destination.stack import StackDestination
 
-
-class EmbeddedDestination:
-    def __init__(self, parts: LocalParts) -> None:
-        self.parts = parts
-
-    @property
-    def waits(self) -> bool:
-        return True
-
-    async def send(self, message: IndexOperation) -> str:
-        status = self.parts.status
-        previous = await status.get(message.doc_id)
-        # Queued before sent: the indexer's final status can never be overwritten.
-        # An indexed document keeps its record: it is the indexer's memory of
-        # what is stored (the generation), without which a change of access list
-        # alone would re-embed the whole document instead of re-labelling it.
-        if previous is None or previous.state is not DocState.INDEXED:
-            await status.put(
-                DocumentStatus(
-                    doc_id=message.doc_id,
-                    state=DocState.QUEUED,
-                    title=message.title,
-                    content_type=message.content_type,
-                    groups=message.groups,
-                )
-            )
-        return await self.parts.queue.send(message.model_dump_json(exclude_none=True))
-
-    async def settled(self, doc_id: str) -> bool:
-        status = await self.parts.status.get(doc_id)
-        return status is not None and status.state in SETTLED
-
-    async def failed_before(self, doc_ids: Sequence[str]) -> int:
-        failed = 0
-        for doc_id in doc_ids:
-            status = await self.parts.status.get(doc_id)
-            failed += status is not None and status.state == DocState.FAILED
-        return failed
-
-    def say_sent(self, sent: int, deletes: int) -> None:
-        return None  # the wait's report says it all
-
-    async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
-        watcher = IndexingProgress(self.parts, sent, progress)
-        await watcher.start()
-        watching = asyncio.create_task(watcher.watch())
-        try:
-            return await wait_until_done(self.parts, sent, lambda _: None, watcher.finished)
-        finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
-
-    async def delete(self, doc_id: str) -> bool:
-        if await self.parts.status.get(doc_id) is None:
-            raise ConfigurationError(f"no document {doc_id!r}: see `rag docs` for the ids")
-        message_id = await send_delete(self.parts, doc_id)
-        with console.status(f"deleting {escape(doc_id)}…"):
-            (result,) = await wait_until_done(
-                self.parts, [Sent(doc_id, message_id)], lambda _: None
-            )
-        if result.state == DocState.DELETED:
-            console.print(f"deleted {escape(doc_id)}")
-            return True
-        console.print(f"[red]{escape(doc_id)}: {result.state}: {escape(result.reason or '')}[/red]")
-        return False
-
-
-class StackDestination:
-    def __init__(self, parts: LocalParts) -> None:
-        self.parts = parts
-
-    @property
-    def waits(self) -> bool:
-        return bool(self.parts.settings.status.table)  # the deployed indexer's records
-
-    async def send(self, message: IndexOperation) -> str:
-        from cli.destination.stack_queue import send_to_stack
-
-        return await send_to_stack(self.parts.settings, message)
-
-    async def settled(self, doc_id: str) -> bool:
-        return True  # the same bytes as last sent: the stack has them
-
-    async def failed_before(self, doc_ids: Sequence[str]) -> int:
-        return 0  # not known here
-
-    def say_sent(self, sent: int, deletes: int) -> None:
-        console.print(f"sent {sent} document(s) to {self.parts.settings.queue.queue_url}")
-        if deletes:
-            console.print(f"sent {deletes} delete(s) (files gone from the folder)")
-
-    async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
-        from cli.destination.stack_wait import wait_for_stack
-
-        task = progress.add_task("indexing", total=len(sent), detail="")
-        return await wait_for_stack(self.parts.status, sent, lambda n: progress.advance(task, n))
-
-    async def delete(self, doc_id: str) -> bool:
-        await send_delete(self.parts, doc_id)
-        console.print(f"delete of {escape(doc_id)} sent")
-        return True
-
-
-class IndexingProgress:
-    """Bytes and documents finished, plus chunks written so far: a big PDF
-    moves the chunk count while its bytes wait for the whole document."""
-
-    def __init__(self, parts: LocalParts, sent: Sequence[Sent], progress: Progress) -> None:
-        self._parts = parts
-        self._progress = progress
-        self._docs = len(sent)
-        self._done: list[Sent] = []
-        self._pending = {s.doc_id for s in sent}
-        self._baseline: dict[str, int] = {}
-        self._task = progress.add_task(
-            "indexing", total=sum(s.size for s in sent) or len(sent), detail=""
-        )
-
-    async def start(self) -> None:
-        for doc_id in list(self._pending)[:CHUNK_WATCH_DOCS]:
-            self._baseline[doc_id] = await self._written(doc_id)
-
-    async def _written(self, doc_id: str) -> int:
-        return sum((await self._parts.index.generations(doc_id)).values())
-
-    def finished(self, done: list[Sent]) -> None:
-        self._done.extend(done)
-        for s in done:
-            self._pending.discard(s.doc_id)
-            self._baseline.pop(s.doc_id, None)
-        advance = sum(s.size for s in done) if any(s.size for s in done) else len(done)
-        # The count moves now, not on the next tick: piped, the last line drawn
-        # is the only one a reader sees.
-        self._progress.update(self._task, advance=advance, detail=self._detail(0))
-
-    def _detail(self, written: int) -> str:
-        line = f"{len(self._done)}/{self._docs} documents"
-        # Chunks show only once some are written: the indexer writes a
-        # document's chunks after embedding them all, so a "0" said nothing.
-        return f"{line}, {written} chunks written so far" if written else line
-
-    async def watch(self) -> None:
-        while True:
-            written = 0
-            for doc_id, base in list(self._baseline.items()):
-                written += max(0, await self._written(doc_id) - base)
-            self._progress.update(self._task, detail=self._detail(written))
-            await asyncio.sleep(1.0)
-
-
-CHUNK_WATCH_DOCS = 20
+    return StackDestination(parts, indexer_function)

@@ -14,8 +14,7 @@ from cli.local_parts import LocalParts
 from services.indexer.pipeline import IndexerPipeline
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime, build_pipeline
-from shared.adapters.sqlite.queue import SqliteDeadLetters
-from shared.errors import ConfigurationError
+from shared.adapters.sqlite.queue import SqliteDeadLetters, SqliteQueue
 
 # The embedded queue's receive is a local poll, so a short wait costs nothing
 # and lets the poller stop (end of `rag ingest`, server shutdown) at once.
@@ -29,10 +28,7 @@ def local_pipeline(parts: LocalParts) -> IndexerPipeline:
     )
 
 
-def build_poller(parts: LocalParts) -> Poller:
-    queue = parts.embedded_queue
-    if queue is None:
-        raise ConfigurationError("the in-process indexer consumes the embedded queue only")
+def build_poller(parts: LocalParts, queue: SqliteQueue) -> Poller:
     settings = parts.settings.model_copy(
         update={"queue": parts.settings.queue.model_copy(update={"wait_seconds": LOCAL_WAIT_S})}
     )
@@ -40,6 +36,6 @@ def build_poller(parts: LocalParts) -> Poller:
     return Poller(queue, runtime, retry_base_s=LOCAL_RETRY_BASE_S)
 
 
-async def run_indexer(parts: LocalParts, stop: asyncio.Event) -> None:
-    """Consume until ``stop`` is set; in-flight messages finish or are released."""
-    await build_poller(parts).run(stop)
+async def run_indexer(parts: LocalParts, queue: SqliteQueue, stop: asyncio.Event) -> None:
+    """Consume ``queue`` until ``stop`` is set; in-flight messages finish or are released."""
+    await build_poller(parts, queue).run(stop)

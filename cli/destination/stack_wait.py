@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from cli.documents.submit import DocumentResult, Sent, Tick
+from cli.destination import DocumentResult, Sent, Tick
 from shared.documents import DocState, DocumentStatus
 from shared.errors import (
     IndexUnavailable,

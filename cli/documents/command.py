@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import DataDir, Stack, err, fail, run, settings_for, stack_outputs
+from cli.options import DataDir, Stack, fail, run, settings_for, stack_outputs
 from cli.paths import SAMPLES_DIR
 
 
@@ -53,16 +53,9 @@ def ingest(
         targets.append(SAMPLES_DIR)
     if not targets:
         raise fail("nothing to ingest: give files or folders, or --sample", 2)
-    settings = settings_for(data_dir, stack)
-    if not stack:
-        from cli.announce import read_announcement
-
-        note = read_announcement(settings.data_dir)
-        if note is not None:
-            err().print(f"[dim]the rag serve at {note.http_url} (pid {note.pid}) indexes[/dim]")
     failed = run(
         ingesting.ingest(
-            settings,
+            settings_for(data_dir, stack),
             targets,
             force=force,
             meta=meta or [],
@@ -120,18 +113,10 @@ def reconcile(
     stack: Stack = None,
 ) -> None:
     """Compare every document's status with the index; remove strays, re-index what's missing."""
-    from cli.documents import reconcile as reconciling
-    from cli.stack_outputs import pick
+    from cli.documents.reconcile import reconcile as reconciling
 
-    if stack:
-        function = pick(stack_outputs(stack), reconciling.FUNCTION_KEYS)
-        if function is None:
-            raise fail(f"stack {stack!r} has no indexer_function output")
-        report = run(
-            reconciling.reconcile_stack(settings_for(None, stack), function, dry_run=dry_run)
-        )
-    else:
-        report = run(reconciling.reconcile_local(settings_for(data_dir), dry_run=dry_run))
+    function = _indexer_function(stack)
+    report = run(reconciling(settings_for(data_dir, stack), function, dry_run=dry_run))
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -154,3 +139,16 @@ def reconcile(
     )
     if dry_run and report["drift_found"]:
         raise typer.Exit(1)
+
+
+def _indexer_function(stack: str | None) -> str | None:
+    """The deployed indexer function that reconciles for ``--stack``."""
+    if not stack:
+        return None
+    from cli.destination.stack import FUNCTION_KEYS
+    from cli.stack_outputs import pick
+
+    function = pick(stack_outputs(stack), FUNCTION_KEYS)
+    if function is None:
+        raise fail(f"stack {stack!r} has no indexer_function output")
+    return function

@@ -10,15 +10,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from cli.destination import Destination, destination_for
+from cli.destination import Destination, DocumentResult, Sent, destination_for
 from cli.documents.manifest import Manifest
-from cli.documents.submit import (
-    DocumentResult,
-    Sent,
-    send_delete,
-    send_files,
-    vanished,
-)
+from cli.documents.submit import send_delete, send_files, vanished
 from cli.files import (
     SUPPORTED,
     SourceFile,
@@ -68,6 +62,36 @@ async def ingest(
 ) -> int:
     """Returns how many documents failed. Progress, warnings and errors go to
     stderr; the results (what was indexed, skipped, deleted) to stdout."""
+    parts = LocalParts(settings)
+    destination = destination_for(parts)
+    try:
+        if (note := destination.indexer_note()) is not None:
+            err.print(f"[dim]{note}[/dim]")
+        return await _ingest(
+            destination,
+            targets,
+            force=force,
+            meta=meta,
+            wait=wait,
+            id_prefix=id_prefix,
+            sync=sync,
+            groups=groups,
+        )
+    finally:
+        await parts.close()
+
+
+async def _ingest(
+    destination: Destination,
+    targets: Sequence[Path],
+    *,
+    force: bool,
+    meta: list[str],
+    wait: bool,
+    id_prefix: str,
+    sync: bool,
+    groups: str | None,
+) -> int:
     try:
         metadata = parse_metadata(meta)
         access = parse_groups(groups)
@@ -82,30 +106,25 @@ async def ingest(
     sync_folders = [t for t in targets if t.is_dir()] if sync else []
     if not files and not sync_folders:
         raise ConfigurationError(f"no supported files to ingest (supported: {SUPPORTED})")
-    parts = LocalParts(settings)
-    destination = destination_for(parts)
-    try:
-        with _progress() as progress:
-            sent, unchanged = await _send(
-                parts, files, progress, force=force, metadata=metadata, groups=access
-            )
-            deletes = [
-                Sent(doc_id, await send_delete(parts, doc_id))
-                for doc_id in vanished(Manifest.load(settings.data_dir), sync_folders)
-            ]
-        await _say_unchanged(destination, unchanged)
-        destination.say_sent(len(sent), len(deletes))
-        if not (sent or deletes) or not wait or not destination.waits:
-            return 0
-        with _progress() as progress:
-            results = await destination.wait([*sent, *deletes], progress)
-        return _report(results)
-    finally:
-        await parts.close()
+    with _progress() as progress:
+        sent, unchanged = await _send(
+            destination, files, progress, force=force, metadata=metadata, groups=access
+        )
+        deletes = [
+            Sent(doc_id, await send_delete(destination, doc_id))
+            for doc_id in vanished(Manifest.load(destination.parts.settings.data_dir), sync_folders)
+        ]
+    await _say_unchanged(destination, unchanged)
+    destination.say_sent(len(sent), len(deletes))
+    if not (sent or deletes) or not wait or not destination.waits:
+        return 0
+    with _progress() as progress:
+        results = await destination.wait([*sent, *deletes], progress)
+    return _report(results)
 
 
 async def _send(
-    parts: LocalParts,
+    destination: Destination,
     files: Sequence[SourceFile],
     progress: Progress,
     *,
@@ -122,7 +141,9 @@ async def _send(
         count += 1
         progress.update(task, advance=size, detail=f"{count}/{len(files)} files")
 
-    return await send_files(parts, files, force=force, metadata=metadata, groups=groups, tick=tick)
+    return await send_files(
+        destination, files, force=force, metadata=metadata, groups=groups, tick=tick
+    )
 
 
 async def _say_unchanged(destination: Destination, unchanged: Sequence[str]) -> None:

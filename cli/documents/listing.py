@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from cli.destination import destination_for
 from cli.local_parts import LocalParts
 from shared.access import readable_by
 from shared.documents import DocState, DocumentStatus
@@ -19,19 +20,18 @@ async def list_docs(settings: Settings) -> tuple[list[DocumentStatus], int]:
     """(statuses, dead letters); messages held by a process that is gone are
     put back on the queue first, and the user is told."""
     parts = LocalParts(settings)
+    destination = destination_for(parts)
     try:
         statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
-        queue = parts.embedded_queue
-        if queue is None:
-            return statuses, 0
-        taken_back = await queue.reclaim_orphans()
+        taken_back = await destination.reclaim_orphans()
         if taken_back:
             print(
                 f"{taken_back} message(s) held by a process that is gone were put back on "
                 "the queue; the next `rag serve` or `rag ingest` indexes them",
                 file=sys.stderr,
             )
-        return statuses, (await queue.counts()).dead
+        backlog = await destination.backlog()
+        return statuses, backlog.dead if backlog else 0
     finally:
         await parts.close()
 

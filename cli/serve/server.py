@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cli.announce import announce, withdraw
-from cli.documents.submit import run_local_indexer
+from cli.destination import destination_for
 from cli.local_parts import LocalParts
 from cli.serve.warming_model import WarmingChatModel
 from cli.serve.webapi import add_local_routes
@@ -55,7 +55,8 @@ def build_local_app(
     model = WarmingChatModel(build_chat_model(settings))
     deps = build_query_deps(settings, embedder=parts.embedder, index=parts.index, model=model)
     app = create_app(settings, deps, authenticator)
-    add_local_routes(app, parts)
+    destination = destination_for(parts)
+    add_local_routes(app, destination)
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
 
@@ -66,11 +67,12 @@ def build_local_app(
         started = time.perf_counter()
         loading = model.start_loading()
         loading.add_done_callback(lambda task: _log_model_load(task, started))
-        if parts.embedded_queue:
-            consumer = f"serve-{os.getpid()}"
-            indexer = asyncio.create_task(run_local_indexer(parts, stop, consumer))
-            indexer.add_done_callback(_log_indexer_end)
-            tasks.append(indexer)
+        # Where this process is the indexer (the embedded queue); a stack's
+        # indexer consumes its own queue, and this task ends at once.
+        consumer = f"serve-{os.getpid()}"
+        indexer = asyncio.create_task(destination.index_until(stop, consumer))
+        indexer.add_done_callback(_log_indexer_end)
+        tasks.append(indexer)
 
     async def start_background(_: web.Application) -> None:
         tasks.append(asyncio.create_task(warm_up()))

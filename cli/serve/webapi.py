@@ -23,7 +23,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cli.documents.submit import send_delete, send_files, send_one
+from cli.destination import Destination
+from cli.documents.submit import send_delete, send_files
 from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,
@@ -31,14 +32,13 @@ from cli.files import (
     content_type_for,
     discover,
 )
-from cli.local_parts import LocalParts
 from services.query.transports.server import AUTHENTICATOR
 from services.query.transports.tokens import Unauthorized
 from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 
 STATIC_DIR = Path(__file__).parent / "static"
-PARTS = web.AppKey("parts", LocalParts)
+DESTINATION = web.AppKey("destination", Destination)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -90,15 +90,15 @@ def status_json(status: DocumentStatus) -> dict[str, Any]:
 
 
 async def list_documents(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
-    statuses = [s for s in await parts.status.list() if s.state != DocState.DELETED]
+    destination = request.app[DESTINATION]
+    statuses = [s for s in await destination.parts.status.list() if s.state != DocState.DELETED]
     body: dict[str, Any] = {"documents": [status_json(s) for s in statuses]}
-    queue = parts.embedded_queue
-    if queue is not None:
-        counts = await queue.counts()
-        body["queue"] = {"visible": counts.visible, "in_flight": counts.in_flight}
+    backlog = await destination.backlog(letters=50)
+    if backlog is not None:
+        body["queue"] = {"visible": backlog.visible, "in_flight": backlog.in_flight}
         body["dead_letters"] = [
-            {"message_id": d.message_id, "reason": d.reason} for d in await queue.dead_letters(50)
+            {"message_id": message_id, "reason": reason}
+            for message_id, reason in backlog.dead_letters
         ]
     return web.json_response(body)
 
@@ -116,8 +116,8 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes | None:
 
 
 async def upload_documents(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
-    limit = parts.settings.ingest.max_document_bytes
+    destination = request.app[DESTINATION]
+    limit = destination.parts.settings.ingest.max_document_bytes
     accepted: list[dict[str, str]] = []
     rejected: list[dict[str, str]] = []
     reader = await request.multipart()
@@ -137,7 +137,7 @@ async def upload_documents(request: web.Request) -> web.Response:
             rejected.append({"name": name, "reason": "the file is empty"})
             continue
         message = build_index_message(name, data, content_type)
-        message_id = await send_one(parts, message)
+        message_id = await destination.send(message)
         accepted.append({"doc_id": name, "message_id": message_id})
     if not accepted and not rejected:
         return web.json_response({"error": "no file in the upload (field 'file')"}, status=400)
@@ -145,20 +145,20 @@ async def upload_documents(request: web.Request) -> web.Response:
 
 
 async def delete_document(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    destination = request.app[DESTINATION]
     doc_id = request.match_info["doc_id"]
-    if await parts.status.get(doc_id) is None:
+    if await destination.parts.status.get(doc_id) is None:
         return web.json_response({"error": f"no document {doc_id!r}"}, status=404)
-    message_id = await send_delete(parts, doc_id)
+    message_id = await send_delete(destination, doc_id)
     return web.json_response({"doc_id": doc_id, "message_id": message_id}, status=202)
 
 
 async def load_samples(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    destination = request.app[DESTINATION]
     files, _ = discover([SAMPLES_DIR])
     if not files:
         return web.json_response({"error": f"no sample documents in {SAMPLES_DIR}"}, status=404)
-    sent, unchanged = await send_files(parts, files)
+    sent, unchanged = await send_files(destination, files)
     return web.json_response(
         {"accepted": [{"doc_id": s.doc_id} for s in sent], "unchanged": len(unchanged)},
         status=202,
@@ -177,8 +177,8 @@ async def rag_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return web.json_response({"error": str(exc), "code": exc.code}, status=503)
 
 
-def add_local_routes(app: web.Application, parts: LocalParts) -> None:
-    app[PARTS] = parts
+def add_local_routes(app: web.Application, destination: Destination) -> None:
+    app[DESTINATION] = destination
     app.middlewares.append(guard)
     app.middlewares.append(rag_errors)
     app.router.add_get("/", index_page)

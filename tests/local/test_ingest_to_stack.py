@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cli.destination import destination_for
 from cli.documents.submit import send_files
 from cli.files import discover
 from cli.local_parts import LocalParts
@@ -37,8 +38,8 @@ async def test_files_are_sent_to_the_stack_queue_and_unchanged_ones_skipped(
     files, _ = discover([tmp_path / "docs"])
     parts = LocalParts(settings)
     try:
-        sent, unchanged = await send_files(parts, files)
-        again, unchanged_again = await send_files(parts, files)
+        sent, unchanged = await send_files(destination_for(parts), files)
+        again, unchanged_again = await send_files(destination_for(parts), files)
     finally:
         await parts.close()
 
@@ -75,7 +76,7 @@ async def test_a_file_too_big_for_sqs_goes_through_the_bucket(
         files, _ = discover([tmp_path / "big.txt"])
         parts = LocalParts(settings)
         try:
-            (sent,), _ = await send_files(parts, files)
+            (sent,), _ = await send_files(destination_for(parts), files)
         finally:
             await parts.close()
         received = await sqs_client.receive_message(

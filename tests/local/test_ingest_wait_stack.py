@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from cli.destination import Sent
 from cli.destination.stack_wait import settled, wait_for_stack
 from cli.documents import ingest as ingesting
-from cli.documents.submit import Sent
 from services.indexer.poller import Poller
 from services.indexer.runtime import Runtime
 from shared.adapters.aws import dynamodb_status

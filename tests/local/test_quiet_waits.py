@@ -67,8 +67,8 @@ async def test_the_indexing_line_counts_documents_as_they_finish() -> None:
     from rich.console import Console
     from rich.progress import Progress, TextColumn
 
-    from cli.destination import IndexingProgress
-    from cli.documents.submit import Sent
+    from cli.destination import Sent
+    from cli.destination.embedded import IndexingProgress
 
     class NoChunks:  # the index as the watcher reads it (a test double)
         async def generations(self, doc_id: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.documents.reconcile import reconcile_stack
+from cli.destination.stack import reconcile_stack
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 

@@ -11,7 +11,7 @@ import aiohttp
 import apsw
 import pytest
 
-from cli.documents.submit import CONSUMER_FRESH_S
+from cli.destination.embedded import CONSUMER_FRESH_S
 from shared.adapters.sqlite.common import QUEUE_DB
 from shared.protocol import DoneEvent, SourcesEvent, TokenEvent, parse_server_event
 from tests.local.conftest import LocalServer, rag

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from cli.destination import destination_for
 from cli.local_parts import LocalParts
 from cli.serve.webapi import add_local_routes
 from shared.settings import Settings
@@ -28,7 +29,7 @@ async def parts(tmp_path: Path) -> AsyncIterator[LocalParts]:
 @pytest.fixture
 async def base_url(parts: LocalParts) -> AsyncIterator[str]:
     app = web.Application()
-    add_local_routes(app, parts)
+    add_local_routes(app, destination_for(parts))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
@@ -120,7 +121,7 @@ async def test_with_tokens_the_document_endpoints_are_for_admins(parts: LocalPar
     )
     app = web.Application()
     app[AUTHENTICATOR] = TokenAuthenticator(grants, "rag-admins")
-    add_local_routes(app, parts)
+    add_local_routes(app, destination_for(parts))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     url = server.make_url("/api/documents")
