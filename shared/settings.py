@@ -384,8 +384,8 @@ class QuerySettings(BaseModel):
     history_turns: int = Field(default=6, ge=0)
     history_tokens: int = Field(default=1024, ge=0)
     excerpt_chars: int = Field(default=300, ge=20)
-    # Check each answer sentence against the sources with the embedder
-    # (services/query/answer/attribution.py); off: "cited" = the [n] markers written.
+    # Check each answer sentence against the sources (the rules of
+    # services/query/answer/claims.py); off: "cited" = the [n] markers written.
     attribution: bool = True
     # Clauses just short of the attribution's word bar are settled by the
     # embedder's sentence vectors (services/query/answer/attribution.py); off: they
