@@ -293,6 +293,24 @@ async def test_the_attributor_reads_each_source_once_and_embeds_only_borderline_
     assert result.ms >= 0.0
 
 
+async def test_only_a_borderline_clause_and_its_passage_are_embedded_in_one_call() -> None:
+    embedder = FakeEmbedder()
+    source = "Note that the command line option takes precedence over the cache variable."
+    answer = (
+        "The command line option takes precedence over the cache variable. "
+        "If both are given, the command line option beats the cache variable."
+    )
+    result = await Attributor(embedder).attribute(answer, [source])
+    (batch,) = embedder.calls  # one call, for the second sentence and its passage only
+    assert sorted(batch) == sorted(
+        [
+            "If both are given, the command line option beats the cache variable.",
+            source,
+        ]
+    )
+    assert result.sentences[0].support == SentenceSupport.SUPPORTED
+
+
 # ---- in the answer pipeline -------------------------------------------------------
 
 
