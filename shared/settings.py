@@ -338,6 +338,21 @@ class QuerySettings(BaseModel):
         le=5.0,
         description="hybrid: the feedback words' total weight, as a share of the question words'",
     )
+    # Rocchio on the k-NN side: a second k-NN search with the question's vector
+    # moved toward the best first-pass chunks' (embedded again). 0 = off.
+    rocchio_chunks: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="first-pass chunks whose centroid the question vector moves toward for "
+        "a second k-NN search (Rocchio; embeds them again); 0 = off",
+    )
+    rocchio_weight: float = Field(
+        default=0.3,
+        gt=0.0,
+        lt=1.0,
+        description="how far the question vector moves toward that centroid",
+    )
     # Page ranking: weight of a third ranking, the candidates ordered by how close
     # the question is to their "Title › Section" header alone
     # (services/query/answer/sections.py; docs/evaluation.md). 0 = off.

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.query.answer.expansion import Feedback, expansion_terms, relevance_model
-from services.query.answer.retrieval import Retriever
+from services.query.answer.retrieval import Retriever, rocchio_vector
 from shared.access import Access
 from shared.adapters.sqlite.store import SqliteVectorIndex
 from shared.documents import Chunk, EmbeddedChunk, SearchHit
@@ -233,3 +234,34 @@ async def test_feedback_from_the_wrong_page_does_not_push_out_the_right_one(
     added = dict(store.expansions[-1])
     assert {"parse_args", "flag"} <= set(added)
     assert found[:2] == ["argparse#0", "shlex#0"]
+
+
+# ---- Rocchio on the k-NN side ---------------------------------------------------
+
+
+def test_rocchio_moves_the_question_part_way_to_the_feedback_centroid() -> None:
+    question = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    feedback = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    moved = rocchio_vector(question, feedback, 0.5)
+    assert float(np.linalg.norm(moved)) == pytest.approx(1.0)
+    assert moved[1] == pytest.approx(moved[2]) and moved[0] > moved[1] > 0
+    # A small weight keeps it closest to the question.
+    assert float(rocchio_vector(question, feedback, 0.1) @ question) > float(moved @ question)
+
+
+async def test_rocchio_searches_again_with_the_moved_vector(store: RecordingIndex) -> None:
+    embedder = FakeEmbedder()
+    await write(store, embedder, GAP)
+    question = "collapse names from many rows into one comma separated string per group"
+    retriever = Retriever(embedder, store, settings(rocchio_chunks=2, rocchio_weight=0.5))
+    embedder.calls.clear()
+    for mode in ("knn", "hybrid"):
+        hits = await retriever.retrieve(question, 5, {}, mode, ALL)  # type: ignore[arg-type]
+        assert hits
+        # The question, then the two best first-pass chunks' texts (embedded again).
+        asked, again = embedder.calls[-2:]
+        assert asked == [question] and len(again) == 2
+    # Off (the default): one embedding call per question.
+    embedder.calls.clear()
+    await Retriever(embedder, store, settings()).retrieve(question, 5, {}, "hybrid", ALL)
+    assert len(embedder.calls) == 1

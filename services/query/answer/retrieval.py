@@ -9,10 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
+import numpy as np
+
 from services.query.answer.expansion import Feedback, expansion_terms
 from services.query.answer.rewrite import Rewriter
 from services.query.answer.sections import SectionRanker, add_ranking, as_rank_scores
 from shared.access import Access
+from shared.context_header import embedded_text
 from shared.documents import SearchHit, Vector
 from shared.errors import NoDocumentsIndexed, RagError, UnknownFilterField
 from shared.ports import Embedder, Filters, VectorIndex
@@ -87,6 +90,16 @@ def cap_per_document(hits: Sequence[SearchHit], max_per_doc: int) -> list[Search
     return kept
 
 
+def rocchio_vector(question: Vector, feedback: Vector, weight: float) -> Vector:
+    """(1 - weight) q + weight centroid(feedback), unit length (vectors are
+    compared by cosine)."""
+    q = np.asarray(question, dtype=np.float32)
+    centroid = np.asarray(feedback, dtype=np.float32).reshape(-1, q.shape[-1]).mean(axis=0)
+    moved = (1 - weight) * q / (np.linalg.norm(q) or 1.0) + weight * centroid
+    norm = float(np.linalg.norm(moved))
+    return moved / norm if norm else q
+
+
 class Retriever:
     def __init__(
         self,
@@ -157,23 +170,42 @@ class Retriever:
         access: Access,
     ) -> list[SearchHit]:
         if mode == "knn":
-            return await self._index.knn_search(vector, candidates, filters, access)
+            knn = await self._index.knn_search(vector, candidates, filters, access)
+            moved = await self._rocchio(vector, knn)
+            if moved is None:
+                return knn
+            return await self._index.knn_search(moved, candidates, filters, access)
         knn, keyword = await asyncio.gather(
             self._index.knn_search(vector, candidates, filters, access),
             self._index.keyword_search(text, candidates, filters, access, rewritten),
         )
         fused = self._fuse(knn, keyword)
         added = self._feedback_terms(text, fused)
-        if not added:
+        moved = await self._rocchio(vector, fused)
+        if not added and moved is None:
             return fused
-        # A second keyword search with the feedback words; k-NN is not repeated.
-        both = dict(rewritten)
-        for word, weight in added:
-            both.setdefault(word, weight)
-        keyword = await self._index.keyword_search(
-            text, candidates, filters, access, list(both.items())
-        )
+        # Second searches with the feedback (words, moved vector) where it is on.
+        if moved is not None:
+            knn = await self._index.knn_search(moved, candidates, filters, access)
+        if added:
+            both = dict(rewritten)
+            for word, weight in added:
+                both.setdefault(word, weight)
+            keyword = await self._index.keyword_search(
+                text, candidates, filters, access, list(both.items())
+            )
         return self._fuse(knn, keyword)
+
+    async def _rocchio(self, vector: Vector, ranked: Sequence[SearchHit]) -> Vector | None:
+        """Rocchio on the k-NN side: the question's vector moved toward the
+        centroid of the best first-pass chunks (embedded again: hits carry no
+        vectors), ``rocchio_weight`` of the way; None when off."""
+        settings = self._settings
+        top = ranked[: settings.rocchio_chunks]
+        if not top:
+            return None
+        vectors = await self._embedder.embed_documents([embedded_text(h.chunk) for h in top])
+        return rocchio_vector(vector, vectors, settings.rocchio_weight)
 
     async def _rewrite(self, text: str, mode: SearchMode) -> list[tuple[str, float]]:
         """The chat model's search words (hybrid only: k-NN searches no keywords)."""
