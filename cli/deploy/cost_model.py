@@ -355,12 +355,7 @@ def _questions(est: Estimate, config: Any, prices: dict[str, Any], usage: Usage)
     q.add(
         "DynamoDB",
         f"{usage.state_writes} writes + {usage.state_reads} reads per answer",
-        n
-        * (
-            usage.state_writes * ddb["million_write_units"]
-            + usage.state_reads * ddb["million_read_units"]
-        )
-        / 1e6,
+        n * on_demand_usd(ddb, usage.state_writes, usage.state_reads),
     )
     model = config.model
     if model.source == "sagemaker":
@@ -378,6 +373,11 @@ def _questions(est: Estimate, config: Any, prices: dict[str, Any], usage: Usage)
         q.add("OCU-hours", "covered by 'awake, per hour' (shared by every question meanwhile)", 0.0)
     else:
         q.add("OCU-hours", "within the classic collection's always-on minimum", 0.0)
+
+
+def on_demand_usd(ddb: dict[str, Any], writes: float, reads: float) -> float:
+    """DynamoDB on-demand: what ``writes`` write units and ``reads`` read units cost."""
+    return float(writes * ddb["million_write_units"] + reads * ddb["million_read_units"]) / 1e6
 
 
 def _documents(est: Estimate, config: Any, prices: dict[str, Any], usage: Usage) -> None:
@@ -405,12 +405,7 @@ def _documents(est: Estimate, config: Any, prices: dict[str, Any], usage: Usage)
     d.add(
         "status table",
         f"{usage.status_writes_per_doc} writes + {usage.status_reads_per_doc} reads per document",
-        n
-        * (
-            usage.status_writes_per_doc * ddb["million_write_units"]
-            + usage.status_reads_per_doc * ddb["million_read_units"]
-        )
-        / 1e6,
+        n * on_demand_usd(ddb, usage.status_writes_per_doc, usage.status_reads_per_doc),
     )
     s3 = prices["s3"]
     d.add(

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cli.manifest import Manifest
 from shared.documents import DocState
-from shared.ingest import IndexOperation
+from shared.ingest import DeleteOperation, IndexOperation
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -129,3 +130,13 @@ def destination_for(parts: LocalParts, indexer_function: str | None = None) -> D
     from cli.destination.stack import StackDestination
 
     return StackDestination(parts, indexer_function)
+
+
+async def send_delete(destination: Destination, doc_id: str) -> str:
+    """Queue a delete and forget the file's digest, so a later ingest re-sends it."""
+    parts = destination.parts
+    message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
+    manifest = Manifest.load(parts.settings.data_dir)
+    manifest.forget(doc_id)
+    manifest.save()
+    return message_id

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cli.destination import SETTLED, Backlog, DocumentResult, Sent, Tick
+from cli.destination import SETTLED, Backlog, DocumentResult, Sent, Tick, send_delete
 from cli.local_parts import LocalParts
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
@@ -106,8 +106,6 @@ class EmbeddedDestination:
     async def delete(self, doc_id: str) -> bool:
         from rich.console import Console
         from rich.markup import escape
-
-        from cli.documents.submit import send_delete
 
         console = Console(soft_wrap=True)
         if await self.parts.status.get(doc_id) is None:

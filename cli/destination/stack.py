@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cli.destination import Backlog, DocumentResult, Sent
+from cli.destination import Backlog, DocumentResult, Sent, send_delete
 from cli.local_parts import LocalParts
 from shared.errors import ConfigurationError, RagError
 from shared.ingest import IndexOperation
@@ -62,8 +62,6 @@ class StackDestination:
     async def delete(self, doc_id: str) -> bool:
         from rich.console import Console
         from rich.markup import escape
-
-        from cli.documents.submit import send_delete
 
         await send_delete(self, doc_id)
         Console(soft_wrap=True).print(f"delete of {escape(doc_id)} sent")

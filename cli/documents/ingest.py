@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from cli.destination import Destination, DocumentResult, Sent, destination_for
-from cli.documents.manifest import Manifest
-from cli.documents.submit import send_delete, send_files, vanished
+from cli.destination import Destination, DocumentResult, Sent, destination_for, send_delete
+from cli.documents.submit import send_files, vanished
 from cli.files import (
     SUPPORTED,
     SourceFile,
@@ -21,6 +20,7 @@ from cli.files import (
     parse_metadata,
 )
 from cli.local_parts import LocalParts
+from cli.manifest import Manifest
 from shared.documents import DocState
 from shared.errors import ConfigurationError
 from shared.ingest import MetadataValue

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cli.destination import Destination, Sent, Tick
-from cli.documents.manifest import Manifest
 from cli.files import SourceFile, build_index_message, manifest_digest
+from cli.manifest import Manifest
 from shared.errors import ConfigurationError
-from shared.ingest import DeleteOperation, MetadataValue
+from shared.ingest import MetadataValue
 
 
 async def is_unchanged(
@@ -38,16 +38,6 @@ def check_sources(manifest: Manifest, files: Sequence[SourceFile]) -> None:
             f"an id prefix: --id-prefix {folder}/ (id {folder}/{source.doc_id}); "
             f"to replace it, `rag delete {source.doc_id}` first"
         )
-
-
-async def send_delete(destination: Destination, doc_id: str) -> str:
-    """Queue a delete and forget the file's digest, so a later ingest re-sends it."""
-    parts = destination.parts
-    message_id = await parts.queue.send(DeleteOperation(doc_id=doc_id).model_dump_json())
-    manifest = Manifest.load(parts.settings.data_dir)
-    manifest.forget(doc_id)
-    manifest.save()
-    return message_id
 
 
 async def send_files(

@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cli.destination import Destination
-from cli.documents.submit import send_delete, send_files
+from cli.destination import Destination, send_delete
+from cli.documents.submit import send_files
 from cli.files import (
     SAMPLES_DIR,
     SUPPORTED,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cli.ask.asking import with_token
-from cli.documents.manifest import Manifest
 from cli.files import build_index_message, discover, parse_metadata
+from cli.manifest import Manifest
 from cli.stack_outputs import settings_overrides
 from shared.adapters.sqlite.store import build_filter_sql, build_fts_query
 from shared.ingest import MAX_INLINE_BYTES
