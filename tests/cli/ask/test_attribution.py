@@ -123,7 +123,7 @@ def test_rows_count_the_terminal_wrapping() -> None:
 SINK_SCRIPT = """
 import asyncio, sys
 from rich.console import Console
-from tests.local.test_cli_attribution import ANSWER, LONG, SENTENCES, feed, long_sentences
+from tests.cli.ask.test_attribution import ANSWER, LONG, SENTENCES, feed, long_sentences
 from cli.ask.asking import TerminalSink
 answer, sentences = (LONG, long_sentences()) if sys.argv[1] == "long" else (ANSWER, SENTENCES)
 asyncio.run(feed(TerminalSink(Console(force_terminal=True)), answer, sentences))
