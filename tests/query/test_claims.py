@@ -287,3 +287,78 @@ def test_keeping_is_staying_and_changing_is_its_opposite() -> None:
         UNSUPPORTED
     )
     assert stem("variables") == stem("variable")
+
+
+def test_a_number_in_words_or_scaled_is_the_number() -> None:
+    source = "The study counted 55,000,000 physical source lines of code."
+    assert verdict("The study counted 55 million physical source lines of code.", source) == (
+        SUPPORTED
+    )
+    # hard negative: a number word that is not the source's
+    fifty = "The installer raised the number of available translations to over fifty."
+    assert verdict("The installer raised the number of translations to over fifty.", fifty) == (
+        SUPPORTED
+    )
+    assert verdict("The installer raised the number of translations to over fifteen.", fifty) == (
+        UNSUPPORTED
+    )
+    assert verdict("The study counted 55 thousand physical source lines of code.", source) == (
+        UNSUPPORTED
+    )
+
+
+def test_a_number_said_in_several_words_is_one_number() -> None:
+    source = "Debconf4 had over one hundred and sixty participants from twenty six countries."
+    assert verdict("Debconf4 had over 160 participants from 26 countries.", source) == SUPPORTED
+    assert verdict("Debconf4 had over 160 participants from 6 countries.", source) == UNSUPPORTED
+
+
+def test_a_date_or_a_grouped_number_is_not_split_at_its_comma() -> None:
+    source = (
+        "Debian 2.0 was released on July 24th, 1998. It shipped the new dpkg tool. "
+        "It supported the Motorola 68000 architecture. It added 9,000 new packages."
+    )
+    joined = (
+        "Debian 2.0 was released on July 24th, 1998, and supported the Motorola 68000 architecture."
+    )
+    assert verdict(joined, source) == SUPPORTED
+    both = "It added 9,000 new packages, and it supported the Motorola 68000 architecture."
+    assert verdict(both, source) == SUPPORTED
+    # hard negative: the year still has to be the source's
+    assert verdict(joined.replace("1998", "1999"), source) == UNSUPPORTED
+
+
+def test_a_possessive_name_is_the_name() -> None:
+    source = "The University of Twente network operations center caught fire."
+    assert verdict("The University of Twente's network operations center caught fire.", source) == (
+        SUPPORTED
+    )
+    assert verdict(
+        "The University of Utrecht's network operations center caught fire.", source
+    ) == (UNSUPPORTED)
+
+
+def test_two_values_of_the_same_thing_exchanged_are_a_swap() -> None:
+    source = "After three months, I uploaded 200 packages from 250 available packages."
+    assert verdict(
+        "After three months he uploaded 200 packages from 250 available packages.", source
+    ) == (SUPPORTED)
+    assert verdict(
+        "After three months he uploaded 250 packages from 200 available packages.", source
+    ) == (UNSUPPORTED)
+
+
+LEADERS = (
+    "Steve McIntyre led Debian from April 2008 until April 2010.\n\n"
+    "Stefano Zacchiroli led Debian from April 2010 until April 2013."
+)
+
+
+def test_values_are_said_of_the_subject_that_names_them() -> None:
+    assert verdict("Stefano Zacchiroli led Debian from April 2010 until April 2013.", LEADERS) == (
+        SUPPORTED
+    )
+    # hard negative: the dates are in the passage, beside the previous leader's name
+    assert verdict("Stefano Zacchiroli led Debian from April 2008 until April 2010.", LEADERS) == (
+        UNSUPPORTED
+    )

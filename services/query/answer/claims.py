@@ -43,6 +43,7 @@ source that raises or lowers something changes it.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -58,21 +59,15 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_POSSESSIVE = re.compile(r"['’]s$")  # "Debian's" is Debian
 _FORMULA = re.compile(r"[\w.]+(?:\s+[-+*/]\s+[\w.]+)+")
 _QUOTED = re.compile(r'"[^"]{1,40}"')  # a literal value: "0x3e8", "sqlite_sequence"
+_ONES_TEXT = """two three four five six seven eight nine ten eleven twelve thirteen fourteen
+    fifteen sixteen seventeen eighteen nineteen"""
+_TENS_TEXT = "twenty thirty forty fifty sixty seventy eighty ninety"
 _NUMBER_WORDS = {
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-    "eleven": "11",
-    "twelve": "12",
-    "twenty": "20",
+    **{w: str(n) for n, w in enumerate(_ONES_TEXT.split(), 2)},
+    **{w: str(10 * n) for n, w in enumerate(_TENS_TEXT.split(), 2)},
     "hundred": "100",
     "thousand": "1000",
     "million": "1000000",
@@ -81,6 +76,8 @@ _NUMBER_WORDS = {
     "half": "0.5",
     "dozen": "12",
 }
+# Words that scale the number before them: "55 million", "nine hundred".
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _NEGATION_TEXT = "not no never cannot without none nothing neither nor nobody unable"
 _NEGATIONS = frozenset(_NEGATION_TEXT.split())
 # Words between a negation and the word it negates ("does not *need* to",
@@ -190,7 +187,10 @@ _CAPITALISED = frozenset(_CAPITALISED_TEXT.split())
 _SOURCE_CLAUSE = re.compile(
     r";|\s(?:but|whereas|however|although|though|except|unless)\s", re.IGNORECASE
 )
-_CLAUSE_BREAK = re.compile(r"[,;:]|\s(?:but|so|whereas|although|though)\s", re.IGNORECASE)
+# Not inside a number or a date: "9,000", "July 24th, 1998", "08:00".
+_CLAUSE_BREAK = re.compile(
+    r",(?!\d)(?!\s\d{4}\b)|;|:(?!\d)|\s(?:but|so|whereas|although|though)\s", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -263,12 +263,96 @@ def tokens(text: str) -> list[Token]:
         if kind == "num":
             raw = raw.rstrip(",")
             key = _number_key(raw)
-        elif kind == "word" and raw.lower() in _NUMBER_WORDS:
-            kind, key = "num", _NUMBER_WORDS[raw.lower()]
+        elif kind == "word" and _word_number(raw) is not None:
+            kind, key = "num", str(_word_number(raw))
         else:
-            key = raw.lower().rstrip(".")
+            key = _POSSESSIVE.sub("", raw.lower().rstrip("."))
         out.append(Token(raw, kind, key, match.start()))
+    return _joined_numbers(text, out)
+
+
+def _word_number(raw: str) -> int | float | None:
+    """``fifteen`` -> 15, ``twenty-six`` -> 26; None for other words."""
+    parts = raw.lower().split("-")
+    if not all(p in _NUMBER_WORDS for p in parts):
+        return None
+    values = [float(_NUMBER_WORDS[p]) for p in parts]
+    value = sum(values) if len(values) > 1 else values[0]
+    return int(value) if value == int(value) else value
+
+
+def _joined_numbers(text: str, toks: list[Token]) -> list[Token]:
+    """A number said in several words is one number: "55 million" = 55,000,000,
+    "one hundred and sixty" = 160, "twenty six" = 26 (as a reader adds them)."""
+    out: list[Token] = []
+    i = 0
+    while i < len(toks):
+        run = [toks[i]] if _starts_number(toks, i) else []
+        j = i + 1
+        while run and j < len(toks):
+            nxt, last = toks[j], run[-1]
+            if nxt.kind == "num" and _is_word(nxt) and (nxt.key in _SCALE_KEYS or _adds_to(last)):
+                run.append(nxt)
+            elif (
+                nxt.key == "and"
+                and last.key in _SCALE_KEYS
+                and j + 1 < len(toks)
+                and toks[j + 1].kind == "num"
+                and _is_word(toks[j + 1])
+            ):
+                j += 1
+                continue
+            else:
+                break
+            j += 1
+        if len(run) < 2:
+            out.append(toks[i])
+            i += 1
+            continue
+        end = run[-1].start + len(run[-1].text)
+        raw = text[run[0].start : end]
+        out.append(Token(raw, "num", _sum_number(run), run[0].start))
+        i = j
     return out
+
+
+_SCALE_KEYS = frozenset(str(v) for v in _SCALES.values())
+
+
+def _is_word(token: Token) -> bool:
+    return token.text[:1].isalpha()
+
+
+def _starts_number(toks: list[Token], i: int) -> bool:
+    """A number, or "one" right before a scale ("one hundred")."""
+    token = toks[i]
+    if token.kind == "num":
+        return True
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    return (
+        token.key in ("one", "a") and nxt is not None and nxt.key in _SCALE_KEYS and _is_word(nxt)
+    )
+
+
+def _adds_to(last: Token) -> bool:
+    """ "twenty" + "six", "hundred" + "sixty": a tens or a scale word before."""
+    if last.key in _SCALE_KEYS:
+        return True
+    return _is_word(last) and last.key.isdigit() and int(last.key) % 10 == 0 and int(last.key) < 100
+
+
+def _sum_number(run: list[Token]) -> str:
+    total, current = 0.0, 0.0
+    for token in run:
+        value = 1.0 if token.kind != "num" else float(token.key)
+        if token.kind == "num" and token.key in _SCALE_KEYS and _is_word(token):
+            current = (current or 1.0) * value
+            if value >= 1000:
+                total, current = total + current, 0.0
+        else:
+            current += value
+    value = total + current
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def _is_identifier(raw: str) -> bool:
@@ -298,7 +382,7 @@ def specific_key(token: Token, first: bool, call: bool = False) -> str | None:
         return "-" + token.key
     if token.kind != "word":
         return None
-    raw = token.text.rstrip(".")
+    raw = _POSSESSIVE.sub("", token.text.rstrip("."))
     if _is_identifier(raw):
         if raw.isupper() and len(raw) <= 3:
             return "=" + raw  # ON/OFF, NEW/OLD: case matters
@@ -334,6 +418,8 @@ class Reading:
     negated: frozenset[str]  # stems a negation applies to
     affirmed: frozenset[str]  # stems that occur without a negation
     units: tuple[tuple[str, str], ...]  # (number key, the word after it)
+    # each number, in order, with the content words of the two words after it
+    counted: tuple[tuple[str, frozenset[str]], ...]
     formulas: tuple[str, ...]
     words: frozenset[str]  # every word's stem, function words too (before/after)
     poles: frozenset[tuple[int, int]]  # (pair of _OPPOSITES, side) its words say
@@ -377,6 +463,7 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
     stems: list[str] = []
     positions: list[tuple[int, str, bool]] = []  # (index, key or stem, is specific)
     units: list[tuple[str, str]] = []
+    counted: list[tuple[str, frozenset[str]]] = []
     for index, token in enumerate(words):
         first = index == 0 and not first_word_is_name
         call = text[token.start + len(token.text) : token.start + len(token.text) + 1] == "("
@@ -384,6 +471,9 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         if key is not None:
             specifics.append(key)
             positions.append((index, key, True))
+            if token.kind == "num":
+                after = (_content_stem(t) for t in words[index + 1 : index + 3])
+                counted.append((key, frozenset(a for a in after if a is not None)))
             if token.kind == "num" and index + 1 < len(words):
                 nxt = words[index + 1]
                 gap = text[token.start + len(token.text) : nxt.start]
@@ -403,6 +493,7 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         negated=frozenset(negated),
         affirmed=frozenset(affirmed),
         units=tuple(units),
+        counted=tuple(counted),
         formulas=tuple(_squash(f.group()).rstrip(".") for f in _FORMULA.finditer(text))
         + tuple(_squash(q.group()) for q in _QUOTED.finditer(text)),
         words=(words_read := frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word")),
@@ -556,6 +647,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         negated=negated,
         affirmed=affirmed,
         units=units,
+        counted=tuple(c for r in readings for c in r[0].counted),
         formulas=(),
         words=frozenset().union(*(r[0].words for r in readings)),
         poles=frozenset().union(*(r[0].poles for r in readings)),
@@ -644,6 +736,10 @@ def specifics_hold(clause: Reading, passage: Passage, topic: frozenset[str]) -> 
     for _number, unit in clause.units:
         if unit not in passage.stems and not any(u == unit for _, u in passage.reading.units):
             return False
+    if _exchanged(clause.counted, passage.reading.counted):
+        return False
+    if len(passage.statements) > 1 and not _values_of_subject(clause, passage, topic):
+        return False
     for key, specifics, words in clause.neighbours:
         if key in topic:
             continue
@@ -656,6 +752,36 @@ def specifics_hold(clause: Reading, passage: Passage, topic: frozenset[str]) -> 
         if not any(_in(n, s) for s in statements for n in near):
             return False
     return True
+
+
+def _values_of_subject(clause: Reading, passage: Passage, topic: frozenset[str]) -> bool:
+    """Across two source sentences, the clause's numbers and dates are said of
+    its subject (its first name) in the sentence naming it: "Zacchiroli led
+    Debian from April 2008" is not backed by one leader's dates beside the
+    next leader's name."""
+    names = [k for k in clause.specifics if k[0] in "@=" and k not in topic]
+    values = [k for k in clause.specifics if k[0] == "#"]
+    if not names or not values:
+        return True
+    statements = [s for s in passage.statements if _in(names[0], s)]
+    return any(all(_in(v, s) for v in values) for s in statements)
+
+
+def _exchanged(
+    mine: tuple[tuple[str, frozenset[str]], ...], theirs: tuple[tuple[str, frozenset[str]], ...]
+) -> bool:
+    """Two numbers of the same thing in the other order ("250 packages from
+    200 available packages" where the source uploaded 200 of 250): two values
+    of the source exchanged."""
+    where = {key: i for i, (key, _) in reversed(list(enumerate(theirs)))}
+    units = dict(theirs)
+    for (a, a_units), (b, b_units) in itertools.combinations(mine, 2):
+        if a == b or a not in where or b not in where:
+            continue
+        shared = a_units & b_units & units[a] & units[b]
+        if shared and where[a] > where[b]:
+            return True
+    return False
 
 
 def _in(key: str, statement: tuple[frozenset[str], str]) -> bool:
