@@ -362,3 +362,68 @@ def test_values_are_said_of_the_subject_that_names_them() -> None:
     assert verdict("Stefano Zacchiroli led Debian from April 2008 until April 2010.", LEADERS) == (
         UNSUPPORTED
     )
+
+
+DEBCONF = (
+    "Debconf4 took place in Porto Alegre with over 160 participants from twenty six countries."
+)
+
+
+def test_a_quantity_word_must_allow_the_sources_count() -> None:
+    assert verdict("Debconf4 in Porto Alegre drew participants from many countries.", DEBCONF) == (
+        SUPPORTED
+    )
+    # hard negative: a handful is not twenty-six
+    assert verdict(
+        "Debconf4 in Porto Alegre drew participants from a handful of countries.", DEBCONF
+    ) == (UNSUPPORTED)
+    # a measure is not a count: "64-bit" does not count the bits of "32-bit software"
+    both = "It installs both 64 and 32-bit software on the same machine."
+    assert verdict("It installs 64-bit and 32-bit software on the same machine.", both) == SUPPORTED
+
+
+STRETCH = (
+    "Support for the powerpc architecture was dropped in this release, "
+    "whereas the mips64el architecture was introduced."
+)
+
+
+def test_each_part_of_a_clause_that_turns_keeps_its_polarity() -> None:
+    assert verdict(
+        "Stretch dropped support for the powerpc architecture, while mips64el was added.", STRETCH
+    ) == (SUPPORTED)
+    # hard negative: both sides are said, but of the other architecture each
+    assert verdict(
+        "Stretch added support for the powerpc architecture, while mips64el was dropped.", STRETCH
+    ) == (UNSUPPORTED)
+
+
+def test_merging_is_the_opposite_of_separating_and_keeping_of_replacing() -> None:
+    quilt = 'The new "3.0 (quilt)" format separates the Debian patches from the source code.'
+    assert verdict(
+        'The "3.0 (quilt)" format separates the Debian patches from the source code.', quilt
+    ) == (SUPPORTED)
+    assert verdict(
+        'The "3.0 (quilt)" format merges the Debian patches into the source code.', quilt
+    ) == (UNSUPPORTED)
+    installer = "The new installer replaced the aging boot-floppies installer."
+    assert verdict("The new installer replaced the old boot-floppies installer.", installer) == (
+        SUPPORTED
+    )
+    assert verdict("The new installer kept the aging boot-floppies installer.", installer) == (
+        UNSUPPORTED
+    )
+
+
+POOLS = "Packages from unstable that are said to be stable moved to testing after a few weeks."
+
+
+def test_from_and_to_keep_their_ends() -> None:
+    assert verdict("Packages move from unstable to testing after a few weeks.", POOLS) == SUPPORTED
+    # hard negative: the same words, the ends exchanged
+    assert verdict("Packages move from testing to unstable after a few weeks.", POOLS) == (
+        UNSUPPORTED
+    )
+    # a word at both ends decides nothing
+    span = "GNU sponsored it for one year (November 1994 to November 1995)."
+    assert verdict("GNU sponsored it from November 1994 until November 1995.", span) == SUPPORTED

@@ -127,6 +127,9 @@ _OPPOSITES = [  # words; compared by their stems' synonym groups
     ("newer", "older"),
     ("earlier", "later"),
     ("deprecated", "recommended"),
+    ("added", "removed"),  # new, introduce / delete, drop: one group each below
+    ("keep", "replace"),  # stay, remain, retain: one group below
+    ("merge", "separate"),
 ]
 _OPPOSITE_STEMS: list[tuple[str, str]] = []  # filled once stem() is defined
 _CONTINUATION_TEXT = "which this that it they these those such its their"
@@ -139,7 +142,7 @@ _CONTINUATIONS = frozenset(_CONTINUATION_TEXT.split())
 _SYNONYM_TEXT = """
     new introduce add
     change modify alter
-    keep stay remain retain preserve
+    keep kept stay remain retain preserve
     increase raise
     decrease lower reduce
     need require must necessary mandatory
@@ -148,7 +151,7 @@ _SYNONYM_TEXT = """
     prevent forbid prohibit disallow
     run execute invoke
     create generate
-    delete remove erase
+    delete remove erase drop
     large big huge
     small tiny
     show display
@@ -160,16 +163,27 @@ _SYNONYM_TEXT = """
     before prior
     """
 _SAME_STEM: dict[str, str] = {}  # filled once stem() is defined
-# Quantity words: "several writers" where the source says "only one writer".
-_QUANTITY = {
-    "one": "one",
-    "single": "one",
-    "sole": "one",
-    "several": "many",
-    "multiple": "many",
-    "many": "many",
-    "numerous": "many",
+# Quantity words, as the counts they allow: "several writers" where the source
+# says "only one writer", "a handful of countries" where it counts twenty-six.
+_MANY = float("inf")
+_QUANTITY: dict[str, tuple[float, float]] = {
+    "one": (1, 1),
+    "single": (1, 1),
+    "sole": (1, 1),
+    "couple": (2, 3),
+    "few": (2, 9),
+    "handful": (2, 9),
+    "several": (2, 19),
+    "multiple": (2, _MANY),
+    "many": (3, _MANY),
+    "numerous": (10, _MANY),
+    "dozens": (24, _MANY),
+    "hundreds": (200, _MANY),
+    "thousands": (2000, _MANY),
 }
+# Before a number, words that make it a bound or an estimate ("over fifty").
+_ROUGHLY_TEXT = "over more than around about nearly almost some up least roughly approximately"
+_ROUGHLY = frozenset(_ROUGHLY_TEXT.split())
 _NEGATIVE_PREFIXES = ("un", "in", "im", "dis", "non")
 _STOPWORD_TEXT = """a about above after again against all also am an and any are as at be
     because been before being below between both but by can could did do does doing down
@@ -185,7 +199,8 @@ _CAPITALISED_TEXT = "Note Notes New See Use Example Examples Warning Options Syn
 _CAPITALISED = frozenset(_CAPITALISED_TEXT.split())
 # Where a source sentence turns: "enabled by default but can be disabled".
 _SOURCE_CLAUSE = re.compile(
-    r";|\s(?:but|whereas|however|although|though|except|unless)\s", re.IGNORECASE
+    r";|\s(?:but|whereas|whileas|while|whilst|however|although|though|except|unless)\s",
+    re.IGNORECASE,
 )
 # Not inside a number or a date: "9,000", "July 24th, 1998", "08:00".
 _CLAUSE_BREAK = re.compile(
@@ -423,9 +438,14 @@ class Reading:
     formulas: tuple[str, ...]
     words: frozenset[str]  # every word's stem, function words too (before/after)
     poles: frozenset[tuple[int, int]]  # (pair of _OPPOSITES, side) its words say
-    quantities: frozenset[tuple[str, str]]  # ("one" or "many", the noun it counts)
+    # (the counts a quantity word or a count allows, the noun counted, said in digits)
+    quantities: frozenset[tuple[float, float, str, bool]]
     # specific -> (the nearest other specifics, the two nearest content words)
     neighbours: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    # what it says things go from and to: ("unst", "from"), ("test", "to")
+    directions: frozenset[tuple[str, str]] = frozenset()
+    # its parts around "but", "while", ";"...: (stems, poles) each, when two or more
+    parts: tuple[tuple[frozenset[str], frozenset[tuple[int, int]]], ...] = ()
 
 
 def _negation_scope(toks: list[Token]) -> tuple[set[str], set[str]]:
@@ -498,23 +518,79 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         + tuple(_squash(q.group()) for q in _QUOTED.finditer(text)),
         words=(words_read := frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word")),
         poles=poles_of(words_read),
-        quantities=frozenset(_quantities(toks)),
+        quantities=frozenset(_quantities(text, toks)),
         neighbours=tuple(_neighbours(positions)),
+        parts=_turns(text),
+        directions=_directions(toks),
     )
 
 
-def _quantities(toks: list[Token]) -> set[tuple[str, str]]:
-    """(one/many, noun) for each quantity word and the first content word or two
-    after it: "only one writer" -> (one, writer), "multiple WAL files" ->
-    (many, wal), (many, fil)."""
+_DIRECTION = {"from": "from", "to": "to", "into": "to", "onto": "to", "until": "to", "till": "to"}
+
+
+def _directions(toks: list[Token]) -> frozenset[tuple[str, str]]:
+    """The word right after "from" and after "to"/"into"/"until" (past an
+    article): where something moves from and to, or a span's two ends."""
     out: set[tuple[str, str]] = set()
     for i, token in enumerate(toks):
-        amount = _QUANTITY.get(token.key) if token.kind == "word" else None
+        way = _DIRECTION.get(token.key) if token.kind == "word" else None
+        if way is None:
+            continue
+        rest = [t for t in toks[i + 1 : i + 3] if t.key not in ("the", "a", "an")][:1]
+        for t in rest:
+            key = "#" + t.key if t.kind == "num" else _content_stem(t)
+            if key is not None:
+                out.add((key, way))
+    return frozenset(out)
+
+
+def _turns(text: str) -> tuple[tuple[frozenset[str], frozenset[tuple[int, int]]], ...]:
+    """The parts of a text around where it turns ("powerpc was dropped, whereas
+    mips64el was introduced"): their words and the sides of opposites they say."""
+    pieces = _SOURCE_CLAUSE.split(text)
+    if len(pieces) < 2:
+        return ()
+    out = []
+    for piece in pieces:
+        toks = tokens(piece)
+        stems = frozenset(c for t in toks if (c := _content_stem(t)) is not None)
+        words = frozenset(canonical(stem(t.key)) for t in toks if t.kind == "word")
+        out.append((stems, poles_of(words)))
+    return tuple(out)
+
+
+def _quantities(text: str, toks: list[Token]) -> set[tuple[float, float, str, bool]]:
+    """(the counts allowed, noun, in digits) for each quantity word and the first
+    content word or two after it (a count too):
+    "only one writer" -> (1, 1, writer), "multiple WAL files" -> (2, inf, wal),
+    (2, inf, fil); "over 160 participants" -> (80, inf, particip). Not years,
+    nor "64-bit"."""
+    out: set[tuple[float, float, str, bool]] = set()
+    for i, token in enumerate(toks):
+        amount = _amount(toks, i)
         if amount is None:
             continue
-        nouns = [c for t in toks[i + 1 : i + 3] if (c := _content_stem(t)) is not None]
-        out.update((amount, noun) for noun in nouns if _QUANTITY.get(noun) is None)
+        digits = token.kind == "num"
+        after = toks[i + 1 : i + 3]
+        if digits and after and text[token.start + len(token.text) : after[0].start] != " ":
+            continue
+        nouns = [c for t in after if t.key not in _QUANTITY and (c := _content_stem(t)) is not None]
+        out.update((*amount, noun, digits) for noun in nouns)
     return out
+
+
+def _amount(toks: list[Token], i: int) -> tuple[float, float] | None:
+    token = toks[i]
+    if token.kind == "word":
+        known = _QUANTITY.get(token.key)
+        roughly = i and toks[i - 1].key in _ROUGHLY  # "more than one"
+        return (known[0], _MANY) if known and roughly else known
+    if token.kind != "num" or not token.key.isdigit():
+        return None
+    count = float(token.key)
+    if len(token.key) == 4 and 1900 <= count <= 2100:
+        return None  # a year
+    return (count / 2, _MANY) if i and toks[i - 1].key in _ROUGHLY else (count, count)
 
 
 def _squash(text: str) -> str:
@@ -652,9 +728,9 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         words=frozenset().union(*(r[0].words for r in readings)),
         poles=frozenset().union(*(r[0].poles for r in readings)),
         quantities=frozenset().union(*(r[0].quantities for r in readings)),
+        directions=frozenset().union(*(r[0].directions for r in readings)),
         neighbours=(),
     )
-    parts = _SOURCE_CLAUSE.split(whole) if len(pieces) == 1 else []
     statements: list[tuple[frozenset[str], str]] = []
     previous = ""
     for (_, _, text), (sentence, keys, words) in zip(pieces, readings, strict=True):
@@ -674,7 +750,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         _squash(whole),
         tuple(r[1] | r[2] for r in readings),
         singles,
-        tuple((frozenset(c.stems), c.poles) for c in map(read, parts)) if len(parts) > 1 else (),
+        _turns(whole) if len(pieces) == 1 else (),
         tuple(statements),
     )
 
@@ -828,10 +904,31 @@ def _polarity(clause: Reading, passage: Passage) -> bool:
     for count, (_, part_poles) in zip(shared, passage.clauses, strict=True):
         if count == max(shared) and 2 * count >= len(stems) and _opposed(clause.poles, part_poles):
             return False
-    # "several writers" where the passage counts "only one writer".
-    counted = {noun: amount for amount, noun in theirs.quantities}
-    for amount, noun in clause.quantities:
-        if noun in counted and (amount, noun) not in theirs.quantities:
+    # "from testing into unstable" where the passage moves them from unstable to testing
+    # (a word at both ends, "from November 1994 until November 1995", decides nothing)
+    for key, way in clause.directions:
+        back = "to" if way == "from" else "from"
+        if (key, back) in clause.directions:
+            continue
+        if (key, back) in theirs.directions and (key, way) not in theirs.directions:
+            return False
+    # A clause saying both ("added powerpc while mips64el was dropped"): each
+    # part of it against the part of the passage sharing the most of its words.
+    theirs_parts = passage.clauses or ((frozenset(theirs.stems), theirs.poles),)
+    for part_stems, part_poles in clause.parts:
+        if not part_poles:
+            continue
+        shared = [len(part_stems & stems) for stems, _ in theirs_parts]
+        best = max(range(len(shared)), key=shared.__getitem__)
+        if 2 * shared[best] >= len(part_stems) and _opposed(part_poles, theirs_parts[best][1]):
+            return False
+    # "several writers" where the passage counts "only one writer" (a count
+    # in digits is the clause's specific, checked before).
+    for low, high, noun, digits in clause.quantities:
+        if digits:
+            continue
+        counts = [(lo, hi) for lo, hi, n, _ in theirs.quantities if n == noun]
+        if counts and not any(lo <= high and low <= hi for lo, hi in counts):
             return False
     mine, other = set(clause.stems), set(theirs.stems)
     for word in mine - other:
