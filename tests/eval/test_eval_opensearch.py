@@ -21,7 +21,9 @@ index. So we require, over the golden questions (k-NN mode):
   questions (0.027 on 73, 0.033 on 60).
 
 Hybrid mode (the default) is compared on its metrics only, within four
-questions of 60: BM25 in OpenSearch and FTS5's bm25 in SQLite
+questions of 60, as configured and with pseudo-relevance feedback on
+(``RAG_QUERY__FEEDBACK_TERMS``, opt-in: each backend builds its own weighted
+second keyword search): BM25 in OpenSearch and FTS5's bm25 in SQLite
 tokenise and score differently by design, so keyword ranks legitimately
 differ, but the quality they give must not.
 """
@@ -111,15 +113,20 @@ async def test_opensearch_ranks_like_the_embedded_store(
         local_results = await run_retrieval(
             questions, Retriever(memo_embedder, local, settings.query), "knn", K
         )
+        # Hybrid as configured, and with pseudo-relevance feedback on (opt-in):
+        # its second keyword search is built by each backend (weighted_bm25 in
+        # FTS5, boosted should clauses in OpenSearch).
+        feedback = settings.query.model_copy(
+            update={"feedback_terms": 10, "feedback_chunks": 3, "feedback_weight": 0.3}
+        )
         hybrid = {
-            side: summarise(
-                await run_retrieval(
-                    questions, Retriever(memo_embedder, store, settings.query), "hybrid", K
-                ),
+            (side, variant): summarise(
+                await run_retrieval(questions, Retriever(memo_embedder, store, query), "hybrid", K),
                 "hybrid",
                 K,
             ).metrics
             for side, store in (("remote", remote), ("local", local))
+            for variant, query in (("configured", settings.query), ("feedback", feedback))
         }
     finally:
         await remote.close()
@@ -151,6 +158,13 @@ async def test_opensearch_ranks_like_the_embedded_store(
     # scoring, and ties that fall by write order, which concurrent bulk writes
     # vary), so metrics only: within 4 of 60 questions (3 seen in one run).
     tolerance = 4 / 60 + 1e-9
-    for name in ("mrr", "recall@5", "passage@3", "passage@5"):
-        remote_value, local_value = hybrid["remote"][name], hybrid["local"][name]
-        assert abs(remote_value - local_value) <= tolerance, (name, remote_value, local_value)
+    for variant in ("configured", "feedback"):
+        for name in ("mrr", "recall@5", "passage@3", "passage@5"):
+            remote_value = hybrid["remote", variant][name]
+            local_value = hybrid["local", variant][name]
+            assert abs(remote_value - local_value) <= tolerance, (
+                variant,
+                name,
+                remote_value,
+                local_value,
+            )
