@@ -4,6 +4,7 @@ parsing, the bounds (error, timeout), and the words reaching the keyword search.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from services.query.answer.rewrite import (
     rewrite_terms,
 )
 from shared.errors import ModelError
+from shared.ports import GenerationParams, ModelEvent, ModelToken
 from shared.settings import QuerySettings
 from tests.fakes.chat_model import FakeChatModel, Script
 from tests.fakes.embedder import FakeEmbedder
@@ -58,6 +60,7 @@ async def test_a_slow_model_is_given_up_on_and_closed() -> None:
     started = loop.time()
     assert await model_rewriter(model, timeout_s=0.1, weight=0.4)("q") == []
     assert loop.time() - started < 2.0  # bounded: not the 4 s of the whole reply
+    await asyncio.sleep(0.1)  # the given-up generation winds down in the background
     assert model.streams[0].cancelled
 
 
@@ -82,3 +85,29 @@ async def test_the_rewrite_words_join_the_keyword_search(store: RecordingIndex) 
         assert len(model.streams) == 1
     finally:
         await store.close()
+
+
+class SlowToStop:
+    """A model busy with its prompt: cancelling it takes a second."""
+
+    family = "chatml"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[ModelEvent]:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(1.0))
+            raise
+        yield ModelToken("late")
+
+
+async def test_the_search_does_not_wait_for_the_model_to_stop() -> None:
+    rewrite = model_rewriter(SlowToStop(), timeout_s=0.1, weight=0.4)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await rewrite("q") == []
+    assert loop.time() - started < 0.8  # the timeout, not timeout + the model's 1 s wind-down
+    await asyncio.sleep(1.2)  # let it wind down before the loop closes

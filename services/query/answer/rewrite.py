@@ -32,6 +32,8 @@ SYSTEM = (
 _WORD = re.compile(r"[A-Za-z_][\w.\-]*[\w]|[A-Za-z_]")
 MAX_WORDS = 12
 MAX_TOKENS = 32
+# Rewrites given up on, kept referenced until their generation has stopped.
+_winding_down: set[asyncio.Future[str]] = set()
 
 
 def rewrite_prompt(family: str, question: str) -> str:
@@ -71,8 +73,19 @@ def model_rewriter(model: ChatModel, *, timeout_s: float, weight: float) -> Rewr
 
     async def rewrite(question: str) -> list[tuple[str, float]]:
         prompt = rewrite_prompt(model.family, question)
+        task = asyncio.ensure_future(ask_model(model, prompt, params))
+        # Not wait_for: it would also wait for the model to stop, which a local
+        # model busy with the prompt may take seconds to do. The search goes on;
+        # the cancelled generation winds down on its own.
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            task.cancel()
+            _winding_down.add(task)
+            task.add_done_callback(_winding_down.discard)
+            log.warning("question rewrite skipped: no reply within %.1f s", timeout_s)
+            return []
         try:
-            reply = await asyncio.wait_for(ask_model(model, prompt, params), timeout_s)
+            reply = task.result()
         except Exception as exc:  # an optional step: search without it
             log.warning("question rewrite skipped: %s: %s", type(exc).__name__, exc)
             return []
