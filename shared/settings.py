@@ -156,14 +156,18 @@ class ChunkingSettings(BaseModel):
     )
     # What the embedder reads before each chunk's text (shared/context_header.py);
     # with a header the chunk window shrinks by 32 tokens to leave it room.
-    context_header: Literal["none", "title", "title_section"] = "title_section"
+    # "title" with strategy "words" (the worst set's choice, docs/evaluation.md,
+    # "Index side and page ranking"); "title_section" was the choice for "tokens".
+    context_header: Literal["none", "title", "title_section"] = "title"
     # The chunk unit. "tokens": windows of chunk_tokens that end early at a heading
     # or definition term (structure-aware). "words": windows of chunk_words words
     # overlapping by overlap_words, blind to structure, as the naive yardstick cuts
     # them (cli/eval/naive.py); the embedder reads what fits its window, the model
     # and keyword search the whole window plus context_tokens (docs/evaluation.md).
+    # "words" raised the worst evaluation set (docs/evaluation.md, "Index side and
+    # page ranking"), where the structure-aware "tokens" lost passages to naive chunks.
     strategy: Literal["tokens", "words"] = Field(
-        default="tokens",
+        default="words",
         description="chunk unit: structure-aware token windows, or word windows"
         " (chunk_words / overlap_words) blind to structure (docs/evaluation.md)",
     )

@@ -70,8 +70,9 @@ MEANINGS = {
     "RAG_EMBEDDER__ENDPOINT_NAME": "SageMaker embedding endpoint",
     "RAG_EMBEDDER__BEDROCK_MODEL_ID": "Bedrock embedding model",
     "RAG_EMBEDDER__BATCH_SIZE": "texts per embedding call",
-    "RAG_CHUNKING__CHUNK_TOKENS": "chunk size in MiniLM tokens (window 256)",
-    "RAG_CHUNKING__OVERLAP_TOKENS": "tokens shared by neighbouring chunks",
+    "RAG_CHUNKING__CHUNK_TOKENS": 'with strategy "tokens": chunk size in MiniLM tokens'
+    " (window 256)",
+    "RAG_CHUNKING__OVERLAP_TOKENS": 'with strategy "tokens": tokens shared by neighbouring chunks',
     "RAG_CHUNKING__CONTEXT_HEADER": "what the embedder reads before each chunk: title › section "
     "path, the title, or nothing",
     "RAG_MODEL__BACKEND": "chat model: the packaged GGUF, SageMaker, Bedrock, or any "
@@ -148,8 +149,9 @@ README_VARIABLES = (
     "RAG_MODEL__SOURCE_TOKENS",
     "RAG_MODEL__LOCAL_WEIGHTS",
     "RAG_QUEUE__BACKEND",
+    "RAG_CHUNKING__STRATEGY",
+    "RAG_CHUNKING__CHUNK_WORDS",
     "RAG_CHUNKING__CHUNK_TOKENS",
-    "RAG_CHUNKING__OVERLAP_TOKENS",
     "RAG_CHUNKING__CONTEXT_HEADER",
     "RAG_INDEX__COLLECTION_KIND",
     "RAG_INDEXER__SETTLE_S",

@@ -41,11 +41,25 @@ def alternative_chunk_tokens(configured: int) -> int:
     return 100 if configured > 150 else 200
 
 
+def chunk_size(configured: ChunkingSettings) -> int:
+    """The configured chunk size in the strategy's unit (words or tokens)."""
+    return configured.chunk_words if configured.strategy == "words" else configured.chunk_tokens
+
+
 def chunking_for(size: int, configured: ChunkingSettings) -> ChunkingSettings:
-    # Keep the configured overlap where the new size allows it (< size / 2).
-    return ChunkingSettings(
-        chunk_tokens=size, overlap_tokens=min(configured.overlap_tokens, size // 2 - 1)
-    )
+    """The configured chunking at another size, in the strategy's unit; the
+    configured overlap kept where the new size allows it (< size / 2)."""
+    if configured.strategy == "words":
+        change = {
+            "chunk_words": size,
+            "overlap_words": min(configured.overlap_words, size // 2 - 1),
+        }
+    else:
+        change = {
+            "chunk_tokens": size,
+            "overlap_tokens": min(configured.overlap_tokens, size // 2 - 1),
+        }
+    return ChunkingSettings.model_validate({**configured.model_dump(), **change})
 
 
 def context_of(settings: Settings, embedder_id: str) -> dict[str, Any]:
@@ -54,6 +68,9 @@ def context_of(settings: Settings, embedder_id: str) -> dict[str, Any]:
     return {
         "index_backend": settings.index.backend,
         "embedder": embedder_id,
+        "chunk_strategy": settings.chunking.strategy,
+        "chunk_words": settings.chunking.chunk_words,
+        "overlap_words": settings.chunking.overlap_words,
         "chunk_tokens": settings.chunking.chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
         "context_tokens": settings.chunking.context_tokens,
@@ -115,7 +132,12 @@ async def _one_size(
             for mode in ("knn", "hybrid"):
                 results = await run_retrieval(options.questions, retriever, mode, options.k)
                 summary = summarise(results, mode, options.k)
-                rows.append(CompareRow(size, local.chunking.overlap_tokens, report.chunks, summary))
+                overlap = (
+                    local.chunking.overlap_words
+                    if local.chunking.strategy == "words"
+                    else local.chunking.overlap_tokens
+                )
+                rows.append(CompareRow(size, overlap, report.chunks, summary))
             return rows
         finally:
             await index.close()
@@ -126,8 +148,8 @@ async def compare(settings: Settings, options: EvalOptions, corpus: Path) -> lis
     parts = LocalParts(settings)
     try:
         sizes = [
-            settings.chunking.chunk_tokens,
-            alternative_chunk_tokens(settings.chunking.chunk_tokens),
+            chunk_size(settings.chunking),
+            alternative_chunk_tokens(chunk_size(settings.chunking)),
         ]
         rows: list[CompareRow] = []
         for size in sizes:

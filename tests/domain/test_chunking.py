@@ -19,8 +19,8 @@ from shared.settings import ChunkingSettings
 from tests.fakes.token_counter import CharTokenCounter
 
 # The window algorithm, without small-to-big context (tested on its own below).
-SETTINGS = ChunkingSettings(context_tokens=0)
-SMALL = ChunkingSettings(context_tokens=0, chunk_tokens=40, overlap_tokens=8)
+SETTINGS = ChunkingSettings(strategy="tokens", context_tokens=0)
+SMALL = ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=40, overlap_tokens=8)
 
 WORDS = [
     "tide",
@@ -117,7 +117,11 @@ def assert_no_mid_word_cut(text: str, chunks: list[Chunk]) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [SETTINGS, SMALL, ChunkingSettings(context_tokens=0, chunk_tokens=254, overlap_tokens=100)],
+    [
+        SETTINGS,
+        SMALL,
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=254, overlap_tokens=100),
+    ],
     ids=["default", "small", "max-window"],
 )
 def test_chunks_fit_the_token_budget(
@@ -145,7 +149,9 @@ def test_consecutive_chunks_overlap_within_the_setting(counter: WordPieceTokenCo
 def test_no_overlap_when_disabled(counter: WordPieceTokenCounter) -> None:
     text = prose(30)
     chunks = chunk(
-        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=40, overlap_tokens=0)
+        text,
+        counter,
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=40, overlap_tokens=0),
     )
     for previous, current in pairwise(chunks):
         assert current.start >= previous.end
@@ -189,7 +195,9 @@ def test_prefers_paragraph_breaks(counter: WordPieceTokenCounter) -> None:
     paragraph = "The lamp was lit at dusk. " * 12  # ~84 tokens
     text = "\n\n".join([paragraph.strip()] * 6)
     chunks = chunk(
-        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=200, overlap_tokens=0)
+        text,
+        counter,
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=200, overlap_tokens=0),
     )
     for c in chunks[:-1]:
         assert text[c.end : c.end + 2] == "\n\n"
@@ -308,7 +316,7 @@ def test_without_any_word_boundary_the_window_end_is_used() -> None:
     chunks = chunk(
         text,
         CharTokenCounter(),
-        ChunkingSettings(context_tokens=0, chunk_tokens=50, overlap_tokens=5),
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=50, overlap_tokens=5),
     )
     assert [len(c.text) for c in chunks] == [50] * 20
     assert_offsets_and_coverage(text, chunks)
@@ -363,7 +371,7 @@ def test_chunks_start_at_heading_breaks_without_overlap(counter: WordPieceTokenC
     chunks = chunk(
         text,
         counter,
-        ChunkingSettings(context_tokens=0, chunk_tokens=100, overlap_tokens=20),
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=100, overlap_tokens=20),
         breaks=breaks,
     )
     # Every window's second half holds a heading (sections are ~35 tokens): each
@@ -379,7 +387,9 @@ def test_chunks_start_at_heading_breaks_without_overlap(counter: WordPieceTokenC
 
 def test_settings_fingerprint_changes_with_what_shapes_chunks() -> None:
     base = settings_fingerprint(SETTINGS, "minilm")
-    assert base == settings_fingerprint(ChunkingSettings(context_tokens=0), "minilm")
+    assert base == settings_fingerprint(
+        ChunkingSettings(strategy="tokens", context_tokens=0), "minilm"
+    )
     assert base != settings_fingerprint(SMALL, "minilm")
     assert base != settings_fingerprint(SETTINGS, "titan-v2")
 
@@ -389,7 +399,9 @@ def test_overlap_starts_at_a_sentence_start_when_one_is_near(
 ) -> None:
     text = " ".join(f"The lamp number {i} was lit." for i in range(300))  # 7 tokens each
     chunks = chunk(
-        text, counter, ChunkingSettings(context_tokens=0, chunk_tokens=100, overlap_tokens=20)
+        text,
+        counter,
+        ChunkingSettings(strategy="tokens", context_tokens=0, chunk_tokens=100, overlap_tokens=20),
     )
     assert len(chunks) > 5
     for previous, current in pairwise(chunks):
@@ -428,7 +440,7 @@ def test_context_tokens_change_the_fingerprint_only_when_set() -> None:
 
 def test_by_default_chunks_carry_256_tokens_of_context(counter: WordPieceTokenCounter) -> None:
     text = prose(40)
-    chunks = chunk(text, counter, ChunkingSettings())
+    chunks = chunk(text, counter, ChunkingSettings(strategy="tokens"))
     windows = chunk(text, counter, SETTINGS)
     assert [(c.start, c.embedded_end or c.end) for c in chunks] == [
         (c.start, c.end) for c in windows

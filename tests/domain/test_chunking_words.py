@@ -110,8 +110,8 @@ def test_embedding_text_is_the_naive_title_line_form(counter: WordPieceTokenCoun
 
 
 def test_the_strategy_is_part_of_the_fingerprint() -> None:
-    tokens = settings_fingerprint(ChunkingSettings(), "m")
-    words = settings_fingerprint(ChunkingSettings(strategy="words"), "m")
+    tokens = settings_fingerprint(ChunkingSettings(strategy="tokens"), "m")
+    words = settings_fingerprint(ChunkingSettings(), "m")  # the default
     other = settings_fingerprint(ChunkingSettings(strategy="words", chunk_words=150), "m")
     assert len({tokens, words, other}) == 3
     # Token-strategy generations are unchanged by the new settings' existence.

@@ -128,7 +128,9 @@ def test_markdown_chunks_carry_their_section() -> None:
         "guide",
         doc,
         generation="g",
-        settings=ChunkingSettings(context_tokens=0, chunk_tokens=40, overlap_tokens=8),
+        settings=ChunkingSettings(
+            strategy="tokens", context_tokens=0, chunk_tokens=40, overlap_tokens=8
+        ),
         counter=default_token_counter(),
     )
     linux = next(c for c in chunks if "tar xf widget.tar.gz" in c.text)
@@ -231,7 +233,9 @@ def test_pdf_chunks_cite_their_page() -> None:
         "tides.pdf",
         doc,
         generation="g",
-        settings=ChunkingSettings(context_tokens=0, chunk_tokens=30, overlap_tokens=4),
+        settings=ChunkingSettings(
+            strategy="tokens", context_tokens=0, chunk_tokens=30, overlap_tokens=4
+        ),
         counter=default_token_counter(),
     )
     safety = next(c for c in chunks if "causeway" in c.text)

@@ -55,8 +55,8 @@ def test_json_output_has_metrics_and_ranked_chunks(
     assert ranks == list(range(1, len(ranks) + 1))
     assert 1 <= len(ranks) <= 10
     # The settings that produced the numbers travel with them.
-    assert report["context_header"] == "title_section"
-    assert report["chunk_tokens"] == 222 and report["max_chunks_per_doc"] == 5
+    assert report["context_header"] == "title" and report["chunk_strategy"] == "words"
+    assert report["chunk_words"] == 200 and report["max_chunks_per_doc"] == 5
     assert "passage@3" in report and "passage@5" in report
 
 
@@ -74,7 +74,7 @@ def test_human_output_lists_misses_with_expected_and_retrieved(
     assert "expected: policies/refunds.md" in result.stdout
     assert "retrieved top 5:" in result.stdout
     assert result.stdout.startswith("settings ")
-    assert "context_header=title_section" in result.stdout
+    assert "context_header=title" in result.stdout
 
 
 def test_bad_question_file_names_each_bad_line(tmp_path: Path) -> None:

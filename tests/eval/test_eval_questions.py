@@ -43,15 +43,22 @@ def test_golden_set_names_only_documents_of_the_sample_corpus() -> None:
 
 
 def test_compare_sets_a_valid_second_chunk_size() -> None:
-    from cli.eval.session import alternative_chunk_tokens, chunking_for
+    from cli.eval.session import alternative_chunk_tokens, chunk_size, chunking_for
     from shared.settings import ChunkingSettings
 
-    default = ChunkingSettings()
-    assert alternative_chunk_tokens(default.chunk_tokens) == 100
+    tokens = ChunkingSettings(strategy="tokens")
+    assert alternative_chunk_tokens(tokens.chunk_tokens) == 100
     assert alternative_chunk_tokens(100) == 200
     # The overlap shrinks only when the smaller size demands it (< size / 2).
-    assert chunking_for(100, default).overlap_tokens == default.overlap_tokens
-    assert chunking_for(40, default).overlap_tokens == 19
+    assert chunking_for(100, tokens).overlap_tokens == tokens.overlap_tokens
+    assert chunking_for(40, tokens).overlap_tokens == 19
+    # Word windows (the default) compare sizes in words; other settings are kept.
+    words = ChunkingSettings(context_tokens=64)
+    assert chunk_size(words) == words.chunk_words == 200
+    smaller = chunking_for(alternative_chunk_tokens(chunk_size(words)), words)
+    assert (smaller.strategy, smaller.chunk_words, smaller.overlap_words) == ("words", 100, 40)
+    assert smaller.context_tokens == 64 and smaller.chunk_tokens == words.chunk_tokens
+    assert chunking_for(60, words).overlap_words == 29
 
 
 def test_passage_takes_one_to_three_alternative_key_strings() -> None:

@@ -1,12 +1,13 @@
 """The retrieval quality gate: the golden set over the sample corpus, with the
 default settings and the real embedder, must not fall below measured floors.
 
-Measured on 2026-11-30 with the default settings (hybrid, 222-token chunks
-under the context header, 32-token overlap, at most 5 chunks per document,
-k=5; 73 questions, 70 with a passage; 29 documents, 312 chunks): recall@5
-0.986, MRR 0.974, passage rate 0.943. One question is 1/73 = 0.014.
-(Before, with k-NN, 200-token chunks, no header, cap 3: recall@5 0.986, MRR
-0.969, passage rate 0.829.) tests/eval/test_evalsets_gate.py gates every
+Measured on 2026-12-07 with the default settings (hybrid, 200-word chunks
+under the title line with 256 tokens of context, at most 5 chunks per
+document, k=5; 73 questions, 70 with a passage; 29 documents, 119 chunks):
+recall@5 0.973, MRR 0.937, passage rate 0.957 (docs/evaluation.md, "Index
+side and page ranking"). One question is 1/73 = 0.014. (With the
+structure-aware 222-token chunks before: 0.986, 0.956, 0.971.)
+tests/eval/test_evalsets_gate.py gates every
 set, this one included, in both modes. The floors sit a little
 below the measured values so that a change that costs retrieval quality (a
 chunker, loader, embedder or ranking regression) fails here, while the
@@ -23,10 +24,10 @@ from tests.eval.conftest import GOLDEN, MemoEmbedder, SampleStore
 
 # metric: (floor, measured)
 FLOORS = {
-    "recall@5": (0.95, 0.986),
-    "mrr": (0.94, 0.974),
+    "recall@5": (0.943, 0.973),
+    "mrr": (0.907, 0.937),
 }
-PASSAGE_FLOOR = (0.91, 0.943)
+PASSAGE_FLOOR = (0.927, 0.957)
 
 
 async def test_golden_set_meets_the_floors(

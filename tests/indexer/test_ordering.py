@@ -13,7 +13,7 @@ from tests.indexer.events import index_body, paragraphs, queue_message
 
 
 def versioned(doc_id: str, topic: str, version: int | None) -> str:
-    return index_body(doc_id, paragraphs(topic, 2), doc_version=version)
+    return index_body(doc_id, paragraphs(topic, 4), doc_version=version)  # 2+ chunks
 
 
 def delete_v(doc_id: str, version: int) -> str:

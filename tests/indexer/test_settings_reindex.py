@@ -63,7 +63,7 @@ def with_chunking(settings: Settings, **changes: object) -> Settings:
 
 @pytest.mark.parametrize(
     "change",
-    ["chunk_tokens", "overlap_tokens", "context_header", "embedder"],
+    ["strategy", "chunk_words", "overlap_words", "context_header", "embedder"],
 )
 async def test_a_settings_change_reindexes_every_document_cleanly(
     tmp_path: Path, change: str
@@ -79,10 +79,12 @@ async def test_a_settings_change_reindexes_every_document_cleanly(
     # WHEN one setting that shapes chunks or vectors changes and the same
     # documents are sent again
     after, embedder = before, FakeEmbedder(dimension=16)
-    if change == "chunk_tokens":
-        after = with_chunking(before, chunk_tokens=100)
-    elif change == "overlap_tokens":
-        after = with_chunking(before, overlap_tokens=0)
+    if change == "strategy":
+        after = with_chunking(before, strategy="tokens")
+    elif change == "chunk_words":
+        after = with_chunking(before, chunk_words=100)
+    elif change == "overlap_words":
+        after = with_chunking(before, overlap_words=0)
     elif change == "context_header":
         after = with_chunking(before, context_header="none")
     else:
@@ -105,7 +107,8 @@ async def test_the_embedder_reads_the_header_while_the_stored_text_stays_clean(
     embedder = FakeEmbedder(dimension=16)
     await index_all(settings, embedder)
     embedded = [text for call in embedder.calls for text in call]
-    assert any(text.startswith("Usage › Options\n\n") for text in embedded), embedded[:3]
+    # The default header is the title, on a line of its own (strategy "words").
+    assert any(text.startswith("Usage\n") for text in embedded), embedded[:3]
 
     index = sqlite_store.from_settings(settings)
     try:
