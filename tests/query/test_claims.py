@@ -427,3 +427,14 @@ def test_from_and_to_keep_their_ends() -> None:
     # a word at both ends decides nothing
     span = "GNU sponsored it for one year (November 1994 to November 1995)."
     assert verdict("GNU sponsored it from November 1994 until November 1995.", span) == SUPPORTED
+
+
+def test_a_span_of_time_is_a_value() -> None:
+    source = "Debian 2.1 was released after being delayed by a week when a few issues arose."
+    assert verdict("The release was delayed by a week because a few issues arose.", source) == (
+        SUPPORTED
+    )
+    # hard negative: every other word is the source's
+    assert verdict("The release was delayed by a month because a few issues arose.", source) == (
+        UNSUPPORTED
+    )

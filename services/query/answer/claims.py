@@ -184,6 +184,7 @@ _QUANTITY: dict[str, tuple[float, float]] = {
 # Before a number, words that make it a bound or an estimate ("over fifty").
 _ROUGHLY_TEXT = "over more than around about nearly almost some up least roughly approximately"
 _ROUGHLY = frozenset(_ROUGHLY_TEXT.split())
+_TIME_UNIT_TEXT = "minute hour day week month year decade century"  # not "second": also an ordinal
 _NEGATIVE_PREFIXES = ("un", "in", "im", "dis", "non")
 _STOPWORD_TEXT = """a about above after again against all also am an and any are as at be
     because been before being below between both but by can could did do does doing down
@@ -809,6 +810,9 @@ def specifics_hold(clause: Reading, passage: Passage, topic: frozenset[str]) -> 
         return False
     if not all(f in passage.squashed for f in clause.formulas):
         return False
+    # A span of time is a value: "delayed by a month" where the source says a week.
+    if any(w in _TIME_UNITS and w not in passage.stems for w in clause.stems):
+        return False
     for _number, unit in clause.units:
         if unit not in passage.stems and not any(u == unit for _, u in passage.reading.units):
             return False
@@ -942,6 +946,7 @@ def _polarity(clause: Reading, passage: Passage) -> bool:
     return True
 
 
+_TIME_UNITS = frozenset(stem(w) for w in _TIME_UNIT_TEXT.split())
 _SAME_STEM.update(
     (stem(word), stem(group.split()[0]))
     for group in _SYNONYM_TEXT.strip().splitlines()
