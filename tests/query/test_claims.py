@@ -438,3 +438,24 @@ def test_a_span_of_time_is_a_value() -> None:
     assert verdict("The release was delayed by a month because a few issues arose.", source) == (
         UNSUPPORTED
     )
+
+
+def test_a_manner_word_or_a_light_verb_may_come_and_go() -> None:
+    source = "Commands are recorded."
+    assert verdict("Commands are simply recorded.", source) == SUPPORTED
+    assert verdict("Commands get recorded.", source) == SUPPORTED
+    # hard negative: an adverb of time is the fact, not a manner
+    assert verdict("Commands are immediately recorded.", source) == UNSUPPORTED
+
+
+OFFICERS = (
+    "Three new members were chosen: Martin Schulze (Vice President), Dale Scheetz (Secretary), "
+    "and Nils Lohner (Treasurer)."
+)
+
+
+def test_what_a_parenthesis_says_a_name_is_stays_with_that_name() -> None:
+    assert verdict("Dale Scheetz became Secretary.", OFFICERS) == SUPPORTED
+    assert verdict("Nils Lohner became Treasurer.", OFFICERS) == SUPPORTED
+    # hard negative: both names are in the passage, each in another pair
+    assert verdict("Dale Scheetz became Treasurer.", OFFICERS) == UNSUPPORTED

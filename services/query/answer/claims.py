@@ -443,6 +443,12 @@ class Reading:
     quantities: frozenset[tuple[float, float, str, bool]]
     # specific -> (the nearest other specifics, the two nearest content words)
     neighbours: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    # manner words ("heavily", "actually") and light verbs ("make", "got"): what
+    # a paraphrase adds or drops without changing the fact
+    soft: frozenset[str] = frozenset()
+    # a name and what a parenthesis right after it says it is, both ways:
+    # "Dale Scheetz (Secretary)" -> (@scheetz, @secretary), (@secretary, @scheetz)
+    appositions: frozenset[tuple[str, str]] = frozenset()
     # what it says things go from and to: ("unst", "from"), ("test", "to")
     directions: frozenset[tuple[str, str]] = frozenset()
     # its parts around "but", "while", ";"...: (stems, poles) each, when two or more
@@ -523,7 +529,47 @@ def read(text: str, first_word_is_name: bool = True) -> Reading:
         neighbours=tuple(_neighbours(positions)),
         parts=_turns(text),
         directions=_directions(toks),
+        appositions=_appositions(toks),
+        soft=frozenset(
+            c
+            for t in toks
+            if (c := _content_stem(t)) is not None and (_is_manner(t.key) or c in _LIGHT)
+        ),
     )
+
+
+# -ly words that are not manner adverbs, or that say when, how often or how
+# much, which is the fact ("invoked immediately", "hardly used")
+_NOT_MANNER_TEXT = """apply reply supply multiply comply imply rely family assembly july italy
+    only early daily weekly monthly yearly hardly barely scarcely rarely seldom friendly
+    immediately previously recently eventually initially originally finally currently
+    subsequently formerly lately shortly instantly frequently occasionally usually
+    always automatically manually explicitly implicitly exclusively entirely partially fully"""
+_NOT_MANNER = frozenset(_NOT_MANNER_TEXT.split())
+_LIGHT_TEXT = "make made get got gotten take took taken bring brought put go went"
+_LIGHT: frozenset[str] = frozenset()  # filled once stem() is defined
+
+
+def _is_manner(word: str) -> bool:
+    """An adverb of manner or degree: "heavily", "actually", "simply"."""
+    return word.endswith("ly") and len(word) >= 6 and word not in _NOT_MANNER
+
+
+def _appositions(toks: list[Token]) -> frozenset[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for i, token in enumerate(toks):
+        if token.key != "(" or i == 0:
+            continue
+        owner = specific_key(toks[i - 1], False)
+        inside = []
+        for t in toks[i + 1 : i + 6]:
+            if t.key == ")":
+                break
+            if (key := specific_key(t, False)) is not None:
+                inside.append(key)
+        if owner is not None and inside:
+            out.update({(owner, inside[0]), (inside[0], owner)})
+    return frozenset(out)
 
 
 _DIRECTION = {"from": "from", "to": "to", "into": "to", "onto": "to", "until": "to", "till": "to"}
@@ -730,6 +776,7 @@ def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...
         poles=frozenset().union(*(r[0].poles for r in readings)),
         quantities=frozenset().union(*(r[0].quantities for r in readings)),
         directions=frozenset().union(*(r[0].directions for r in readings)),
+        appositions=frozenset().union(*(r[0].appositions for r in readings)),
         neighbours=(),
     )
     statements: list[tuple[frozenset[str], str]] = []
@@ -831,7 +878,19 @@ def specifics_hold(clause: Reading, passage: Passage, topic: frozenset[str]) -> 
         statements = [s for s in passage.statements if _in(key, s)] or passage.statements
         if not any(_in(n, s) for s in statements for n in near):
             return False
+        if specifics and near[0] == specifics[0] and _apart(key, near[0], passage):
+            return False
     return True
+
+
+def _apart(a: str, b: str, passage: Passage) -> bool:
+    """The passage says in parentheses what each of two names next to each other
+    in the clause is, and neither is the other: "Dale Scheetz ... Treasurer"
+    where it reads "Dale Scheetz (Secretary), and Nils Lohner (Treasurer)"."""
+    pairs = passage.reading.appositions
+    of_a = {y for x, y in pairs if x == a}
+    of_b = {y for x, y in pairs if x == b}
+    return bool(of_a) and bool(of_b) and b not in of_a and a not in of_b
 
 
 def _values_of_subject(clause: Reading, passage: Passage, topic: frozenset[str]) -> bool:
@@ -963,6 +1022,7 @@ def canonical(stemmed: str) -> str:
     return _SAME_STEM.get(stemmed, stemmed)
 
 
+_LIGHT = frozenset(canonical(stem(w)) for w in _LIGHT_TEXT.split())
 _OPPOSITE_STEMS[:] = sorted({(canonical(stem(a)), canonical(stem(b))) for a, b in _OPPOSITES})
 _POLES: dict[str, list[tuple[int, int]]] = {}  # a side's stem -> (pair, side)
 for _pair, _sides in enumerate(_OPPOSITE_STEMS):
@@ -998,8 +1058,9 @@ def poles_of(words: frozenset[str]) -> frozenset[tuple[int, int]]:
 
 
 def coverage(clause: Reading, passage: Passage) -> float:
-    """Share of the clause's words in the passage; specifics count double."""
-    stems = set(clause.stems)
+    """Share of the clause's words in the passage; specifics count double; a
+    manner word or a light verb the passage does not say is not counted."""
+    stems = {s for s in clause.stems if s in passage.stems or s not in clause.soft}
     specifics = set(clause.specifics)
     total = 2 * len(specifics) + len(stems)
     if total == 0:
