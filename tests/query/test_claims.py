@@ -459,3 +459,35 @@ def test_what_a_parenthesis_says_a_name_is_stays_with_that_name() -> None:
     assert verdict("Nils Lohner became Treasurer.", OFFICERS) == SUPPORTED
     # hard negative: both names are in the passage, each in another pair
     assert verdict("Dale Scheetz became Treasurer.", OFFICERS) == UNSUPPORTED
+
+
+def test_a_name_answers_to_its_initials() -> None:
+    source = (
+        "SPI is supported by Software in the Public Interest, a non-profit in the United States."
+    )
+    spi = "Debian motivated the formation of Software in the Public Interest, Inc."
+    assert verdict("Debian motivated the formation of SPI.", spi) == SUPPORTED
+    assert verdict("It is a non-profit in the US.", source) == SUPPORTED
+    # hard negative: initials of no name in the passage
+    assert verdict("Debian motivated the formation of the FSF.", spi) == UNSUPPORTED
+
+
+STRETCH_LIST = (
+    "Debian 9.0 (Stretch) was released June 17th, 2017.\n\n"
+    "New features and updated software packages included:\n\n"
+    "GNOME desktop environment 3.22\n\n"
+    "KDE Plasma Workspaces and KDE Applications 5.8\n\n"
+    "LibreOffice 5.2.7\n\n"
+    "Linux 4.9\n\n"
+    "MariaDB 10.1 and more than 51,000 other ready-to-use software packages."
+)
+
+
+def test_a_list_of_things_with_their_values_is_read_item_by_item() -> None:
+    assert verdict(
+        "It shipped Linux 4.9, GNOME 3.22, KDE Plasma 5.8 and LibreOffice 5.2.7.", STRETCH_LIST
+    ) == (SUPPORTED)
+    # hard negative: each item keeps its own value
+    assert verdict(
+        "It shipped Linux 4.9, GNOME 3.22, KDE Plasma 5.2.7 and LibreOffice 5.8.", STRETCH_LIST
+    ) == (UNSUPPORTED)

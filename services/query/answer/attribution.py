@@ -279,12 +279,31 @@ def attribute_sentence(
 def _enumeration(text: str, topic: frozenset[str]) -> list[Clause]:
     """The sentence's clauses when each names its own specific ("CUDA in 3.8,
     OBJC in 3.16"): then each may be backed by its own passage of the source."""
-    parts = _joined_modifiers(clauses(text))
+    parts = [p for c in _joined_modifiers(clauses(text)) for p in _list_items(c)]
     if len(parts) < 2:
         return []
     if all(any(k not in topic for k in c.reading.specifics) for c in parts):
         return parts
     return []
+
+
+_AND = re.compile(r"\s+and\s+")
+
+
+def _list_items(clause: Clause) -> list[Clause]:
+    """A clause listing things with their values ("KDE Plasma 5.8 and
+    LibreOffice 5.2.7", "came out on March 9th, 1999 and added two
+    architectures"): each item, when each has a number or date and something
+    beside it. (Not "AMD64 was added and m68k was dropped": short clauses
+    without a value meet passages about other releases.)"""
+    items = [whole(p) for p in _AND.split(clause.text)]
+    if len(items) < 2:
+        return [clause]
+    for item in items:
+        values = [k for k in item.reading.specifics if k[0] == "#"]
+        if not values or item.weight < 2:
+            return [clause]
+    return items
 
 
 # A short clause opening with one of these modifies the clause after it ("For

@@ -737,6 +737,9 @@ def _sentence_words(text: str) -> tuple[Reading, frozenset[str], frozenset[str]]
     specifics = set(reading.specifics)
     stems = set(reading.stems) | {_IMPLIES[s] for s in reading.stems if s in _IMPLIES}
     words = [t for t in reading.tokens if t.kind == "word"]
+    # A name of several capitalised words answers to its initials: "Software in
+    # the Public Interest" to SPI, "United States" to US.
+    specifics.update(_initials(reading.tokens))
     # Any word answers to a name or command written as one: "while" to while().
     specifics.update("@" + w.key for w in words)
     specifics.update("~" + w.key.replace("-", " ") for w in words if "-" in w.key)
@@ -750,6 +753,26 @@ def _sentence_words(text: str) -> tuple[Reading, frozenset[str], frozenset[str]]
         if len(part) >= 3 and part not in _STOPWORDS
     )
     return reading, frozenset(specifics), frozenset(stems)
+
+
+_NAME_JOINERS = frozenset({"of", "the", "in", "for", "and", "de"})
+
+
+def _initials(toks: Iterable[Token]) -> set[str]:
+    out: set[str] = set()
+    run: list[str] = []
+    for token in [*toks, Token("", "punct", "", 0)]:
+        if token.kind == "word" and token.text[:1].isupper():
+            if run or token.key not in _STOPWORDS:  # not a sentence's "The"
+                run.append(token.text[0])
+            continue
+        if token.kind == "word" and token.key in _NAME_JOINERS and run:
+            continue
+        if len(run) >= 2:
+            initials = "".join(run)
+            out.update({"=" + initials, "@" + initials.lower()})
+        run = []
+    return out
 
 
 def read_passage(pieces: list[tuple[int, int, str]], singles: tuple[Passage, ...] = ()) -> Passage:
