@@ -11,8 +11,9 @@
 The commands (ingest, delete, docs, reconcile, serve and its document
 endpoints) ask the destination for whatever differs between the two instead of
 checking which kind it is: only ``embedded.py`` reads the embedded queue
-(``tests/test_layout.py`` checks it). Kept free of rich and of the services,
-so ``rag docs`` stays quick.
+(``tests/test_layout.py`` checks it). It says nothing itself: the commands
+word what it returns. Kept free of rich and of the services at import, so
+``rag docs`` stays quick.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class Destination(Protocol):
         """How many of these (unchanged) documents failed last time, if known."""
         ...
 
-    def say_sent(self, sent: int, deletes: int) -> None:
+    def sent_lines(self, sent: int, deletes: int) -> list[str]:
         """What the user is told once everything is sent."""
         ...
 
@@ -97,8 +98,9 @@ class Destination(Protocol):
         """Wait (bounded) for the outcome of every message sent."""
         ...
 
-    async def delete(self, doc_id: str) -> bool:
-        """Delete one document, saying what happened; False if it failed."""
+    async def delete(self, doc_id: str) -> DocumentResult | None:
+        """Delete one document: what became of it, or None where the delete is
+        only sent (a stack's indexer carries it out later)."""
         ...
 
     async def reclaim_orphans(self) -> int:

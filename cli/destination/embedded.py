@@ -89,8 +89,8 @@ class EmbeddedDestination:
             failed += status is not None and status.state == DocState.FAILED
         return failed
 
-    def say_sent(self, sent: int, deletes: int) -> None:
-        return None  # the wait's report says it all
+    def sent_lines(self, sent: int, deletes: int) -> list[str]:
+        return []  # the wait's report says it all
 
     async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
         watcher = IndexingProgress(self.parts, sent, progress)
@@ -103,21 +103,12 @@ class EmbeddedDestination:
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
 
-    async def delete(self, doc_id: str) -> bool:
-        from rich.console import Console
-        from rich.markup import escape
-
-        console = Console(soft_wrap=True)
+    async def delete(self, doc_id: str) -> DocumentResult:
         if await self.parts.status.get(doc_id) is None:
             raise ConfigurationError(f"no document {doc_id!r}: see `rag docs` for the ids")
         message_id = await send_delete(self, doc_id)
-        with console.status(f"deleting {escape(doc_id)}…"):
-            (result,) = await self.wait_until_done([Sent(doc_id, message_id)], lambda _: None)
-        if result.state == DocState.DELETED:
-            console.print(f"deleted {escape(doc_id)}")
-            return True
-        console.print(f"[red]{escape(doc_id)}: {result.state}: {escape(result.reason or '')}[/red]")
-        return False
+        (result,) = await self.wait_until_done([Sent(doc_id, message_id)], lambda _: None)
+        return result
 
     async def reclaim_orphans(self) -> int:
         return await self.queue.reclaim_orphans()

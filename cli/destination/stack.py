@@ -45,13 +45,11 @@ class StackDestination:
     async def failed_before(self, doc_ids: Sequence[str]) -> int:
         return 0  # not known here
 
-    def say_sent(self, sent: int, deletes: int) -> None:
-        from rich.console import Console
-
-        console = Console(soft_wrap=True)
-        console.print(f"sent {sent} document(s) to {self.parts.settings.queue.queue_url}")
+    def sent_lines(self, sent: int, deletes: int) -> list[str]:
+        lines = [f"sent {sent} document(s) to {self.parts.settings.queue.queue_url}"]
         if deletes:
-            console.print(f"sent {deletes} delete(s) (files gone from the folder)")
+            lines.append(f"sent {deletes} delete(s) (files gone from the folder)")
+        return lines
 
     async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
         from cli.destination.stack_wait import wait_for_stack
@@ -59,13 +57,8 @@ class StackDestination:
         task = progress.add_task("indexing", total=len(sent), detail="")
         return await wait_for_stack(self.parts.status, sent, lambda n: progress.advance(task, n))
 
-    async def delete(self, doc_id: str) -> bool:
-        from rich.console import Console
-        from rich.markup import escape
-
-        await send_delete(self, doc_id)
-        Console(soft_wrap=True).print(f"delete of {escape(doc_id)} sent")
-        return True
+    async def delete(self, doc_id: str) -> None:
+        await send_delete(self, doc_id)  # the stack's indexer deletes it
 
     async def reclaim_orphans(self) -> int:
         return 0  # SQS makes a message visible again itself

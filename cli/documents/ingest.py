@@ -115,7 +115,8 @@ async def _ingest(
             for doc_id in vanished(Manifest.load(destination.parts.settings.data_dir), sync_folders)
         ]
     await _say_unchanged(destination, unchanged)
-    destination.say_sent(len(sent), len(deletes))
+    for line in destination.sent_lines(len(sent), len(deletes)):
+        console.print(line)
     if not (sent or deletes) or not wait or not destination.waits:
         return 0
     with _progress() as progress:
@@ -176,8 +177,18 @@ def _report(results: Sequence[DocumentResult]) -> int:
 
 
 async def delete(settings: Settings, doc_id: str) -> bool:
+    """Delete one document and say what became of it; False if it failed."""
     parts = LocalParts(settings)
     try:
-        return await destination_for(parts).delete(doc_id)
+        with console.status(f"deleting {escape(doc_id)}…"):
+            result = await destination_for(parts).delete(doc_id)
     finally:
         await parts.close()
+    if result is None:
+        console.print(f"delete of {escape(doc_id)} sent")
+    elif result.state == DocState.DELETED:
+        console.print(f"deleted {escape(doc_id)}")
+    else:
+        console.print(f"[red]{escape(doc_id)}: {result.state}: {escape(result.reason or '')}[/red]")
+        return False
+    return True

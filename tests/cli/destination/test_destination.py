@@ -55,6 +55,11 @@ async def test_a_stack_has_no_backlog_here_and_nothing_to_index_in_this_process(
         # rag serve against a stack: its indexer task ends at once
         await asyncio.wait_for(destination.index_until(asyncio.Event(), "serve-1"), 5)
         assert destination.indexer_note() is None
+        # what the user reads once ingest has sent (nothing to wait for here)
+        assert destination.sent_lines(2, 1) == [
+            "sent 2 document(s) to http://127.0.0.1:9/q",
+            "sent 1 delete(s) (files gone from the folder)",
+        ]
     finally:
         await parts.close()
 
@@ -63,6 +68,7 @@ async def test_the_embedded_backlog_counts_what_was_sent(tmp_path: Path) -> None
     parts = LocalParts(Settings(data_dir=tmp_path / "data"))
     destination = destination_for(parts)
     try:
+        assert destination.sent_lines(2, 1) == []  # its wait's report says it all
         empty = await destination.backlog()
         assert empty is not None and (empty.visible, empty.in_flight, empty.dead) == (0, 0, 0)
         await destination.send(build_index_message("a.txt", b"alpha", "text/plain"))
