@@ -491,3 +491,24 @@ def test_a_list_of_things_with_their_values_is_read_item_by_item() -> None:
     assert verdict(
         "It shipped Linux 4.9, GNOME 3.22, KDE Plasma 5.2.7 and LibreOffice 5.8.", STRETCH_LIST
     ) == (UNSUPPORTED)
+
+
+@pytest.mark.parametrize(
+    "remark",
+    ["Quite a story from the early days!", "Stay safe out there!", "Fun bit of trivia, isn't it?"],
+)
+def test_a_short_exclamation_without_a_claim_is_a_remark(remark: str) -> None:
+    assert verdict(remark, RUNTIME) == SentenceSupport.NO_CLAIM
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "Windows is not supported!",  # a name and a negation
+        "It is much faster now!",  # one side of an opposite pair
+        "The maximum length can be lowered at run time!",  # more words than a remark has
+        "It is never lowered, isn't it?",
+    ],
+)
+def test_an_exclamation_that_says_something_is_a_claim(claim: str) -> None:
+    assert verdict(claim, RUNTIME) != SentenceSupport.NO_CLAIM

@@ -167,7 +167,41 @@ def is_pleasantry(text: str, clause_list: Sequence[Clause]) -> bool:
     stems = [s for c in clause_list for s in c.reading.stems]
     if _PLEASANTRY.match(text) and len(text.split()) <= 14:
         return True
+    if _is_remark(text, clause_list, len(stems)):
+        return True
     return all(any(w.startswith(s) for w in _PLEASANTRY_WORDS) for s in stems)
+
+
+# "…, isn't it?", "…, right?": a question put to the reader, not a claim.
+_TAG_QUESTION = re.compile(
+    r",\s*(?:is|are|was|were|do|does|did|has|have)n['’]t\s+\w+\s*\?$|,\s*(?:right|huh|eh)\s*\?$",
+    re.IGNORECASE,
+)
+_REMARK_WORDS = 4
+
+
+def _is_remark(text: str, clause_list: Sequence[Clause], stems: int) -> bool:
+    """An exclamation or a tag question with no name, number or negation and a
+    few words at most ("Quite a story from the early days!", "Stay safe out
+    there!", "Fun bit of trivia, isn't it?"): a remark to the reader. "Windows
+    is not supported!" (a name, a negation) and "It is much faster now!" (a
+    subject and its verb) are claims; "It runs faster!" would pass as a remark."""
+    body = _TAG_QUESTION.sub("", text.rstrip())
+    if body == text.rstrip() and not text.rstrip().endswith("!"):
+        return False
+    if any(c.reading.negated or c.reading.specifics for c in clause_list):
+        return False  # a name, a number or a negation: a claim
+    words = {w.lower() for w in re.findall(r"[\w']+", body)}
+    if words & _NEGATION_WORDS or words & _STATING_WORDS:
+        return False  # "It is much faster now!" states something of something
+    return 0 < stems <= _REMARK_WORDS
+
+
+_NEGATION_WORDS = frozenset({"not", "no", "never", "none", "nothing", "cannot", "without"})
+# A subject and a finite verb: what a statement has and a remark does not.
+_STATING_TEXT = """is are was were will would can could should must has have had does do did
+    it they this that these those he she we"""
+_STATING_WORDS = frozenset(_STATING_TEXT.split())
 
 
 @dataclass(frozen=True)
