@@ -10,7 +10,6 @@ from typing import Any
 from cli.destination import Sent
 from cli.local_parts import LocalParts
 from services.indexer.reconcile import Reconciler, ReconcileReport
-from services.indexer.records import settle_seconds
 
 
 async def reconcile_here(parts: LocalParts, *, dry_run: bool) -> tuple[dict[str, Any], list[Sent]]:
@@ -26,7 +25,7 @@ async def reconcile_here(parts: LocalParts, *, dry_run: bool) -> tuple[dict[str,
         index=parts.index,
         status=parts.status,
         requeue=requeue,
-        settle_s=settle_seconds(settings),
+        settle_s=settings.settle_seconds(),
         lease_s=settings.indexer.lease_s,
         requeue_limit=settings.indexer.reconcile_requeue_limit,
     )

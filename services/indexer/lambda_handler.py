@@ -28,10 +28,9 @@ import os
 from typing import Any
 
 from services.indexer.backoff import back_off
-from services.indexer.disposition import Action, Disposition, disposition
-from services.indexer.pipeline import Outcome, Verdict
+from services.indexer.disposition import Action, Disposition, Outcome, Verdict, disposition
 from services.indexer.reconcile import drift_metric
-from services.indexer.runtime import Runtime, build_reconciler, build_runtime, log_outcome
+from services.indexer.runtime import Runtime, build_reconciler, build_runtime
 from shared.lambda_runtime import LambdaRuntime
 from shared.logs import configure_logging
 from shared.ports import Queue, QueueMessage
@@ -53,7 +52,7 @@ def record_message(record: dict[str, Any]) -> QueueMessage:
 async def handle_message(runtime: Runtime, message: QueueMessage) -> Disposition | None:
     """Process one record; its disposition if it must be reported as a batch item failure."""
     outcome = await runtime.pipeline.process(message)
-    log_outcome(outcome)
+    outcome.log()
     then = disposition(outcome, message.receive_count, runtime.settings)
     if then.action is Action.ACK:
         return None
@@ -108,7 +107,7 @@ def is_reconcile_event(event: dict[str, Any]) -> bool:
 
 async def handle_reconcile(runtime: Runtime, *, dry_run: bool = False) -> dict[str, Any]:
     await runtime.start()
-    report = await build_reconciler(runtime, runtime.requeue).run(dry_run=dry_run)
+    report = await build_reconciler(runtime).run(dry_run=dry_run)
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
     metric = drift_metric(report, runtime.settings.indexer.metrics_namespace, function)
     print(json.dumps(metric), flush=True)  # EMF: one line on stdout becomes metrics

@@ -37,6 +37,9 @@ class DocLease:
     def __init__(self, status: StatusStore, doc_id: str, ttl_s: float) -> None:
         self._status = status
         self.doc_id = doc_id
+        # Also the fencing token: status writes pass it (``StatusStore.put(fence=)``)
+        # so that a worker that stalled past its lease cannot overwrite the
+        # record of the worker that took the document over.
         self.owner = uuid.uuid4().hex
         self._ttl_s = ttl_s
         self._valid_until = 0.0
@@ -70,13 +73,6 @@ class DocLease:
                 extra={"fields": {"doc_id": self.doc_id, "error": repr(error)}},
             )
 
-    @property
-    def fence(self) -> str:
-        """The fencing token: status writes are conditional on the store still
-        naming this owner, so a worker that stalled past its lease cannot
-        overwrite the record of the worker that took the document over."""
-        return self.owner
-
     def check(self) -> None:
         """Raise LeaseLost unless the lease is certainly still ours (call before writes)."""
         if time.monotonic() >= self._valid_until:
@@ -87,28 +83,30 @@ class DocLease:
         which cannot be made conditional): a worker that was paused — GC,
         throttled network — past its lease learns it lost from the store."""
         self.check()
-        start = time.monotonic()
-        if not await self._status.renew_lease(self.doc_id, self.owner, self._ttl_s):
-            self._valid_until = 0.0
+        if not await self._extend():
             raise LeaseLost(f"the lease on {self.doc_id!r} was taken by another worker")
-        self._valid_until = start + self._ttl_s
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._ttl_s / 3)
-            start = time.monotonic()
             try:
-                renewed = await self._status.renew_lease(self.doc_id, self.owner, self._ttl_s)
+                if not await self._extend():
+                    return  # taken over: stop at the next check()
             except Exception as error:  # try again; check() stops writes once it expires
                 log.warning(
                     "could not renew a document lease",
                     extra={"fields": {"doc_id": self.doc_id, "error": repr(error)}},
                 )
-                continue
-            if not renewed:
-                self._valid_until = 0.0  # taken over: stop at the next check()
-                return
-            self._valid_until = start + self._ttl_s
+
+    async def _extend(self) -> bool:
+        """Renew the lease in the store for another ``ttl_s``, counted from
+        before the request; False (and expired here) once it is not ours."""
+        start = time.monotonic()
+        if not await self._status.renew_lease(self.doc_id, self.owner, self._ttl_s):
+            self._valid_until = 0.0
+            return False
+        self._valid_until = start + self._ttl_s
+        return True
 
 
 async def delete_seen(index: VectorIndex, doc_id: str, keep: str | None, lease: DocLease) -> int:

@@ -26,11 +26,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from services.indexer.disposition import Outcome, Verdict
 from services.indexer.lease import DocLease, DocumentBusy, delete_seen
 from services.indexer.records import (
     cleaned_record,
@@ -40,7 +39,6 @@ from services.indexer.records import (
     indexed_record,
     is_current,
     newest_version,
-    settle_seconds,
     settled_at,
     writing_record,
 )
@@ -73,59 +71,6 @@ log = logging.getLogger("services.indexer")
 Loader = Callable[[bytes, str | None, str | None], LoadedDocument]
 # Chunks embedded and written per round: bounds memory for very long documents.
 WRITE_GROUP = 256
-
-
-class Verdict(StrEnum):
-    INDEXED = "indexed"
-    UNCHANGED = "unchanged"  # this generation was already stored whole
-    RELABELLED = "relabelled"  # same content, new access list: chunks re-labelled in place
-    DELETED = "deleted"
-    STALE = "stale"  # older than the version applied: acknowledged, nothing changed
-    POISON = "poison"  # never retry: to the DLQ with the reason
-    RETRY = "retry"  # transient: let the queue redeliver
-    BUSY = "busy"  # another worker holds the document: back in the queue, shortly
-
-
-@dataclass
-class Outcome:
-    verdict: Verdict
-    message_id: str
-    doc_id: str | None = None
-    generation: str | None = None
-    chunk_count: int = 0
-    removed: int = 0
-    doc_version: int | None = None
-    stored_version: int | None = None  # the newer version that made this one stale
-    error: RagError | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict in {
-            Verdict.INDEXED,
-            Verdict.UNCHANGED,
-            Verdict.RELABELLED,
-            Verdict.DELETED,
-            Verdict.STALE,
-        }
-
-    def log_fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "outcome": self.verdict.value,
-            "message_id": self.message_id,
-            "doc_id": self.doc_id,
-            "generation": self.generation,
-            "chunks": self.chunk_count,
-            "removed": self.removed,
-            "doc_version": self.doc_version,
-            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-        }
-        if self.stored_version is not None:
-            fields["stored_version"] = self.stored_version
-        if self.error is not None:
-            fields["error_code"] = self.error.code
-            fields["reason"] = str(self.error)
-        return fields
 
 
 def is_poison(error: BaseException) -> bool:
@@ -237,7 +182,7 @@ class IndexerPipeline:
             line=settings.chunking.strategy == "words",
         )
         self._doc_locks = KeyedLocks()
-        self.settle_s = settle_seconds(settings)
+        self.settle_s = settings.settle_seconds()
         self._lease_s = settings.indexer.lease_s
         self._tombstone = timedelta(days=settings.indexer.tombstone_days)
 
@@ -295,7 +240,7 @@ class IndexerPipeline:
         out.verdict = Verdict.DELETED
         lease.check()
         record = deleted_record(op, message, previous, self._tombstone)
-        await self.status.put(record, fence=lease.fence)
+        await self.status.put(record, fence=lease.owner)
 
     async def _index(
         self,
@@ -381,7 +326,7 @@ class IndexerPipeline:
             settled = self._settles_from_now(previous)
         record = confirmed_record(previous, op, settled)
         if record is not None:
-            await self.status.put(record, fence=lease.fence)
+            await self.status.put(record, fence=lease.owner)
 
     async def _relabel_served(
         self, op: IndexOperation, previous: DocumentStatus | None, lease: DocLease
@@ -426,7 +371,7 @@ class IndexerPipeline:
             # The marker: should this worker die from here on, the next one knows a
             # generation may be half-written and waits for it to become searchable.
             marker = writing_record(op, previous, generation, version, message)
-            await self.status.put(marker, fence=lease.fence)
+            await self.status.put(marker, fence=lease.owner)
             if generation in stored:
                 # A partial (or duplicated) copy left by a crash: start it afresh.
                 await lease.confirm()
@@ -443,14 +388,14 @@ class IndexerPipeline:
     ) -> int:
         """Record the generation, then delete what was there before it."""
         lease.check()
-        await self.status.put(record, fence=lease.fence)
+        await self.status.put(record, fence=lease.owner)
         if not doomed:
             return 0
         t = time.perf_counter()
         await lease.confirm()
         removed = await self.index.delete_chunks(doomed)
         timer.lap("cleanup", t)
-        await self.status.put(cleaned_record(record), fence=lease.fence)
+        await self.status.put(cleaned_record(record), fence=lease.owner)
         return removed
 
     def _settles_from_now(self, previous: DocumentStatus) -> datetime | None:

@@ -23,9 +23,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
-from services.indexer.disposition import RETRY_BASE_S, Action, disposition
-from services.indexer.pipeline import Outcome, Verdict
-from services.indexer.runtime import Runtime, log_outcome
+from services.indexer.disposition import RETRY_BASE_S, Action, Outcome, Verdict, disposition
+from services.indexer.runtime import Runtime
 from shared.errors import RagError
 from shared.ports import Queue, QueueMessage
 from shared.settings import QueueSettings
@@ -109,7 +108,7 @@ class Poller:
             await self._settle(self._queue.release(message), message, "release")
             raise
         heartbeat.cancel()
-        log_outcome(outcome)
+        outcome.log()
         then = disposition(
             outcome, message.receive_count, self._runtime.settings, self._retry_base_s
         )

@@ -175,7 +175,7 @@ class Reconciler:
         requeued = [r.detail for r in repairs if r.action == "re-queued"]
         record = repaired_record(record, "; ".join(requeued) if requeued else None)
         lease.check()
-        await self.status.put(record, fence=lease.fence)
+        await self.status.put(record, fence=lease.owner)
 
 
 def drift_metric(report: ReconcileReport, namespace: str, function: str) -> dict[str, Any]:

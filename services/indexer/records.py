@@ -34,17 +34,9 @@ from shared.documents import DocState, DocumentStatus
 from shared.errors import RagError
 from shared.ingest import DeleteOperation, IndexOperation
 from shared.ports import QueueMessage
-from shared.settings import Settings
 
 # Ingest messages kept in the record (compressed) only up to this size.
 MAX_PACKED_CHARS = 64 * 1024
-
-
-def settle_seconds(settings: Settings) -> float:
-    """Searches see writes after the collection kind's refresh interval
-    (``shared.settings``: 60 s classic AOSS, 10 s NextGen, the index's own on
-    managed OpenSearch); the indexer waits that with a margin."""
-    return settings.settle_seconds()
 
 
 def settled_at(

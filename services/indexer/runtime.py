@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from services.indexer.batching import BatchingEmbedder
-from services.indexer.pipeline import IndexerPipeline, Loader, Outcome, Verdict
+from services.indexer.disposition import Outcome
+from services.indexer.pipeline import IndexerPipeline, Loader
 from services.indexer.reconcile import Reconciler, Requeue
 from shared.documents import LoadedDocument
 from shared.factory import (
@@ -47,19 +48,6 @@ def poison_reason(outcome: Outcome) -> PoisonReason:
     if error is None:
         return PoisonReason("rejected by the indexer", "internal_error", outcome.doc_id)
     return PoisonReason(str(error), error.code, outcome.doc_id)
-
-
-def log_outcome(outcome: Outcome) -> None:
-    if outcome.verdict is Verdict.STALE:
-        log.warning("stale message acknowledged", extra={"fields": outcome.log_fields()})
-    elif outcome.verdict is Verdict.BUSY:
-        log.info("document busy: message returned", extra={"fields": outcome.log_fields()})
-    elif outcome.ok:
-        log.info("message processed", extra={"fields": outcome.log_fields()})
-    elif outcome.verdict is Verdict.POISON:
-        log.error("poison message rejected", extra={"fields": outcome.log_fields()})
-    else:
-        log.warning("message will be retried", extra={"fields": outcome.log_fields()})
 
 
 def default_loader() -> Loader:
@@ -99,9 +87,13 @@ class Runtime:
     # The source (ingest) queue, when it is SQS: the Lambda backs failed
     # messages off on it, and reconcile re-queues documents to it.
     queue: Queue | None = None
-    requeue: Requeue | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = False
+
+    @property
+    def requeue(self) -> Requeue | None:
+        """Where reconcile re-queues a document: the source queue, if known."""
+        return self.queue.send if self.queue is not None else None
 
     async def start(self) -> None:
         if not self.started:
@@ -132,12 +124,12 @@ class Runtime:
         self.closers.clear()
 
 
-def build_reconciler(runtime: Runtime, requeue: Requeue | None) -> Reconciler:
+def build_reconciler(runtime: Runtime) -> Reconciler:
     pipeline = runtime.pipeline
     return Reconciler(
         index=pipeline.index,
         status=pipeline.status,
-        requeue=requeue,
+        requeue=runtime.requeue,
         settle_s=pipeline.settle_s,
         lease_s=runtime.settings.indexer.lease_s,
         requeue_limit=runtime.settings.indexer.reconcile_requeue_limit,
@@ -163,7 +155,6 @@ def build_runtime(settings: Settings) -> Runtime:
 
         ingest = SqsQueue(settings.queue.queue_url, settings)
         runtime.queue = ingest
-        runtime.requeue = ingest.send
         runtime.closers.append(ingest.close)
     runtime.dead_letters = build_dead_letters(settings)
     close = getattr(runtime.dead_letters, "close", None)

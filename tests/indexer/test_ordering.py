@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from services.indexer.pipeline import IndexerPipeline, Verdict
+from services.indexer.disposition import Verdict
+from services.indexer.pipeline import IndexerPipeline
 from shared.documents import DocState
 from tests.fakes.status_store import FakeStatusStore
 from tests.fakes.vector_index import FakeVectorIndex

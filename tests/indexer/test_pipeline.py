@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from services.indexer.pipeline import IndexerPipeline, Verdict, file_name_hint
+from services.indexer.disposition import Verdict
+from services.indexer.pipeline import IndexerPipeline, file_name_hint
 from shared.documents import DocState
 from shared.errors import IndexUnavailable, TransientError
 from shared.ingest import parse_ingest_message

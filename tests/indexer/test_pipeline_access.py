@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.indexer.pipeline import IndexerPipeline, Verdict
+from services.indexer.disposition import Verdict
+from services.indexer.pipeline import IndexerPipeline
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.status_store import FakeStatusStore
 from tests.fakes.vector_index import FakeVectorIndex

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.indexer.pipeline import Verdict
+from services.indexer.disposition import Verdict
 from shared.access import Access
 from shared.adapters.sqlite import status as sqlite_status
 from shared.adapters.sqlite import store as sqlite_store

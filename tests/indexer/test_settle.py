@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.indexer.records import settle_seconds
 from shared.settings import Settings
 
 
@@ -28,16 +27,16 @@ def test_the_settle_time_is_the_kinds_refresh_with_a_margin(
 ) -> None:
     settings = _settings(kind)
     assert settings.index.refresh_interval_s() == refresh_s
-    assert settle_seconds(settings) == settle_s
+    assert settings.settle_seconds() == settle_s
 
 
 def test_a_managed_index_declares_its_own_refresh_interval() -> None:
     settings = _settings("managed", index={"refresh_s": 5.0})
-    assert settle_seconds(settings) == 7.5
+    assert settings.settle_seconds() == 7.5
 
 
 def test_the_embedded_store_needs_no_settle() -> None:
-    assert settle_seconds(Settings(_env_file=None)) == 0.0
+    assert Settings(_env_file=None).settle_seconds() == 0.0
 
 
 @pytest.mark.parametrize(("kind", "settle_s"), [("classic", 30.0), ("nextgen", 10.0)])
@@ -48,7 +47,7 @@ def test_a_settle_shorter_than_the_refresh_is_refused(kind: str, settle_s: float
 
 
 def test_a_longer_settle_is_kept() -> None:
-    assert settle_seconds(_settings("classic", indexer={"settle_s": 120.0})) == 120.0
+    assert _settings("classic", indexer={"settle_s": 120.0}).settle_seconds() == 120.0
 
 
 def test_aws_fixes_the_refresh_interval_of_aoss_collections() -> None:

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.indexer.disposition import Action, Disposition, disposition
-from services.indexer.pipeline import Outcome, Verdict
+from services.indexer.disposition import Action, Disposition, Outcome, Verdict, disposition
 from services.indexer.records import (
     Event,
     cleaned_record,
