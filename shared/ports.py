@@ -42,10 +42,6 @@ class VectorIndex(Protocol):
         """Every document id that has chunks in the index, sorted (for the
         reconciler; like any search, it may lag recent writes)."""
 
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        """Delete the document's chunks, except those of ``keep_generation``.
-        Returns how many were deleted."""
-
     async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
         """Store ids of the document's (searchable) chunks, except that generation's."""
 

@@ -89,7 +89,7 @@ async def test_documents_with_chunks_are_listed(
     await index.write([make_chunk("a.md", "g2", 1, unit(1, 1))])
     listed = await under_test.eventually(index.doc_ids, lambda ids: len(ids) == 3)
     assert listed == ["a.md", "b.md", "c.md"]
-    await index.delete_document("b.md")
+    await index.delete_chunks(await index.chunk_ids("b.md"))
     after = await under_test.eventually(index.doc_ids, lambda ids: len(ids) == 2)
     assert after == ["a.md", "c.md"]
 
@@ -104,7 +104,7 @@ async def test_written_generations_are_counted(
     assert await index.generations("missing.md") == {}
 
 
-async def test_delete_document_keeps_the_named_generation(
+async def test_the_chunks_but_one_generations_are_listed_and_deleted_by_id(
     under_test: IndexUnderTest, index: VectorIndex
 ) -> None:
     await index.ensure_index(DIM)
@@ -114,15 +114,16 @@ async def test_delete_document_keeps_the_named_generation(
     await index.write(old + new + other)
     await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 2)
 
-    deleted = await index.delete_document("a.md", keep_generation="new")
+    doomed = await index.chunk_ids("a.md", "new")
+    assert len(set(doomed)) == 3
+    assert await index.delete_chunks(doomed) == 3
 
-    assert deleted == 3
     gens = await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 1)
     assert gens == {"new": 2}
     assert await under_test.eventually(lambda: index.generations("b.md"), bool) == {"old": 1}
 
 
-async def test_delete_document_without_keep_removes_all_of_it(
+async def test_deleting_ids_already_gone_is_fine(
     under_test: IndexUnderTest, index: VectorIndex
 ) -> None:
     await index.ensure_index(DIM)
@@ -130,10 +131,14 @@ async def test_delete_document_without_keep_removes_all_of_it(
         [make_chunk("a.md", "g1", 0, unit(1)), make_chunk("a.md", "g2", 0, unit(0, 1))]
     )
     await under_test.eventually(lambda: index.generations("a.md"), lambda g: len(g) == 2)
+    ids = await index.chunk_ids("a.md")
+    assert len(set(ids)) == 2
 
-    assert await index.delete_document("a.md") == 2
+    await index.delete_chunks(ids)
+    await index.delete_chunks(ids)  # a redelivered clean-up deletes them again
+
     assert await under_test.eventually(lambda: index.generations("a.md"), lambda g: not g) == {}
-    assert await index.delete_document("a.md") == 0
+    assert await index.chunk_ids("a.md") == []
 
 
 async def test_knn_ranks_by_similarity(under_test: IndexUnderTest, index: VectorIndex) -> None:

@@ -60,18 +60,6 @@ class FakeVectorIndex:
     async def doc_ids(self) -> list[str]:
         return sorted({row.chunk.doc_id for row in self.rows.values()})
 
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        if self.fail_deletes:
-            raise self.fail_deletes.pop(0)
-        doomed = [
-            store_id
-            for store_id, row in self.rows.items()
-            if row.chunk.doc_id == doc_id and row.chunk.generation != keep_generation
-        ]
-        for store_id in doomed:
-            del self.rows[store_id]
-        return len(doomed)
-
     async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
         return [
             store_id

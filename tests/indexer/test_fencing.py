@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from services.indexer.pipeline import Outcome, Verdict
+from services.indexer.disposition import Outcome, Verdict
 from shared.adapters.aws.dynamodb_status import DynamoDbStatusStore
 from shared.adapters.opensearch.index import OpenSearchVectorIndex
 from shared.documents import DocState, DocumentStatus
@@ -69,11 +69,6 @@ class StallingIndex(OpenSearchVectorIndex):
         if self.at == "cleanup":
             self.stall.here()
         return await super().delete_chunks(store_ids)
-
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        if self.at == "cleanup" and keep_generation is not None:
-            self.stall.here()
-        return await super().delete_document(doc_id, keep_generation)
 
 
 class StallingStatus(DynamoDbStatusStore):

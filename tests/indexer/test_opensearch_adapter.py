@@ -170,7 +170,9 @@ async def test_generations_and_delete_keep_only_the_current_one(
         )
     )
 
-    assert await index.delete_document("d", keep_generation="new") == 5
+    doomed = await index.chunk_ids("d", "new")  # over pages of _DELETE_PAGE
+    assert len(doomed) == len(set(doomed)) == 5
+    assert await index.delete_chunks(doomed) == 5
     after = await eventually(
         opensearch_client,
         opensearch_index_name,
@@ -178,7 +180,7 @@ async def test_generations_and_delete_keep_only_the_current_one(
         lambda g: g == {"new": 2},
     )
     assert after == {"new": 2}
-    assert await index.delete_document("d") == 2
+    assert await index.delete_chunks(await index.chunk_ids("d")) == 2
     assert (
         await eventually(
             opensearch_client,

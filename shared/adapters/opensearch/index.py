@@ -228,13 +228,6 @@ class OpenSearchVectorIndex:
             if after is None:
                 return found
 
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        deleted = 0
-        async for ids in self._store_id_pages(doc_id, keep_generation):
-            await self._bulk(req.build_delete_actions(ids, self.index_name), "delete chunks")
-            deleted += len(ids)
-        return deleted
-
     async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
         found: list[str] = []
         async for ids in self._store_id_pages(doc_id, except_generation):
@@ -305,12 +298,12 @@ class OpenSearchVectorIndex:
     async def _store_id_pages(
         self, doc_id: str, keep_generation: str | None
     ) -> AsyncIterator[list[str]]:
-        # search_after is keyed on (generation, ordinal) values, so deleting a
-        # page before fetching the next one cannot make the paging skip chunks.
+        # search_after is keyed on (generation, ordinal) values, so a page
+        # changed before the next is fetched cannot make the paging skip chunks.
         search_after: list[Any] | None = None
         while True:
             body = req.build_ids_query(doc_id, keep_generation, _DELETE_PAGE, search_after)
-            response = await self._search("find chunks to delete", body)
+            response = await self._search("list chunk ids", body)
             ids, search_after = req.parse_ids_page(response)
             if ids:
                 yield ids

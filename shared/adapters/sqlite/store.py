@@ -7,8 +7,8 @@ so a selective filter still returns k results. Each chunk's access terms
 read 1 % of the chunks makes SQLite visit (and rank) only that 1 %. Keyword
 search is FTS5 with bm25 ranking over the chunk text. Idempotency follows
 the OpenSearch adapter: every chunk carries ``doc_id`` and ``generation``;
-a re-index writes the new generation and then deletes the others with
-``delete_document(doc_id, keep_generation)``.
+a re-index writes the new generation and then deletes the others by the ids
+it saw (``chunk_ids`` before the write, then ``delete_chunks``).
 
 Scores: k-NN reports cosine similarity (vectors are L2-normalised), keyword
 search reports ``-bm25`` over text, title (x2) and section (x1.5), so higher
@@ -308,17 +308,6 @@ class SqliteVectorIndex:
             return [str(r[0]) for r in rows(conn, "SELECT DISTINCT doc_id FROM chunks ORDER BY 1")]
 
         return await self._db.run(_ids)
-
-    async def delete_document(self, doc_id: str, keep_generation: str | None = None) -> int:
-        def _delete(conn: apsw.Connection) -> int:
-            with write_transaction(conn):
-                conn.execute(
-                    "DELETE FROM chunks WHERE doc_id = ? AND generation IS NOT ?",
-                    (doc_id, keep_generation),
-                )
-                return int(conn.changes())
-
-        return await self._db.run(_delete)
 
     async def chunk_ids(self, doc_id: str, except_generation: str | None = None) -> list[str]:
         def _ids(conn: apsw.Connection) -> list[str]:

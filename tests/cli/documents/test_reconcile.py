@@ -27,7 +27,7 @@ def drop_chunks(data: Path, doc_id: str) -> None:
     async def drop() -> None:
         parts = LocalParts(Settings(_env_file=None, data_dir=data))
         try:
-            await parts.index.delete_document(doc_id)
+            await parts.index.delete_chunks(await parts.index.chunk_ids(doc_id))
         finally:
             await parts.close()
 
