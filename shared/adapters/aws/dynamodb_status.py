@@ -176,22 +176,42 @@ class DynamoDbStatusStore:
             # A newer record is already there: it wins.
 
     async def acquire_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
+        now_ms = int(time.time() * 1000)
         return await self._put_lease(
-            doc_id, owner, ttl_s, "attribute_not_exists(#o) OR #o = :o OR #e < :now"
+            doc_id,
+            owner,
+            ttl_s,
+            now_ms,
+            condition="attribute_not_exists(#o) OR #o = :o OR #e < :now",
+            names={"#o": "owner", "#e": "expires_ms"},
+            values={":o": {"S": owner}, ":now": {"N": str(now_ms)}},
         )
 
     async def renew_lease(self, doc_id: str, owner: str, ttl_s: float) -> bool:
-        return await self._put_lease(doc_id, owner, ttl_s, "#o = :o")
+        return await self._put_lease(
+            doc_id,
+            owner,
+            ttl_s,
+            int(time.time() * 1000),
+            condition="#o = :o",
+            names={"#o": "owner"},
+            values={":o": {"S": owner}},
+        )
 
-    async def _put_lease(self, doc_id: str, owner: str, ttl_s: float, condition: str) -> bool:
-        now_ms = int(time.time() * 1000)
-        # DynamoDB refuses names and values the condition does not use.
-        names = {k: v for k, v in {"#o": "owner", "#e": "expires_ms"}.items() if k in condition}
-        values = {
-            k: v
-            for k, v in {":o": {"S": owner}, ":now": {"N": str(now_ms)}}.items()
-            if k in condition
-        }
+    async def _put_lease(
+        self,
+        doc_id: str,
+        owner: str,
+        ttl_s: float,
+        now_ms: int,
+        *,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        """The lease item, put if ``condition`` holds; False when it does not
+        (DynamoDB refuses names and values a condition does not use, so each
+        caller passes exactly its own)."""
         try:
             await self._call(
                 "take a document lease",
