@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -48,6 +48,14 @@ IC_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 NO_CAPACITY_METRIC = "NoCapacityInvocationFailures"
 # Concurrent requests per copy, sampled every 10 s: fits long streamed answers.
 CONCURRENCY_METRIC = "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
+
+
+class ScaledDimension(TypedDict):
+    """What an Application Auto Scaling target and its policies all name."""
+
+    service_namespace: str
+    resource_id: str
+    scalable_dimension: str
 
 
 def inference_component_name(endpoint_name: str) -> str:
@@ -333,37 +341,35 @@ class Model(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
         if model.uses_inference_component:
-            return self._component_endpoint(name, args, sm_model, role, logs, after)
-        endpoint_config = aws.sagemaker.EndpointConfiguration(
-            f"{name}-config",
-            production_variants=[
-                aws.sagemaker.EndpointConfigurationProductionVariantArgs(
-                    variant_name="primary",
-                    model_name=sm_model.name,
-                    instance_type=model.instance_type,
-                    initial_instance_count=1,
-                    container_startup_health_check_timeout_in_seconds=900,
-                    model_data_download_timeout_in_seconds=1800,
-                )
-            ],
-            opts=child,
-        )
-        return aws.sagemaker.Endpoint(
+            endpoint_config = self._component_config(name, args, role)
+        else:
+            endpoint_config = aws.sagemaker.EndpointConfiguration(
+                f"{name}-config",
+                production_variants=[
+                    aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                        variant_name="primary",
+                        model_name=sm_model.name,
+                        instance_type=model.instance_type,
+                        initial_instance_count=1,
+                        container_startup_health_check_timeout_in_seconds=900,
+                        model_data_download_timeout_in_seconds=1800,
+                    )
+                ],
+                opts=child,
+            )
+        endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=args.endpoint_name,
             endpoint_config_name=endpoint_config.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *after]),
         )
+        if model.uses_inference_component:
+            self._component(name, args, sm_model, endpoint)
+        return endpoint
 
-    def _component_endpoint(
-        self,
-        name: str,
-        args: ModelArgs,
-        sm_model: aws.sagemaker.Model,
-        role: aws.iam.Role,
-        logs: aws.cloudwatch.LogGroup,
-        after: list[pulumi.Resource],
-    ) -> aws.sagemaker.Endpoint:
+    def _component_config(
+        self, name: str, args: ModelArgs, role: aws.iam.Role
+    ) -> aws.sagemaker.EndpointConfiguration:
         """An endpoint that scales to zero instances, hosting Llama 2 as an inference component.
 
         AWS ("Scale an endpoint to zero instances"): the variant has no model and
@@ -375,9 +381,7 @@ class Model(pulumi.ComponentResource):
         service waits for it, telling the client, see docs/protocol.md).
         """
         model = args.config.model
-        assert self.inference_component_name is not None
-        child = pulumi.ResourceOptions(parent=self)
-        endpoint_config = aws.sagemaker.EndpointConfiguration(
+        return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             # Required when the variant names no model (inference components).
             execution_role_arn=role.arn,
@@ -398,14 +402,19 @@ class Model(pulumi.ComponentResource):
                     ],
                 )
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        endpoint = aws.sagemaker.Endpoint(
-            f"{name}-endpoint",
-            name=args.endpoint_name,
-            endpoint_config_name=endpoint_config.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, *after]),
-        )
+
+    def _component(
+        self,
+        name: str,
+        args: ModelArgs,
+        sm_model: aws.sagemaker.Model,
+        endpoint: aws.sagemaker.Endpoint,
+    ) -> None:
+        """Llama 2 as an inference component on ``endpoint``, with its scaling."""
+        model = args.config.model
+        assert self.inference_component_name is not None
         # The AWS Cloud Control provider reads its region from `aws-native:region`,
         # not `aws:region`: without an explicit provider `pulumi up` stops on the
         # missing key (the mocks would not notice). The stack's region, once.
@@ -439,7 +448,6 @@ class Model(pulumi.ComponentResource):
         )
         self.inference_component = component
         self._scaling(name, component, model.max_instances, model.streams_per_copy)
-        return endpoint
 
     def _scaling(
         self,
@@ -449,12 +457,15 @@ class Model(pulumi.ComponentResource):
         streams_per_copy: int,
     ) -> None:
         assert self.inference_component_name is not None
-        resource_id = f"inference-component/{self.inference_component_name}"
+        # What the target and both policies scale: the component's copy count.
+        scaled = ScaledDimension(
+            service_namespace="sagemaker",
+            resource_id=f"inference-component/{self.inference_component_name}",
+            scalable_dimension=IC_DIMENSION,
+        )
         target = aws.appautoscaling.Target(
             f"{name}-scaling-target",
-            service_namespace="sagemaker",
-            resource_id=resource_id,
-            scalable_dimension=IC_DIMENSION,
+            **scaled,
             min_capacity=0,
             max_capacity=max_copies,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[component]),
@@ -464,9 +475,7 @@ class Model(pulumi.ComponentResource):
         aws.appautoscaling.Policy(
             f"{name}-scale-by-streams",
             policy_type="TargetTrackingScaling",
-            service_namespace="sagemaker",
-            resource_id=resource_id,
-            scalable_dimension=IC_DIMENSION,
+            **scaled,
             target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
                 target_value=float(streams_per_copy),
                 predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
@@ -480,9 +489,7 @@ class Model(pulumi.ComponentResource):
         wake = aws.appautoscaling.Policy(
             f"{name}-wake-from-zero",
             policy_type="StepScaling",
-            service_namespace="sagemaker",
-            resource_id=resource_id,
-            scalable_dimension=IC_DIMENSION,
+            **scaled,
             step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
                 adjustment_type="ChangeInCapacity",
                 metric_aggregation_type="Maximum",
