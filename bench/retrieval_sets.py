@@ -84,20 +84,30 @@ async def run_set(
                 seconds = time.perf_counter() - started
                 result = SetResult(evalset.name, report, summaries)
                 for mode in modes:
-                    row = {"config": name, **result.row(mode)}
-                    row["embedded"] = embedder.misses - before
-                    row["index_s"] = round(report.seconds, 1)
+                    row = table_row(name, result, mode, embedder.misses - before)
                     row["query_ms"] = round(summaries[mode].timing.mean_s * 1000, 1)
                     rows.append(row)
-                    print(
-                        f"{row['set']:<8} {name:<14} {mode:<6} chunks {row['chunks']:>5}  "
-                        f"MRR {row['mrr']:.3f}  R@5 {row['recall@5']:.3f}  "
-                        f"P@3 {row['passage@3']:.3f}  P@5 {row['passage@5']:.3f}  "
-                        f"(embedded {row['embedded']}, index {report.seconds:.0f} s, "
-                        f"{seconds:.0f} s)",
-                        flush=True,
-                    )
+                    print_row(row, report.seconds, f", {seconds:.0f} s")
     return rows
+
+
+def table_row(config: str, result: SetResult, mode: str, embedded: int) -> dict[str, Any]:
+    return {
+        "config": config,
+        **result.row(mode),
+        "embedded": embedded,
+        "index_s": round(result.report.seconds, 1),
+    }
+
+
+def print_row(row: dict[str, Any], index_s: float, more: str = "") -> None:
+    print(
+        f"{row['set']:<8} {row['config']:<14} {row['mode']:<6} chunks {row['chunks']:>5}  "
+        f"MRR {row['mrr']:.3f}  R@5 {row['recall@5']:.3f}  "
+        f"P@3 {row['passage@3']:.3f}  P@5 {row['passage@5']:.3f}  "
+        f"(embedded {row['embedded']}, index {index_s:.0f} s{more})",
+        flush=True,
+    )
 
 
 async def run_naive(evalset: EvalSet, embedder: CachingEmbedder) -> dict[str, Any]:
@@ -107,26 +117,9 @@ async def run_naive(evalset: EvalSet, embedder: CachingEmbedder) -> dict[str, An
     report, summary = await evaluate_naive(
         evalset.name, evalset.corpus_dir(), questions, Settings(), embedder
     )
-    m = summary.metrics
-    row = {
-        "config": "naive",
-        "set": evalset.name,
-        "mode": "knn",
-        "chunks": report.chunks,
-        "mrr": m["mrr"],
-        "recall@5": m["recall@5"],
-        "passage@3": m.get("passage@3"),
-        "passage@5": m.get("passage@5"),
-        "embedded": embedder.misses - before,
-        "index_s": round(report.seconds, 1),
-    }
-    print(
-        f"{row['set']:<8} {'naive':<14} knn    chunks {row['chunks']:>5}  "
-        f"MRR {row['mrr']:.3f}  R@5 {row['recall@5']:.3f}  "
-        f"P@3 {row['passage@3']:.3f}  P@5 {row['passage@5']:.3f}  "
-        f"(embedded {row['embedded']}, index {report.seconds:.0f} s)",
-        flush=True,
-    )
+    result = SetResult(evalset.name, report, {"knn": summary})
+    row = table_row("naive", result, "knn", embedder.misses - before)
+    print_row(row, report.seconds)
     return row
 
 
