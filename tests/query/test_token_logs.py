@@ -1,4 +1,5 @@
-"""No part of a token reaches a log (issue #26 item 9), on a real aiohttp server.
+"""No part of a token reaches a log (issue #26 item 9), nor the reply to a
+request the server could not parse, on a real aiohttp server.
 
 aiohttp logs a request it cannot parse with its own traceback, and its parser's
 message quotes the offending header or request line: an oversize
@@ -38,7 +39,7 @@ async def raw_request(server: TestServer, request: bytes) -> bytes:
     try:
         writer.write(request)
         await writer.drain()
-        return await asyncio.wait_for(reader.read(200), timeout=10)
+        return await asyncio.wait_for(reader.read(), timeout=10)  # the server closes
     finally:
         writer.close()
         await writer.wait_closed()
@@ -51,6 +52,38 @@ async def until_logged(caplog: pytest.LogCaptureFixture, logger: str) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"nothing logged by {logger}")
+
+
+def request_with(where: str, token: str) -> bytes:
+    if where == "query":
+        return f"GET /ws?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    header = {
+        "authorization": f"Authorization: Bearer {token}",
+        "subprotocol": f"Sec-WebSocket-Protocol: bearer, {token}",
+    }[where]
+    return f"GET /ws HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode()
+
+
+@pytest.mark.parametrize("where", ["authorization", "subprotocol", "query"])
+@pytest.mark.parametrize("fault", ["oversize", "control character"])
+async def test_a_refused_request_is_not_quoted_back_to_its_sender(
+    server: TestServer, where: str, fault: str
+) -> None:
+    # GIVEN a request the HTTP parser refuses, its token too long or broken by a
+    # control character (aiohttp's reply used to quote the token's start)
+    if fault == "oversize":
+        token = secrets.token_urlsafe(OVERSIZE)[:OVERSIZE]
+    else:
+        token = secrets.token_urlsafe(32) + "\x01" + secrets.token_urlsafe(32)
+    # WHEN it is sent
+    answer = await raw_request(server, request_with(where, token))
+    # THEN it is refused with a 400 that says why, and no part of the token
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.") and b" 400 " in status.split(b"\r\n")[0]
+    assert b"malformed or oversized request line or header" in body
+    text = answer.decode("latin-1")
+    leaked = [f for f in token_fragments(token.replace("\x01", "")) if f in text]
+    assert not leaked, f"token fragments in the reply: {leaked[:3]}"
 
 
 @pytest.mark.parametrize("where", ["authorization", "query"])

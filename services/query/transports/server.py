@@ -91,6 +91,40 @@ def redact_tokens_in_aiohttp_logs() -> None:
             logger.addFilter(RedactTokens())
 
 
+# What a request the HTTP parser refused gets back instead of the parser's text.
+PARSER_REFUSAL = (
+    "400 Bad Request: a malformed or oversized request line or header "
+    "(not quoted back: it may hold a token)\n"
+)
+
+
+def withhold_parser_text_in_replies() -> None:
+    """aiohttp answers a request its parser refuses with the parser's message
+    as the body, and that message quotes the offending header or request line:
+    the start of a token sent in ``Authorization``, ``Sec-WebSocket-Protocol``
+    or ``?token=``, echoed to whoever sent it (and to any proxy or browser tool
+    that keeps responses). aiohttp has no setting for that reply, so its error
+    handler is wrapped, once per process, to say what happened without the
+    quote; every other error reply is aiohttp's own."""
+    original = web.RequestHandler.handle_error
+    if getattr(original, "withholds_parser_text", False):
+        return
+
+    def handle_error(
+        self: web.RequestHandler,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, HttpProcessingError):
+            message = PARSER_REFUSAL
+        return original(self, request, status, exc, message)
+
+    setattr(handle_error, "withholds_parser_text", True)  # noqa: B010 (a function attribute)
+    setattr(web.RequestHandler, "handle_error", handle_error)  # noqa: B010 (see the docstring)
+
+
 class WebSocketSink:
     """ConnectionSink over an aiohttp WebSocket; a closed socket is ConnectionGone."""
 
@@ -197,6 +231,7 @@ def create_app(
     settings: Settings, deps: QueryDeps, authenticator: TokenAuthenticator | None = None
 ) -> web.Application:
     redact_tokens_in_aiohttp_logs()
+    withhold_parser_text_in_replies()
     app = web.Application()
     app[AUTHENTICATOR] = authenticator
     app[SETTINGS] = settings
