@@ -321,3 +321,42 @@ def test_a_port_implemented_away_from_its_adapters_only_wraps_another() -> None:
         and not _wraps(node, port)
     ]
     assert away == []
+
+
+# ---- settings are read in shared/settings.py, the environment nowhere else ------
+# The stated exceptions of docs/architecture.md, each with the variables it reads.
+ENVIRONMENT_READERS = {
+    "services/query/transports/authorizer.py": "RAG_AUTH__* (its artifact has no pydantic)",
+    "shared/adapters/local_models/gguf_copy.py": "RAG_MODEL_CACHE (scripts/bootstrap too)",
+    "cli/main.py": "RAG_DEBUG (before settings load)",
+    "services/indexer/lambda_handler.py": "AWS_LAMBDA_FUNCTION_NAME (Lambda's own)",
+    "cli/eval/evalsets.py": "XDG_CACHE_HOME (where the eval cache goes)",
+}
+
+
+def reads_environment(path: Path) -> list[int]:
+    """Lines where ``path`` reads ``os.environ`` or ``os.getenv``."""
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("environ", "getenv")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
+
+
+def test_the_environment_is_read_only_where_the_architecture_says() -> None:
+    readers = {
+        str(path.relative_to(ROOT))
+        for folder in ("shared", "services", "cli")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if reads_environment(path)
+    }
+    assert readers == set(ENVIRONMENT_READERS)
+
+
+def test_the_environment_check_sees_a_read_when_there_is_one(tmp_path: Path) -> None:
+    source = tmp_path / "x.py"
+    source.write_text("import os\n\nURL = os.environ.get('X')\nY = os.getenv('Y')\n")
+    assert reads_environment(source) == [3, 4]
