@@ -512,3 +512,44 @@ def test_a_short_exclamation_without_a_claim_is_a_remark(remark: str) -> None:
 )
 def test_an_exclamation_that_says_something_is_a_claim(claim: str) -> None:
     assert verdict(claim, RUNTIME) != SentenceSupport.NO_CLAIM
+
+
+def test_a_negation_reaches_past_a_manner_word_but_not_past_a_time_word() -> None:
+    source = "Debian 1.0 was released."
+    assert verdict("Debian 1.0 was officially released.", source) == SUPPORTED
+    # hard negative: "never officially released" denies the release, not the manner
+    assert verdict("Debian 1.0 was never officially released.", source) == UNSUPPORTED
+    # "not previously used" says unused: the negation stops at a word of time
+    ids = "It picks a ROWID that was not previously used."
+    assert verdict("It picks a ROWID that was previously used.", ids) == UNSUPPORTED
+
+
+def test_earlier_is_previous_and_a_version_number_is_a_version() -> None:
+    source = "The X-Windows packages were reorganized from previous releases."
+    assert verdict("The X-Windows packages were reorganized from earlier releases.", source) == (
+        SUPPORTED
+    )
+    assert verdict("The X-Windows packages were reorganized for later releases.", source) == (
+        UNSUPPORTED
+    )
+    assert verdict("The version of Perl was 5.28.", "It shipped Perl 5.28.") == SUPPORTED
+    # hard negative: a version word does not make another number a version
+    assert verdict("The version of Perl was 5.28.", "It shipped 528 Perl modules.") == UNSUPPORTED
+
+
+def test_from_and_to_are_compared_only_where_both_ends_are_said() -> None:
+    source = "The X-Windows packages were reorganized from previous releases."
+    assert verdict(
+        "The X-Windows packages were reorganized compared to previous releases.", source
+    ) == (SUPPORTED)
+
+
+def test_a_part_read_alone_does_not_outweigh_a_passage_backing_the_whole_sentence() -> None:
+    first = "Debian 1.0 was never released: InfoMagic shipped a development release as 1.0 in 1995."
+    other = "Debian 1.0 was released in 1996 by the project."
+    sentence = "Debian 1.0 was never released: InfoMagic shipped an early release as 1.0 in 1995."
+    (only,) = attribute(sentence, [read_source(first), read_source(other)])
+    assert only.support == SUPPORTED and only.sources == [1]
+    # hard negative: the part alone still meets its opposite when nothing backs the whole
+    (alone,) = attribute(sentence, [read_source(other)])
+    assert alone.support == UNSUPPORTED

@@ -283,15 +283,22 @@ def attribute_sentence(
         support = SentenceSupport.NO_CLAIM
     else:
         parts = _enumeration(plain, topic)
-        opposed = 0.0
+        opposed = by_parts = 0.0
+        whole_backed = False
         for n, source in enumerate(sources, 1):
             found, against = backing_by([claim], source, n, topic, meaning)
+            whole_backed = whole_backed or found is not None
             if found is None and parts:
                 found, more = backing_by(parts, source, n, topic, meaning)
-                against = max(against, more)
+                by_parts = max(by_parts, more)
             if found is not None:
                 backings.append(found)
             opposed = max(opposed, against)
+        # A part read alone ("Debian 1.0 was never released") meets passages
+        # about something else; it speaks against only when no passage backs
+        # the whole sentence.
+        if not whole_backed:
+            opposed = max(opposed, by_parts)
         backings.sort(key=lambda b: -b.score)
         # The passage most like the sentence decides: when it says the
         # opposite, passages sharing fewer of its words do not outweigh it.

@@ -160,7 +160,7 @@ _SYNONYM_TEXT = """
     arise come
     maximum max
     minimum min
-    before prior
+    before prior previous earlier
     """
 _SAME_STEM: dict[str, str] = {}  # filled once stem() is defined
 # Quantity words, as the counts they allow: "several writers" where the source
@@ -466,7 +466,7 @@ def _negation_scope(toks: list[Token]) -> tuple[set[str], set[str]]:
         for nxt in toks[i + 1 : i + 6]:
             if nxt.kind == "punct":
                 break
-            if nxt.kind == "word" and nxt.key in _NEGATION_GAP:
+            if nxt.kind == "word" and (nxt.key in _NEGATION_GAP or _is_manner(nxt.key)):
                 continue
             content = _content_stem(nxt)
             if content is not None:
@@ -573,6 +573,11 @@ def _appositions(toks: list[Token]) -> frozenset[tuple[str, str]]:
 
 
 _DIRECTION = {"from": "from", "to": "to", "into": "to", "onto": "to", "until": "to", "till": "to"}
+
+
+def _spans(reading: Reading) -> bool:
+    """It says where from and where to ("compared to earlier releases" alone does not)."""
+    return {way for _, way in reading.directions} == {"from", "to"}
 
 
 def _directions(toks: list[Token]) -> frozenset[tuple[str, str]]:
@@ -736,6 +741,8 @@ def _sentence_words(text: str) -> tuple[Reading, frozenset[str], frozenset[str]]
     reading = replace(reading, affirmed=reading.affirmed | implied)
     specifics = set(reading.specifics)
     stems = set(reading.stems) | {_IMPLIES[s] for s in reading.stems if s in _IMPLIES}
+    if any(k[0] == "#" and "." in k for k in specifics):
+        stems.add(_VERSION)  # "Perl 5.28" is a version of Perl
     words = [t for t in reading.tokens if t.kind == "word"]
     # A name of several capitalised words answers to its initials: "Software in
     # the Public Interest" to SPI, "United States" to US.
@@ -992,7 +999,7 @@ def _polarity(clause: Reading, passage: Passage) -> bool:
             return False
     # "from testing into unstable" where the passage moves them from unstable to testing
     # (a word at both ends, "from November 1994 until November 1995", decides nothing)
-    for key, way in clause.directions:
+    for key, way in clause.directions if _spans(clause) and _spans(theirs) else ():
         back = "to" if way == "from" else "from"
         if (key, back) in clause.directions:
             continue
@@ -1038,6 +1045,7 @@ _SAME_STEM.update(
 
 # A passage saying one of these says the other too ("raise or lower" changes it).
 _IMPLIES = {"increas": "chang", "decreas": "chang"}
+_VERSION = "version"
 
 
 def canonical(stemmed: str) -> str:
