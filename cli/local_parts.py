@@ -5,9 +5,11 @@ stays instant and ``rag serve`` answers its health check before the chat
 model has loaded.
 
 Most of the CLI uses the ports (``index``, ``queue``...). Local mode also
-uses what only the embedded adapters can do (queue counts, dead letters,
-heartbeats; the list of stored documents): ``embedded_queue`` and
-``embedded_index`` give those, typed, or None when that part is remote.
+uses what only the embedded adapters can do, typed, or None when that part is
+remote: ``embedded_queue`` (queue counts, dead letters, heartbeats), read only
+by the embedded destination (``cli/destination/embedded.py``: every command
+asks its ``Destination``), and ``embedded_index`` (the list of stored
+documents, for an in-process ask's "nothing indexed yet").
 """
 
 from __future__ import annotations
