@@ -266,7 +266,7 @@ def test_the_rag_script_validates_the_config_from_the_project_folder(
     import os
     import subprocess
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     (tmp_path / "infra").symlink_to(repo / "infra")  # a project folder: infra/ + the stack
     write_stack(tmp_path)
     script = Path(sys.executable).parent / "rag"
