@@ -1,10 +1,10 @@
 """Attribution's cost per answer sentence beside a baseline, in one run.
 
-    .venv/bin/python -m bench.attribution                 # both labelled sets, 3 rounds
+    .venv/bin/python -m bench.attribution                 # the tuning sets, 3 rounds
     .venv/bin/python -m bench.attribution --rounds 5
 
-The labelled answers of the tuning sets ``cmake`` and ``sqlite`` (never the
-held-out set) are attributed as the service does after an answer ends
+The labelled answers of the tuning sets ``cmake``, ``sqlite`` and
+``debian-history`` (never a held-out set) are attributed as the service does after an answer ends
 (sources read ahead), without the embedder (the rules alone, the default)
 and with its say on borderline clauses (``RAG_QUERY__ATTRIBUTION_MEANING``).
 The baseline is what any embedding-based check pays at least: one MiniLM
@@ -30,6 +30,7 @@ from shared.adapters.local_models.minilm import MiniLMEmbedder
 from shared.ports import Embedder
 
 SETS = Path(__file__).resolve().parent.parent / "evalsets" / "attribution"
+TUNING_SETS = ("cmake", "sqlite", "debian-history")  # never a held-out set
 
 
 async def attribute_all(answers: list[LabelledAnswer], embedder: Embedder | None) -> float:
@@ -50,7 +51,7 @@ async def embed_sentences(answers: list[LabelledAnswer], embedder: Embedder) -> 
 
 
 async def main(rounds: int) -> None:
-    answers = [a for name in ("cmake", "sqlite") for a in load_set(SETS / f"{name}.jsonl")]
+    answers = [a for name in TUNING_SETS for a in load_set(SETS / f"{name}.jsonl")]
     sentences = sum(len(a.sentences) for a in answers)
     embedder = MiniLMEmbedder()
     await embedder.embed_documents(["warm up"])

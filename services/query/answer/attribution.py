@@ -28,9 +28,10 @@ Offsets into the answer are Python string indices (Unicode code points) into
 the answer text, i.e. the concatenated ``token`` texts; offsets into a source
 are indices into its excerpt (the chunk text with whitespace collapsed).
 
-The bars and rules were set on the labelled sets ``evalsets/attribution/cmake.jsonl``
-and ``sqlite.jsonl`` (tuning sets; ``debian-history.jsonl`` is held out) —
-docs/evaluation.md, "Attribution".
+The bars and rules were set on the labelled sets ``evalsets/attribution/``
+``cmake.jsonl``, ``sqlite.jsonl`` and ``debian-history.jsonl`` (tuning sets;
+a newer held-out set is run only by the lead) — docs/evaluation.md,
+"Attribution".
 """
 
 from __future__ import annotations
