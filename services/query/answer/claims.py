@@ -11,27 +11,35 @@ A clause is backed by a passage (one sentence of the source, a definition
 list's term joined to its line) when
 
 - every **specific** of the clause is in the passage: numbers (``1,000`` =
-  ``1000``; ``two`` = ``2``), dates, versions, hex values, flags
+  ``1000``; ``two`` = ``2``, ``twenty six`` = ``26``, ``55 million`` =
+  ``55000000``), dates, spans of time (``a week``), versions, hex values, flags
   (``--log-level``, ``-DX=1``), identifiers (``SQLITE_MAX_LENGTH``,
   ``CMakeLists.txt``, ``OFF``), proper names (``Windows``, ``Library of
   Congress``), hyphenated terms (``comma-separated``) and formulas
-  (``a + b - c``); a name the source is about (in its first line, or three
-  times in it) is taken as present in each of its sentences;
+  (``a + b - c``); a name of the source documents' titles is taken as
+  present in each sentence; a source's capitalised name holds its initials
+  (``SPI``), a possessive is its name;
 - in the **same relation**: a number's unit (``1000 pages``) is in the
   passage, and each specific has at least one of its neighbours in the
   clause (the nearest other specific, else the nearest content words) in
   the passage too, so two values of a source exchanged, or a version moved
-  to another feature, do not pass;
+  to another feature, do not pass; two counts of the same thing keep their
+  order; across two source sentences the clause's values are said of its
+  subject; a name keeps what a parenthesis says it is ("Dale Scheetz
+  (Secretary)");
 - with the **same polarity**: a negation (``not``, ``no``, ``never``,
   ``without``, ``n't``…) in one of them whose word is affirmed (and not also
   negated) in the other, a negative prefix (``unreachable``), a pair of
   opposites (``enabled``/``disabled``, ``allow``/``prevent``,
   ``required``/``optional``) — in a sentence that says both ("enabled by
   default but can be disabled"), in the part of it sharing the most of the
-  clause's words — or a different count of the same thing ("several
-  writers" / "only one writer") breaks it;
+  clause's words, and part by part for a clause that says both — the ends
+  of "from … to …", or a count of the same thing the passage's count does
+  not allow ("several writers" / "only one writer", "a handful" /
+  "twenty six") breaks it;
 - and its content words are mostly there (the share is the result; the
-  caller decides the bar).
+  caller decides the bar; a manner word or a light verb the passage lacks
+  is not counted).
 
 Words are compared by a crude stem (``used``/``using`` -> ``use``), read as
 their synonym group's first word (``raise`` -> ``increase``; a short list of
