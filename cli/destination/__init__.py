@@ -12,8 +12,9 @@ The commands (ingest, delete, docs, reconcile, serve and its document
 endpoints) ask the destination for whatever differs between the two instead of
 checking which kind it is: only ``embedded.py`` reads the embedded queue
 (``tests/test_layout.py`` checks it). It says nothing itself: the commands
-word what it returns. Kept free of rich and of the services at import, so
-``rag docs`` stays quick.
+word what it returns, and a wait reports to a :class:`ProgressBoard` (rich's
+``Progress`` in the terminal). Kept free of rich, and of the services at
+import, so ``rag docs`` stays quick.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from shared.documents import DocState
 from shared.ingest import DeleteOperation, IndexOperation
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from cli.local_parts import LocalParts
 
 
@@ -60,6 +59,18 @@ class Backlog:
 
 
 Tick = Callable[[int], None]
+
+
+class ProgressBoard(Protocol):
+    """Where a wait shows how far it has got: the part of rich's ``Progress``
+    the destinations use (the terminal is the command's business)."""
+
+    def add_task(self, description: str, *, total: float | None, detail: str) -> Any: ...
+
+    def update(self, task_id: Any, *, advance: float | None = None, detail: str = "") -> None: ...
+
+    def advance(self, task_id: Any, advance: float = 1) -> None: ...
+
 
 # An unchanged file in one of these states is not sent again (a failed one
 # would only fail again: `--force` re-sends it).
@@ -94,7 +105,7 @@ class Destination(Protocol):
         """What the user is told once everything is sent."""
         ...
 
-    async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
+    async def wait(self, sent: Sequence[Sent], progress: ProgressBoard) -> list[DocumentResult]:
         """Wait (bounded) for the outcome of every message sent."""
         ...
 

@@ -19,15 +19,21 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cli.destination import SETTLED, Backlog, DocumentResult, Sent, Tick, send_delete
+from cli.destination import (
+    SETTLED,
+    Backlog,
+    DocumentResult,
+    ProgressBoard,
+    Sent,
+    Tick,
+    send_delete,
+)
 from cli.local_parts import LocalParts
 from shared.documents import DocState, DocumentStatus
 from shared.errors import ConfigurationError
 from shared.ingest import IndexOperation
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from shared.adapters.sqlite.queue import SqliteQueue
 
 HEARTBEAT_S = 2.0
@@ -92,7 +98,7 @@ class EmbeddedDestination:
     def sent_lines(self, sent: int, deletes: int) -> list[str]:
         return []  # the wait's report says it all
 
-    async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
+    async def wait(self, sent: Sequence[Sent], progress: ProgressBoard) -> list[DocumentResult]:
         watcher = IndexingProgress(self.parts, sent, progress)
         await watcher.start()
         watching = asyncio.create_task(watcher.watch())
@@ -212,7 +218,7 @@ class IndexingProgress:
     """Bytes and documents finished, plus chunks written so far: a big PDF
     moves the chunk count while its bytes wait for the whole document."""
 
-    def __init__(self, parts: LocalParts, sent: Sequence[Sent], progress: Progress) -> None:
+    def __init__(self, parts: LocalParts, sent: Sequence[Sent], progress: ProgressBoard) -> None:
         self._parts = parts
         self._progress = progress
         self._docs = len(sent)

@@ -8,16 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cli.destination import Backlog, DocumentResult, Sent, send_delete
+from cli.destination import Backlog, DocumentResult, ProgressBoard, Sent, send_delete
 from cli.local_parts import LocalParts
 from shared.errors import ConfigurationError, RagError
 from shared.ingest import IndexOperation
 from shared.settings import Settings
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
 FUNCTION_KEYS = ("indexer_function", "indexerFunction")
 
@@ -51,7 +48,7 @@ class StackDestination:
             lines.append(f"sent {deletes} delete(s) (files gone from the folder)")
         return lines
 
-    async def wait(self, sent: Sequence[Sent], progress: Progress) -> list[DocumentResult]:
+    async def wait(self, sent: Sequence[Sent], progress: ProgressBoard) -> list[DocumentResult]:
         from cli.destination.stack_wait import wait_for_stack
 
         task = progress.add_task("indexing", total=len(sent), detail="")
