@@ -6,6 +6,13 @@ less than 32 passes over one). This wrapper lets the messages in flight share
 batches without adding latency: while the model is busy, requests queue up;
 as soon as it is free, everything waiting (up to ``max_batch`` texts) goes in
 one call. A lone request is embedded at once.
+
+No call carries more than ``max_batch`` texts: a large request (a document's
+write group, 256 chunks) is embedded in pieces. A local embedder runs each
+call in a thread that nothing can stop, and the interpreter waits for it at
+exit; in pieces, a request whose caller gave up (a cancelled message, a
+stopping ``rag serve`` or poller) stops after the piece under way instead of
+running on for minutes.
 """
 
 from __future__ import annotations
@@ -70,17 +77,30 @@ class BatchingEmbedder:
             batch = [r for r in self._take_batch() if not r.result.cancelled()]
             if not batch:
                 continue
-            self.calls += 1
             try:
-                vectors = await self._inner.embed_documents([t for r in batch for t in r.texts])
+                vectors = await self._embed(batch)
             except Exception as exc:
                 for request in batch:
                     if not request.result.done():
                         request.result.set_exception(exc)
                 continue
+            if vectors is None:
+                continue  # every caller gave up
             start = 0
             for request in batch:
                 end = start + len(request.texts)
                 if not request.result.done():
                     request.result.set_result(vectors[start:end])
                 start = end
+
+    async def _embed(self, batch: list[_Request]) -> Vector | None:
+        """The batch's vectors, ``max_batch`` texts per inner call; None once
+        every request in it was cancelled."""
+        texts = [t for r in batch for t in r.texts]
+        pieces: list[Vector] = []
+        for first in range(0, len(texts), self._max_batch):
+            if all(r.result.cancelled() for r in batch):
+                return None
+            self.calls += 1
+            pieces.append(await self._inner.embed_documents(texts[first : first + self._max_batch]))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
