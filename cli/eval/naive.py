@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,14 +27,12 @@ from selectolax.lexbor import LexborHTMLParser
 
 from cli.eval.corpus import IndexReport
 from cli.eval.questions import EvalQuestion
-from cli.eval.runner import EvalSummary, run_retrieval, summarise
-from cli.eval.set_runner import evaluate_index, indexed_corpus, settings_for
+from cli.eval.runner import EvalSummary
+from cli.eval.set_runner import evaluate_index, indexed_corpus, temporary_stores
 from cli.files import discover
-from services.query.answer.retrieval import Retriever
 from shared.chunking import word_windows
 from shared.documents import Chunk, EmbeddedChunk, chunk_id_for
 from shared.errors import DocumentError
-from shared.factory import build_vector_index
 from shared.loaders import HTML, load, resolve_content_type
 from shared.ports import Embedder, VectorIndex
 from shared.settings import QuerySettings, Settings
@@ -142,17 +139,11 @@ async def evaluate_naive(
 ) -> tuple[IndexReport, EvalSummary]:
     """``corpus`` indexed the naive way into a temporary embedded store, and
     ``questions`` run against it by k-NN at the settings' k."""
-    with tempfile.TemporaryDirectory(prefix=f"rag-naive-{name}-") as tmp:
-        local = settings_for(settings, Path(tmp))
-        index = build_vector_index(local)
-        try:
-            report = await index_naive(corpus, index, embedder)
-            query = naive_query_settings(local.query)
-            retriever = Retriever(embedder, index, query)
-            results = await run_retrieval(questions, retriever, "knn", query.default_k)
-            return report, summarise(results, "knn", query.default_k)
-        finally:
-            await index.close()
+    async with temporary_stores(f"naive-{name}", settings) as (local, index, _status):
+        report = await index_naive(corpus, index, embedder)
+        query = naive_query_settings(local.query)
+        summaries = await evaluate_index(index, questions, query, embedder, ("knn",))
+        return report, summaries["knn"]
 
 
 @dataclass(frozen=True)

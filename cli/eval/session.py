@@ -6,22 +6,19 @@ the query and indexer modules at start-up.
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from cli.eval.answers import AnswerSummary, run_answers
-from cli.eval.corpus import index_folder
 from cli.eval.questions import EvalQuestion
 from cli.eval.report import CompareRow
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
+from cli.eval.set_runner import evaluate_index, indexed_corpus
 from cli.local_parts import LocalParts
 from services.query.answer.parts import build_query_deps
 from services.query.answer.retrieval import Retriever
 from services.query.answer.service import AnswerService
-from shared.factory import build_status_store, build_vector_index
 from shared.ports import Embedder
 from shared.settings import ChunkingSettings, Settings
 
@@ -111,37 +108,17 @@ async def evaluate(settings: Settings, options: EvalOptions) -> EvalRun:
 async def _one_size(
     settings: Settings, size: int, corpus: Path, embedder: Embedder, options: EvalOptions
 ) -> list[CompareRow]:
-    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
-        local = settings.model_copy(
-            update={
-                "data_dir": Path(tmp),
-                "index": settings.index.model_copy(update={"backend": "embedded"}),
-                "status": settings.status.model_copy(update={"backend": "embedded"}),
-                "chunking": chunking_for(size, settings.chunking),
-            }
-        )
-        index, status = build_vector_index(local), build_status_store(local)
-        try:
-            report = await index_folder(
-                corpus, settings=local, index=index, status=status, embedder=embedder
-            )
-            if report.failed:
-                print(f"warning: not indexed: {report.failed}", file=sys.stderr)
-            retriever = Retriever(embedder, index, local.query)
-            rows = []
-            for mode in ("knn", "hybrid"):
-                results = await run_retrieval(options.questions, retriever, mode, options.k)
-                summary = summarise(results, mode, options.k)
-                overlap = (
-                    local.chunking.overlap_words
-                    if local.chunking.strategy == "words"
-                    else local.chunking.overlap_tokens
-                )
-                rows.append(CompareRow(size, overlap, report.chunks, summary))
-            return rows
-        finally:
-            await index.close()
-            await status.close()  # type: ignore[attr-defined]
+    sized = settings.model_copy(
+        update={
+            "chunking": chunking_for(size, settings.chunking),
+            "query": settings.query.model_copy(update={"default_k": options.k}),
+        }
+    )
+    chunking = sized.chunking
+    overlap = chunking.overlap_words if chunking.strategy == "words" else chunking.overlap_tokens
+    async with indexed_corpus(f"{size}", corpus, sized, embedder) as (index, report):
+        summaries = await evaluate_index(index, options.questions, sized.query, embedder)
+        return [CompareRow(size, overlap, report.chunks, s) for s in summaries.values()]
 
 
 async def compare(settings: Settings, options: EvalOptions, corpus: Path) -> list[CompareRow]:

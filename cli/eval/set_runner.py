@@ -20,7 +20,7 @@ from cli.eval.questions import EvalQuestion, load_questions
 from cli.eval.runner import EvalSummary, run_retrieval, summarise
 from services.query.answer.retrieval import Retriever, SearchMode
 from shared.factory import build_status_store, build_vector_index
-from shared.ports import Embedder, VectorIndex
+from shared.ports import Embedder, StatusStore, VectorIndex
 from shared.settings import QuerySettings, Settings
 
 
@@ -54,23 +54,33 @@ def settings_for(base: Settings, data_dir: Path) -> Settings:
 
 
 @asynccontextmanager
-async def indexed_corpus(
-    name: str, corpus: Path, settings: Settings, embedder: Embedder
-) -> AsyncIterator[tuple[VectorIndex, IndexReport]]:
-    """``corpus`` in a temporary embedded store built under ``settings``."""
+async def temporary_stores(
+    name: str, settings: Settings
+) -> AsyncIterator[tuple[Settings, VectorIndex, StatusStore]]:
+    """A fresh embedded index and status store in a temporary folder, with the
+    settings that point at them; closed and removed afterwards."""
     with tempfile.TemporaryDirectory(prefix=f"rag-eval-{name}-") as tmp:
         local = settings_for(settings, Path(tmp))
         index, status = build_vector_index(local), build_status_store(local)
         try:
-            report = await index_folder(
-                corpus, settings=local, index=index, status=status, embedder=embedder
-            )
-            if report.failed:
-                print(f"warning: {name}: not indexed: {report.failed}", file=sys.stderr)
-            yield index, report
+            yield local, index, status
         finally:
             await index.close()
             await status.close()  # type: ignore[attr-defined]  # the embedded store's
+
+
+@asynccontextmanager
+async def indexed_corpus(
+    name: str, corpus: Path, settings: Settings, embedder: Embedder
+) -> AsyncIterator[tuple[VectorIndex, IndexReport]]:
+    """``corpus`` in a temporary embedded store built under ``settings``."""
+    async with temporary_stores(name, settings) as (local, index, status):
+        report = await index_folder(
+            corpus, settings=local, index=index, status=status, embedder=embedder
+        )
+        if report.failed:
+            print(f"warning: {name}: not indexed: {report.failed}", file=sys.stderr)
+        yield index, report
 
 
 async def evaluate_index(
