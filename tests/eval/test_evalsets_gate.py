@@ -34,10 +34,10 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.899, 0.929),
         },
         "hybrid": {
-            "mrr": (0.907, 0.937),
-            "recall@5": (0.943, 0.973),
+            "mrr": (0.91, 0.94),
+            "recall@5": (0.97, 1.0),
             "passage@3": (0.884, 0.914),
-            "passage@5": (0.927, 0.957),
+            "passage@5": (0.956, 0.986),
         },
     },
     "cmake": {
@@ -48,10 +48,10 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.77, 0.8),
         },
         "hybrid": {
-            "mrr": (0.781, 0.811),
-            "recall@5": (0.903, 0.933),
+            "mrr": (0.794, 0.824),
+            "recall@5": (0.92, 0.95),
             "passage@3": (0.77, 0.8),
-            "passage@5": (0.803, 0.833),
+            "passage@5": (0.837, 0.867),
         },
     },
     "gnuplot": {
@@ -62,10 +62,10 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.803, 0.833),
         },
         "hybrid": {
-            "mrr": (0.705, 0.735),
+            "mrr": (0.711, 0.741),
             "recall@5": (0.87, 0.9),
             "passage@3": (0.753, 0.783),
-            "passage@5": (0.803, 0.833),
+            "passage@5": (0.837, 0.867),
         },
     },
     "cryptography": {
@@ -76,9 +76,9 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.855, 0.885),
         },
         "hybrid": {
-            "mrr": (0.824, 0.854),
+            "mrr": (0.816, 0.846),
             "recall@5": (0.904, 0.934),
-            "passage@3": (0.806, 0.836),
+            "passage@3": (0.822, 0.852),
             "passage@5": (0.855, 0.885),
         },
     },
@@ -90,10 +90,10 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.816, 0.846),
         },
         "hybrid": {
-            "mrr": (0.829, 0.859),
-            "recall@5": (0.939, 0.969),
+            "mrr": (0.844, 0.874),
+            "recall@5": (0.955, 0.985),
             "passage@3": (0.755, 0.785),
-            "passage@5": (0.862, 0.892),
+            "passage@5": (0.878, 0.908),
         },
     },
     "npm": {
@@ -104,10 +104,10 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.787, 0.817),
         },
         "hybrid": {
-            "mrr": (0.691, 0.721),
-            "recall@5": (0.82, 0.85),
+            "mrr": (0.706, 0.736),
+            "recall@5": (0.903, 0.933),
             "passage@3": (0.72, 0.75),
-            "passage@5": (0.803, 0.833),
+            "passage@5": (0.87, 0.9),
         },
     },
     "werkzeug": {
@@ -118,9 +118,9 @@ FLOORS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "passage@5": (0.703, 0.733),
         },
         "hybrid": {
-            "mrr": (0.772, 0.802),
+            "mrr": (0.768, 0.798),
             "recall@5": (0.903, 0.933),
-            "passage@3": (0.703, 0.733),
+            "passage@3": (0.72, 0.75),
             "passage@5": (0.77, 0.8),
         },
     },
