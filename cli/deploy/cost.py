@@ -15,31 +15,25 @@ if TYPE_CHECKING:
 
 
 def stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
-    import yaml
+    from cli.deploy.stack_file import read_config
 
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found (run it in the project folder, or --project-dir)"
         )
-    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path.name}: `config:` is not a map")
-    return values
+    return read_config(path)
 
 
 def price_stack(stack: str, project_dir: Path, model_seconds: float | None = None) -> Estimate:
-    import sys
-
     from cli.deploy.cost_model import Usage, estimate, load_prices
+    from cli.deploy.stack_file import project_on_path
 
     values = stack_values(stack, project_dir)
-    # The Pulumi program (infra/) is not installed: it is read from the project
-    # folder, else from the checkout this CLI runs from.
+    # The Pulumi program (infra/) is read from the project folder, else from the
+    # checkout this CLI runs from.
     for folder in (project_dir.resolve(), Path(__file__).resolve().parents[2]):
-        if (folder / "infra" / "__init__.py").is_file():
-            if str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
+        if project_on_path(folder):
             break
     try:
         from infra.config import validate_stack_values

@@ -17,7 +17,6 @@ not fully checked is never reported as ready.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ class StackPlan:
 
 
 def read_stack_file(stack: str, cwd: Path) -> dict[str, Any]:
-    import yaml
+    from cli.deploy.stack_file import read_config
 
     path = cwd / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -64,25 +63,16 @@ def read_stack_file(stack: str, cwd: Path) -> dict[str, Any]:
             f"{path.name} not found in {cwd}: run `pulumi stack init {stack}` in the repo, "
             f"then copy the settings from Pulumi.dev.yaml"
         )
-    data = yaml.safe_load(path.read_text()) or {}
-    values = data.get("config") or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path.name}: `config:` is not a map")
-    return values
-
-
-def _project_on_path(project: Path) -> None:
-    """The Pulumi program (``infra/``) is not part of the installed package: the
-    ``rag`` script imports it from the project folder it is run in, as Pulumi does."""
-    if (project / "infra" / "__init__.py").is_file() and str(project) not in sys.path:
-        sys.path.insert(0, str(project))
+    return read_config(path)
 
 
 def check_config(
     values: dict[str, Any], stack: str, project: Path | None = None
 ) -> tuple[Check, StackPlan | None]:
     if project is not None:
-        _project_on_path(project)
+        from cli.deploy.stack_file import project_on_path
+
+        project_on_path(project)
     try:
         from infra.config import validate_stack_values
     except ImportError:
