@@ -17,20 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from cli.paths import SAMPLES_DIR, load_cli_settings
+from cli.options import settings_for
+from cli.paths import SAMPLES_DIR
 from shared.errors import RagError
 
 if TYPE_CHECKING:  # `rag --help` must not pay for pydantic-settings
     from shared.settings import Settings
-
-
-def _settings(data_dir: Path | None, stack: str | None) -> Settings:
-    overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
-    if stack:
-        from cli.stack_outputs import read_stack_outputs, settings_overrides
-
-        overrides.update(settings_overrides(read_stack_outputs(stack, Path.cwd())))
-    return load_cli_settings(**overrides)
 
 
 def _print_compare(settings: Settings, options: Any, corpus: Path, as_json: bool) -> None:
@@ -168,7 +160,7 @@ def eval_command(
     from cli.eval.session import EvalOptions
 
     try:
-        settings = _settings(data_dir, stack)
+        settings = settings_for(data_dir, stack)
         if attribution is not None:
             _print_attribution(settings, attribution, as_json)
             return
